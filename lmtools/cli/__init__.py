@@ -1,0 +1,1 @@
+"""Command-line programs, one module per program; shared contract in common.py."""

@@ -1,0 +1,104 @@
+"""lm-count: count all n-grams of orders 1..N in text and write an exact counts model."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lmtools.cli import common
+from lmtools.errors import LmError
+
+
+@common.command("lm-count", short_help="count n-grams of orders 1..N in text")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.option("-n", "--order", type=int, default=3, show_default=True, metavar="N",
+              help="Count n-grams of orders 1..N (any N >= 1).")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write the counts model to FILE (atomically) instead of stdout.")
+@click.option("--min-count", type=int, default=1, show_default=True, metavar="K",
+              help="Words seen fewer than K times become <unk>.")
+@click.option("--vocab-size", type=int, default=0, show_default=True, metavar="V",
+              help="Keep only the V most frequent words (0: all); the rest become <unk>.")
+@click.option("--vocab", "vocab_file", metavar="FILE",
+              help="Closed vocabulary: whitespace-separated words in FILE; every other word becomes <unk>.")
+@common.text_options
+@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, encoding_errors, quiet):
+    """Count all n-grams of orders 1..N in FILES (default: stdin) and write a counts model.
+
+    Text is UTF-8, one sentence per line, tokens separated by ASCII whitespace; <s> and </s> are
+    added around every line. Files may be gzip, bzip2 or xz compressed; '-' is stdin.
+    The counts model is exact (integers) and goes to stdout or -o FILE.
+
+    \b
+    Examples:
+      lm-count -n 3 corpus.txt > counts.lm
+      cat corpus.txt | lm-count -n 5 -o counts.lm
+      lm-count -n 5 -o counts.lm a.txt b.txt.gz
+      lm-count -n 3 train.txt | lm-ppl test.txt
+    """
+    if order < 1:
+        raise LmError(f"order must be at least 1, got -n {order}", "use -n 1 or more (3 and 5 are usual)")
+    if min_count < 1:
+        raise LmError(f"--min-count must be at least 1, got {min_count}", "use --min-count 1 to keep every word")
+    if vocab_size < 0:
+        raise LmError(f"--vocab-size must be 0 (all) or positive, got {vocab_size}", "use --vocab-size 10000, say")
+    paths = list(files) or ["-"]
+    if paths.count("-") > 1:
+        raise LmError("stdin ('-') given more than once", "name it once")
+    # Refuse a terminal before reading any input, not after counting it.
+    if output in (None, "-") and common.stdout_is_terminal():
+        raise LmError("refusing to write a binary model to the terminal",
+                      "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
+    common.stdin_note(paths)
+
+    from lmtools.kernels import skip_blas
+
+    skip_blas()  # counting never calls BLAS; saves start-up time in every pipe
+    from lmtools.io.models import save_model
+    from lmtools.ngram.counting import VocabOptions, count_text
+
+    closed = _read_vocab_file(vocab_file, lower) if vocab_file else None
+    text_opts = common.make_text_options(lower, chars, encoding_errors)
+    vocab_opts = VocabOptions(min_count=min_count, vocab_size=vocab_size, closed=closed)
+    provenance = {"program": "lm-count", "inputs": paths,
+                  "options": {"order": order, "min_count": min_count, "vocab_size": vocab_size,
+                              "vocab": vocab_file, "lower": lower, "chars": chars,
+                              "encoding_errors": encoding_errors}}
+    stats = {"dropped": 0, "replaced": 0}
+
+    with common.progress("counting", total=common.input_size(paths)) as bar:
+        def on_chunk(chunk):
+            stats["dropped"] += chunk.n_dropped
+            stats["replaced"] += chunk.replaced_lines
+            bar.advance(chunk.n_bytes)
+
+        counts = count_text(paths, order, text_opts=text_opts, vocab_opts=vocab_opts, provenance=provenance,
+                            on_chunk=on_chunk)
+    if stats["dropped"]:
+        common.warn(f"dropped {stats['dropped']} literal <s>/</s> tokens inside lines")
+    if stats["replaced"]:
+        common.warn(f"replaced invalid UTF-8 in {stats['replaced']} lines (--encoding-errors=replace)")
+    counts.provenance["tokens"] = counts.tokens
+    with common.binary_output(output) as out:
+        save_model(counts, out)
+    if not quiet and common.stderr_is_terminal():
+        sizes = " ".join(str(s) for s in counts.sizes())
+        common.info(f"{counts.sentences} sentences, {counts.tokens} tokens, vocabulary {len(counts.vocab)}, "
+                    f"n-grams per order: {sizes}")
+
+
+def _read_vocab_file(path: str, lower: bool) -> list[str]:
+    from lmtools.io.text import TextOptions, read_sentences
+
+    words: list[str] = []
+    for toks in read_sentences([path], TextOptions(lower=lower)):
+        words.extend(toks)
+    if not words:
+        raise LmError(f"{path}: the vocabulary file has no words", "list one word per line")
+    return words
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""I/O: the model file, ARPA, text."""

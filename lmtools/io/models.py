@@ -1,0 +1,141 @@
+"""Saving and loading every model kind through the one model-file module.
+
+``load_model`` accepts an lmtools model file (any kind) or an ARPA file (plain or compressed),
+from a path or ``-`` (stdin), and returns a ``Counts``, ``NGramModel`` or ``FFNNModel``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import BinaryIO
+
+import numpy as np
+
+from lmtools import __version__
+from lmtools.errors import LmError
+from lmtools.io.modelfile import MAGIC_BYTES, read_model, write_model
+from lmtools.ngram.counts import Counts
+from lmtools.ngram.model import NGramModel
+
+
+def _provenance(obj) -> dict:
+    prov = dict(getattr(obj, "provenance", {}) or {})
+    prov.setdefault("version", __version__)
+    return prov
+
+
+def counts_to_parts(c: Counts) -> tuple[dict, dict[str, np.ndarray]]:
+    header = {"order": c.order, "vocab": list(c.vocab), "tokens": int(c.tokens), "sentences": int(c.sentences),
+              "sizes": c.sizes(), "provenance": _provenance(c)}
+    arrays = {}
+    for n in range(1, c.order + 1):
+        cnt = c.counts[n - 1]
+        # Counts are exact integers; the narrowest unsigned type that holds them keeps files small.
+        small = cnt.size == 0 or int(cnt.max()) < 2**32
+        arrays[f"ngrams_{n}"] = np.ascontiguousarray(c.ngrams[n - 1], dtype=np.int32)
+        arrays[f"counts_{n}"] = cnt.astype(np.uint32 if small else np.int64, copy=False)
+    return header, arrays
+
+
+def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
+    order = _order(h, name)
+    try:
+        ngrams = [a[f"ngrams_{n}"] for n in range(1, order + 1)]
+        counts = [a[f"counts_{n}"].astype(np.int64) for n in range(1, order + 1)]
+    except KeyError as e:
+        raise LmError(f"{name}: counts file lacks array {e.args[0]}", "recreate it with lm-count") from None
+    _check_shapes(ngrams, counts, name)
+    return Counts(vocab=list(h["vocab"]), ngrams=ngrams, counts=counts, tokens=int(h.get("tokens", 0)),
+                  sentences=int(h.get("sentences", 0)), provenance=dict(h.get("provenance", {})))
+
+
+def ngram_to_parts(m: NGramModel) -> tuple[dict, dict[str, np.ndarray]]:
+    header = {"order": m.order, "vocab": list(m.vocab), "method": m.method, "info": m.info,
+              "scores_only": bool(m.scores_only), "sizes": m.sizes(), "provenance": _provenance(m)}
+    arrays = {}
+    for n in range(1, m.order + 1):
+        arrays[f"ngrams_{n}"] = np.ascontiguousarray(m.ngrams[n - 1], dtype=np.int32)
+        arrays[f"logprob_{n}"] = np.ascontiguousarray(m.logprob[n - 1], dtype=np.float32)
+        arrays[f"backoff_{n}"] = np.ascontiguousarray(m.backoff[n - 1], dtype=np.float32)
+    return header, arrays
+
+
+def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> NGramModel:
+    order = _order(h, name)
+    try:
+        ngrams = [a[f"ngrams_{n}"] for n in range(1, order + 1)]
+        logprob = [a[f"logprob_{n}"] for n in range(1, order + 1)]
+        backoff = [a[f"backoff_{n}"] for n in range(1, order + 1)]
+    except KeyError as e:
+        raise LmError(f"{name}: model file lacks array {e.args[0]}", "recreate it with lm-train") from None
+    _check_shapes(ngrams, logprob, name)
+    _check_shapes(ngrams, backoff, name)
+    return NGramModel(vocab=list(h["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
+                      method=h.get("method", "?"), info=dict(h.get("info", {})),
+                      provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)))
+
+
+def _order(h: dict, name: str) -> int:
+    order = h.get("order")
+    if not isinstance(order, int) or order < 1 or not isinstance(h.get("vocab"), list):
+        raise LmError(f"{name}: corrupt model header (order/vocabulary)", "recreate the model")
+    return order
+
+
+def _check_shapes(ngrams, values, name):
+    for n, (g, v) in enumerate(zip(ngrams, values), start=1):
+        if g.ndim != 2 or g.shape[1] != n or v.shape[0] != g.shape[0]:
+            raise LmError(f"{name}: corrupt model file (order {n} arrays disagree)", "recreate the model")
+
+
+def save_model(obj, stream: BinaryIO) -> None:
+    """Write a Counts, NGramModel or FFNNModel to a binary stream."""
+    if isinstance(obj, Counts):
+        write_model(stream, "counts", *counts_to_parts(obj))
+    elif isinstance(obj, NGramModel):
+        write_model(stream, "ngram", *ngram_to_parts(obj))
+    elif hasattr(obj, "to_file_parts"):
+        write_model(stream, "ffnn", *obj.to_file_parts())
+    else:
+        raise TypeError(f"cannot save {type(obj).__name__}")
+
+
+def model_from_parts(header: dict, arrays: dict, name: str):
+    kind = header["kind"]
+    if kind == "counts":
+        return counts_from_parts(header, arrays, name)
+    if kind == "ngram":
+        return ngram_from_parts(header, arrays, name)
+    from lmtools.nn.model import FFNNModel  # only FFNN users pay for importing it
+
+    return FFNNModel.from_file_parts(header, arrays)
+
+
+def load_model(source: str | BinaryIO = "-"):
+    """Load any model: an lmtools model file or an ARPA file (plain, .gz, .bz2, .xz), path or '-'."""
+    from lmtools.io.text import open_binary
+
+    name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
+    stream = open_binary(source) if isinstance(source, str) else source
+    try:
+        head = _peek(stream, 64)
+        if head[: len(MAGIC_BYTES)] == MAGIC_BYTES:
+            header, arrays = read_model(stream, name)
+            return model_from_parts(header, arrays, name)
+        if head.lstrip()[:6] == b"\\data\\":
+            from lmtools.io.arpa import read_arpa
+
+            return read_arpa(stream)
+        return read_model(stream, name)  # raises the right "not a model" error
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _peek(stream, n: int) -> bytes:
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        data = peek(n)
+        if len(data) >= min(n, 1) or data == b"":
+            return data[:n]
+    raise TypeError("load_model needs a stream with peek(); use lmtools.io.text.open_binary")

@@ -1,0 +1,338 @@
+"""Reading text: files or stdin, compressed or not, validated as UTF-8, turned into token ids.
+
+Conventions (DESIGN.md, "Text conventions"): one sentence per line; an empty line is a sentence
+with no words; tokens are separated by ASCII whitespace; ``<s>``/``</s>`` are added around every
+line and a literal ``<s>``/``</s>`` inside a line is dropped (counted, the caller warns once);
+``<unk>`` in the text is the unknown-word token itself.
+
+The fast path (``encode_chunks``) reads whole lines in large chunks and tokenizes their bytes in a
+numba kernel; Python touches strings only for the vocabulary. A line is held in memory whole, so a
+100 MB line costs about 100 MB plus its ids.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import io
+import lzma
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
+
+from lmtools.errors import LmError
+from lmtools.vocab import SPECIALS
+
+CHUNK_BYTES = 8 << 20
+CHAR_SPACE = "<sp>"  # the token standing for a run of whitespace in --chars mode
+ENCODING_ERRORS = ("strict", "replace")
+_WS_RUN = re.compile(r"[ \t\r\v\f]+")
+
+
+# ----------------------------------------------------------------------------------------------
+# Opening files
+
+
+def open_binary(path: str) -> BinaryIO:
+    """Open a path (or ``-`` for stdin) for reading bytes, decompressing gzip, bzip2 or xz.
+
+    Compression is recognised by its magic bytes, so compressed stdin works too.
+    """
+    if path == "-":
+        raw = sys.stdin.buffer
+        if not hasattr(raw, "peek"):
+            raw = io.BufferedReader(raw)
+        name = "<stdin>"
+    else:
+        try:
+            raw = open(path, "rb")
+        except FileNotFoundError:
+            raise LmError(f"{path}: no such file", "check the path") from None
+        except IsADirectoryError:
+            raise LmError(f"{path}: is a directory", "give a file") from None
+        except PermissionError:
+            raise LmError(f"{path}: permission denied", "check the file's permissions") from None
+        except OSError as e:
+            raise LmError(f"{path}: cannot open ({e.strerror})", "check the path") from None
+        name = path
+    magic = raw.peek(6)[:6]
+    if magic[:2] == b"\x1f\x8b":
+        return _Named(gzip.GzipFile(fileobj=raw, mode="rb"), name)
+    if magic[:3] == b"BZh":
+        return _Named(bz2.BZ2File(raw, mode="rb"), name)
+    if magic[:6] == b"\xfd7zXZ\x00":
+        return _Named(lzma.LZMAFile(raw, mode="rb"), name)
+    return raw
+
+
+class _Named(io.BufferedReader):
+    """A decompressing reader that remembers the file name and offers peek() and read1()."""
+
+    def __init__(self, inner, name):
+        super().__init__(inner, buffer_size=1 << 20)
+        self.display_name = name
+
+    @property
+    def name(self):
+        return self.display_name
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+# ----------------------------------------------------------------------------------------------
+# Chunks of whole lines, validated
+
+
+@dataclass
+class TextOptions:
+    lower: bool = False
+    chars: bool = False
+    encoding_errors: str = "strict"  # or "replace": invalid bytes become U+FFFD, lines counted
+
+
+@dataclass
+class Chunk:
+    data: bytes  # whole lines of valid UTF-8 (after --lower/--chars transforms)
+    first_line: int  # 1-based line number of the chunk's first line in its file
+    path: str
+    replaced_lines: int = 0  # lines in which invalid UTF-8 was replaced
+
+
+def iter_line_chunks(stream: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES,
+                     opts: TextOptions | None = None, streaming: bool = False) -> Iterator[Chunk]:
+    """Yield chunks of whole lines from ``stream``.
+
+    With ``streaming`` the reader returns whatever lines are available instead of waiting for a
+    full chunk (for lm-score behind a slow producer).
+    """
+    opts = opts or TextOptions()
+    line_no = 1
+    rest = b""
+    read = stream.read1 if streaming and hasattr(stream, "read1") else stream.read
+    while True:
+        try:
+            block = read(chunk_bytes)
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            raise LmError(f"{display_name(path)}: cannot read ({e})", "check that the file is intact") from None
+        if not block:
+            if rest:
+                yield _validated(rest, line_no, path, opts)
+            return
+        data = rest + block if rest else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data  # a long line: keep reading until it ends
+            continue
+        whole, rest = data[: cut + 1], data[cut + 1:]
+        chunk = _validated(whole, line_no, path, opts)
+        line_no += whole.count(b"\n")
+        yield chunk
+
+
+def _validated(data: bytes, first_line: int, path: str, opts: TextOptions) -> Chunk:
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = first_line + data.count(b"\n", 0, nul)
+        raise LmError(f"{display_name(path)}:{line}: binary data (NUL byte), not text",
+                      "give UTF-8 text, one sentence per line")
+    replaced = 0
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if opts.encoding_errors != "replace":
+            line = first_line + data.count(b"\n", 0, e.start)
+            raise LmError(f"{display_name(path)}:{line}: invalid UTF-8 (byte 0x{data[e.start]:02x})",
+                          "convert the file to UTF-8, or pass --encoding-errors=replace") from None
+        text, replaced = _decode_replacing(data)
+    if opts.lower:
+        text = text.lower()
+    if opts.chars:
+        text = chars_text(text)
+    if opts.lower or opts.chars or replaced:
+        data = text.encode("utf-8")
+    return Chunk(data, first_line, path, replaced)
+
+
+def _decode_replacing(data: bytes) -> tuple[str, int]:
+    bad_positions: list[int] = []
+
+    def handler(err: UnicodeDecodeError):
+        bad_positions.append(err.start)
+        return "\ufffd", err.end
+
+    codecs.register_error("lmtools-count-replaced", handler)
+    text = data.decode("utf-8", errors="lmtools-count-replaced")
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    lines = np.unique(np.searchsorted(newlines, np.asarray(bad_positions)))
+    return text, int(lines.size)
+
+
+def chars_text(text: str) -> str:
+    """Character tokens: each character of a line becomes a token, whitespace runs ``<sp>``."""
+    out = []
+    for line in text.split("\n"):
+        line = _WS_RUN.sub("\x1f", line.strip(" \t\r\v\f"))
+        out.append(" ".join(line).replace("\x1f", CHAR_SPACE))
+    return "\n".join(out)
+
+
+def detokenize_chars(tokens: Iterable[str]) -> str:
+    """Inverse of --chars for output: join characters, ``<sp>`` back to a space."""
+    return "".join(" " if t == CHAR_SPACE else t for t in tokens)
+
+
+# ----------------------------------------------------------------------------------------------
+# Token ids
+
+
+class TokenTable:
+    """Word <-> id table on the numba fast path; ids 0, 1, 2 are ``<unk>``, ``<s>``, ``</s>``."""
+
+    def __init__(self, words: Iterable[str] = ()):
+        from lmtools.kernels.tokenize import new_table
+
+        self.hashes, self.slots, self.pool, self.offsets, self.n_words = new_table()
+        self._words: list[str] = []
+        self.add_words(list(SPECIALS))
+        self.add_words([w for w in words if w not in SPECIALS])
+
+    def add_words(self, words: list[str]) -> None:
+        """Append words (no whitespace inside, none already present) with the next ids, in order."""
+        if not words:
+            return
+        before = self.n_words
+        self._run(("\n".join(words) + "\n").encode("utf-8"), grow=True)
+        if self.n_words != before + len(words):
+            raise ValueError("vocabulary words must be distinct, non-empty and contain no whitespace")
+        self._words = []  # rebuilt lazily
+
+    def _run(self, data: bytes, grow: bool):
+        from lmtools.kernels.tokenize import tokenize
+
+        buf = np.frombuffer(data, np.uint8)
+        cap = len(data) + 2 * data.count(b"\n") + 4
+        ids = np.empty(cap, np.int32)
+        oov = np.empty(cap, np.bool_)
+        (n_ids, n_lines, n_dropped, n_oov, self.hashes, self.slots, self.pool, self.offsets,
+         self.n_words) = tokenize(buf, self.hashes, self.slots, self.pool, self.offsets, self.n_words, grow, ids, oov)
+        return ids[:n_ids], oov[:n_ids], n_lines, n_dropped, n_oov
+
+    def encode(self, data: bytes, grow: bool):
+        """(ids, oov, n_lines, n_dropped, n_oov) for whole lines of UTF-8 ``data``."""
+        return self._run(data, grow)
+
+    def encode_chunk(self, chunk: Chunk, grow: bool) -> "EncodedChunk":
+        ids, oov, n_lines, n_dropped, n_oov = self._run(chunk.data, grow)
+        return EncodedChunk(ids, oov, n_lines, n_dropped, n_oov, chunk.first_line, chunk.path,
+                            chunk.replaced_lines, len(chunk.data))
+
+    def __len__(self) -> int:
+        return self.n_words
+
+    def words(self) -> list[str]:
+        """The vocabulary, id order."""
+        if len(self._words) != self.n_words:
+            raw = self.pool[: self.offsets[self.n_words]].tobytes()
+            offs = self.offsets[: self.n_words + 1].tolist()
+            self._words = [raw[offs[i]:offs[i + 1]].decode("utf-8") for i in range(self.n_words)]
+        return self._words
+
+
+@dataclass
+class EncodedChunk:
+    ids: np.ndarray  # int32: <s> w1 .. wk </s> per line
+    oov: np.ndarray  # bool: True where a word outside the vocabulary was mapped to <unk>
+    n_lines: int
+    n_dropped: int  # literal <s>/</s> removed
+    n_oov: int
+    first_line: int
+    path: str
+    replaced_lines: int
+    n_bytes: int  # bytes of text in the chunk
+
+
+def iter_text_chunks(paths: list[str], opts: TextOptions | None = None, chunk_bytes: int = CHUNK_BYTES,
+                     streaming: bool = False) -> Iterator[Chunk]:
+    """Validated chunks of whole lines of each file in turn (``-`` is stdin)."""
+    for path in paths or ["-"]:
+        stream = open_binary(path)
+        try:
+            yield from iter_line_chunks(stream, path, chunk_bytes, opts, streaming)
+        finally:
+            if path != "-":
+                stream.close()
+
+
+def encode_chunks(paths: list[str], table: TokenTable, *, grow: bool, opts: TextOptions | None = None,
+                  chunk_bytes: int = CHUNK_BYTES, streaming: bool = False) -> Iterator[EncodedChunk]:
+    """Token ids of the lines of each file in turn, a chunk at a time (memory bounded by the chunk)."""
+    for chunk in iter_text_chunks(paths, opts, chunk_bytes, streaming):
+        yield table.encode_chunk(chunk, grow)
+
+
+@dataclass
+class EncodedText:
+    ids: np.ndarray
+    oov: np.ndarray
+    n_lines: int
+    n_dropped: int
+    n_oov: int
+    replaced_lines: int
+
+
+def encode_text(paths: list[str], vocab_words: list[str] | None = None, *, opts: TextOptions | None = None,
+                table: TokenTable | None = None) -> tuple[EncodedText, TokenTable]:
+    """All token ids of the given files at once.
+
+    With ``vocab_words`` (a fixed vocabulary) unknown words become ``<unk>`` and are marked OOV;
+    without it the vocabulary grows (ids in order of first occurrence) and is returned in the table.
+    """
+    grow = vocab_words is None and table is None
+    if table is None:
+        table = TokenTable(vocab_words or ())
+    parts = list(encode_chunks(paths, table, grow=grow, opts=opts))
+    if parts:
+        ids = np.concatenate([p.ids for p in parts])
+        oov = np.concatenate([p.oov for p in parts])
+    else:
+        ids, oov = np.zeros(0, np.int32), np.zeros(0, np.bool_)
+    return EncodedText(ids, oov, sum(p.n_lines for p in parts), sum(p.n_dropped for p in parts),
+                       sum(p.n_oov for p in parts), sum(p.replaced_lines for p in parts)), table
+
+
+def read_sentences(paths: list[str], opts: TextOptions | None = None) -> Iterator[list[str]]:
+    """Token lists, one per line (no ``<s>``/``</s>``; literal ones dropped): the simple, slow path."""
+    for path in paths or ["-"]:
+        stream = open_binary(path)
+        try:
+            for chunk in iter_line_chunks(stream, path, CHUNK_BYTES, opts):
+                text = chunk.data.decode("utf-8")
+                lines = text.split("\n")
+                if lines and lines[-1] == "":
+                    lines.pop()
+                for line in lines:
+                    yield [t for t in _split_ascii(line) if t not in ("<s>", "</s>")]
+        finally:
+            if path != "-":
+                stream.close()
+
+
+_ASCII_WS = re.compile(r"[ \t\r\v\f]+")
+
+
+def _split_ascii(line: str) -> list[str]:
+    return [t for t in _ASCII_WS.split(line) if t]
+
+
+def is_terminal(stream) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False

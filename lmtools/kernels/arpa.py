@@ -1,0 +1,219 @@
+"""ARPA n-gram sections -> arrays, in numba (no I/O).
+
+A section of order n is a run of lines ``log10p w1 .. wn [backoff]`` separated by ASCII
+whitespace. Words are looked up in an open-addressing table of 64-bit FNV-1a hashes built from
+the unigram section, confirmed byte for byte. Numbers are parsed here (decimal, optional
+exponent, ``inf``); the value is rounded once to float64 and then to float32.
+"""
+
+import numpy as np
+from numba import njit
+
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+
+# error codes returned by parse_section
+ERR_NONE = 0
+ERR_NUMBER = 1  # the first field is not a number
+ERR_FEW = 2  # fewer than n words
+ERR_MANY = 3  # more fields than n words and a backoff
+ERR_WORD = 4  # a word that has no unigram
+ERR_BACKOFF = 5  # the last field is not a number
+ERR_MESSAGES = {
+    ERR_NUMBER: "the log10 probability is not a number",
+    ERR_FEW: "too few words for this section",
+    ERR_MANY: "too many fields",
+    ERR_WORD: "a word that is not in the unigram section",
+    ERR_BACKOFF: "the backoff is not a number",
+}
+
+
+@njit(cache=True, inline="always")
+def _is_space(b):
+    return b == 32 or (b >= 9 and b <= 13)
+
+
+@njit(cache=True)
+def _fnv1a(buf, start, end):
+    h = FNV_OFFSET
+    for i in range(start, end):
+        h = (h ^ np.uint64(buf[i])) * FNV_PRIME
+    return h
+
+
+@njit(cache=True)
+def build_table(pool, offsets):
+    """Hash table (hashes uint64, slots int32 word id or -1) for the words of ``pool``."""
+    nw = offsets.shape[0] - 1
+    cap = 16
+    while cap < 2 * nw + 2:
+        cap *= 2
+    hashes = np.zeros(cap, np.uint64)
+    slots = np.full(cap, -1, np.int32)
+    mask = np.uint64(cap - 1)
+    for w in range(nw):
+        h = _fnv1a(pool, offsets[w], offsets[w + 1])
+        j = h & mask
+        while slots[j] >= 0:
+            j = (j + np.uint64(1)) & mask
+        hashes[j] = h
+        slots[j] = w
+    return hashes, slots
+
+
+@njit(cache=True)
+def _lookup(buf, start, end, hashes, slots, pool, offsets):
+    h = _fnv1a(buf, start, end)
+    mask = np.uint64(hashes.shape[0] - 1)
+    j = h & mask
+    length = end - start
+    while slots[j] >= 0:
+        if hashes[j] == h:
+            w = slots[j]
+            ps = offsets[w]
+            if offsets[w + 1] - ps == length:
+                same = True
+                for k in range(length):
+                    if buf[start + k] != pool[ps + k]:
+                        same = False
+                        break
+                if same:
+                    return w
+        j = (j + np.uint64(1)) & mask
+    return -1
+
+
+@njit(cache=True)
+def parse_number(buf, start, end):
+    """(ok, value) for the decimal number in buf[start:end] (sign, digits, '.', exponent, inf)."""
+    i = start
+    neg = False
+    if i < end and (buf[i] == 45 or buf[i] == 43):  # - +
+        neg = buf[i] == 45
+        i += 1
+    if end - i == 3 and (buf[i] | 32) == 105 and (buf[i + 1] | 32) == 110 and (buf[i + 2] | 32) == 102:
+        return True, (-np.inf if neg else np.inf)
+    mant = np.int64(0)
+    exp10 = 0
+    ndig = 0
+    while i < end and buf[i] >= 48 and buf[i] <= 57:
+        if mant < 100000000000000000:
+            mant = mant * 10 + (buf[i] - 48)
+        else:
+            exp10 += 1
+        ndig += 1
+        i += 1
+    if i < end and buf[i] == 46:  # .
+        i += 1
+        while i < end and buf[i] >= 48 and buf[i] <= 57:
+            if mant < 100000000000000000:
+                mant = mant * 10 + (buf[i] - 48)
+                exp10 -= 1
+            ndig += 1
+            i += 1
+    if ndig == 0:
+        return False, 0.0
+    if i < end and (buf[i] == 101 or buf[i] == 69):  # e E
+        i += 1
+        eneg = False
+        if i < end and (buf[i] == 45 or buf[i] == 43):
+            eneg = buf[i] == 45
+            i += 1
+        e = 0
+        nd = 0
+        while i < end and buf[i] >= 48 and buf[i] <= 57:
+            if e < 100000:
+                e = e * 10 + (buf[i] - 48)
+            nd += 1
+            i += 1
+        if nd == 0:
+            return False, 0.0
+        exp10 += -e if eneg else e
+    if i != end:
+        return False, 0.0
+    v = float(mant)
+    if exp10 > 0:
+        if exp10 <= 22:
+            v = v * 10.0 ** exp10
+        else:
+            v = v * 10.0 ** exp10 if exp10 < 400 else (np.inf if mant != 0 else 0.0)
+    elif exp10 < 0:
+        if exp10 >= -22:
+            v = v / 10.0 ** (-exp10)
+        elif exp10 > -400:
+            v = v / 10.0 ** 22 / 10.0 ** (-exp10 - 22)
+        else:
+            v = 0.0
+    return True, (-v if neg else v)
+
+
+@njit(cache=True)
+def parse_section(buf, start, end, n, hashes, slots, pool, offsets, ngrams, logprob, backoff):
+    """Parse the lines of buf[start:end] as order-n ARPA entries (blank lines skipped).
+
+    Writes rows into ngrams (m, n) int32, logprob and backoff (float32; backoff 0 when absent).
+    Returns (rows, error code, index of the offending line counted from ``start``, byte offset of
+    that line, number of rows that had a backoff field).
+    """
+    i = start
+    rows = 0
+    line = 0
+    with_bo = 0
+    while i < end:
+        ls = i
+        # find the end of the line
+        le = i
+        while le < end and buf[le] != 10:
+            le += 1
+        # fields
+        j = ls
+        field = 0
+        bad = 0
+        has_bo = False
+        while True:
+            while j < le and _is_space(buf[j]):
+                j += 1
+            if j >= le:
+                break
+            fs = j
+            while j < le and not _is_space(buf[j]):
+                j += 1
+            fe = j
+            if field == 0:
+                ok, v = parse_number(buf, fs, fe)
+                if not ok:
+                    bad = ERR_NUMBER
+                    break
+                if rows >= logprob.shape[0]:
+                    bad = ERR_MANY
+                    break
+                logprob[rows] = v
+                backoff[rows] = 0.0
+            elif field <= n:
+                w = _lookup(buf, fs, fe, hashes, slots, pool, offsets)
+                if w < 0:
+                    bad = ERR_WORD
+                    break
+                ngrams[rows, field - 1] = w
+            elif field == n + 1:
+                ok, v = parse_number(buf, fs, fe)
+                if not ok:
+                    bad = ERR_BACKOFF
+                    break
+                backoff[rows] = v
+                has_bo = True
+            else:
+                bad = ERR_MANY
+                break
+            field += 1
+        if bad == 0 and field > 0 and field <= n:
+            bad = ERR_FEW
+        if bad != 0:
+            return rows, bad, line, ls, with_bo
+        if field > 0:
+            rows += 1
+            if has_bo:
+                with_bo += 1
+        line += 1
+        i = le + 1
+    return rows, ERR_NONE, line, i, with_bo

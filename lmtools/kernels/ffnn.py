@@ -1,0 +1,737 @@
+"""Numba kernels of the feedforward neural LM (Bengio et al. 2003): forward, backward, updates.
+
+The model, for one example with context ids x_1..x_m (m = n-1) and target y:
+
+    e = [E[x_1]; ...; E[x_m]]          (m*d,)   gather + concatenate
+    h = act(W e + b)                   (H,)     act in {tanh, sigmoid, relu}
+    z = U h + c                        (V,)     the output layer: ~99% of the work
+    loss = -ln softmax(z)[y]
+
+or, with the class-based output layer (Goodman 2001; frequency-binned classes as in Mikolov's
+RNNLM), ``p(y|h) = p(k|h) p(y|k,h)`` where k is the class of y: a softmax over the C classes
+(``Uc h + cc``) times a softmax over the words of class k only (rows of ``U``, ``c`` of that
+class). Words are numbered in class order inside the kernels, so a class is a contiguous row range
+``class_start[k]:class_start[k+1]``.
+
+Layout inside the kernels (batch-major, row-major, float32 or float64 throughout):
+  E (V, d); Wt (m*d, H) = W transposed, so that ``a = e @ Wt`` is a plain GEMM; b (H,);
+  U is (V, H) (``u_layout=0``) or (H, V) (``u_layout=1``): the two layouts differ in how BLAS
+  walks memory, and the faster one is chosen by measuring (bench/bench_ffnn.py); c (V,).
+  Uc (C, H), cc (C,) exist (with C > 0) only for the class-based layer.
+
+The parameters travel as one tuple ``P = (E, Wt, b, U, c, Uc, cc)``; gradients ``G``, and the
+optimizer's state ``S1``, ``S2`` are tuples of the same shapes (``S1``/``S2`` entries are empty
+arrays when an optimizer does not use them). All GEMMs go through ``np.dot`` on contiguous arrays,
+which numba hands to BLAS (scipy's). Everything runs serially except the softmax rows, which are
+independent, so a fixed seed reproduces a run bit for bit. No I/O here.
+"""
+
+import numpy as np
+from numba import njit
+
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+ACT_TANH, ACT_SIGMOID, ACT_RELU = 0, 1, 2
+ACTIVATIONS = {"tanh": ACT_TANH, "sigmoid": ACT_SIGMOID, "relu": ACT_RELU}
+OPT_SGD, OPT_MOMENTUM, OPT_ADAGRAD, OPT_ADAM = 0, 1, 2, 3
+OPTIMIZERS = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "adagrad": OPT_ADAGRAD, "adam": OPT_ADAM}
+U_VH, U_HV = 0, 1
+
+# ----------------------------------------------------------------------------------------------
+# Examples and randomness
+
+
+@njit(cache=True)
+def build_examples(ids, ctx):
+    """Training examples of a token stream ``<s> w1 .. wk </s> <s> ...``.
+
+    Parameters
+    ----------
+    ids : int32[:]
+        The stream; every sentence starts with ``<s>`` (id 1).
+    ctx : int
+        Context size m = n-1.
+
+    Returns
+    -------
+    X : int32[N, ctx]
+        Contexts, oldest word first, padded with ``<s>`` at the start of a sentence.
+    Y : int32[N]
+        Targets: every token that is not ``<s>`` (the words and ``</s>``).
+    pos : int64[N]
+        Position of each target in ``ids``.
+    """
+    n = 0
+    for t in range(ids.shape[0]):
+        if ids[t] != 1:
+            n += 1
+    X = np.empty((n, ctx), np.int32)
+    Y = np.empty(n, np.int32)
+    pos = np.empty(n, np.int64)
+    start = 0
+    i = 0
+    for t in range(ids.shape[0]):
+        w = ids[t]
+        if w == 1:
+            start = t
+            continue
+        for j in range(1, ctx + 1):
+            p = t - j
+            X[i, ctx - j] = ids[p] if p >= start else 1
+        Y[i] = w
+        pos[i] = t
+        i += 1
+    return X, Y, pos
+
+
+@njit(cache=True, inline="always")
+def _next_uniform(state):
+    # xorshift64*: explicit state, so a seed reproduces the dropout masks exactly
+    x = state[0]
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    state[0] = x
+    r = x * np.uint64(0x2545F4914F6CDD1D)
+    return np.float64(r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def fill_dropout_mask(mask, keep, state):
+    """Inverted-dropout mask: each entry 1/keep with probability keep, else 0 (in place).
+
+    Parameters
+    ----------
+    mask : float[:, :]
+        Output.
+    keep : float
+        Keep probability (1 - dropout rate), in (0, 1].
+    state : uint64[1]
+        xorshift64* state, advanced.
+    """
+    inv = 1.0 / keep
+    for r in range(mask.shape[0]):
+        for j in range(mask.shape[1]):
+            mask[r, j] = inv if _next_uniform(state) < keep else 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward pieces
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gather_concat(E, X, rows, e):
+    """``e[r] = [E[X[rows[r], 0]]; ...; E[X[rows[r], m-1]]]`` for r < len(rows) (in place)."""
+    d = E.shape[1]
+    m = X.shape[1]
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        for k in range(m):
+            w = X[i, k]
+            for j in range(d):
+                e[r, k * d + j] = E[w, j]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _bias_act(a, b, act):
+    # h = act(a + b), in place
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            v = a[r, j] + b[j]
+            if act == ACT_TANH:
+                v = np.tanh(v)
+            elif act == ACT_SIGMOID:
+                v = 1.0 / (1.0 + np.exp(-v))
+            else:
+                v = v if v > 0.0 else 0.0
+            a[r, j] = v
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _act_backward(h, dh, act):
+    # dh <- dh * act'(a), written in terms of h = act(a)
+    for r in range(h.shape[0]):
+        for j in range(h.shape[1]):
+            v = h[r, j]
+            if act == ACT_TANH:
+                dh[r, j] *= 1.0 - v * v
+            elif act == ACT_SIGMOID:
+                dh[r, j] *= v * (1.0 - v)
+            elif v <= 0.0:
+                dh[r, j] = 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _hidden_forward(P, X, rows, e, h, me, mh, act):
+    # e = gather(E), dropout; h = act(e @ Wt + b); hd = h * mh (returned)
+    gather_concat(P[0], X, rows, e)
+    if me.shape[0] > 0:
+        e *= me
+    np.dot(e, P[1], h)
+    _bias_act(h, P[2], act)
+    if mh.shape[0] > 0:
+        return h * mh
+    return h
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _output_logits(U, hd, z, u_layout):
+    # z = hd @ U^T  (U as (V, H)) or hd @ U (U as (H, V))
+    if u_layout == U_VH:
+        np.dot(hd, U.T, z)
+    else:
+        np.dot(hd, U, z)
+
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2HI = np.float32(0.693359375)
+_LN2LO = np.float32(-2.12194440e-4)
+_EXP_MIN = np.float32(-87.0)
+_F1 = np.float32(1.0)
+_F2 = np.float32(1.0 / 2.0)
+_F3 = np.float32(1.0 / 6.0)
+_F4 = np.float32(1.0 / 24.0)
+_F5 = np.float32(1.0 / 120.0)
+_F6 = np.float32(1.0 / 720.0)
+_HALF = np.float32(0.5)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def exp_shifted(x, mx, scratch):
+    """``x[j] <- exp(x[j] - mx)`` in place (all x[j] <= mx), returning the sum.
+
+    float32 rows use a polynomial exp that the compiler vectorizes (|relative error| < 2e-7:
+    range reduction to [-ln2/2, ln2/2], degree-6 Taylor, exponent bits built in ``scratch``
+    (int32, at least len(x)), flushing below e^-87 to that value); float64 rows use np.exp.
+    """
+    n = x.shape[0]
+    total = 0.0
+    if x.itemsize == 8:
+        for j in range(n):
+            v = np.exp(x[j] - mx)
+            x[j] = v
+            total += v
+        return total
+    si = scratch[:n]
+    sf = si.view(np.float32)
+    m32 = np.float32(mx)
+    for j in range(n):
+        t = np.float32(x[j] - m32)
+        t = t if t > _EXP_MIN else _EXP_MIN
+        k = np.floor(t * _LOG2E + _HALF)
+        f = t - k * _LN2HI - k * _LN2LO
+        p = _F1 + f * (_F1 + f * (_F2 + f * (_F3 + f * (_F4 + f * (_F5 + f * _F6)))))
+        si[j] = (np.int32(k) + np.int32(127)) << np.int32(23)
+        x[j] = p
+    acc = np.float32(0.0)
+    for j in range(n):
+        v = x[j] * sf[j]
+        x[j] = v
+        acc += v
+    return np.float64(acc)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def softmax_xent(z, c, y, scale, loss):
+    """Fused softmax, loss and output gradient, one row per example (in place).
+
+    Parameters
+    ----------
+    z : float[B, V]
+        Logits without bias on entry; ``scale * (softmax(z + c) - onehot(y))`` on return.
+    c : float[V]
+        Output bias.
+    y : int32[B]
+        Targets.
+    scale : float
+        Gradient scale (1/B for a mean over the batch).
+    loss : float64[B]
+        Output: ``-ln softmax(z + c)[y]`` per row.
+    """
+    V = z.shape[1]
+    scratch = np.empty(V, np.int32)
+    for r in range(z.shape[0]):
+        zr = z[r]
+        mx = zr[0] + c[0]
+        for j in range(V):
+            v = zr[j] + c[j]
+            zr[j] = v
+            mx = max(mx, v)
+        t = y[r]
+        zt = zr[t]
+        s = exp_shifted(zr, mx, scratch)
+        loss[r] = np.log(s) + mx - zt
+        inv = zr.dtype.type(scale / s)
+        for j in range(V):
+            zr[j] *= inv
+        zr[t] -= scale
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_softmax_at(z, c, y, out):
+    """``out[r] = ln softmax(z[r] + c)[y[r]]`` (z is overwritten)."""
+    V = z.shape[1]
+    scratch = np.empty(V, np.int32)
+    for r in range(z.shape[0]):
+        zr = z[r]
+        mx = zr[0] + c[0]
+        for j in range(V):
+            v = zr[j] + c[j]
+            zr[j] = v
+            mx = max(mx, v)
+        zt = zr[y[r]]
+        s = exp_shifted(zr, mx, scratch)
+        out[r] = zt - mx - np.log(s)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _class_words(U, c, cls_start, k, hd_r, zw):
+    # zw[j] = U[s+j] . hd_r + c[s+j] for the words of class k (U as (V, H)); returns the max
+    s = cls_start[k]
+    e = cls_start[k + 1]
+    H = hd_r.shape[0]
+    mx = -np.inf
+    for j in range(e - s):
+        acc = c[s + j]
+        for q in range(H):
+            acc += U[s + j, q] * hd_r[q]
+        zw[j] = acc
+        if acc > mx:
+            mx = acc
+    return mx
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _class_logit(U, c, w, hd_r):
+    acc = c[w]
+    for q in range(hd_r.shape[0]):
+        acc += U[w, q] * hd_r[q]
+    return acc
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward + backward for one minibatch
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark):
+    """Loss and gradients of one minibatch (mean loss over its examples).
+
+    Parameters
+    ----------
+    P : tuple
+        ``(E, Wt, b, U, c, Uc, cc)`` (see the module docstring).
+    G : tuple
+        Gradients, same shapes as P. Dense ones are overwritten; ``G[0]`` (for E) is accumulated
+        into only at the rows listed in ``gE_rows`` (sparse: the caller zeroes them after use);
+        with the class layer ``G[3]``, ``G[4]`` are accumulated into at the rows of the classes met
+        (``mark``ed), likewise sparse.
+    X, Y : int32[N, m], int32[N]
+        All examples; ``rows`` (int64[B]) picks this minibatch.
+    bufs : tuple
+        Work arrays ``(e (B, m*d), h (B, H), z (B, V or C), dh (B, H), de (B, m*d), lossv (B,),
+        zw (max class size,))``, first dimension at least len(rows).
+    me, mh : float[B, m*d], float[B, H]
+        Dropout masks, or arrays with 0 rows for no dropout.
+    act, u_layout : int
+        Activation code, U layout code.
+    cls, cls_start : int32[V], int32[C+1]
+        Class of each word and class row ranges (class layer), or empty arrays (exact softmax).
+    gE_rows : int64[V + 1]
+        Output: ``gE_rows[0]`` = n, then the n distinct E rows touched.
+    mark : int8[V + C]
+        Zero on entry and on return (scratch for the distinct rows and classes).
+
+    Returns
+    -------
+    float
+        Sum over the batch of ``-ln p(y|context)``.
+    """
+    E, Wt, b, U, c, Uc, cc = P
+    gE, gWt, gb, gU, gc, gUc, gcc = G
+    n = rows.shape[0]
+    e = bufs[0][:n]
+    h = bufs[1][:n]
+    dh = bufs[3][:n]
+    de = bufs[4][:n]
+    lossv = bufs[5][:n]
+    zw = bufs[6]
+    med = me[:n] if me.shape[0] > 0 else me
+    mhd = mh[:n] if mh.shape[0] > 0 else mh
+    hd = _hidden_forward(P, X, rows, e, h, med, mhd, act)
+    y = np.empty(n, np.int32)
+    for r in range(n):
+        y[r] = Y[rows[r]]
+    scale = 1.0 / n
+    V = c.shape[0]
+    if cls.shape[0] == 0:
+        z = bufs[2][:n]
+        _output_logits(U, hd, z, u_layout)
+        softmax_xent(z, c, y, scale, lossv)
+        # output-layer gradients; z now holds dL/dz
+        for j in range(V):
+            gc[j] = 0.0
+        for r in range(n):
+            for j in range(V):
+                gc[j] += z[r, j]
+        if u_layout == U_VH:
+            np.dot(z.T, hd, gU)
+            np.dot(z, U, dh)
+        else:
+            np.dot(hd.T, z, gU)
+            np.dot(z, U.T, dh)
+    else:
+        C = cc.shape[0]
+        zc = bufs[2][:n]  # (B, C) in class mode
+        np.dot(hd, Uc.T, zc)
+        yc = np.empty(n, np.int32)
+        for r in range(n):
+            yc[r] = cls[y[r]]
+        softmax_xent(zc, cc, yc, scale, lossv)
+        for k in range(C):
+            gcc[k] = 0.0
+        for r in range(n):
+            for k in range(C):
+                gcc[k] += zc[r, k]
+        np.dot(zc.T, hd, gUc)
+        np.dot(zc, Uc, dh)
+        H = hd.shape[1]
+        for r in range(n):
+            k = yc[r]
+            s = cls_start[k]
+            ne = cls_start[k + 1] - s
+            mx = _class_words(U, c, cls_start, k, hd[r], zw)
+            tot = 0.0
+            for j in range(ne):
+                zw[j] = np.exp(zw[j] - mx)
+                tot += zw[j]
+            t = y[r] - s
+            lossv[r] += np.log(tot) + mx - _class_logit(U, c, s + t, hd[r])
+            if mark[V + k] == 0:
+                mark[V + k] = 1
+            for j in range(ne):
+                g = zw[j] / tot * scale
+                if j == t:
+                    g -= scale
+                gc[s + j] += g
+                for q in range(H):
+                    dh[r, q] += g * U[s + j, q]
+                    gU[s + j, q] += g * hd[r, q]
+    # hidden layer
+    if mhd.shape[0] > 0:
+        dh *= mhd
+    _act_backward(h, dh, act)
+    H = h.shape[1]
+    for q in range(H):
+        gb[q] = 0.0
+    for r in range(n):
+        for q in range(H):
+            gb[q] += dh[r, q]
+    np.dot(e.T, dh, gWt)
+    np.dot(dh, Wt.T, de)
+    if med.shape[0] > 0:
+        de *= med
+    # sparse scatter-add into the rows of E that were used
+    d = E.shape[1]
+    m = X.shape[1]
+    cnt = 0
+    for r in range(n):
+        i = rows[r]
+        for k in range(m):
+            w = X[i, k]
+            if mark[w] == 0:
+                mark[w] = 1
+                gE_rows[1 + cnt] = w
+                cnt += 1
+            for j in range(d):
+                gE[w, j] += de[r, k * d + j]
+    gE_rows[0] = cnt
+    for t in range(cnt):
+        mark[gE_rows[1 + t]] = 0
+    total = 0.0
+    for r in range(n):
+        total += lossv[r]
+    return total
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameter updates (in place)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _update_flat(p, g, s1, s2, opt, lr, mom, l2, b1, b2, eps, t):
+    # one optimizer step on flat arrays; l2 adds l2 * p to the gradient
+    if opt == OPT_SGD:
+        for i in range(p.shape[0]):
+            p[i] -= lr * (g[i] + l2 * p[i])
+    elif opt == OPT_MOMENTUM:
+        for i in range(p.shape[0]):
+            v = mom * s1[i] - lr * (g[i] + l2 * p[i])
+            s1[i] = v
+            p[i] += v
+    elif opt == OPT_ADAGRAD:
+        for i in range(p.shape[0]):
+            gi = g[i] + l2 * p[i]
+            s1[i] += gi * gi
+            p[i] -= lr * gi / (np.sqrt(s1[i]) + eps)
+    else:
+        c1 = 1.0 / (1.0 - b1 ** t)
+        c2 = 1.0 / (1.0 - b2 ** t)
+        for i in range(p.shape[0]):
+            gi = g[i] + l2 * p[i]
+            m1 = b1 * s1[i] + (1.0 - b1) * gi
+            m2 = b2 * s2[i] + (1.0 - b2) * gi * gi
+            s1[i] = m1
+            s2[i] = m2
+            p[i] -= lr * (m1 * c1) / (np.sqrt(m2 * c2) + eps)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _update_rows(p, g, s1, s2, rows, nrows, opt, lr, mom, l2, b1, b2, eps, t):
+    # the same step on the listed rows only (sparse, "lazy" state), then zero those gradient rows
+    for q in range(nrows):
+        w = rows[q]
+        _update_flat(p[w], g[w], s1[w] if s1.shape[0] > 0 else s1[0:0, 0],
+                     s2[w] if s2.shape[0] > 0 else s2[0:0, 0], opt, lr, mom, l2, b1, b2, eps, t)
+        g[w, :] = 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _flat(a):
+    return a.reshape(a.size)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _update_dense(p, g, s1, s2, opt, lr, mom, l2, b1, b2, eps, t):
+    _update_flat(_flat(p), _flat(g), _flat(s1), _flat(s2), opt, lr, mom, l2, b1, b2, eps, t)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t):
+    """One optimizer step on every parameter (in place); sparse rows for E (and class-layer U, c).
+
+    Parameters
+    ----------
+    P, G, S1, S2 : tuple
+        Parameters, gradients and optimizer state (see ``forward_backward``).
+    gE_rows : int64[V + 1]
+        Count then ids of the E rows with a gradient (from ``forward_backward``).
+    cls_start : int32[C + 1]
+        Class row ranges, or an empty array for the exact softmax.
+    mark : int8[V + C]
+        Classes met in this minibatch at ``V + k`` (class layer); cleared here.
+    hp : float64[6]
+        ``(opt, lr, momentum, l2, beta1, beta2)``; eps is fixed (1e-8 Adam, 1e-10 Adagrad).
+    t : int
+        Step number from 1 (Adam's bias correction).
+    """
+    opt = int(hp[0])
+    lr = hp[1]
+    mom = hp[2]
+    l2 = hp[3]
+    b1 = hp[4]
+    b2 = hp[5]
+    eps = 1e-8 if opt == OPT_ADAM else 1e-10
+    _update_rows(P[0], G[0], S1[0], S2[0], gE_rows[1:], gE_rows[0], opt, lr, mom, l2, b1, b2, eps, t)
+    _update_dense(P[1], G[1], S1[1], S2[1], opt, lr, mom, l2, b1, b2, eps, t)
+    _update_dense(P[2], G[2], S1[2], S2[2], opt, lr, mom, 0.0, b1, b2, eps, t)
+    if cls_start.shape[0] == 0:
+        _update_dense(P[3], G[3], S1[3], S2[3], opt, lr, mom, l2, b1, b2, eps, t)
+        _update_dense(P[4], G[4], S1[4], S2[4], opt, lr, mom, 0.0, b1, b2, eps, t)
+    else:
+        _update_dense(P[5], G[5], S1[5], S2[5], opt, lr, mom, l2, b1, b2, eps, t)
+        _update_dense(P[6], G[6], S1[6], S2[6], opt, lr, mom, 0.0, b1, b2, eps, t)
+        V = P[4].shape[0]
+        C = P[6].shape[0]
+        c2 = P[4].reshape(V, 1)
+        gc2 = G[4].reshape(V, 1)
+        s1c = S1[4].reshape(S1[4].shape[0], 1)
+        s2c = S2[4].reshape(S2[4].shape[0], 1)
+        rows = np.empty(V, np.int64)
+        nr = 0
+        for k in range(C):
+            if mark[V + k] != 0:
+                mark[V + k] = 0
+                for w in range(cls_start[k], cls_start[k + 1]):
+                    rows[nr] = w
+                    nr += 1
+        _update_rows(P[3], G[3], S1[3], S2[3], rows, nr, opt, lr, mom, l2, b1, b2, eps, t)
+        _update_rows(c2, gc2, s1c, s2c, rows, nr, opt, lr, mom, 0.0, b1, b2, eps, t)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e, keep_h, rng,
+                  act, u_layout, cls, cls_start, gE_rows, mark, hp, t0, losses):
+    """Run minibatches ``order[lo:hi]`` in steps of ``batch``: forward, backward, update.
+
+    Parameters
+    ----------
+    order : int64[N]
+        The epoch's permutation of example indices.
+    lo, hi, batch : int
+        Range of ``order`` to run and minibatch size.
+    me, mh : float[batch, m*d], float[batch, H]
+        Dropout mask buffers (0 rows: no dropout); filled per minibatch from ``rng``.
+    keep_e, keep_h : float
+        Keep probabilities of the embedding and hidden layers.
+    rng : uint64[1]
+        Dropout random state (advanced).
+    t0 : int
+        Number of optimizer steps taken before this call.
+    losses : float64[n_batches]
+        Output: summed loss of each minibatch (NaN or inf stops the run at that minibatch).
+
+    Returns
+    -------
+    int
+        Number of minibatches run (fewer than asked when a loss was not finite).
+    """
+    nb = 0
+    for s in range(lo, hi, batch):
+        rows = order[s:min(s + batch, hi)]
+        n = rows.shape[0]
+        if me.shape[0] > 0:
+            fill_dropout_mask(me[:n], keep_e, rng)
+        if mh.shape[0] > 0:
+            fill_dropout_mask(mh[:n], keep_h, rng)
+        loss = forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark)
+        losses[nb] = loss
+        nb += 1
+        if not np.isfinite(loss):
+            return nb  # parameters stay as they were before this minibatch; the caller stops
+        apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t0 + nb)
+    return nb
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out):
+    """Natural-log probability ``ln p(Y[i] | X[i])`` of every example (no dropout).
+
+    Parameters
+    ----------
+    P : tuple
+        Parameters (see the module docstring).
+    X, Y : int32[N, m], int32[N]
+        Examples.
+    act, u_layout : int
+        Activation and U layout codes.
+    cls, cls_start : int32[V], int32[C+1]
+        Class layer (empty arrays: exact softmax).
+    batch : int
+        Examples per GEMM.
+    out : float64[N]
+        Output.
+    """
+    E, Wt, b, U, c, Uc, cc = P
+    N = X.shape[0]
+    mdim = Wt.shape[0]
+    H = Wt.shape[1]
+    dt = E.dtype
+    e = np.empty((batch, mdim), dt)
+    h = np.empty((batch, H), dt)
+    V = c.shape[0]
+    C = cc.shape[0]
+    z = np.empty((batch, V if cls.shape[0] == 0 else C), dt)
+    nomask = np.empty((0, 0), dt)
+    maxc = 1
+    for k in range(C):
+        maxc = max(maxc, cls_start[k + 1] - cls_start[k])
+    zw = np.empty(maxc, dt)
+    for s in range(0, N, batch):
+        n = min(batch, N - s)
+        rows = np.arange(s, s + n)
+        hh = _hidden_forward(P, X, rows, e[:n], h[:n], nomask, nomask, act)
+        y = Y[s:s + n]
+        o = out[s:s + n]
+        if cls.shape[0] == 0:
+            zz = z[:n]
+            _output_logits(U, hh, zz, u_layout)
+            log_softmax_at(zz, c, y, o)
+        else:
+            zz = z[:n]
+            np.dot(hh, Uc.T, zz)
+            yc = np.empty(n, np.int32)
+            for r in range(n):
+                yc[r] = cls[y[r]]
+            log_softmax_at(zz, cc, yc, o)
+            for r in range(n):
+                k = yc[r]
+                st = cls_start[k]
+                ne = cls_start[k + 1] - st
+                mx = _class_words(U, c, cls_start, k, hh[r], zw)
+                tot = 0.0
+                for j in range(ne):
+                    tot += np.exp(zw[j] - mx)
+                o[r] += zw[y[r] - st] - mx - np.log(tot)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out):
+    """Full next-word distribution ``out[i, w] = ln p(w | X[i])`` for every word w (in place).
+
+    Parameters
+    ----------
+    P : tuple
+        Parameters.
+    X : int32[B, m]
+        Contexts.
+    act, u_layout : int
+        Activation and U layout codes.
+    cls, cls_start : int32[V], int32[C+1]
+        Class layer, or empty arrays.
+    out : float64[B, V]
+        Output, in the kernel's word numbering (class order for the class layer).
+    """
+    E, Wt, b, U, c, Uc, cc = P
+    n = X.shape[0]
+    dt = E.dtype
+    e = np.empty((n, Wt.shape[0]), dt)
+    h = np.empty((n, Wt.shape[1]), dt)
+    nomask = np.empty((0, 0), dt)
+    hh = _hidden_forward(P, X, np.arange(n), e, h, nomask, nomask, act)
+    V = c.shape[0]
+    if cls.shape[0] == 0:
+        z = np.empty((n, V), dt)
+        _output_logits(U, hh, z, u_layout)
+        for r in range(n):
+            mx = -np.inf
+            for j in range(V):
+                z[r, j] += c[j]
+                mx = max(mx, z[r, j])
+            s = 0.0
+            for j in range(V):
+                s += np.exp(z[r, j] - mx)
+            ls = mx + np.log(s)
+            for j in range(V):
+                out[r, j] = z[r, j] - ls
+    else:
+        C = cc.shape[0]
+        zc = np.empty((n, C), dt)
+        np.dot(hh, Uc.T, zc)
+        maxc = 1
+        for k in range(C):
+            maxc = max(maxc, cls_start[k + 1] - cls_start[k])
+        zw = np.empty(maxc, dt)
+        for r in range(n):
+            mx = -np.inf
+            for k in range(C):
+                zc[r, k] += cc[k]
+                mx = max(mx, zc[r, k])
+            s = 0.0
+            for k in range(C):
+                s += np.exp(zc[r, k] - mx)
+            lsc = mx + np.log(s)
+            for k in range(C):
+                st = cls_start[k]
+                ne = cls_start[k + 1] - st
+                mw = _class_words(U, c, cls_start, k, hh[r], zw)
+                tot = 0.0
+                for j in range(ne):
+                    tot += np.exp(zw[j] - mw)
+                lw = mw + np.log(tot)
+                for j in range(ne):
+                    out[r, st + j] = zc[r, k] - lsc + zw[j] - lw

@@ -1,0 +1,1 @@
+"""N-gram counting, smoothing and querying (pure stages over numpy arrays)."""

@@ -1,0 +1,255 @@
+"""Counting n-grams of orders 1..N over text, a chunk of whole lines at a time.
+
+Stages: text chunks -> token ids (kernels.tokenize) -> per-order hash tables (kernels.count)
+-> optional vocabulary restriction (map dropped words to ``<unk>`` and re-sum, exact because counts
+are sums) -> sorted arrays in a ``Counts`` (the contract in ngram/counts.py).
+Memory: the tables (proportional to the distinct n-grams) plus one chunk of ids per order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from lmtools.errors import LmError
+from lmtools.ngram.counts import Counts
+from lmtools.vocab import SPECIALS, UNK_ID
+
+
+class _OrderTable:
+    """The hash table and per-id arrays of one order >= 2."""
+
+    def __init__(self, size_log2: int = 16):
+        self.keys = np.full(1 << size_log2, -1, np.int64)
+        self.slot_ids = np.empty(1 << size_log2, np.int32)
+        self.shift = 64 - size_log2
+        self.prefix = np.empty(1 << (size_log2 - 1), np.int32)
+        self.word = np.empty_like(self.prefix)
+        self.count = np.empty(self.prefix.shape[0], np.int64)
+        self.n = 0
+
+    def ensure_room(self, extra: int) -> None:
+        from lmtools.kernels.count import rehash
+
+        need = self.n + extra
+        if need > self.prefix.shape[0]:
+            cap = max(need, 2 * self.prefix.shape[0])
+            for name in ("prefix", "word", "count"):
+                old = getattr(self, name)
+                new = np.empty(cap, old.dtype)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+        size = self.keys.shape[0]
+        if 2 * need > size:
+            log2 = int(np.ceil(np.log2(2 * need + 1)))
+            self.shift = 64 - log2
+            self.keys, self.slot_ids = rehash(self.keys, self.slot_ids, 1 << log2, self.shift)
+
+    def arrays(self):
+        return self.prefix[: self.n], self.word[: self.n], self.count[: self.n]
+
+
+@dataclass
+class VocabOptions:
+    min_count: int = 1  # words seen fewer times become <unk>
+    vocab_size: int = 0  # keep only the most frequent words (0: all); <unk>, <s>, </s> come on top
+    closed: list[str] | None = None  # closed vocabulary: every other word is <unk>
+
+    def restricts(self) -> bool:
+        return self.min_count > 1 or self.vocab_size > 0 or self.closed is not None
+
+
+class NgramCounter:
+    """Accumulates counts of orders 1..order over chunks of token ids (``<s> .. </s>`` per line)."""
+
+    def __init__(self, order: int):
+        if order < 1:
+            raise LmError(f"order must be at least 1, got {order}", "use -n 1 or more")
+        self.order = order
+        self.unigrams = np.zeros(1 << 12, np.int64)
+        self.tables = [_OrderTable() for _ in range(order - 1)]
+        self.tokens = 0
+        self.sentences = 0
+
+    def add(self, ids: np.ndarray) -> None:
+        from lmtools.kernels.count import count_next_order
+
+        if ids.size == 0:
+            return
+        top = int(ids.max()) + 1
+        if top > self.unigrams.shape[0]:
+            grown = np.zeros(max(top, 2 * self.unigrams.shape[0]), np.int64)
+            grown[: self.unigrams.shape[0]] = self.unigrams
+            self.unigrams = grown
+        self.unigrams[:top] += np.bincount(ids, minlength=top)
+        n_sent = int(np.count_nonzero(ids == 1))
+        self.sentences += n_sent
+        self.tokens += ids.size - n_sent  # words and </s>, not <s>
+        prev = ids
+        for t in self.tables:
+            t.ensure_room(ids.size)
+            cur = np.empty(ids.size, np.int32)
+            t.n = count_next_order(prev, ids, t.keys, t.slot_ids, t.shift, t.prefix, t.word, t.count, t.n, cur)
+            prev = cur
+
+    def result(self, vocab: list[str], vocab_opts: VocabOptions | None = None, provenance: dict | None = None) -> Counts:
+        """The counts as sorted arrays, after the vocabulary restriction if any."""
+        from lmtools.kernels.count import add_weighted, build_sorted
+
+        V = len(vocab)
+        uni = np.zeros(V, np.int64)
+        m = min(V, self.unigrams.shape[0])
+        uni[:m] = self.unigrams[:m]
+        levels = [t.arrays() for t in self.tables]
+        if vocab_opts is not None and vocab_opts.restricts():
+            remap, vocab = _restriction(vocab, uni, vocab_opts)
+            V = len(vocab)
+            uni = np.bincount(remap, weights=uni, minlength=V).astype(np.int64)
+            prev_map = remap
+            new_levels = []
+            for prefix, word, count in levels:
+                t = _OrderTable()
+                t.ensure_room(prefix.shape[0])
+                out = np.empty(prefix.shape[0], np.int32)
+                t.n = add_weighted(prev_map[prefix].astype(np.int32), remap[word].astype(np.int32), count,
+                                   t.keys, t.slot_ids, t.shift, t.prefix, t.word, t.count, t.n, out)
+                new_levels.append(t.arrays())
+                prev_map = out
+            levels = new_levels
+        rows = np.arange(V, dtype=np.int32).reshape(V, 1)
+        rank = np.arange(V, dtype=np.int64)
+        ngrams, counts = [rows], [uni]
+        for prefix, word, count in levels:
+            rows, rank, order = build_sorted(prefix, word, rank, rows, V)
+            ngrams.append(rows)
+            counts.append(count[order])
+        return Counts(vocab=list(vocab), ngrams=ngrams, counts=counts, tokens=self.tokens,
+                      sentences=self.sentences, provenance=dict(provenance or {}))
+
+
+def _restriction(vocab: list[str], uni: np.ndarray, opts: VocabOptions) -> tuple[np.ndarray, list[str]]:
+    """(old id -> new id map, new vocabulary): dropped words map to <unk>; specials keep 0, 1, 2."""
+    V = len(vocab)
+    if opts.closed is not None:
+        new_vocab = list(SPECIALS)
+        seen = set(SPECIALS)
+        for w in opts.closed:
+            if w not in seen:
+                seen.add(w)
+                new_vocab.append(w)
+        index = {w: i for i, w in enumerate(new_vocab)}
+        remap = np.array([index.get(w, UNK_ID) for w in vocab], dtype=np.int64)
+        return remap, new_vocab
+    keep = np.ones(V, bool)
+    keep[3:] = uni[3:] >= max(opts.min_count, 1)
+    if opts.vocab_size > 0:
+        cand = np.flatnonzero(keep[3:]) + 3
+        # most frequent first; ties keep the order of first occurrence (stable sort on -count)
+        best = cand[np.argsort(-uni[cand], kind="stable")][: opts.vocab_size]
+        keep[3:] = False
+        keep[np.sort(best)] = True
+    new_ids = np.cumsum(keep) - 1
+    remap = np.where(keep, new_ids, UNK_ID).astype(np.int64)
+    new_vocab = [w for w, k in zip(vocab, keep) if k]
+    return remap, new_vocab
+
+
+# Inputs below this size are counted in plain Python: numba's start-up (about 0.4 s to import it and
+# load the first cached kernel) would cost more than counting them, and a pipe of small programs
+# should answer at once. Both paths give identical Counts (checked in the tests).
+SMALL_INPUT_BYTES = 1 << 16
+
+
+def count_text(paths: list[str], order: int, *, text_opts=None, vocab_opts: VocabOptions | None = None,
+               provenance: dict | None = None, on_chunk: Callable | None = None) -> Counts:
+    """Count all n-grams of orders 1..order in the given text files (``-`` for stdin).
+
+    ``on_chunk`` is called with each ``EncodedChunk`` (or, on the small-input path, ``Chunk``).
+    """
+    from lmtools.io.text import iter_text_chunks
+
+    chunks = iter_text_chunks(paths, text_opts)
+    head, size = [], 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk.data)
+        if size > SMALL_INPUT_BYTES:
+            break
+    else:
+        return _count_small(head, order, vocab_opts, provenance, on_chunk)
+    return _count_fast(head, chunks, order, vocab_opts, provenance, on_chunk)
+
+
+def _count_fast(head, rest, order, vocab_opts, provenance, on_chunk) -> Counts:
+    import itertools
+
+    from lmtools.io.text import TokenTable
+
+    counter = NgramCounter(order)
+    table = TokenTable()
+    for chunk in itertools.chain(head, rest):
+        enc = table.encode_chunk(chunk, grow=True)
+        counter.add(enc.ids)
+        if on_chunk is not None:
+            on_chunk(enc)
+    return counter.result(table.words(), vocab_opts, provenance)
+
+
+def _count_small(chunks, order, vocab_opts, provenance, on_chunk) -> Counts:
+    """The same counts as the numba path, in plain Python, for inputs of a few kilobytes."""
+    from collections import Counter
+
+    from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS
+
+    index = {w.encode(): i for i, w in enumerate(SPECIALS)}
+    tables = [Counter() for _ in range(order)]
+    tokens = sentences = 0
+    for chunk in chunks:
+        dropped = 0
+        lines = chunk.data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        for line in lines:
+            ids = [BOS_ID]
+            for tok in line.split():  # bytes.split() splits at ASCII whitespace only
+                wid = index.setdefault(tok, len(index))
+                if wid == BOS_ID or wid == EOS_ID:
+                    dropped += 1
+                    continue
+                ids.append(wid)
+            ids.append(EOS_ID)
+            sentences += 1
+            tokens += len(ids) - 1
+            for n in range(1, order + 1):
+                t = tables[n - 1]
+                for i in range(len(ids) - n + 1):
+                    t[tuple(ids[i:i + n])] += 1
+        if on_chunk is not None:
+            chunk.n_dropped = dropped
+            chunk.n_bytes = len(chunk.data)
+            on_chunk(chunk)
+    vocab = [w.decode("utf-8") for w in index]
+    uni = np.zeros(len(vocab), np.int64)
+    for (w,), c in tables[0].items():
+        uni[w] = c
+    if vocab_opts is not None and vocab_opts.restricts():
+        remap, vocab = _restriction(vocab, uni, vocab_opts)
+        remap = remap.tolist()
+        mapped = [Counter() for _ in range(order)]
+        for t, m in zip(tables, mapped):
+            for g, c in t.items():
+                m[tuple(remap[w] for w in g)] += c
+        tables = mapped
+    V = len(vocab)
+    ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
+    counts = [np.zeros(V, np.int64)]
+    for (w,), c in tables[0].items():
+        counts[0][w] = c
+    for n in range(2, order + 1):
+        keys = sorted(tables[n - 1])
+        ngrams.append(np.array(keys, dtype=np.int32).reshape(len(keys), n))
+        counts.append(np.array([tables[n - 1][k] for k in keys], dtype=np.int64))
+    return Counts(vocab=vocab, ngrams=ngrams, counts=counts, tokens=tokens, sentences=sentences,
+                  provenance=dict(provenance or {}))

@@ -1,0 +1,41 @@
+"""The counts model: exact integer n-gram counts of orders 1..N, the input of every smoother.
+
+Contract (every producer and consumer keeps it):
+- ``vocab[i]`` is the word with id i; ids 0, 1, 2 are ``<unk>``, ``<s>``, ``</s>``.
+- ``ngrams[n-1]`` is an int32 array of shape (m_n, n): the distinct n-grams of order n, each row
+  the word ids oldest first, rows in lexicographic order of ids, no duplicates.
+- ``counts[n-1]`` is an int64 array of shape (m_n,): raw occurrence counts of those rows.
+- Order 1 lists every vocabulary id exactly once, in id order (``ngrams[0][:, 0] == arange(V)``),
+  so a word of the vocabulary that never occurred (an unseen ``<unk>``, a word of a closed
+  vocabulary) has a row with count 0. ``<s>``'s unigram count is the number of sentences.
+- N-grams come from ``<s> w1 .. wk </s>`` per sentence: none crosses a sentence boundary, ``<s>``
+  appears only first and ``</s>`` only last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Counts:
+    vocab: list[str]
+    ngrams: list[np.ndarray]
+    counts: list[np.ndarray]
+    tokens: int = 0  # words + one </s> per sentence (what perplexity counts)
+    sentences: int = 0
+    provenance: dict = field(default_factory=dict)  # program, version, options, inputs
+
+    @property
+    def order(self) -> int:
+        return len(self.ngrams)
+
+    def sizes(self) -> list[int]:
+        """Number of distinct n-grams per order, 1..N."""
+        return [int(a.shape[0]) for a in self.ngrams]
+
+    def as_dict(self, n: int) -> dict[tuple[int, ...], int]:
+        """Order-n counts as {id tuple: count}: slow, for tests and small data only."""
+        return {tuple(int(x) for x in row): int(c) for row, c in zip(self.ngrams[n - 1], self.counts[n - 1])}
