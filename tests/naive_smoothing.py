@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+import numpy as np
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 
@@ -74,6 +76,12 @@ class Method:
         return self.T.c[len(g)].get(g, 0)
 
     def context_total(self, h):
+        cache = self.__dict__.setdefault("_totals", {})
+        if h not in cache:
+            cache[h] = self._context_total(h)
+        return cache[h]
+
+    def _context_total(self, h):
         return sum(self.count(h + (x,)) for x in self.T.followers[len(h) + 1].get(h, {}))
 
     def base(self, w):
@@ -112,9 +120,13 @@ class MKN(Discounted):
                 self.Ds[n] = fixed
             elif single:
                 self.Ds[n] = (nk[1] / (nk[1] + 2 * nk[2]),) * 3
+            elif 0 in nk[1:4]:
+                self.Ds[n] = (0.5, 1.0, 1.5)  # degenerate: the fixed fallback
             else:
                 Y = nk[1] / (nk[1] + 2 * nk[2])
                 self.Ds[n] = tuple(k - (k + 1) * Y * nk[k + 1] / nk[k] for k in (1, 2, 3))
+                if not all(0 <= d <= k for k, d in zip((1, 2, 3), self.Ds[n])):
+                    self.Ds[n] = (0.5, 1.0, 1.5)
 
     def count(self, g):
         return self.T.adjusted(g)
@@ -246,10 +258,22 @@ class Model:
         return bool(self.T.followers[len(h) + 1].get(h)) if len(h) < self.T.N else False
 
     def gamma_pruned(self, h):
+        cache = self.__dict__.setdefault("_gammas", {})
+        if h not in cache:
+            cache[h] = self._gamma_pruned(h)
+        return cache[h]
+
+    def _gamma_pruned(self, h):
         g = self.m.gamma(h)
         return g + sum(self.m.alpha(h, x) for x in self.T.followers[len(h) + 1][h] if not self.kept(h + (x,)))
 
     def bow(self, h):
+        cache = self.__dict__.setdefault("_bows", {})
+        if h not in cache:
+            cache[h] = self._bow(h)
+        return cache[h]
+
+    def _bow(self, h):
         if self.m.form == "stupid":
             return 0.4
         g = self.gamma_pruned(h)
@@ -272,7 +296,7 @@ class Model:
             elif (w,) not in self.T.c[1]:
                 r = self.p(UNK)
             else:
-                gam = self.m.gamma(())
+                gam = self.gamma_pruned(())
                 r = self.m.alpha((), w) + (gam * self.m.base(w) if self.m.form != "stupid" else 0.0)
         else:
             g = h + (w,)
@@ -341,3 +365,82 @@ class ArpaQuery:
 
 def log10(p):
     return math.log10(p) if p > 0 else -99.0
+
+
+# ----------------------------------------------------------------------------------------------
+# A vectorized reference scorer (perplexities of whole test sets, e.g. PTB): the back-off rule
+# over the arrays, independent of lmtools' query engine. For each position t and order n it finds
+# the n-gram ending at t by its prefix (the (n-1)-gram ending at t-1) and last word.
+
+
+def ngram_keys(model):
+    """keys[n-1][i] = index of the prefix of n-gram i in order n-1, times V, plus its last word."""
+    from lmtools.kernels.smooth import prefix_index
+
+    V = len(model.vocab)
+    keys = [model.ngrams[0][:, 0].astype(np.int64)]
+    for n in range(2, model.order + 1):
+        g = model.ngrams[n - 1]
+        pre = prefix_index(np.ascontiguousarray(g), np.ascontiguousarray(model.ngrams[n - 2]))
+        assert g.shape[0] == 0 or pre.min() >= 0, "n-gram whose prefix is missing"
+        keys.append(pre * V + g[:, n - 1])
+    return keys
+
+
+def encode(model, lines):
+    """Token ids of ``<s> w.. </s>`` per line (words outside the vocabulary -> <unk>) and an OOV mask."""
+    idx = {w: i for i, w in enumerate(model.vocab)}
+    ids, oov = [], []
+    for line in lines:
+        words = [w for w in line.split() if w not in ("<s>", "</s>")]
+        ids.append(1)
+        oov.append(False)
+        for w in words:
+            i = idx.get(w, -1)
+            ids.append(0 if i < 0 else i)
+            oov.append(i < 0)
+        ids.append(2)
+        oov.append(False)
+    return np.array(ids, np.int64), np.array(oov, bool)
+
+
+def score_ids(model, ids, keys=None):
+    """log10 p of every position (NaN at <s>), by the back-off rule."""
+    keys = keys or ngram_keys(model)
+    V = len(model.vocab)
+    N = model.order
+    T = ids.shape[0]
+    found = [ids.copy()]  # index of the order-n n-gram ending at t, -1 if absent
+    for n in range(2, N + 1):
+        prev = np.full(T, -1, np.int64)
+        prev[1:] = found[n - 2][:-1]
+        target = np.where(prev >= 0, prev * V + ids, -1)
+        pos = np.searchsorted(keys[n - 1], target)
+        pos = np.minimum(pos, max(keys[n - 1].shape[0] - 1, 0))
+        ok = (prev >= 0) & (keys[n - 1].shape[0] > 0)
+        ok &= keys[n - 1][pos] == target if keys[n - 1].shape[0] else False
+        found.append(np.where(ok, pos, -1))
+    lp = model.logprob[0][ids].astype(np.float64)
+    longest = np.ones(T, np.int64)
+    for n in range(2, N + 1):
+        hit = found[n - 1] >= 0
+        lp = np.where(hit, model.logprob[n - 1][np.maximum(found[n - 1], 0)], lp)
+        longest = np.where(hit, n, longest)
+    # back-off weights of the contexts longer than the matched one: order-k n-grams ending at t-1
+    for k in range(1, N):
+        ctx = np.full(T, -1, np.int64)
+        ctx[1:] = found[k - 1][:-1]
+        add = (ctx >= 0) & (k >= longest)
+        lp = lp + np.where(add, model.backoff[k - 1][np.maximum(ctx, 0)], 0.0)
+    lp[ids == 1] = np.nan
+    return lp
+
+
+def perplexity(model, lines):
+    ids, oov = encode(model, lines)
+    lp = score_ids(model, ids)
+    scored = ids != 1
+    incl = 10 ** (-np.nansum(lp[scored]) / scored.sum())
+    ex = scored & ~oov
+    excl = 10 ** (-np.nansum(lp[ex]) / ex.sum())
+    return incl, excl, int(oov.sum()), int(scored.sum())

@@ -6,6 +6,7 @@ from a path or ``-`` (stdin), and returns a ``Counts``, ``NGramModel`` or ``FFNN
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import BinaryIO
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from lmtools import __version__
 from lmtools.errors import LmError
-from lmtools.io.modelfile import MAGIC_BYTES, read_model, write_model
+from lmtools.io.modelfile import read_model, write_model
 from lmtools.ngram.counts import Counts
 from lmtools.ngram.model import NGramModel
 
@@ -118,24 +119,44 @@ def load_model(source: str | BinaryIO = "-"):
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
     stream = open_binary(source) if isinstance(source, str) else source
     try:
-        head = _peek(stream, 64)
-        if head[: len(MAGIC_BYTES)] == MAGIC_BYTES:
-            header, arrays = read_model(stream, name)
-            return model_from_parts(header, arrays, name)
+        head, whole = _peek(stream, 64)
         if head.lstrip()[:6] == b"\\data\\":
             from lmtools.io.arpa import read_arpa
 
-            return read_arpa(stream)
-        return read_model(stream, name)  # raises the right "not a model" error
+            return read_arpa(whole)
+        header, arrays = read_model(whole, name)  # refuses anything that is not a model file
+        return model_from_parts(header, arrays, name)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
 
 
-def _peek(stream, n: int) -> bytes:
-    peek = getattr(stream, "peek", None)
-    if peek is not None:
-        data = peek(n)
-        if len(data) >= min(n, 1) or data == b"":
-            return data[:n]
-    raise TypeError("load_model needs a stream with peek(); use lmtools.io.text.open_binary")
+def _peek(stream, n: int) -> tuple[bytes, BinaryIO]:
+    """The first n bytes of a stream (fewer at its end), and a stream that still starts with them."""
+    head = b""
+    while len(head) < n:
+        part = stream.read(n - len(head))
+        if not part:
+            break
+        head += part
+    return head, io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20)
+
+
+class _Prefixed(io.RawIOBase):
+    """Raw stream: some bytes already read, then the rest of the underlying stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self.head, self.rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.rest.read1(len(b)) if hasattr(self.rest, "read1") else self.rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)

@@ -1,0 +1,39 @@
+# lmtools: make install | test | demo | bench | man | lint
+# Every target creates the virtual environment (.venv) from pyproject.toml first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench man lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lmtools.demo
+
+bench: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run.py
+
+man:
+	@for p in man/*.[15]; do \
+	  echo "== $$p"; LC_ALL=C.UTF-8 MANWIDTH=100 man --warnings -E UTF-8 -l $$p > /dev/null || exit 1; \
+	done
+
+lint: install
+	$(BIN)/python -m pip install -q ruff
+	$(BIN)/ruff check --line-length 120 lmtools tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
