@@ -155,3 +155,26 @@ def test_counter_chunks_are_independent():
     a, b = one.result(table.words()), many.result(table.words())
     for x, y in zip(a.ngrams + a.counts, b.ngrams + b.counts):
         assert np.array_equal(x, y)
+
+
+def test_file_bytes_identical_between_paths(tmp_path, monkeypatch):
+    """lm-count writes first-occurrence order: both paths, and any chunking, give the same bytes."""
+    import io
+
+    from lmtools.io.models import save_model
+
+    text = SHAKESPEARE.read_text()[:40_000]
+    p = _write(tmp_path, text)
+    outs = []
+    for small, chunk in ((-1, 1 << 20), (1 << 30, 1 << 20), (-1, 997)):
+        monkeypatch.setattr(counting, "SMALL_INPUT_BYTES", small)
+        import lmtools.io.text as text_mod
+
+        monkeypatch.setattr(text_mod, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(text_mod.iter_text_chunks, "__defaults__", (None, chunk, False))
+        for vo in (None, VocabOptions(min_count=2)):
+            lv = counting.count_levels([p], 4, vocab_opts=vo)
+            buf = io.BytesIO()
+            save_model(lv, buf)
+            outs.append(buf.getvalue())
+    assert outs[0] == outs[2] == outs[4] and outs[1] == outs[3] == outs[5]

@@ -57,7 +57,7 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
 
     skip_blas()  # counting never calls BLAS; saves start-up time in every pipe
     from lmtools.io.models import save_model
-    from lmtools.ngram.counting import VocabOptions, count_text
+    from lmtools.ngram.counting import VocabOptions, count_levels
 
     closed = _read_vocab_file(vocab_file, lower) if vocab_file else None
     text_opts = common.make_text_options(lower, chars, encoding_errors)
@@ -74,17 +74,17 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
             stats["replaced"] += chunk.replaced_lines
             bar.advance(chunk.n_bytes)
 
-        counts = count_text(paths, order, text_opts=text_opts, vocab_opts=vocab_opts, provenance=provenance,
-                            on_chunk=on_chunk)
+        counts = count_levels(paths, order, text_opts=text_opts, vocab_opts=vocab_opts, on_chunk=on_chunk)
     if stats["dropped"]:
         common.warn(f"dropped {stats['dropped']} literal <s>/</s> tokens inside lines")
     if stats["replaced"]:
         common.warn(f"replaced invalid UTF-8 in {stats['replaced']} lines (--encoding-errors=replace)")
-    counts.provenance["tokens"] = counts.tokens
+    provenance["tokens"] = counts.tokens
+    counts.provenance = provenance
     with common.binary_output(output) as out:
         save_model(counts, out)
     if not quiet and common.stderr_is_terminal():
-        sizes = " ".join(str(s) for s in counts.sizes())
+        sizes = " ".join(str(s) for s in [len(counts.vocab)] + [len(lv[0]) for lv in counts.levels])
         common.info(f"{counts.sentences} sentences, {counts.tokens} tokens, vocabulary {len(counts.vocab)}, "
                     f"n-grams per order: {sizes}")
 

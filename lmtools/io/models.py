@@ -25,29 +25,65 @@ def _provenance(obj) -> dict:
     return prov
 
 
-def counts_to_parts(c: Counts) -> tuple[dict, dict[str, np.ndarray]]:
-    header = {"order": c.order, "vocab": list(c.vocab), "tokens": int(c.tokens), "sentences": int(c.sentences),
-              "sizes": c.sizes(), "provenance": _provenance(c)}
-    arrays = {}
-    for n in range(1, c.order + 1):
-        cnt = c.counts[n - 1]
-        # Counts are exact integers; the narrowest unsigned type that holds them keeps files small.
-        small = cnt.size == 0 or int(cnt.max()) < 2**32
-        arrays[f"ngrams_{n}"] = np.ascontiguousarray(c.ngrams[n - 1], dtype=np.int32)
-        arrays[f"counts_{n}"] = cnt.astype(np.uint32 if small else np.int64, copy=False)
+def counts_to_parts(c) -> tuple[dict, dict[str, np.ndarray]]:
+    """File parts of a ``Counts`` (sorted full rows) or of ``Levels`` (lm-count's own form).
+
+    On file, order n >= 2 is stored as each n-gram's prefix (row of its first n-1 words in order
+    n-1) and last word: 8 bytes per n-gram whatever n, and what the counter produces directly.
+    """
+    from lmtools.ngram.counting import Levels
+
+    if isinstance(c, Levels):
+        levels, unigrams, order = c.levels, c.unigrams, len(c.levels) + 1
+    else:
+        from lmtools.kernels.count import prefix_rows
+
+        order, unigrams, levels = c.order, c.counts[0], []
+        for n in range(2, order + 1):
+            rows, prev = c.ngrams[n - 1], c.ngrams[n - 2]
+            prefix = prefix_rows(np.ascontiguousarray(rows), np.ascontiguousarray(prev)) if len(rows) else \
+                np.zeros(0, np.int32)
+            if (prefix < 0).any():
+                raise ValueError(f"order {n} has n-grams whose prefix is not among the order {n - 1} n-grams")
+            levels.append((prefix, rows[:, -1], c.counts[n - 1]))
+    header = {"order": order, "vocab": list(c.vocab), "tokens": int(c.tokens), "sentences": int(c.sentences),
+              "sizes": [len(unigrams)] + [len(lv[0]) for lv in levels],
+              "provenance": _provenance(c)}
+    arrays = {"counts_1": _narrow(unigrams)}
+    for n, (prefix, word, count) in enumerate(levels, start=2):
+        arrays[f"prefix_{n}"] = np.ascontiguousarray(prefix, dtype=np.int32)
+        arrays[f"word_{n}"] = np.ascontiguousarray(word, dtype=np.int32)
+        arrays[f"counts_{n}"] = _narrow(count)
     return header, arrays
 
 
+def _narrow(count: np.ndarray) -> np.ndarray:
+    # Counts are exact integers; the narrowest unsigned type that holds them keeps files small.
+    small = count.size == 0 or (int(count.max()) < 2**32 and int(count.min()) >= 0)
+    return count.astype(np.uint32 if small else np.int64, copy=False)
+
+
 def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
+    from lmtools.ngram.counting import Levels
+
     order = _order(h, name)
+    V = len(h["vocab"])
     try:
-        ngrams = [a[f"ngrams_{n}"] for n in range(1, order + 1)]
-        counts = [a[f"counts_{n}"].astype(np.int64) for n in range(1, order + 1)]
+        unigrams = a["counts_1"].astype(np.int64)
+        levels = [(a[f"prefix_{n}"], a[f"word_{n}"], a[f"counts_{n}"].astype(np.int64)) for n in range(2, order + 1)]
     except KeyError as e:
         raise LmError(f"{name}: counts file lacks array {e.args[0]}", "recreate it with lm-count") from None
-    _check_shapes(ngrams, counts, name)
-    return Counts(vocab=list(h["vocab"]), ngrams=ngrams, counts=counts, tokens=int(h.get("tokens", 0)),
-                  sentences=int(h.get("sentences", 0)), provenance=dict(h.get("provenance", {})))
+    sizes = [V]
+    for n, (prefix, word, count) in enumerate(levels, start=2):
+        if not (prefix.shape == word.shape == count.shape) or prefix.ndim != 1:
+            raise LmError(f"{name}: corrupt counts file (order {n} arrays disagree)", "recreate it with lm-count")
+        if len(prefix) and (prefix.min() < 0 or prefix.max() >= sizes[-1] or word.min() < 0 or word.max() >= V):
+            raise LmError(f"{name}: corrupt counts file (order {n} ids out of range)", "recreate it with lm-count")
+        sizes.append(len(prefix))
+    if unigrams.shape != (V,):
+        raise LmError(f"{name}: corrupt counts file (unigram counts)", "recreate it with lm-count")
+    lv = Levels(list(h["vocab"]), unigrams, levels, int(h.get("tokens", 0)), int(h.get("sentences", 0)))
+    return lv.to_counts(dict(h.get("provenance", {})))
 
 
 def ngram_to_parts(m: NGramModel) -> tuple[dict, dict[str, np.ndarray]]:
@@ -91,7 +127,9 @@ def _check_shapes(ngrams, values, name):
 
 def save_model(obj, stream: BinaryIO) -> None:
     """Write a Counts, NGramModel or FFNNModel to a binary stream."""
-    if isinstance(obj, Counts):
+    from lmtools.ngram.counting import Levels
+
+    if isinstance(obj, (Counts, Levels)):
         write_model(stream, "counts", *counts_to_parts(obj))
     elif isinstance(obj, NGramModel):
         write_model(stream, "ngram", *ngram_to_parts(obj))

@@ -3,7 +3,9 @@
 An n-gram of order n >= 2 is identified by the pair (id of its first n-1 words as an order n-1
 n-gram, its last word): the key ``prefix << 32 | word`` is exact, so no order needs a fixed
 maximum and memory grows with the number of distinct n-grams only. One open-addressing table per
-order maps keys to dense ids; per-id arrays hold prefix, word and count.
+order maps keys to dense ids, assigned in order of first occurrence (so they do not depend on how
+the text was cut into chunks); per-id arrays hold prefix, word and count. The table is one int64
+array of (key, id) pairs, so that a probe touches one cache line.
 
 Callers size the tables before each call (``ensure_room``), so the inner loops never grow.
 """
@@ -20,14 +22,14 @@ def _slot(key, shift):
 
 
 @njit(cache=True)
-def count_next_order(prev, ids, keys, slot_ids, shift, prefix, word, count, n_grams, cur):
+def count_next_order(prev, ids, table, shift, prefix, word, count, n_grams, cur):
     """Count the order-n n-grams of a token stream given the order n-1 ids ending at each position.
 
     Parameters
     ----------
     prev : int32[:] id of the order n-1 n-gram ending at each position, -1 where there is none.
     ids : int32[:] the token stream, ``<s> w.. </s>`` per sentence (``<s>`` is id 1).
-    keys, slot_ids, shift : the hash table (int64 keys, -1 empty; int32 n-gram ids; 64 - log2 size).
+    table, shift : the hash table, (key, id) int64 pairs (key -1: empty), shift = 64 - log2(slots).
     prefix, word, count : per n-gram id arrays, room for every new n-gram of this call.
     n_grams : n-grams in the table so far.
     cur : int32[:] output, the order-n id ending at each position (-1: none, e.g. across a sentence start).
@@ -36,7 +38,7 @@ def count_next_order(prev, ids, keys, slot_ids, shift, prefix, word, count, n_gr
     -------
     The new number of n-grams.
     """
-    mask = keys.shape[0] - 1
+    mask = (table.shape[0] >> 1) - 1
     cur[0] = -1
     for i in range(1, ids.shape[0]):
         p = prev[i - 1]
@@ -47,15 +49,15 @@ def count_next_order(prev, ids, keys, slot_ids, shift, prefix, word, count, n_gr
         key = (np.int64(p) << 32) | np.int64(w)
         j = np.int64(_slot(key, shift))
         while True:
-            k = keys[j]
+            k = table[2 * j]
             if k == key:
-                g = slot_ids[j]
+                g = table[2 * j + 1]
                 count[g] += 1
                 break
             if k == -1:
                 g = n_grams
-                keys[j] = key
-                slot_ids[j] = g
+                table[2 * j] = key
+                table[2 * j + 1] = g
                 prefix[g] = p
                 word[g] = w
                 count[g] = 1
@@ -67,13 +69,13 @@ def count_next_order(prev, ids, keys, slot_ids, shift, prefix, word, count, n_gr
 
 
 @njit(cache=True)
-def add_weighted(pref_in, word_in, weight_in, keys, slot_ids, shift, prefix, word, count, n_grams, out):
+def add_weighted(pref_in, word_in, weight_in, table, shift, prefix, word, count, n_grams, out):
     """Add (prefix, word) pairs with weights to a table; ``out[i]`` gets the id of pair i.
 
     Used to re-aggregate counts after a vocabulary change (words mapped to ``<unk>``) and to merge
     count files: counts are sums, so mapping and summing is exact. A negative prefix drops the pair.
     """
-    mask = keys.shape[0] - 1
+    mask = (table.shape[0] >> 1) - 1
     for i in range(pref_in.shape[0]):
         p = pref_in[i]
         if p < 0:
@@ -83,15 +85,15 @@ def add_weighted(pref_in, word_in, weight_in, keys, slot_ids, shift, prefix, wor
         key = (np.int64(p) << 32) | np.int64(w)
         j = np.int64(_slot(key, shift))
         while True:
-            k = keys[j]
+            k = table[2 * j]
             if k == key:
-                g = slot_ids[j]
+                g = table[2 * j + 1]
                 count[g] += weight_in[i]
                 break
             if k == -1:
                 g = n_grams
-                keys[j] = key
-                slot_ids[j] = g
+                table[2 * j] = key
+                table[2 * j + 1] = g
                 prefix[g] = p
                 word[g] = w
                 count[g] = weight_in[i]
@@ -103,20 +105,50 @@ def add_weighted(pref_in, word_in, weight_in, keys, slot_ids, shift, prefix, wor
 
 
 @njit(cache=True)
-def rehash(keys, slot_ids, new_size, shift):
-    """The same entries in a table of ``new_size`` slots (a power of two, ``shift`` = 64 - log2)."""
-    new_keys = np.full(new_size, -1, np.int64)
-    new_slots = np.empty(new_size, np.int32)
-    mask = new_size - 1
-    for s in range(keys.shape[0]):
-        key = keys[s]
+def rehash(table, new_slots, shift):
+    """The same entries in a table of ``new_slots`` slots (a power of two, ``shift`` = 64 - log2)."""
+    new = np.full(2 * new_slots, -1, np.int64)
+    mask = new_slots - 1
+    for s in range(table.shape[0] >> 1):
+        key = table[2 * s]
         if key != -1:
             j = np.int64(_slot(key, shift))
-            while new_keys[j] != -1:
+            while new[2 * j] != -1:
                 j = (j + 1) & mask
-            new_keys[j] = key
-            new_slots[j] = slot_ids[s]
-    return new_keys, new_slots
+            new[2 * j] = key
+            new[2 * j + 1] = table[2 * s + 1]
+    return new
+
+
+@njit(cache=True)
+def prefix_rows(rows, rows_prev):
+    """For sorted rows of order n and sorted rows of order n-1: the row index of each row's prefix
+    (its first n-1 words) in ``rows_prev``, by one merge pass; -1 where the prefix is missing."""
+    m = rows.shape[0]
+    k = rows_prev.shape[1]
+    out = np.empty(m, np.int32)
+    j = 0
+    for r in range(m):
+        while j < rows_prev.shape[0]:
+            cmp = 0
+            for c in range(k):
+                if rows_prev[j, c] != rows[r, c]:
+                    cmp = -1 if rows_prev[j, c] < rows[r, c] else 1
+                    break
+            if cmp < 0:
+                j += 1
+            else:
+                break
+        if j < rows_prev.shape[0]:
+            same = True
+            for c in range(k):
+                if rows_prev[j, c] != rows[r, c]:
+                    same = False
+                    break
+            out[r] = j if same else -1
+        else:
+            out[r] = -1
+    return out
 
 
 @njit(cache=True)

@@ -8,7 +8,7 @@ Memory: the tables (proportional to the distinct n-grams) plus one chunk of ids 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -19,11 +19,10 @@ from lmtools.vocab import SPECIALS, UNK_ID
 
 
 class _OrderTable:
-    """The hash table and per-id arrays of one order >= 2."""
+    """The hash table and per-id arrays of one order >= 2 (ids in order of first occurrence)."""
 
-    def __init__(self, size_log2: int = 16):
-        self.keys = np.full(1 << size_log2, -1, np.int64)
-        self.slot_ids = np.empty(1 << size_log2, np.int32)
+    def __init__(self, size_log2: int = 12):
+        self.table = np.full(2 << size_log2, -1, np.int64)
         self.shift = 64 - size_log2
         self.prefix = np.empty(1 << (size_log2 - 1), np.int32)
         self.word = np.empty_like(self.prefix)
@@ -31,6 +30,7 @@ class _OrderTable:
         self.n = 0
 
     def ensure_room(self, extra: int) -> None:
+        """Room for ``extra`` new n-grams without growing: arrays and a table at most half full."""
         from lmtools.kernels.count import rehash
 
         need = self.n + extra
@@ -41,11 +41,10 @@ class _OrderTable:
                 new = np.empty(cap, old.dtype)
                 new[: self.n] = old[: self.n]
                 setattr(self, name, new)
-        size = self.keys.shape[0]
-        if 2 * need > size:
+        if 2 * need > self.table.shape[0] // 2:
             log2 = int(np.ceil(np.log2(2 * need + 1)))
             self.shift = 64 - log2
-            self.keys, self.slot_ids = rehash(self.keys, self.slot_ids, 1 << log2, self.shift)
+            self.table = rehash(self.table, 1 << log2, self.shift)
 
     def arrays(self):
         return self.prefix[: self.n], self.word[: self.n], self.count[: self.n]
@@ -91,12 +90,12 @@ class NgramCounter:
         for t in self.tables:
             t.ensure_room(ids.size)
             cur = np.empty(ids.size, np.int32)
-            t.n = count_next_order(prev, ids, t.keys, t.slot_ids, t.shift, t.prefix, t.word, t.count, t.n, cur)
+            t.n = count_next_order(prev, ids, t.table, t.shift, t.prefix, t.word, t.count, t.n, cur)
             prev = cur
 
-    def result(self, vocab: list[str], vocab_opts: VocabOptions | None = None, provenance: dict | None = None) -> Counts:
-        """The counts as sorted arrays, after the vocabulary restriction if any."""
-        from lmtools.kernels.count import add_weighted, build_sorted
+    def levels(self, vocab: list[str], vocab_opts: VocabOptions | None = None) -> "Levels":
+        """The counts in first-occurrence order, after the vocabulary restriction if any."""
+        from lmtools.kernels.count import add_weighted
 
         V = len(vocab)
         uni = np.zeros(V, np.int64)
@@ -105,8 +104,7 @@ class NgramCounter:
         levels = [t.arrays() for t in self.tables]
         if vocab_opts is not None and vocab_opts.restricts():
             remap, vocab = _restriction(vocab, uni, vocab_opts)
-            V = len(vocab)
-            uni = np.bincount(remap, weights=uni, minlength=V).astype(np.int64)
+            uni = np.bincount(remap, weights=uni, minlength=len(vocab)).astype(np.int64)
             prev_map = remap
             new_levels = []
             for prefix, word, count in levels:
@@ -114,18 +112,41 @@ class NgramCounter:
                 t.ensure_room(prefix.shape[0])
                 out = np.empty(prefix.shape[0], np.int32)
                 t.n = add_weighted(prev_map[prefix].astype(np.int32), remap[word].astype(np.int32), count,
-                                   t.keys, t.slot_ids, t.shift, t.prefix, t.word, t.count, t.n, out)
+                                   t.table, t.shift, t.prefix, t.word, t.count, t.n, out)
                 new_levels.append(t.arrays())
                 prev_map = out
             levels = new_levels
+        return Levels(list(vocab), uni, levels, self.tokens, self.sentences)
+
+    def result(self, vocab: list[str], vocab_opts: VocabOptions | None = None, provenance: dict | None = None) -> Counts:
+        """The counts as sorted arrays (the Counts contract), after the vocabulary restriction if any."""
+        return self.levels(vocab, vocab_opts).to_counts(provenance)
+
+
+@dataclass
+class Levels:
+    """Counts as lm-count computes and stores them: per order n >= 2, each n-gram's prefix (the id of
+    its first n-1 words among order n-1) and last word, ids in order of first occurrence."""
+
+    vocab: list[str]
+    unigrams: np.ndarray  # int64 (V,)
+    levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (prefix int32, word int32, count int64)
+    tokens: int
+    sentences: int
+    provenance: dict = field(default_factory=dict)
+
+    def to_counts(self, provenance: dict | None = None) -> Counts:
+        from lmtools.kernels.count import build_sorted
+
+        V = len(self.vocab)
         rows = np.arange(V, dtype=np.int32).reshape(V, 1)
         rank = np.arange(V, dtype=np.int64)
-        ngrams, counts = [rows], [uni]
-        for prefix, word, count in levels:
+        ngrams, counts = [rows], [self.unigrams]
+        for prefix, word, count in self.levels:
             rows, rank, order = build_sorted(prefix, word, rank, rows, V)
             ngrams.append(rows)
             counts.append(count[order])
-        return Counts(vocab=list(vocab), ngrams=ngrams, counts=counts, tokens=self.tokens,
+        return Counts(vocab=self.vocab, ngrams=ngrams, counts=counts, tokens=self.tokens,
                       sentences=self.sentences, provenance=dict(provenance or {}))
 
 
@@ -164,10 +185,17 @@ SMALL_INPUT_BYTES = 1 << 16
 
 def count_text(paths: list[str], order: int, *, text_opts=None, vocab_opts: VocabOptions | None = None,
                provenance: dict | None = None, on_chunk: Callable | None = None) -> Counts:
-    """Count all n-grams of orders 1..order in the given text files (``-`` for stdin).
+    """Count all n-grams of orders 1..order in the given text files (``-`` for stdin), as ``Counts``.
 
     ``on_chunk`` is called with each ``EncodedChunk`` (or, on the small-input path, ``Chunk``).
     """
+    return count_levels(paths, order, text_opts=text_opts, vocab_opts=vocab_opts,
+                        on_chunk=on_chunk).to_counts(provenance)
+
+
+def count_levels(paths: list[str], order: int, *, text_opts=None, vocab_opts: VocabOptions | None = None,
+                 on_chunk: Callable | None = None) -> Levels:
+    """Count as ``count_text`` does, without sorting: the form lm-count writes to the model file."""
     from lmtools.io.text import iter_text_chunks
 
     chunks = iter_text_chunks(paths, text_opts)
@@ -178,11 +206,11 @@ def count_text(paths: list[str], order: int, *, text_opts=None, vocab_opts: Voca
         if size > SMALL_INPUT_BYTES:
             break
     else:
-        return _count_small(head, order, vocab_opts, provenance, on_chunk)
-    return _count_fast(head, chunks, order, vocab_opts, provenance, on_chunk)
+        return _count_small(head, order, vocab_opts, on_chunk)
+    return _count_fast(head, chunks, order, vocab_opts, on_chunk)
 
 
-def _count_fast(head, rest, order, vocab_opts, provenance, on_chunk) -> Counts:
+def _count_fast(head, rest, order, vocab_opts, on_chunk) -> Levels:
     import itertools
 
     from lmtools.io.text import TokenTable
@@ -194,10 +222,10 @@ def _count_fast(head, rest, order, vocab_opts, provenance, on_chunk) -> Counts:
         counter.add(enc.ids)
         if on_chunk is not None:
             on_chunk(enc)
-    return counter.result(table.words(), vocab_opts, provenance)
+    return counter.levels(table.words(), vocab_opts)
 
 
-def _count_small(chunks, order, vocab_opts, provenance, on_chunk) -> Counts:
+def _count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
     """The same counts as the numba path, in plain Python, for inputs of a few kilobytes."""
     from collections import Counter
 
@@ -243,13 +271,18 @@ def _count_small(chunks, order, vocab_opts, provenance, on_chunk) -> Counts:
                 m[tuple(remap[w] for w in g)] += c
         tables = mapped
     V = len(vocab)
-    ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
-    counts = [np.zeros(V, np.int64)]
+    uni = np.zeros(V, np.int64)
     for (w,), c in tables[0].items():
-        counts[0][w] = c
+        uni[w] = c
+    levels = []
+    ids_prev = None  # order n-1 n-gram -> id, in order of first occurrence (as the kernels assign them)
     for n in range(2, order + 1):
-        keys = sorted(tables[n - 1])
-        ngrams.append(np.array(keys, dtype=np.int32).reshape(len(keys), n))
-        counts.append(np.array([tables[n - 1][k] for k in keys], dtype=np.int64))
-    return Counts(vocab=vocab, ngrams=ngrams, counts=counts, tokens=tokens, sentences=sentences,
-                  provenance=dict(provenance or {}))
+        items = list(tables[n - 1].items())
+        if ids_prev is None:
+            prefix = [g[0] for g, _ in items]
+        else:
+            prefix = [ids_prev[g[:-1]] for g, _ in items]
+        levels.append((np.array(prefix, np.int32), np.array([g[-1] for g, _ in items], np.int32),
+                       np.array([c for _, c in items], np.int64)))
+        ids_prev = {g: i for i, (g, _) in enumerate(items)}
+    return Levels(vocab, uni, levels, tokens, sentences)

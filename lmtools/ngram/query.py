@@ -1,0 +1,635 @@
+"""Scoring text with any model: the engine behind lm-ppl, lm-score and lmtools.api.
+
+A *scorer* turns whole lines of UTF-8 text into per-token log10 probabilities:
+
+- ``QueryModel`` wraps an ``NGramModel`` (the back-off rule in ngram/model.py). Two paths give the
+  same numbers bit for bit: the numba kernels of kernels/query.py over hash tables (built on first
+  use), and a plain-numpy path (binary search in the model's sorted n-gram arrays, Python
+  tokenizing) for small inputs, which answers before numba would even have loaded;
+- ``FFNNScorer`` wraps the feedforward neural model;
+- ``Mixture`` interpolates several scorers linearly: p(w|h) = sum_i lambda_i p_i(w|h), each model
+  seeing the text through its own vocabulary (a word outside it is that model's ``<unk>``); a token
+  is an OOV of the mixture when it is outside every model's vocabulary.
+
+``Scored`` holds one chunk's results; ``PplStats`` accumulates the perplexity figures
+(see man/lm-ppl.1 for their definitions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lmtools.errors import LmError
+from lmtools.ngram.model import NGramModel
+from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
+
+NO_CONTEXT = -1  # a sentence start without <s> (bos=False): kernels/query.NO_CONTEXT
+LOG_ZERO = -99.0
+# Inputs up to this size (per chunk, and in total before the switch) are scored on the numpy path:
+# importing numba and loading its first cached kernel costs ~0.4 s, more than scoring them.
+SMALL_BYTES = 1 << 16
+SMALL_TOTAL_BYTES = 1 << 18
+MAX_SEEDS = 4
+
+
+# ----------------------------------------------------------------------------------------------
+# Results of scoring
+
+
+@dataclass
+class Encoded:
+    ids: np.ndarray  # int32, <s> w1 .. wk </s> per line (the first entry may be NO_CONTEXT)
+    oov: np.ndarray  # bool, word outside the vocabulary (scored as <unk>)
+    n_lines: int
+    n_dropped: int  # literal <s>/</s> removed
+
+
+@dataclass
+class Scored:
+    ids: np.ndarray  # of the (first) model
+    oov: np.ndarray
+    logp: np.ndarray  # float64 log10 p per position, 0 at <s>
+    order: np.ndarray  # int32 matched n-gram order (0 at <s>)
+    zero: np.ndarray  # bool: p = 0 (log10 p <= -99) for an in-vocabulary token
+    n_lines: int
+    n_dropped: int
+
+    def starts(self) -> np.ndarray:
+        """Index of each sentence's first position (its <s>)."""
+        return np.flatnonzero((self.ids == BOS_ID) | (self.ids == NO_CONTEXT))
+
+    def sentence_totals(self):
+        """(log10 prob, tokens, OOVs, zero-probability tokens) per sentence, as arrays."""
+        st = self.starts()
+        if st.size == 0:
+            z = np.zeros(0, np.int64)
+            return np.zeros(0), z, z, z
+        lp = np.add.reduceat(self.logp, st)
+        ends = np.append(st[1:], self.ids.size)
+        tokens = ends - st - 1
+        oovs = np.add.reduceat(self.oov.astype(np.int64), st)
+        zeros = np.add.reduceat(self.zero.astype(np.int64), st)
+        return lp, tokens, oovs, zeros
+
+
+@dataclass
+class PplStats:
+    """Running totals for the perplexity report (formulas in man/lm-ppl.1)."""
+    sentences: int = 0
+    words: int = 0
+    oovs: int = 0
+    zeroprobs: int = 0
+    logprob: float = 0.0  # sum of log10 p over all scored tokens but zero-probability ones (OOVs as <unk>)
+    logprob_iv: float = 0.0  # the same without OOVs
+    dropped: int = 0
+    replaced_lines: int = 0
+
+    def add(self, s: Scored) -> None:
+        scored = (s.ids != BOS_ID) & (s.ids != NO_CONTEXT)
+        n_tok = int(np.count_nonzero(scored))
+        eos = int(np.count_nonzero(s.ids == EOS_ID))
+        self.sentences += s.n_lines
+        self.words += n_tok - eos
+        self.oovs += int(np.count_nonzero(s.oov))
+        zero = s.zero & ~s.oov
+        self.zeroprobs += int(np.count_nonzero(zero))
+        keep = ~zero
+        self.logprob += float(s.logp[keep].sum())
+        self.logprob_iv += float(s.logp[keep & ~s.oov].sum())
+        self.dropped += s.n_dropped
+
+    def merge(self, other: "PplStats") -> None:
+        for k in ("sentences", "words", "oovs", "zeroprobs", "logprob", "logprob_iv", "dropped", "replaced_lines"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    @property
+    def tokens(self) -> int:
+        return self.words + self.sentences
+
+    def figures(self) -> dict:
+        n_all = self.tokens - self.zeroprobs
+        n_iv = self.tokens - self.oovs - self.zeroprobs
+        n_iv1 = self.words - self.oovs - self.zeroprobs
+
+        def ppl(lp, n):
+            if n <= 0:
+                return None
+            try:
+                return 10.0 ** (-lp / n)
+            except OverflowError:
+                return math.inf
+
+        bits = (-self.logprob * math.log2(10.0) / n_all) if n_all > 0 else None
+        return {
+            "sentences": self.sentences, "words": self.words, "tokens": self.tokens, "oovs": self.oovs,
+            "zeroprobs": self.zeroprobs, "logprob": self.logprob, "logprob_excl_oov": self.logprob_iv,
+            "ppl": ppl(self.logprob, n_all), "ppl_excl_oov": ppl(self.logprob_iv, n_iv),
+            "ppl1": ppl(self.logprob_iv, n_iv1), "bits_per_token": bits,
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Tokenizing for scorers
+
+
+class _Vocabulary:
+    """Text -> ids for a fixed vocabulary: a Python dict for small inputs, the numba table for the rest."""
+
+    def __init__(self, vocab: list[str], remap: np.ndarray | None = None):
+        if list(vocab[:3]) != list(SPECIALS):
+            raise LmError(f"model vocabulary starts with {vocab[:3]}, not <unk> <s> </s>", "recreate the model")
+        self.vocab = vocab
+        self.remap = remap  # id -> id for words without a unigram (scored as <unk>)
+        self._index: dict[bytes, int] | None = None
+        self._table = None
+
+    def index(self) -> dict[bytes, int]:
+        if self._index is None:
+            self._index = {w.encode("utf-8"): i for i, w in enumerate(self.vocab)}
+        return self._index
+
+    def table(self):
+        if self._table is None:
+            from lmtools.io.text import TokenTable
+
+            try:
+                self._table = TokenTable(self.vocab[3:])
+            except ValueError:
+                raise LmError("the model's vocabulary has repeated words or words with whitespace",
+                              "recreate the model") from None
+        return self._table
+
+    def encode(self, data: bytes, fast: bool) -> Encoded:
+        if fast:
+            ids, oov, n_lines, n_dropped, _ = self.table().encode(data, grow=False)
+        else:
+            ids, oov, n_lines, n_dropped = self._encode_small(data)
+        if self.remap is not None and ids.size:
+            new = self.remap[ids]
+            oov = oov | ((new == UNK_ID) & (ids != UNK_ID))
+            ids = new
+        return Encoded(ids, oov, n_lines, n_dropped)
+
+    def _encode_small(self, data: bytes):
+        index = self.index()
+        ids: list[int] = []
+        oov: list[bool] = []
+        dropped = 0
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        for line in lines:
+            ids.append(BOS_ID)
+            oov.append(False)
+            for tok in line.split():  # bytes.split() splits at ASCII whitespace only, as the kernel
+                i = index.get(tok)
+                if i is None:
+                    ids.append(UNK_ID)
+                    oov.append(True)
+                elif i == BOS_ID or i == EOS_ID:
+                    dropped += 1
+                else:
+                    ids.append(i)
+                    oov.append(False)
+            ids.append(EOS_ID)
+            oov.append(False)
+        return np.array(ids, np.int32), np.array(oov, np.bool_), len(lines), dropped
+
+    def encode_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and OOV flags of a list of words (no <s>/</s> added; literal ones dropped)."""
+        index = self.index()
+        ids, oov = [], []
+        for w in words:
+            i = index.get(w.encode("utf-8"))
+            if i is None:
+                ids.append(UNK_ID)
+                oov.append(True)
+            elif i == BOS_ID or i == EOS_ID:
+                continue
+            else:
+                ids.append(i)
+                oov.append(False)
+        ids_a = np.array(ids, np.int32)
+        oov_a = np.array(oov, np.bool_)
+        if self.remap is not None and ids_a.size:
+            new = self.remap[ids_a]
+            oov_a |= (new == UNK_ID) & (ids_a != UNK_ID)
+            ids_a = new
+        return ids_a, oov_a
+
+
+# ----------------------------------------------------------------------------------------------
+# N-gram models
+
+
+class QueryModel:
+    """An NGramModel ready for scoring (see the module docstring)."""
+
+    kind = "ngram"
+
+    def __init__(self, model: NGramModel, name: str = "model"):
+        self.model = model
+        self.name = name
+        self.order = model.order
+        self.scores_only = bool(model.scores_only)
+        V = len(model.vocab)
+        uni = model.ngrams[0][:, 0] if model.order else np.zeros(0, np.int32)
+        if uni.size and (uni.min() < 0 or uni.max() >= V):
+            raise LmError(f"{name}: unigram ids outside the vocabulary", "recreate the model")
+        self.uni_lp = np.full(V, np.nan, np.float32)
+        self.uni_bo = np.zeros(V, np.float32)
+        self.uni_lp[uni] = model.logprob[0]
+        self.uni_bo[uni] = model.backoff[0]
+        missing = np.isnan(self.uni_lp)
+        remap = None
+        if missing.any():
+            if missing[UNK_ID]:
+                self.uni_lp[UNK_ID] = -100.0  # as an ARPA file without <unk> is read
+            remap = np.arange(V, dtype=np.int32)
+            remap[missing] = UNK_ID
+        self.vocabulary = _Vocabulary(list(model.vocab), remap)
+        self._tables = None
+        self._seen_bytes = 0
+
+    @property
+    def vocab(self) -> list[str]:
+        return self.vocabulary.vocab
+
+    # -- the fast path's tables ------------------------------------------------------------
+    def tables(self):
+        """(tab, ftab, base, log2s, seed), built on first use (numba)."""
+        if self._tables is None:
+            self._tables = _build_tables(self.model, self.name)
+        return self._tables
+
+    def use_fast(self, nbytes: int) -> bool:
+        self._seen_bytes += nbytes
+        return (self._tables is not None or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES)
+
+    # -- scoring -----------------------------------------------------------------------------
+    def score_ids(self, ids: np.ndarray, fast: bool = True, threads: int = 1):
+        """(log10 p float64, matched order int32, zero-probability bool) per position of ``ids``."""
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        if not fast:
+            return _score_numpy(self, ids)
+        from lmtools.kernels.query import score_ids, score_ids_parallel
+
+        tab, ftab, base, log2s, seed = self.tables()
+        T = ids.size
+        lp = np.empty(T, np.float64)
+        order = np.empty(T, np.int32)
+        zero = np.empty(T, np.bool_)
+        if threads > 1 and T > 100_000:
+            cuts = _cuts(ids, threads)
+            import numba
+
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            score_ids_parallel(ids, cuts, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed,
+                               lp, order, zero)
+        else:
+            score_ids(ids, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, lp, order, zero)
+        return lp, order, zero
+
+    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
+        if fast is None:
+            fast = self.use_fast(len(data))
+        enc = self.vocabulary.encode(data, fast)
+        lp, order, zero = self.score_ids(enc.ids, fast, threads)
+        return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
+
+    def warm(self) -> None:
+        """Build the tables and the token table now (the API and benchmarks call it before timing)."""
+        self.tables()
+        self.vocabulary.table()
+
+
+def _cuts(ids: np.ndarray, parts: int) -> np.ndarray:
+    """Segment boundaries at sentence starts, about equal in size."""
+    starts = np.flatnonzero((ids == BOS_ID) | (ids == NO_CONTEXT))
+    want = (np.arange(1, parts) * ids.size) // parts
+    inner = starts[np.minimum(np.searchsorted(starts, want), starts.size - 1)]
+    return np.unique(np.concatenate([[0], inner, [ids.size]])).astype(np.int64)
+
+
+def _build_tables(model: NGramModel, name: str):
+    from lmtools.kernels.query import close_suffixes, insert_order, rehash_order
+
+    N = model.order
+    sizes = [0, 0] + [int(model.ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
+    for seed in range(MAX_SEEDS):
+        seed_u = np.uint64(0x5EED0000 + seed * 0x9E3779B9)
+        log2s = np.zeros(N + 1, np.int64)
+        for n in range(2, N + 1):
+            log2s[n] = max(1, int(math.ceil(math.log2(sizes[n] * 1.5 + 2))))
+        base = np.zeros(N + 2, np.int64)
+        for n in range(2, N + 1):
+            base[n + 1] = base[n] + (1 << int(log2s[n]))
+        tab = np.zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
+        ftab = tab.view(np.float32)
+        clashes = 0
+        for n in range(2, N + 1):
+            rows = np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32)
+            lp = np.ascontiguousarray(model.logprob[n - 1], dtype=np.float32)
+            bo = np.ascontiguousarray(model.backoff[n - 1], dtype=np.float32)
+            clashes += insert_order(tab, ftab, base[n], log2s[n], rows, lp, bo, seed_u)
+        if clashes == 0:
+            break
+    else:
+        raise LmError(f"{name}: the model has repeated n-grams", "recreate the model")
+    # Placeholders for suffixes the model lacks (none in models made by lmtools or KenLM).
+    counts = np.array(sizes + [0], np.int64)
+    for n in range(N, 2, -1):
+        rows = np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32)
+        while True:
+            limit = np.array([(3 << int(l)) // 4 for l in log2s] + [0], np.int64)
+            full = close_suffixes(tab, ftab, base, log2s, counts, rows, seed_u, limit)
+            if full < 0:
+                break
+            tab, base, log2s = _grow(tab, base, log2s, int(full))
+            ftab = tab.view(np.float32)
+    return tab, ftab, base, log2s, seed_u
+
+
+def _grow(tab, base, log2s, k):
+    from lmtools.kernels.query import rehash_order
+
+    N = log2s.shape[0] - 1
+    new_log2s = log2s.copy()
+    new_log2s[k] += 1
+    new_base = np.zeros(N + 2, np.int64)
+    for n in range(2, N + 1):
+        new_base[n + 1] = new_base[n] + (1 << int(new_log2s[n]))
+    new_tab = np.zeros(2 * int(new_base[N + 1]), np.uint64)
+    for n in range(2, N + 1):
+        if n == k:
+            part = np.zeros(2 << int(new_log2s[n]), np.uint64)
+            rehash_order(tab, base[n], log2s[n], part, new_log2s[n])
+            new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = part
+        else:
+            new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = tab[2 * base[n]: 2 * base[n + 1]]
+    return new_tab, new_base, new_log2s
+
+
+# -- the numpy path ------------------------------------------------------------------------------
+
+
+def _lex_search(R: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Row index in R (sorted lexicographically) of each row of Q, or -1."""
+    m = R.shape[0]
+    q = Q.shape[0]
+    if m == 0 or q == 0:
+        return np.full(q, -1, np.int64)
+    lo = np.zeros(q, np.int64)
+    hi = np.full(q, m, np.int64)
+    act = np.arange(q)
+    while act.size:
+        l, h = lo[act], hi[act]
+        mid = (l + h) // 2
+        Rm = R[mid]
+        Qa = Q[act]
+        neq = Rm != Qa
+        first = neq.argmax(axis=1)
+        ar = np.arange(act.size)
+        less = neq[ar, first] & (Rm[ar, first] < Qa[ar, first])
+        lo[act] = np.where(less, mid + 1, l)
+        hi[act] = np.where(less, h, mid)
+        act = act[lo[act] < hi[act]]
+    ok = lo < m
+    idx = np.where(ok, lo, 0)
+    ok &= np.all(R[idx] == Q, axis=1)
+    return np.where(ok, lo, -1)
+
+
+def _score_numpy(qm: QueryModel, ids: np.ndarray):
+    """The same numbers as kernels/query.score_ids, with numpy only (for small inputs)."""
+    model = qm.model
+    N = qm.order
+    T = ids.size
+    is_start = (ids == BOS_ID) | (ids == NO_CONTEXT)
+    if T == 0:
+        return np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.bool_)
+    seg = np.cumsum(is_start) - 1
+    starts = np.flatnonzero(is_start)
+    if seg[0] < 0:
+        raise ValueError("a token stream must start a sentence")
+    s_of = starts[seg]
+    ctx = np.arange(T) - s_of - (ids[s_of] == NO_CONTEXT)  # context tokens available at t
+    w = np.where(ids < 0, 0, ids)
+    found = np.zeros((N + 1, T), np.bool_)
+    lp_n = np.zeros((N + 1, T), np.float32)
+    bo_n = np.zeros((N + 1, T), np.float64)
+    found[1] = ids >= 0
+    lp_n[1] = qm.uni_lp[w]
+    bo_n[1] = np.where(found[1], qm.uni_bo[w], 0.0)
+    for n in range(2, N + 1):
+        pos = np.flatnonzero((ctx >= n - 1) & (ids >= 0))
+        if pos.size == 0:
+            continue
+        Q = np.stack([ids[pos - n + 1 + j] for j in range(n)], axis=1)
+        idx = _lex_search(model.ngrams[n - 1], Q)
+        ok = idx >= 0
+        p, i = pos[ok], idx[ok]
+        found[n, p] = True
+        lp_n[n, p] = model.logprob[n - 1][i]
+        bo_n[n, p] = model.backoff[n - 1][i]
+    m = np.ones(T, np.int32)
+    lp = lp_n[1].copy()
+    for n in range(2, N + 1):
+        sel = found[n]
+        m[sel] = n
+        lp[sel] = lp_n[n][sel]
+    total = lp.astype(np.float64)
+    kmax = np.minimum(N - 1, ctx)
+    for k in range(1, N):
+        prev = np.zeros(T, np.float64)
+        prev[1:] = np.where(found[k, :-1], bo_n[k, :-1], 0.0)
+        sel = (k >= m) & (k <= kmax)
+        total[sel] += prev[sel]
+    tokens = ~is_start
+    total[~tokens] = 0.0
+    m[~tokens] = 0
+    zero = tokens & (lp <= LOG_ZERO)
+    return total, m, zero
+
+
+# ----------------------------------------------------------------------------------------------
+# The neural model and mixtures
+
+
+class FFNNScorer:
+    kind = "ffnn"
+    scores_only = False
+
+    def __init__(self, model, name: str = "model"):
+        self.model = model
+        self.name = name
+        self.order = model.order
+        self.vocabulary = _Vocabulary(list(model.vocab))
+
+    @property
+    def vocab(self):
+        return self.vocabulary.vocab
+
+    def score_ids(self, ids, fast: bool = True, threads: int = 1):
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        if ids.size and ids[0] == NO_CONTEXT:
+            raise LmError("the neural model always starts from <s>", "score with bos=True")
+        lp = np.asarray(self.model.score_ids(ids), np.float64)
+        is_start = ids == BOS_ID
+        st = np.flatnonzero(is_start)
+        pos = np.arange(ids.size) - st[np.cumsum(is_start) - 1] if ids.size else np.zeros(0, np.int64)
+        order = np.minimum(pos + 1, self.order).astype(np.int32)
+        order[is_start] = 0
+        return lp, order, (lp <= LOG_ZERO) & ~is_start
+
+    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
+        enc = self.vocabulary.encode(data, True)
+        lp, order, zero = self.score_ids(enc.ids)
+        return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
+
+    def warm(self) -> None:
+        self.vocabulary.table()
+
+
+class Mixture:
+    """Linear interpolation: log10 sum_i lambda_i 10^(log10 p_i) per token."""
+
+    kind = "mixture"
+
+    def __init__(self, scorers: list, lambdas: list[float]):
+        self.scorers = scorers
+        self.lambdas = np.asarray(lambdas, np.float64)
+        self.order = max(s.order for s in scorers)
+        self.scores_only = any(s.scores_only for s in scorers)
+        self.name = " + ".join(s.name for s in scorers)
+        self.vocab = scorers[0].vocab
+
+    def combine(self, parts: list[Scored]) -> Scored:
+        first = parts[0]
+        for p in parts[1:]:
+            if p.ids.size != first.ids.size:
+                raise AssertionError("models tokenized the text differently")
+        L = np.stack([p.logp for p in parts])  # (k, T)
+        lam = self.lambdas[:, None]
+        with np.errstate(divide="ignore"):
+            top = L.max(axis=0)
+            safe = np.where(np.isfinite(top), top, 0.0)
+            acc = (lam * np.power(10.0, L - safe)).sum(axis=0)
+            lp = np.log10(acc) + safe
+        is_start = (first.ids == BOS_ID) | (first.ids == NO_CONTEXT)
+        lp[is_start] = 0.0
+        oov = np.logical_and.reduce([p.oov for p in parts])
+        order = np.max(np.stack([p.order for p in parts]), axis=0).astype(np.int32)
+        zero = (lp <= LOG_ZERO) & ~is_start
+        return Scored(first.ids, oov, lp, order, zero, first.n_lines, first.n_dropped)
+
+    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
+        return self.combine([s.score_text(data, threads, fast) for s in self.scorers])
+
+    def warm(self) -> None:
+        for s in self.scorers:
+            s.warm()
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def check_lambdas(lambdas: list[float], k: int) -> list[float]:
+    """Weights for k models from the given ones: k of them summing to 1, or k-1 (the last is the rest)."""
+    if k == 1:
+        if lambdas and abs(sum(lambdas) - 1.0) > 1e-6:
+            raise LmError("--lambda needs two or more models (-m A -m B)", "give another -m or drop --lambda")
+        return [1.0]
+    if not lambdas:
+        return [1.0 / k] * k
+    if any(not (0.0 <= x <= 1.0) or math.isnan(x) for x in lambdas):
+        raise LmError(f"interpolation weights must lie in [0, 1], got {lambdas}", "give weights like --lambda 0.6")
+    if len(lambdas) == k - 1:
+        rest = 1.0 - sum(lambdas)
+        if rest < -1e-9:
+            raise LmError(f"the weights {lambdas} sum to more than 1", "give weights that sum to at most 1")
+        return list(lambdas) + [max(rest, 0.0)]
+    if len(lambdas) == k:
+        if abs(sum(lambdas) - 1.0) > 1e-6:
+            raise LmError(f"the weights {lambdas} sum to {sum(lambdas):g}, not 1",
+                          f"give {k} weights that sum to 1, or {k - 1} (the last model gets the rest)")
+        return list(lambdas)
+    raise LmError(f"{len(lambdas)} weights for {k} models", f"give {k - 1} or {k} weights with --lambda")
+
+
+def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=None, name_of=None):
+    """A scorer for one model or a linear mixture of several (paths, '-' for stdin).
+
+    Any model kind: lmtools counts (smoothed on the fly with interpolated modified Kneser-Ney),
+    n-gram and ffnn models, ARPA files. For n-gram-only work numba is started without its BLAS probe.
+    """
+    import sys
+
+    from lmtools.io.modelfile import MAGIC_BYTES, read_model
+    from lmtools.io.text import open_binary
+
+    weights = check_lambdas(list(lambdas or []), len(sources))
+    pending = []
+    for src in sources:
+        name = "<stdin>" if src == "-" else src
+        stream = open_binary(src)
+        head = stream.peek(64)[:64]
+        if head[: len(MAGIC_BYTES)] == MAGIC_BYTES:
+            try:
+                header, arrays = read_model(stream, name)
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
+            pending.append((name, "file", (header, arrays)))
+        elif head.lstrip()[:6] == b"\\data\\":
+            pending.append((name, "arpa", stream))
+        else:
+            try:
+                read_model(stream, name)  # raises the right "not a model" error
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
+            raise LmError(f"{name}: not a model", "give an lmtools model or an ARPA file")
+    if not any(kind == "file" and parts[0].get("kind") == "ffnn" for _, kind, parts in pending):
+        from lmtools.kernels import skip_blas
+
+        skip_blas()
+    scorers = []
+    for name, kind, payload in pending:
+        if kind == "arpa":
+            from lmtools.io.arpa import read_arpa
+
+            try:
+                obj = read_arpa(payload, warn=warn)
+            finally:
+                if payload is not sys.stdin.buffer:
+                    payload.close()
+        else:
+            from lmtools.io.models import model_from_parts
+
+            obj = model_from_parts(payload[0], payload[1], name)
+        scorers.append(scorer_for(obj, name, warn))
+    if len(scorers) == 1:
+        return scorers[0]
+    return Mixture(scorers, weights)
+
+
+def scorer_for(obj, name: str = "model", warn=None):
+    """Wrap a loaded model object (Counts, NGramModel, FFNNModel) as a scorer."""
+    from lmtools.ngram.counts import Counts
+
+    if isinstance(obj, Counts):
+        from lmtools.ngram.smoothing import smooth
+
+        if obj.tokens == 0:
+            raise LmError(f"{name}: the counts model holds no text", "count some text with lm-count first")
+        obj = smooth(obj, "kn-modified", warn=warn)
+    if isinstance(obj, NGramModel):
+        return QueryModel(obj, name)
+    if hasattr(obj, "score_ids") and hasattr(obj, "context"):
+        return FFNNScorer(obj, name)
+    raise LmError(f"{name}: cannot score with a {type(obj).__name__}", "give an n-gram or ffnn model")
