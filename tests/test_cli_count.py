@@ -193,3 +193,54 @@ def test_version_and_usage_error():
 def test_debug_shows_traceback():
     r = run_prog("lm-count", "--debug", "no-such-file")
     assert r.returncode == 1 and b"Traceback" in r.stderr
+
+
+def test_huge_single_line(tmp_path):
+    """A line of tens of megabytes is one sentence like any other (it is held in memory whole)."""
+    words = b" ".join(b"w%d" % (i % 5000) for i in range(3_000_000))  # ~20 MB, one line, no newline
+    p = tmp_path / "huge.txt"
+    p.write_bytes(words)
+    r = run_prog("lm-count", "-n", "2", p)
+    assert r.returncode == 0, r.stderr
+    facts = dict(line.split("\t", 1) for line in run_prog("lm-info", input=r.stdout).stdout.decode().splitlines())
+    assert facts["sentences"] == "1" and facts["tokens"] == str(3_000_001)
+    assert facts["vocabulary"] == str(5003)
+
+
+def test_second_run_does_not_compile(tmp_path):
+    """Kernels are cached on disk (numba cache=True): a second process loads them instead of compiling."""
+    cache = tmp_path / "cache"
+    text = (SHAKESPEARE.read_bytes() * 1)[:300_000]  # above the small-input threshold: the numba path
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+    assert run_prog("lm-count", "-n", "3", input=text, env=env).returncode == 0
+    files = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+    assert any(str(p).endswith(".nbi") for p in files), "no cache index written"
+    assert run_prog("lm-count", "-n", "3", input=text, env=env).returncode == 0
+    after = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+    assert after == files, "the second run compiled (cache files changed)"
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    import pty
+
+    p = tmp_path / "in.txt"
+    p.write_bytes(SHAKESPEARE.read_bytes())
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lmtools.cli.count", "-o", str(tmp_path / "o.lm"), str(p)],
+                            stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"sentences" in seen  # the summary line is shown on a terminal ...
+    r = run_prog("lm-count", "-o", tmp_path / "o2.lm", p)
+    assert r.stderr == b""  # ... and nothing at all when stderr is not a terminal

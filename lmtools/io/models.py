@@ -64,6 +64,12 @@ def _narrow(count: np.ndarray) -> np.ndarray:
 
 
 def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
+    lv = levels_from_parts(h, a, name)
+    return lv.to_counts(lv.provenance)
+
+
+def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
+    """A counts file as stored (``Levels``: trie levels, not sorted)."""
     from lmtools.ngram.counting import Levels
 
     order = _order(h, name)
@@ -82,8 +88,8 @@ def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
         sizes.append(len(prefix))
     if unigrams.shape != (V,):
         raise LmError(f"{name}: corrupt counts file (unigram counts)", "recreate it with lm-count")
-    lv = Levels(list(h["vocab"]), unigrams, levels, int(h.get("tokens", 0)), int(h.get("sentences", 0)))
-    return lv.to_counts(dict(h.get("provenance", {})))
+    return Levels(list(h["vocab"]), unigrams, levels, int(h.get("tokens", 0)), int(h.get("sentences", 0)),
+                  dict(h.get("provenance", {})))
 
 
 def ngram_to_parts(m: NGramModel) -> tuple[dict, dict[str, np.ndarray]]:
@@ -148,6 +154,22 @@ def model_from_parts(header: dict, arrays: dict, name: str):
     from lmtools.nn.model import FFNNModel  # only FFNN users pay for importing it
 
     return FFNNModel.from_file_parts(header, arrays)
+
+
+def load_levels(source: str = "-"):
+    """Load a counts file without sorting it (for merging); refuses other kinds."""
+    from lmtools.io.text import open_binary
+
+    name = "<stdin>" if source == "-" else str(source)
+    stream = open_binary(source)
+    try:
+        header, arrays = read_model(stream, name)
+    finally:
+        if source != "-":
+            stream.close()
+    if header["kind"] != "counts":
+        raise LmError(f"{name} is a {header['kind']} model, not counts", "give files written by lm-count")
+    return levels_from_parts(header, arrays, name)
 
 
 def load_model(source: str | BinaryIO = "-"):

@@ -1,0 +1,46 @@
+"""lm-merge: sum count files (shards counted apart, in parallel or on other machines)."""
+
+from __future__ import annotations
+
+import click
+
+from lmtools.cli import common
+from lmtools.errors import LmError
+
+
+@common.command("lm-merge", short_help="sum count files")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.option("-o", "--output", metavar="FILE", help="Write the merged counts to FILE (atomically) instead of stdout.")
+def main(files, output):
+    """Sum the counts models FILES (all of the same order) into one counts model.
+
+    The result equals counting the concatenation of the shards' texts, in the order given, so a
+    large corpus can be counted in parallel and merged exactly.
+
+    \b
+    Examples:
+      split -n l/4 corpus.txt shard.
+      ls shard.* | xargs -P 2 -I{} sh -c 'lm-count -n 5 {} > {}.lm'
+      lm-merge shard.*.lm -o counts.lm
+    """
+    if list(files).count("-") > 1:
+        raise LmError("stdin ('-') given more than once", "name it once")
+    if output in (None, "-") and common.stdout_is_terminal():
+        raise LmError("refusing to write a binary model to the terminal",
+                      "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
+    from lmtools.kernels import skip_blas
+
+    skip_blas()
+    from lmtools.io.models import load_levels, save_model
+    from lmtools.ngram.merge import merge_levels
+
+    parts = [load_levels(f) for f in files]
+    merged = merge_levels(parts, list(files))
+    merged.provenance = {"program": "lm-merge", "inputs": list(files), "tokens": merged.tokens,
+                         "options": {"order": len(merged.levels) + 1}}
+    with common.binary_output(output) as out:
+        save_model(merged, out)
+
+
+if __name__ == "__main__":
+    main()
