@@ -60,6 +60,9 @@ class VocabOptions:
         return self.min_count > 1 or self.vocab_size > 0 or self.closed is not None
 
 
+BLOCK_TOKENS = 1 << 18  # tokens per counting call (a long sentence makes a longer block)
+
+
 class NgramCounter:
     """Accumulates counts of orders 1..order over chunks of token ids (``<s> .. </s>`` per line)."""
 
@@ -86,12 +89,20 @@ class NgramCounter:
         n_sent = int(np.count_nonzero(ids == 1))
         self.sentences += n_sent
         self.tokens += ids.size - n_sent  # words and </s>, not <s>
-        prev = ids
-        for t in self.tables:
-            t.ensure_room(ids.size)
-            cur = np.empty(ids.size, np.int32)
-            t.n = count_next_order(prev, ids, t.table, t.shift, t.prefix, t.word, t.count, t.n, cur)
-            prev = cur
+        # Tables must have room for every n-gram of a call; sentence-aligned blocks of bounded size
+        # keep that headroom (and so peak memory) small whatever the chunk size.
+        starts = np.flatnonzero(ids == 1)
+        at = np.searchsorted(starts, np.arange(BLOCK_TOKENS, ids.size, BLOCK_TOKENS))
+        cuts = starts[np.minimum(at, starts.size - 1)]
+        bounds = np.unique(np.concatenate([[0], cuts, [ids.size]]))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            block = ids[lo:hi]
+            prev = block
+            for t in self.tables:
+                t.ensure_room(block.size)
+                cur = np.empty(block.size, np.int32)
+                t.n = count_next_order(prev, block, t.table, t.shift, t.prefix, t.word, t.count, t.n, cur)
+                prev = cur
 
     def levels(self, vocab: list[str], vocab_opts: VocabOptions | None = None) -> "Levels":
         """The counts in first-occurrence order, after the vocabulary restriction if any."""
