@@ -61,6 +61,8 @@ class VocabOptions:
 
 
 BLOCK_TOKENS = 1 << 18  # tokens per counting call (a long sentence makes a longer block)
+RESERVE_CAP = 1 << 22  # at most this many n-grams per order are reserved ahead (64 MB of table)
+BYTES_PER_TOKEN = 5  # a low estimate for word-level text (PTB: 5.5), to reserve tables ahead
 
 
 class NgramCounter:
@@ -74,6 +76,12 @@ class NgramCounter:
         self.tables = [_OrderTable() for _ in range(order - 1)]
         self.tokens = 0
         self.sentences = 0
+
+    def reserve(self, tokens: int) -> None:
+        """Size the tables for about ``tokens`` tokens of text at once, instead of growing them step by
+        step (each growth rehashes the whole table). Distinct n-grams of an order are at most the tokens."""
+        for t in self.tables:
+            t.ensure_room(min(tokens, RESERVE_CAP))
 
     def add(self, ids: np.ndarray) -> None:
         from lmtools.kernels.count import count_next_order
@@ -218,15 +226,17 @@ def count_levels(paths: list[str], order: int, *, text_opts=None, vocab_opts: Vo
             break
     else:
         return _count_small(head, order, vocab_opts, on_chunk)
-    return _count_fast(head, chunks, order, vocab_opts, on_chunk)
+    return _count_fast(head, chunks, order, vocab_opts, on_chunk, _input_bytes(paths))
 
 
-def _count_fast(head, rest, order, vocab_opts, on_chunk) -> Levels:
+def _count_fast(head, rest, order, vocab_opts, on_chunk, size_hint: int | None = None) -> Levels:
     import itertools
 
     from lmtools.io.text import TokenTable
 
     counter = NgramCounter(order)
+    if size_hint:
+        counter.reserve(size_hint // BYTES_PER_TOKEN)
     table = TokenTable()
     for chunk in itertools.chain(head, rest):
         enc = table.encode_chunk(chunk, grow=True)
@@ -234,6 +244,15 @@ def _count_fast(head, rest, order, vocab_opts, on_chunk) -> Levels:
         if on_chunk is not None:
             on_chunk(enc)
     return counter.levels(table.words(), vocab_opts)
+
+
+def _input_bytes(paths: list[str]) -> int | None:
+    import os
+
+    try:
+        return sum(os.stat(p).st_size for p in paths) if paths and "-" not in paths else None
+    except OSError:
+        return None
 
 
 def _count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
