@@ -155,6 +155,10 @@ def atomic_file(path: str, mode: str = "wb"):
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
+        # mkstemp creates the file private (0600); give it the permissions of any new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -183,7 +183,7 @@ def load_model(source: str | BinaryIO = "-"):
         if head.lstrip()[:6] == b"\\data\\":
             from lmtools.io.arpa import read_arpa
 
-            return read_arpa(whole)
+            return read_arpa(whole, name=name)
         header, arrays = read_model(whole, name)  # refuses anything that is not a model file
         return model_from_parts(header, arrays, name)
     finally:

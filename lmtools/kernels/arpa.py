@@ -217,3 +217,169 @@ def parse_section(buf, start, end, n, hashes, slots, pool, offsets, ngrams, logp
         line += 1
         i = le + 1
     return rows, ERR_NONE, line, i, with_bo
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing: shortest decimal that reads back to the same float32
+
+
+_POW10 = np.array([10.0 ** k for k in range(-60, 61)])
+
+
+@njit(cache=True, inline="always")
+def _pow10(k):
+    if -60 <= k <= 60:
+        return _POW10[k + 60]
+    return 10.0 ** k
+
+
+@njit(cache=True)
+def _parse_back(m, e10):
+    # value m * 10**e10 as the reader computes it (one division or multiplication in float64)
+    if e10 >= 0:
+        return float(m) * _pow10(e10)
+    return float(m) / _pow10(-e10)
+
+
+@njit(cache=True)
+def format_float32(x, out, pos):
+    """Write the shortest decimal form of float32 ``x`` that reads back to x into out[pos:];
+    return the new position. 0 is '0', integers have no '.0', -inf is '-99' (log 0 in ARPA)."""
+    xf = np.float32(x)
+    if xf == 0:
+        out[pos] = 48
+        return pos + 1
+    if np.isinf(xf) and xf < 0:
+        for c in (45, 57, 57):  # -99
+            out[pos] = c
+            pos += 1
+        return pos
+    if np.isnan(xf) or np.isinf(xf):
+        for c in (110, 97, 110) if np.isnan(xf) else (105, 110, 102):
+            out[pos] = c
+            pos += 1
+        return pos
+    if xf < 0:
+        out[pos] = 45
+        pos += 1
+        xf = -xf
+    v = float(xf)
+    e = int(np.floor(np.log10(v)))
+    m = np.int64(0)
+    exp10 = 0
+    for p in range(1, 10):
+        exp10 = e - p + 1
+        m = np.int64(np.round(v / _pow10(exp10))) if exp10 >= 0 else np.int64(np.round(v * _pow10(-exp10)))
+        if np.float32(_parse_back(m, exp10)) == xf:
+            break
+    # digits of m
+    digits = np.empty(20, np.uint8)
+    nd = 0
+    mm = m
+    while mm > 0:
+        digits[nd] = 48 + mm % 10
+        mm //= 10
+        nd += 1
+    # strip trailing zeros into the exponent
+    start = 0
+    while start < nd - 1 and digits[start] == 48:
+        start += 1
+        exp10 += 1
+    nd_eff = nd - start
+    # value = digits (most significant first: digits[nd-1] .. digits[start]) * 10**exp10
+    point = nd_eff + exp10  # position of the decimal point counted from the first digit
+    if -3 <= point <= 16:  # as Python and numpy: scientific below 1e-4 and from 1e16
+        if point <= 0:
+            out[pos] = 48
+            out[pos + 1] = 46
+            pos += 2
+            for _ in range(-point):
+                out[pos] = 48
+                pos += 1
+            for i in range(nd - 1, start - 1, -1):
+                out[pos] = digits[i]
+                pos += 1
+        else:
+            k = 0
+            for i in range(nd - 1, start - 1, -1):
+                if k == point:
+                    out[pos] = 46
+                    pos += 1
+                out[pos] = digits[i]
+                pos += 1
+                k += 1
+            while k < point:
+                out[pos] = 48
+                pos += 1
+                k += 1
+    else:  # d.ddde-XX
+        out[pos] = digits[nd - 1]
+        pos += 1
+        if nd_eff > 1:
+            out[pos] = 46
+            pos += 1
+            for i in range(nd - 2, start - 1, -1):
+                out[pos] = digits[i]
+                pos += 1
+        ex = point - 1
+        out[pos] = 101
+        pos += 1
+        if ex < 0:
+            out[pos] = 45
+            ex = -ex
+        else:
+            out[pos] = 43
+        pos += 1
+        if ex < 10:
+            out[pos] = 48
+            pos += 1
+        tmp = np.empty(6, np.uint8)
+        t = 0
+        while ex > 0:
+            tmp[t] = 48 + ex % 10
+            ex //= 10
+            t += 1
+        for i in range(t - 1, -1, -1):
+            out[pos] = tmp[i]
+            pos += 1
+    return pos
+
+
+@njit(cache=True)
+def format_lines(ngrams, logprob, backoff, with_backoff, pool, offsets, out):
+    """ARPA lines ``log10p<TAB>w1 .. wn[<TAB>backoff]\\n`` for all rows into ``out`` (uint8, large
+    enough: see line_bytes_bound). Returns the number of bytes written."""
+    pos = 0
+    m, n = ngrams.shape
+    for i in range(m):
+        pos = format_float32(logprob[i], out, pos)
+        out[pos] = 9
+        pos += 1
+        for k in range(n):
+            if k:
+                out[pos] = 32
+                pos += 1
+            w = ngrams[i, k]
+            for b in range(offsets[w], offsets[w + 1]):
+                out[pos] = pool[b]
+                pos += 1
+        if with_backoff:
+            out[pos] = 9
+            pos += 1
+            pos = format_float32(backoff[i], out, pos)
+        out[pos] = 10
+        pos += 1
+    return pos
+
+
+@njit(cache=True)
+def line_bytes_bound(ngrams, offsets):
+    """An upper bound of the bytes format_lines writes for these rows."""
+    total = 0
+    m, n = ngrams.shape
+    for i in range(m):
+        total += 2 * 32 + n + 2
+        for k in range(n):
+            w = ngrams[i, k]
+            total += offsets[w + 1] - offsets[w]
+    return total

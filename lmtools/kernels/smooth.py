@@ -45,3 +45,32 @@ def is_sorted_unique(rows):
         if cmp >= 0:
             return False
     return True
+
+
+@njit(cache=True)
+def suffix_index(pre, last, suf_prev, start, last_prev):
+    """Index in order n-1 of each order-n row's last n-1 words; -1 where absent.
+
+    Row i is (w1..wn): pre[i] is the index of (w1..w_{n-1}) in order n-1, suf_prev[pre[i]] the
+    index c of (w2..w_{n-1}) in order n-2, and the rows of order n-1 whose context is c are
+    start[c]:start[c+1] (sorted by last word), searched for wn = last[i].
+    """
+    m = pre.shape[0]
+    out = np.full(m, -1, np.int64)
+    for i in range(m):
+        c = suf_prev[pre[i]]
+        if c < 0:
+            continue
+        lo = start[c]
+        end = start[c + 1]
+        hi = end
+        w = last[i]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if last_prev[mid] < w:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < end and last_prev[lo] == w:
+            out[i] = lo
+    return out

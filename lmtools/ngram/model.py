@@ -3,8 +3,9 @@
 Contract (smoothers produce it, ARPA reads/writes it, the query engine consumes it):
 - ``vocab[i]`` is the word with id i; ids 0, 1, 2 are ``<unk>``, ``<s>``, ``</s>``.
 - ``ngrams[n-1]``: int32 (m_n, n), the n-grams of order n (ids oldest first), lexicographic order.
-- ``logprob[n-1]``: float32 (m_n,), log10 p(w | h) as written in ARPA (``<s>`` has -99, i.e. p = 0
-  as a predicted word; it is only ever a context).
+- ``logprob[n-1]``: float32 (m_n,), log10 p(w | h) as written in ARPA. The unigram ``<s>`` is only
+  ever a context, never predicted: smoothers write 0 there (as KenLM does), ARPA files may hold -99;
+  consumers must not predict ``<s>`` whatever the value.
 - ``backoff[n-1]``: float32 (m_n,), log10 backoff weight of the n-gram as a context (0 where the
   ARPA line has none, and all zeros for the highest order).
 - ``method``: how it was estimated ("kn-modified", "wb", ... or "arpa" when read from a file);

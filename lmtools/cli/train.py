@@ -1,0 +1,244 @@
+"""lm-train: estimate a smoothed n-gram model from counts (or convert an ARPA file)."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from lmtools.cli import common
+from lmtools.errors import LmError
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+class _GreedyNumbers(click.Option):
+    """An option whose value may continue over the following plain numbers, so that KenLM's
+    ``--prune 0 0 1`` and ``--discount 0.5 1 1.5`` work unquoted (as '0 0 1' and '0.5 1 1.5')."""
+
+    def add_to_parser(self, parser, ctx):
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = getattr(parser, "_long_opt", {}).get(name) or getattr(parser, "_short_opt", {}).get(name)
+            if opt is None or not hasattr(opt, "process"):
+                continue  # another click: the option keeps its plain one-value form
+            plain = opt.process
+
+            def process(value, state, plain=plain):
+                more = []
+                rargs = getattr(state, "rargs", None)
+                while rargs and _NUMBER.fullmatch(rargs[0]):
+                    more.append(rargs.pop(0))
+                plain(" ".join([value] + more) if more and isinstance(value, str) else value, state)
+
+            opt.process = process
+
+
+METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, stupid; "
+               "ffnn is reserved for the neural LM.")
+
+
+@common.command("lm-train", short_help="estimate a smoothed n-gram model from counts")
+@click.argument("file", required=False, default=None,
+                type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.option("-o", "--output", metavar="FILE",
+              help="Write the model to FILE (atomically) instead of stdout; with --arpa a FILE ending in .gz is gzipped.")
+@click.option("-m", "--method", default="kn-modified", show_default=True, metavar="NAME", help=METHOD_HELP)
+@click.option("-n", "--order", type=int, default=None, metavar="N",
+              help="Model order (default: the order of the counts); lower than the counts' order uses orders 1..N.")
+@click.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
+@click.option("--from-arpa", metavar="FILE",
+              help="Read the model from an ARPA file (plain or compressed) instead of estimating one.")
+@click.option("--interpolate/--backoff", default=None,
+              help="Interpolated (default for kn-modified, kn, wb, abs) or backoff form.")
+@click.option("--discount", cls=_GreedyNumbers, multiple=True, metavar="D[,D2,D3]",
+              help="Fixed discounts, one option per order (the last repeats): three values 'D1,D2,D3+' for "
+                   "kn-modified, one for kn and abs. Default: estimated from the counts of counts.")
+@click.option("--prune", cls=_GreedyNumbers, multiple=True, metavar="T[,T..]",
+              help="Count cutoffs per order, KenLM's meaning: drop n-grams of order n whose count is <= T_n "
+                   "(e.g. --prune 0 0 1 or 0,0,1; the last repeats; unigrams cannot be pruned).")
+@click.option("-k", "k", type=float, default=1.0, show_default=True, metavar="K",
+              help="The k of add-k (k = 1 is Laplace).")
+@click.option("--alpha", type=float, default=0.4, show_default=True, metavar="A",
+              help="The back-off factor of stupid backoff.")
+@click.option("--vocab", "vocab_file", metavar="FILE",
+              help="Closed vocabulary: the whitespace-separated words of FILE; every other word becomes <unk>.")
+@click.option("--kenlm-compat", is_flag=True,
+              help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
+@click.option("-q", "--quiet", is_flag=True, help="No discounts or summary on stderr.")
+def main(file, output, method, order, arpa_out, from_arpa, interpolate, discount, prune, k, alpha, vocab_file,
+         kenlm_compat, quiet):
+    """Estimate a smoothed n-gram model from a counts model FILE (default: stdin).
+
+    The counts come from lm-count; the model goes to stdout or -o FILE, as an lmtools model file
+    or, with --arpa, as ARPA text for KenLM, SRILM and decoders. --from-arpa converts an ARPA file.
+
+    \b
+    Examples:
+      lm-count -n 5 train.txt | lm-train -o kn5.lm
+      lm-count -n 3 train.txt | lm-train -m wb --arpa > wb3.arpa
+      lm-train --from-arpa other.arpa.gz -o other.lm
+      lm-train -m kn-modified --prune 0,0,1 counts.lm -o pruned.lm
+    """
+    from lmtools.ngram.smoothing import canonical_method, check_options
+
+    m = canonical_method(method)
+    if m == "ffnn":
+        raise LmError("ffnn training is not available yet", "use an n-gram method (-m kn-modified)")
+    if order is not None and order < 1:
+        raise LmError(f"order must be at least 1, got -n {order}", "use -n 1 or more")
+    discounts = _parse_discounts(discount)
+    thresholds = _parse_prune(prune)
+    check_options(m, interpolate=interpolate, discount=discounts, k=k, alpha=alpha, prune=thresholds)
+    if from_arpa is not None and file is not None:
+        raise LmError("both --from-arpa and an input FILE given", "give one of them")
+    if not arpa_out and output in (None, "-") and common.stdout_is_terminal():
+        raise LmError("refusing to write a binary model to the terminal",
+                      "use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
+    if kenlm_compat and m != "kn-modified":
+        raise LmError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
+    options = {"method": m, "order": order, "interpolate": interpolate, "discount": discounts,
+               "prune": thresholds, "k": k, "alpha": alpha, "vocab": vocab_file, "kenlm_compat": kenlm_compat}
+
+    from lmtools.ngram.counts import Counts
+    from lmtools.ngram.model import NGramModel
+
+    if from_arpa is not None:
+        from lmtools.io.arpa import read_arpa
+
+        _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat,
+                               "--from-arpa")
+        model = read_arpa(from_arpa, warn=common.warn)
+        model.provenance = {"program": "lm-train", "from_arpa": from_arpa}
+    else:
+        from lmtools.io.models import load_model
+
+        path = file or "-"
+        if path == "-" and _stdin_is_terminal():
+            raise LmError("no counts on stdin", "pipe lm-count into lm-train or give a counts FILE")
+        obj = load_model(path)
+        if isinstance(obj, NGramModel):
+            _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat,
+                                   "an n-gram model input")
+            model = obj
+        elif isinstance(obj, Counts):
+            model = _estimate(obj, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file, kenlm_compat,
+                              quiet)
+            model.provenance = {"program": "lm-train", "input": path, "options": options,
+                                "tokens": int(obj.tokens), "sentences": int(obj.sentences),
+                                "counts": dict(obj.provenance)}
+        else:
+            raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
+                          "give a counts model from lm-count")
+    _write(model, output, arpa_out)
+    if not quiet and common.stderr_is_terminal():
+        common.info(f"{model.method} order {model.order}, n-grams per order: "
+                    + " ".join(str(s) for s in model.sizes()))
+
+
+def _stdin_is_terminal() -> bool:
+    import os
+    import sys
+
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat, what):
+    given = [name for name, v in (("-n", order), ("--interpolate/--backoff", interpolate), ("--discount", discounts),
+                                  ("--prune", thresholds), ("--vocab", vocab_file)) if v is not None]
+    if kenlm_compat:
+        given.append("--kenlm-compat")
+    if method != "kn-modified":
+        given.insert(0, "-m")
+    if given:
+        raise LmError(f"{', '.join(given)} cannot be applied to {what} (it is already smoothed)",
+                      "estimate from counts (lm-count) instead")
+
+
+def _numbers(values, what: str, kind=float) -> list[list]:
+    out = []
+    for v in values:
+        parts = [p for p in v.replace(",", " ").split() if p]
+        try:
+            out.append([kind(p) for p in parts])
+        except ValueError:
+            raise LmError(f"{what} {v!r} is not a list of numbers", f"e.g. {what} 0,0,1") from None
+        if not parts:
+            raise LmError(f"{what} given an empty value", f"e.g. {what} 0,0,1")
+    return out
+
+
+def _parse_discounts(values) -> list | None:
+    if not values:
+        return None
+    per_order = _numbers(values, "--discount")
+    return [tuple(v) if len(v) > 1 else v[0] for v in per_order]
+
+
+def _parse_prune(values) -> list[int] | None:
+    if not values:
+        return None
+    flat = [x for v in _numbers(values, "--prune", int) for x in v]
+    return flat
+
+
+def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alpha, vocab_file, kenlm_compat, quiet):
+    from lmtools.ngram.smoothing import smooth
+
+    vocab = _read_vocab_file(vocab_file) if vocab_file else None
+    if discounts is not None and method == "kn-modified":
+        discounts = [d if isinstance(d, tuple) else (d,) for d in discounts]
+    model = smooth(counts, method, order=order, interpolate=interpolate, discount=discounts, k=k, alpha=alpha,
+                   prune=thresholds, vocab=vocab, kenlm_compat=kenlm_compat, warn=common.warn)
+    if not quiet and "discounts" in model.info:
+        for n, d in enumerate(model.info["discounts"], start=1):
+            vals = d if isinstance(d, (list, tuple)) else [d]
+            label = "D1 D2 D3+" if len(vals) == 3 else "D"
+            common.info(f"discounts order {n} ({label}): " + " ".join(f"{x:g}" for x in vals))
+    if method == "stupid" and not quiet:
+        common.warn("stupid backoff gives scores, not probabilities: perplexity is not defined for it")
+    return model
+
+
+def _read_vocab_file(path: str) -> list[str]:
+    from lmtools.io.text import TextOptions, read_sentences
+
+    words: list[str] = []
+    for toks in read_sentences([path], TextOptions()):
+        words.extend(toks)
+    if not words:
+        raise LmError(f"{path}: the vocabulary file has no words", "list one word per line")
+    return words
+
+
+def _write(model, output, arpa_out: bool) -> None:
+    if not arpa_out:
+        from lmtools.io.models import save_model
+
+        with common.binary_output(output) as out:
+            save_model(model, out)
+        return
+    import sys
+
+    from lmtools.io.arpa import write_arpa
+
+    if output in (None, "-"):
+        sys.stdout.flush()
+        write_arpa(model, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    with common.atomic_file(output, "wb") as raw:
+        if output.endswith(".gz"):
+            import gzip
+
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+                write_arpa(model, gz)
+        else:
+            write_arpa(model, raw)
+
+
+if __name__ == "__main__":
+    main()
