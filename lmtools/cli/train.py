@@ -116,6 +116,11 @@ def main(file, output, method, order, arpa_out, from_arpa, interpolate, discount
         path = file or "-"
         if path == "-" and _stdin_is_terminal():
             raise LmError("no counts on stdin", "pipe lm-count into lm-train or give a counts FILE")
+        from lmtools.ngram.warmup import input_is_pipe, warm_counts_path
+
+        if input_is_pipe(path):  # load the kernels while upstream is still counting
+            warm_counts_path(order or 3, {"method": m, "interpolate": interpolate, "k": k, "alpha": alpha,
+                                          "kenlm_compat": kenlm_compat})
         obj = load_model(path)
         if isinstance(obj, NGramModel):
             _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat,
