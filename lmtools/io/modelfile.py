@@ -87,7 +87,7 @@ def read_model(stream: BinaryIO, name: str = "input") -> tuple[dict, dict[str, n
             raise LmError(f"{name}: empty input, expected an lmtools model", "give a model file or pipe one in")
         what = _guess_foreign(first)
         raise LmError(f"{name}: not an lmtools model file{what}",
-                      "give a file written by lm-count or lm-train (ARPA files are read by lm-train --from-arpa)")
+                      "give a model written by lm-count or lm-train, or an ARPA file")
     unpacker = msgpack.Unpacker(stream, raw=False, max_buffer_size=_MAX_BUFFER, read_size=1 << 20)
     try:
         version = unpacker.unpack()

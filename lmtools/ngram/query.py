@@ -11,14 +11,16 @@ A *scorer* turns whole lines of UTF-8 text into per-token log10 probabilities:
   seeing the text through its own vocabulary (a word outside it is that model's ``<unk>``); a token
   is an OOV of the mixture when it is outside every model's vocabulary.
 
-``Scored`` holds one chunk's results; ``PplStats`` accumulates the perplexity figures
-(see man/lm-ppl.1 for their definitions).
+``Scored`` holds one chunk's per-token results, ``LineScores`` its per-line sums (what lm-score
+prints), ``PplStats`` accumulates the perplexity figures (defined in man/lm-ppl.1). Every path
+(numba one-pass, numba per-token, numpy) gives the same bits: sums run in token order, and the
+per-file totals are exact sums (math.fsum) of the per-line ones.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +35,8 @@ LOG_ZERO = -99.0
 SMALL_BYTES = 1 << 16
 SMALL_TOTAL_BYTES = 1 << 18
 MAX_SEEDS = 4
+PARALLEL_MIN_TOKENS = 100_000  # below this, threads cost more than they save
+PARALLEL_MIN_BYTES = 1 << 19
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,18 +65,56 @@ class Scored:
         """Index of each sentence's first position (its <s>)."""
         return np.flatnonzero((self.ids == BOS_ID) | (self.ids == NO_CONTEXT))
 
-    def sentence_totals(self):
-        """(log10 prob, tokens, OOVs, zero-probability tokens) per sentence, as arrays."""
-        st = self.starts()
-        if st.size == 0:
-            z = np.zeros(0, np.int64)
-            return np.zeros(0), z, z, z
-        lp = np.add.reduceat(self.logp, st)
-        ends = np.append(st[1:], self.ids.size)
-        tokens = ends - st - 1
-        oovs = np.add.reduceat(self.oov.astype(np.int64), st)
-        zeros = np.add.reduceat(self.zero.astype(np.int64), st)
-        return lp, tokens, oovs, zeros
+    def line_scores(self) -> "LineScores":
+        """Per-sentence sums (in token order: the same numbers on every path)."""
+        L = int(self.starts().size)
+        out = LineScores.empty(L, self.n_dropped)
+        if self.ids.size > 4096:
+            from lmtools.kernels.query import line_sums
+
+            line_sums(self.ids, self.oov, self.logp, self.zero, L, out.lp, out.lp_nz, out.lp_iv, out.tokens,
+                      out.oovs, out.zeros)
+            return out
+        lp, lp_nz, lp_iv = out.lp.tolist(), out.lp_nz.tolist(), out.lp_iv.tolist()
+        li = -1
+        ids, oov, zero, logp = self.ids.tolist(), self.oov.tolist(), self.zero.tolist(), self.logp.tolist()
+        for t, w in enumerate(ids):
+            if w == BOS_ID or w == NO_CONTEXT:
+                li += 1
+                continue
+            v = logp[t]
+            lp[li] += v
+            out.tokens[li] += 1
+            if oov[t]:
+                out.oovs[li] += 1
+                lp_nz[li] += v
+            elif zero[t]:
+                out.zeros[li] += 1
+            else:
+                lp_nz[li] += v
+                lp_iv[li] += v
+        out.lp[:], out.lp_nz[:], out.lp_iv[:] = lp, lp_nz, lp_iv
+        return out
+
+
+@dataclass
+class LineScores:
+    """Per-sentence results of one chunk: what lm-score prints and lm-ppl sums."""
+    lp: np.ndarray  # log10 p of all tokens of the line (OOVs as <unk>)
+    lp_nz: np.ndarray  # the same without zero-probability tokens
+    lp_iv: np.ndarray  # without OOVs and zero-probability tokens
+    tokens: np.ndarray  # words + </s>
+    oovs: np.ndarray
+    zeros: np.ndarray  # zero-probability in-vocabulary tokens
+    n_dropped: int = 0
+
+    @classmethod
+    def empty(cls, n: int, n_dropped: int = 0) -> "LineScores":
+        return cls(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                   np.zeros(n, np.int64), n_dropped)
+
+    def __len__(self) -> int:
+        return int(self.lp.size)
 
 
 @dataclass
@@ -87,19 +129,16 @@ class PplStats:
     dropped: int = 0
     replaced_lines: int = 0
 
-    def add(self, s: Scored) -> None:
-        scored = (s.ids != BOS_ID) & (s.ids != NO_CONTEXT)
-        n_tok = int(np.count_nonzero(scored))
-        eos = int(np.count_nonzero(s.ids == EOS_ID))
-        self.sentences += s.n_lines
-        self.words += n_tok - eos
-        self.oovs += int(np.count_nonzero(s.oov))
-        zero = s.zero & ~s.oov
-        self.zeroprobs += int(np.count_nonzero(zero))
-        keep = ~zero
-        self.logprob += float(s.logp[keep].sum())
-        self.logprob_iv += float(s.logp[keep & ~s.oov].sum())
-        self.dropped += s.n_dropped
+    def add(self, ls: "LineScores") -> None:
+        """Add a chunk's per-sentence results (fsum per chunk: exact, so every path agrees)."""
+        self.sentences += len(ls)
+        tokens = int(ls.tokens.sum())
+        self.words += tokens - len(ls)
+        self.oovs += int(ls.oovs.sum())
+        self.zeroprobs += int(ls.zeros.sum())
+        self.logprob += math.fsum(ls.lp_nz.tolist())
+        self.logprob_iv += math.fsum(ls.lp_iv.tolist())
+        self.dropped += ls.n_dropped
 
     def merge(self, other: "PplStats") -> None:
         for k in ("sentences", "words", "oovs", "zeroprobs", "logprob", "logprob_iv", "dropped", "replaced_lines"):
@@ -252,6 +291,7 @@ class QueryModel:
             remap[missing] = UNK_ID
         self.vocabulary = _Vocabulary(list(model.vocab), remap)
         self._tables = None
+        self._identity = None
         self._seen_bytes = 0
 
     @property
@@ -260,9 +300,9 @@ class QueryModel:
 
     # -- the fast path's tables ------------------------------------------------------------
     def tables(self):
-        """(tab, ftab, base, log2s, seed), built on first use (numba)."""
+        """(tab, ftab, base, log2s, seed, prefix_closed), built on first use (numba)."""
         if self._tables is None:
-            self._tables = _build_tables(self.model, self.name)
+            self._tables = _build_tables(self.model, self.name, self.uni_lp)
         return self._tables
 
     def use_fast(self, nbytes: int) -> bool:
@@ -273,24 +313,29 @@ class QueryModel:
     def score_ids(self, ids: np.ndarray, fast: bool = True, threads: int = 1):
         """(log10 p float64, matched order int32, zero-probability bool) per position of ``ids``."""
         ids = np.ascontiguousarray(ids, dtype=np.int32)
+        if ids.size:
+            if ids.min() < NO_CONTEXT or ids.max() >= len(self.vocab):
+                raise ValueError("token id outside the model's vocabulary")
+            if ids[0] != BOS_ID and ids[0] != NO_CONTEXT:
+                raise ValueError("a token stream must start a sentence (<s> or NO_CONTEXT)")
         if not fast:
             return _score_numpy(self, ids)
-        from lmtools.kernels.query import score_ids, score_ids_parallel
+        from lmtools.kernels.query import score_ids
 
-        tab, ftab, base, log2s, seed = self.tables()
+        tab, ftab, base, log2s, seed, closed = self.tables()
         T = ids.size
         lp = np.empty(T, np.float64)
         order = np.empty(T, np.int32)
         zero = np.empty(T, np.bool_)
-        if threads > 1 and T > 100_000:
-            cuts = _cuts(ids, threads)
-            import numba
+        import numba
 
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            score_ids_parallel(ids, cuts, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed,
-                               lp, order, zero)
+        if threads > 1 and T > PARALLEL_MIN_TOKENS:
+            cuts = _cuts(ids, threads)
         else:
-            score_ids(ids, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, lp, order, zero)
+            cuts = np.array([0, T], np.int64)
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS, cuts.size - 1)))
+        score_ids(ids, cuts, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, closed,
+                  lp, order, zero)
         return lp, order, zero
 
     def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
@@ -299,6 +344,45 @@ class QueryModel:
         enc = self.vocabulary.encode(data, fast)
         lp, order, zero = self.score_ids(enc.ids, fast, threads)
         return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
+
+    def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None) -> LineScores:
+        """Per-line results of whole lines of text: tokenized and scored in one numba pass
+        (in parallel with threads > 1), or on the numpy path for small inputs. Same numbers."""
+        if fast is None:
+            fast = self.use_fast(len(data))
+        if not fast:
+            return self.score_text(data, fast=False).line_scores()
+        import numba
+
+        from lmtools.kernels.query import score_lines
+
+        tab, ftab, base, log2s, seed, closed = self.tables()
+        table = self.vocabulary.table()
+        remap = self.vocabulary.remap
+        if remap is None:
+            if self._identity is None:
+                self._identity = np.arange(len(self.vocab), dtype=np.int32)
+            remap = self._identity
+        n = len(data)
+        L = data.count(b"\n") + (1 if n and not data.endswith(b"\n") else 0)
+        parts = threads if threads > 1 and n > PARALLEL_MIN_BYTES else 1
+        starts = [0]
+        for k in range(1, parts):
+            p = data.find(b"\n", (k * n) // parts)
+            if p >= 0 and p + 1 > starts[-1] and p + 1 < n:
+                starts.append(p + 1)
+        lines = [0] + [data.count(b"\n", 0, c) for c in starts[1:]]
+        starts.append(n)
+        seg_start = np.array(starts, np.int64)
+        seg_line = np.array(lines, np.int64)
+        out = LineScores.empty(L)
+        dropped = np.zeros(len(lines), np.int64)
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS, len(lines))))
+        score_lines(np.frombuffer(data, np.uint8), seg_start, seg_line, table.hashes, table.slots, table.pool,
+                    table.offsets, remap, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, closed,
+                    out.lp, out.lp_nz, out.lp_iv, out.tokens, out.oovs, out.zeros, dropped)
+        out.n_dropped = int(dropped.sum())
+        return out
 
     def warm(self) -> None:
         """Build the tables and the token table now (the API and benchmarks call it before timing)."""
@@ -314,43 +398,81 @@ def _cuts(ids: np.ndarray, parts: int) -> np.ndarray:
     return np.unique(np.concatenate([[0], inner, [ids.size]])).astype(np.int64)
 
 
-def _build_tables(model: NGramModel, name: str):
-    from lmtools.kernels.query import close_suffixes, insert_order, rehash_order
+def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
+    """(tab, ftab, base, log2s, seed, prefix_closed): the hash tables of orders 2..N."""
+    from lmtools.kernels.query import close_suffixes, count_missing, insert_orders, ngram_keys
 
     N = model.order
     sizes = [0, 0] + [int(model.ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
-    for seed in range(MAX_SEEDS):
-        seed_u = np.uint64(0x5EED0000 + seed * 0x9E3779B9)
-        log2s = np.zeros(N + 1, np.int64)
+    log2s = np.zeros(N + 1, np.int64)
+    for n in range(2, N + 1):
+        log2s[n] = max(1, int(math.ceil(math.log2(sizes[n] * 1.5 + 2))))
+    base = np.zeros(N + 2, np.int64)
+    for n in range(2, N + 1):
+        base[n + 1] = base[n] + (1 << int(log2s[n]))
+    rows = [np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32) for n in range(1, N + 1)]
+    offs = np.zeros(N + 2, np.int64)
+    offs[3:] = np.cumsum(sizes[2:])
+    total = int(offs[-1])
+    lp = np.empty(total, np.float32)
+    bo = np.empty(total, np.float32)
+    for n in range(2, N + 1):
+        lp[offs[n]:offs[n + 1]] = model.logprob[n - 1]
+        bo[offs[n]:offs[n + 1]] = model.backoff[n - 1]
+    keys = np.empty(total, np.uint64)
+    suffix_keys = np.empty(total, np.uint64)
+    prefix_keys = np.empty(total, np.uint64)
+    for attempt in range(MAX_SEEDS):
+        seed = np.uint64(0x5EED0000 + attempt * 0x9E3779B9)
         for n in range(2, N + 1):
-            log2s[n] = max(1, int(math.ceil(math.log2(sizes[n] * 1.5 + 2))))
-        base = np.zeros(N + 2, np.int64)
-        for n in range(2, N + 1):
-            base[n + 1] = base[n] + (1 << int(log2s[n]))
-        tab = np.zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
+            sl = slice(offs[n], offs[n + 1])
+            ngram_keys(rows[n - 1], seed, keys[sl], suffix_keys[sl], prefix_keys[sl])
+        tab = _zeros_u64(2 * int(base[N + 1]) if N >= 2 else 2)
         ftab = tab.view(np.float32)
-        clashes = 0
-        for n in range(2, N + 1):
-            rows = np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32)
-            lp = np.ascontiguousarray(model.logprob[n - 1], dtype=np.float32)
-            bo = np.ascontiguousarray(model.backoff[n - 1], dtype=np.float32)
-            clashes += insert_order(tab, ftab, base[n], log2s[n], rows, lp, bo, seed_u)
-        if clashes == 0:
+        clashes = np.zeros(N + 1, np.int64)
+        insert_orders(tab, ftab, base, log2s, keys, lp, bo, offs, clashes)
+        if clashes.sum() == 0:
             break
     else:
         raise LmError(f"{name}: the model has repeated n-grams", "recreate the model")
-    # Placeholders for suffixes the model lacks (none in models made by lmtools or KenLM).
-    counts = np.array(sizes + [0], np.int64)
-    for n in range(N, 2, -1):
-        rows = np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32)
-        while True:
-            limit = np.array([(3 << int(l)) // 4 for l in log2s] + [0], np.int64)
-            full = close_suffixes(tab, ftab, base, log2s, counts, rows, seed_u, limit)
-            if full < 0:
-                break
-            tab, base, log2s = _grow(tab, base, log2s, int(full))
-            ftab = tab.view(np.float32)
-    return tab, ftab, base, log2s, seed_u
+    # Every suffix of an n-gram must be in the tables for the scoring walk; models made by lmtools
+    # or KenLM have them all. Where some are missing, add placeholders.
+    missing = sum(count_missing(tab, base[n - 1], log2s[n - 1], suffix_keys[offs[n]:offs[n + 1]])
+                  for n in range(3, N + 1))
+    if N >= 2 and np.isnan(uni_lp[rows[1][:, 1]]).any():
+        missing += 1
+    if missing:
+        counts = np.array(sizes + [0], np.int64)
+        for n in range(N, 2, -1):
+            while True:
+                limit = np.array([(3 << int(l)) // 4 for l in log2s] + [0], np.int64)
+                full = close_suffixes(tab, ftab, base, log2s, counts, rows[n - 1], seed, limit)
+                if full < 0:
+                    break
+                tab, base, log2s = _grow(tab, base, log2s, int(full))
+                ftab = tab.view(np.float32)
+    closed = N < 2 or not np.isnan(uni_lp[rows[1][:, 0]]).any()
+    if closed:
+        closed = all(count_missing(tab, base[n - 1], log2s[n - 1], prefix_keys[offs[n]:offs[n + 1]]) == 0
+                     for n in range(3, N + 1))
+    return tab, ftab, base, log2s, seed, bool(closed)
+
+
+def _zeros_u64(n: int) -> np.ndarray:
+    """A zeroed uint64 array; large ones on transparent huge pages where the system allows:
+    far fewer page faults when it is filled and TLB misses when it is probed at random."""
+    nbytes = 8 * n
+    if nbytes >= 1 << 22:
+        try:
+            import mmap
+
+            mm = mmap.mmap(-1, nbytes)
+            if hasattr(mmap, "MADV_HUGEPAGE"):
+                mm.madvise(mmap.MADV_HUGEPAGE)
+            return np.frombuffer(mm, np.uint64)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return np.zeros(n, np.uint64)
 
 
 def _grow(tab, base, log2s, k):
@@ -362,7 +484,7 @@ def _grow(tab, base, log2s, k):
     new_base = np.zeros(N + 2, np.int64)
     for n in range(2, N + 1):
         new_base[n + 1] = new_base[n] + (1 << int(new_log2s[n]))
-    new_tab = np.zeros(2 * int(new_base[N + 1]), np.uint64)
+    new_tab = _zeros_u64(2 * int(new_base[N + 1]))
     for n in range(2, N + 1):
         if n == k:
             part = np.zeros(2 << int(new_log2s[n]), np.uint64)
@@ -490,6 +612,9 @@ class FFNNScorer:
         lp, order, zero = self.score_ids(enc.ids)
         return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
 
+    def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None) -> LineScores:
+        return self.score_text(data, threads, fast).line_scores()
+
     def warm(self) -> None:
         self.vocabulary.table()
 
@@ -529,6 +654,9 @@ class Mixture:
     def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
         return self.combine([s.score_text(data, threads, fast) for s in self.scorers])
 
+    def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None) -> LineScores:
+        return self.score_text(data, threads, fast).line_scores()
+
     def warm(self) -> None:
         for s in self.scorers:
             s.warm()
@@ -561,11 +689,13 @@ def check_lambdas(lambdas: list[float], k: int) -> list[float]:
     raise LmError(f"{len(lambdas)} weights for {k} models", f"give {k - 1} or {k} weights with --lambda")
 
 
-def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=None, name_of=None):
+def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=None, skip_blas: bool = False):
     """A scorer for one model or a linear mixture of several (paths, '-' for stdin).
 
     Any model kind: lmtools counts (smoothed on the fly with interpolated modified Kneser-Ney),
-    n-gram and ffnn models, ARPA files. For n-gram-only work numba is started without its BLAS probe.
+    n-gram and ffnn models, ARPA files. With ``skip_blas`` (programs, not libraries: the process
+    could not use BLAS kernels later) numba is started without its BLAS probe when no ffnn model
+    is involved.
     """
     import sys
 
@@ -588,16 +718,16 @@ def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=Non
         elif head.lstrip()[:6] == b"\\data\\":
             pending.append((name, "arpa", stream))
         else:
-            try:
-                read_model(stream, name)  # raises the right "not a model" error
-            finally:
-                if stream is not sys.stdin.buffer:
-                    stream.close()
-            raise LmError(f"{name}: not a model", "give an lmtools model or an ARPA file")
-    if not any(kind == "file" and parts[0].get("kind") == "ffnn" for _, kind, parts in pending):
-        from lmtools.kernels import skip_blas
+            if stream is not sys.stdin.buffer:
+                stream.close()
+            if not head:
+                raise LmError(f"{name}: empty input, expected a model", "give a model file or pipe one in")
+            raise LmError(f"{name}: not a model (neither an lmtools model file nor an ARPA file)",
+                          "give a model written by lm-count or lm-train, or an ARPA file (plain or compressed)")
+    if skip_blas and not any(kind == "file" and parts[0].get("kind") == "ffnn" for _, kind, parts in pending):
+        from lmtools.kernels import skip_blas as _skip
 
-        skip_blas()
+        _skip()
     scorers = []
     for name, kind, payload in pending:
         if kind == "arpa":
