@@ -218,8 +218,10 @@ class TokenTable:
 
         buf = np.frombuffer(data, np.uint8)
         cap = len(data) + 2 * data.count(b"\n") + 4
-        ids = np.empty(cap, np.int32)
-        oov = np.empty(cap, np.bool_)
+        from lmtools import memory
+
+        ids = memory.empty(cap, np.int32)
+        oov = memory.empty(cap, np.bool_)
         (n_ids, n_lines, n_dropped, n_oov, self.hashes, self.slots, self.pool, self.offsets,
          self.n_words) = tokenize(buf, self.hashes, self.slots, self.pool, self.offsets, self.n_words, grow, ids, oov)
         return ids[:n_ids], oov[:n_ids], n_lines, n_dropped, n_oov

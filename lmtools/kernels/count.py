@@ -105,10 +105,9 @@ def add_weighted(pref_in, word_in, weight_in, table, shift, prefix, word, count,
 
 
 @njit(cache=True)
-def rehash(table, new_slots, shift):
-    """The same entries in a table of ``new_slots`` slots (a power of two, ``shift`` = 64 - log2)."""
-    new = np.full(2 * new_slots, -1, np.int64)
-    mask = new_slots - 1
+def rehash(table, new, shift):
+    """Insert the entries of ``table`` into ``new`` (all -1, a power of two of slots; ``shift`` = 64 - log2)."""
+    mask = (new.shape[0] >> 1) - 1
     for s in range(table.shape[0] >> 1):
         key = table[2 * s]
         if key != -1:
@@ -117,7 +116,6 @@ def rehash(table, new_slots, shift):
                 j = (j + 1) & mask
             new[2 * j] = key
             new[2 * j + 1] = table[2 * s + 1]
-    return new
 
 
 @njit(cache=True)

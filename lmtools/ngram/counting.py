@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from lmtools import memory
 from lmtools.errors import LmError
 from lmtools.ngram.counts import Counts
 from lmtools.vocab import SPECIALS, UNK_ID
@@ -38,13 +39,15 @@ class _OrderTable:
             cap = max(need, 2 * self.prefix.shape[0])
             for name in ("prefix", "word", "count"):
                 old = getattr(self, name)
-                new = np.empty(cap, old.dtype)
+                new = memory.empty(cap, old.dtype)
                 new[: self.n] = old[: self.n]
                 setattr(self, name, new)
         if 2 * need > self.table.shape[0] // 2:
             log2 = int(np.ceil(np.log2(2 * need + 1)))
             self.shift = 64 - log2
-            self.table = rehash(self.table, 1 << log2, self.shift)
+            new = memory.full(2 << log2, -1, np.int64)
+            rehash(self.table, new, self.shift)
+            self.table = new
 
     def arrays(self):
         return self.prefix[: self.n], self.word[: self.n], self.count[: self.n]

@@ -459,20 +459,10 @@ def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
 
 
 def _zeros_u64(n: int) -> np.ndarray:
-    """A zeroed uint64 array; large ones on transparent huge pages where the system allows:
-    far fewer page faults when it is filled and TLB misses when it is probed at random."""
-    nbytes = 8 * n
-    if nbytes >= 1 << 22:
-        try:
-            import mmap
+    """A zeroed uint64 array; large ones on transparent huge pages (see lmtools.memory)."""
+    from lmtools import memory
 
-            mm = mmap.mmap(-1, nbytes)
-            if hasattr(mmap, "MADV_HUGEPAGE"):
-                mm.madvise(mmap.MADV_HUGEPAGE)
-            return np.frombuffer(mm, np.uint64)
-        except (OSError, ValueError, AttributeError):
-            pass
-    return np.zeros(n, np.uint64)
+    return memory.zeros(n, np.uint64)
 
 
 def _grow(tab, base, log2s, k):
