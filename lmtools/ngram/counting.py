@@ -64,7 +64,7 @@ class VocabOptions:
 
 
 BLOCK_TOKENS = 1 << 18  # tokens per counting call (a long sentence makes a longer block)
-RESERVE_CAP = 1 << 22  # at most this many n-grams per order are reserved ahead (64 MB of table)
+RESERVE_CAP = 1 << 20  # n-grams per order reserved ahead at most (beyond, tables grow with the distinct n-grams)
 BYTES_PER_TOKEN = 5  # a low estimate for word-level text (PTB: 5.5), to reserve tables ahead
 
 
