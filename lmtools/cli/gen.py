@@ -1,0 +1,229 @@
+"""lm-gen: sample sentences from any model, or show its next-word distribution for a history."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from lmtools.cli import common
+from lmtools.errors import LmError
+
+DEFAULT_N = 10
+
+
+@common.command("lm-gen", short_help="sample sentences from a model")
+@click.option("-m", "--model", "model_path", default="-", show_default=True, metavar="FILE",
+              help="The model: an lmtools model (counts, n-gram, ffnn) or an ARPA file (.gz too); '-' is stdin.")
+@click.option("-n", "--count", "count", type=int, default=None, metavar="N",
+              help=f"Number of sentences. Default {DEFAULT_N} (1 with --greedy).")
+@click.option("--seed", type=int, default=None, metavar="S",
+              help="Seed of the random numbers: the same model, options and seed give byte-identical output. "
+                   "Default: a fresh random seed every run.")
+@click.option("--prefix", metavar="TEXT",
+              help="Start every sentence with these words (after <s>) and continue them; words outside the "
+                   "vocabulary are taken as <unk> (with a warning).")
+@click.option("--temperature", type=float, default=1.0, show_default=True, metavar="T",
+              help="Sample from p^(1/T), renormalized: below 1 sharper, above 1 flatter (T > 0).")
+@click.option("--top-k", "top_k", type=int, default=None, metavar="K",
+              help="Sample only among the K most likely words of each step (K >= 1). Default: no limit.")
+@click.option("--top-p", "top_p", type=float, default=1.0, show_default=True, metavar="P",
+              help="Nucleus sampling: only among the most likely words whose probabilities reach P (0 < P <= 1).")
+@click.option("--greedy", is_flag=True, help="Take the most likely word at every step (no randomness).")
+@click.option("--max-len", "max_len", type=int, default=100, show_default=True, metavar="L",
+              help="Cut a sentence after L words (characters for a character model), not counting the prefix.")
+@click.option("--allow-unk", "allow_unk", is_flag=True, help="Let <unk> be drawn (it is excluded by default).")
+@click.option("--scores", is_flag=True,
+              help="Print each sentence's log10 probability under the model before it, tab-separated.")
+@click.option("--chars/--words", "chars", default=None,
+              help="Print tokens as characters (joined, <sp> as a space) or as words (space-separated). "
+                   "Default: characters when the model was counted with --chars.")
+@click.option("--next", "next_history", metavar="HISTORY",
+              help="Instead of sampling, print the next-word distribution after <s> HISTORY: word, probability "
+                   "and log10 p, most likely first.")
+@click.option("--top", "top", type=int, default=10, show_default=True, metavar="K",
+              help="With --next: print the K most likely words (0: the whole vocabulary).")
+@click.option("--threads", type=int, default=1, show_default=True, metavar="T",
+              help="Sample n-gram sentences with T threads (the output does not depend on T).")
+def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max_len, allow_unk, scores, chars,
+         next_history, top, threads):
+    """Sample sentences from a model, one per line on stdout, or (--next) show the model's
+    next-word distribution for a history.
+
+    Every sentence starts after <s> (and --prefix) and ends when </s> is drawn or after --max-len
+    words. Words are drawn from the model's exact distribution p(w | h) over the whole vocabulary:
+    a counts model is smoothed on the fly (interpolated modified Kneser-Ney), an n-gram or ARPA
+    model follows its back-off rule, an FFNN model its softmax. <unk> is never drawn unless
+    --allow-unk.
+
+    \b
+    Examples:
+      lm-gen -m kn5.lm -n 20 --seed 7
+      lm-gen -m kn5.lm --prefix "the company said" -n 5
+      lm-gen -m ffnn.lm --temperature 0.8 --top-k 50
+      lm-gen -m kn5.lm --greedy --max-len 30
+      lm-count -n 3 corpus.txt | lm-gen -n 3
+      lm-gen -m kn5.lm --next "and thanks for all the" --top 10
+    """
+    if count is not None and count < 0:
+        raise LmError(f"-n must be 0 or more, got {count}", "use -n 10, say")
+    if threads < 1:
+        raise LmError(f"--threads must be at least 1, got {threads}", "use --threads 1 or 2")
+    if top < 0:
+        raise LmError(f"--top must be 0 (all) or more, got {top}", "use --top 10, say")
+    from lmtools.ngram.sample import check_options
+
+    opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
+    if next_history is not None and prefix is not None:
+        raise LmError("--next and --prefix both given", "give the history of --next alone (it is the prefix)")
+    if model_path == "-" and _stdin_is_terminal():
+        raise LmError("no model on stdin", "give -m FILE, or pipe a model in (lm-count ... | lm-gen)")
+
+    sampler, char_model = _load(model_path)
+    chars = char_model if chars is None else chars
+    if next_history is not None:
+        return _next(sampler, next_history, top, chars)
+
+    n = count if count is not None else (1 if greedy else DEFAULT_N)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "little")
+    if sampler.scores_only:
+        common.warn("a stupid-backoff model gives scores, not probabilities: each step is normalized to sample, "
+                    "and --scores prints sums of log10 scores")
+    pre_words = _split(prefix or "", chars)
+    pre_ids, oov = sampler.encode(pre_words)
+    if oov:
+        common.warn(f"{oov} word{'s' if oov > 1 else ''} of --prefix not in the vocabulary, taken as <unk>")
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _load(path: str):
+    from lmtools.io.models import load_model
+    from lmtools.ngram.sample import sampler_for
+
+    obj = load_model(path)
+    name = "<stdin>" if path == "-" else path
+    sampler = sampler_for(obj, name, warn=common.warn)
+    return sampler, is_char_model(getattr(obj, "provenance", {}) or {})
+
+
+def is_char_model(provenance: dict) -> bool:
+    """Was the model made from text read with --chars? (its provenance, at any depth, says so)."""
+    stack = [provenance]
+    while stack:
+        d = stack.pop()
+        if isinstance(d, dict):
+            if d.get("chars") is True:
+                return True
+            stack.extend(d.values())
+        elif isinstance(d, list):
+            stack.extend(d)
+    return False
+
+
+def _split(text: str, chars: bool) -> list[str]:
+    from lmtools.io.text import CHAR_SPACE, _split_ascii, chars_text
+
+    if not chars:
+        return _split_ascii(text)
+    tokens = _split_ascii(chars_text(text))
+    if tokens and text[-1:] in (" ", "\t"):  # "KING " continues after a space
+        tokens.append(CHAR_SPACE)
+    return tokens
+
+
+def _render_vocab(vocab: list[str], chars: bool):
+    """(pool, offsets, separator) of the output forms of the words, for the render kernel."""
+    import numpy as np
+
+    from lmtools.io.text import CHAR_SPACE
+
+    forms = [(" " if w == CHAR_SPACE else w) for w in vocab] if chars else vocab
+    enc = [w.encode("utf-8") for w in forms]
+    offs = np.zeros(len(enc) + 1, np.int64)
+    offs[1:] = np.cumsum([len(e) for e in enc])
+    pool = np.frombuffer(b"".join(enc), np.uint8) if offs[-1] else np.zeros(0, np.uint8)
+    sep = np.zeros(0, np.uint8) if chars else np.frombuffer(b" ", np.uint8)
+    return pool, offs, sep
+
+
+def _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads):
+    import numpy as np
+
+    from lmtools.io.text import detokenize_chars
+    from lmtools.kernels.sample import render
+
+    pool, offs, sep = _render_vocab(sampler.vocab, chars)
+    head_text = detokenize_chars(pre_words) if chars else " ".join(pre_words)
+    head = np.frombuffer(head_text.encode("utf-8"), np.uint8) if head_text else np.zeros(0, np.uint8)
+    out = sys.stdout.buffer
+    failed = cut = 0
+    for batch in sampler.sample_all(n, seed, pre_ids, opts, threads=threads):
+        data, ends = render(batch.tokens, batch.lengths, pool, offs, sep, head)
+        failed += batch.failed
+        cut += int((~batch.ended).sum()) - batch.failed
+        if scores:
+            buf = data.tobytes()
+            starts = np.concatenate([[0], ends[:-1]])
+            lines = [f"{x:.6f}\t".encode() + buf[a:b] for x, a, b in zip(batch.log10.tolist(), starts.tolist(),
+                                                                           ends.tolist())]
+            out.write(b"".join(lines))
+        else:
+            out.write(data.tobytes())
+        out.flush()
+    if failed:
+        common.warn(f"{failed} sentence{'s' if failed > 1 else ''} stopped where no allowed word has probability "
+                    "(try --allow-unk)")
+    if cut and common.stderr_is_terminal():
+        common.info(f"{cut} of {n} sentences cut at --max-len {opts.max_len} words")
+
+
+def _next(sampler, history: str, top: int, chars: bool) -> None:
+    import numpy as np
+
+    words = _split(history, chars)
+    ids, oov = sampler.encode(words)
+    if oov:
+        common.warn(f"{oov} word{'s' if oov > 1 else ''} of the history not in the vocabulary, taken as <unk>")
+    p = sampler.distribution(ids)
+    total = float(p.sum())
+    order = np.argsort(-p, kind="stable")
+    order = order[p[order] > 0.0]
+    shown = order if top == 0 else order[:top]
+    vocab = sampler.vocab
+    with np.errstate(divide="ignore"):
+        logp = np.log10(p[shown])
+    rows = [(vocab[w], float(p[w]), float(lp)) for w, lp in zip(shown.tolist(), logp.tolist())]
+    if common.stdout_is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        shown_h = " ".join(words) if words else "(sentence start)"
+        table = Table(title=f"p(w | <s> {shown_h})", title_justify="left")
+        table.add_column("word")
+        table.add_column("probability", justify="right")
+        table.add_column("log10 p", justify="right")
+        for w, pr, lp in rows:
+            table.add_row(w, f"{pr:.6f}", f"{lp:.4f}")
+        Console().print(table)
+    else:
+        sys.stdout.write("".join(f"{w}\t{pr:.6g}\t{lp:.6f}\n" for w, pr, lp in rows))
+        sys.stdout.flush()
+    if len(shown) < len(order):
+        common.info(f"showing the {len(shown)} most likely of {len(order)} words (together "
+                    f"{float(p[shown].sum()):.6f}); the whole vocabulary sums to {total:.6f} (--top 0 lists all)")
+
+
+if __name__ == "__main__":
+    main()

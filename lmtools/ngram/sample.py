@@ -1,0 +1,451 @@
+"""Sampling sentences and next-word distributions from every model kind (the API behind lm-gen).
+
+    from lmtools.io.models import load_model
+    from lmtools.ngram.sample import sample, next_word_distribution
+    m = load_model("kn5.lm")
+    sents = sample(m, 5, seed=7)                       # lists of word ids (prefix included)
+    p = next_word_distribution(m, "the company said")  # p[w] = p(w | <s> the company said)
+
+A counts model is smoothed on the fly with the default method (interpolated modified Kneser-Ney);
+an n-gram model (or ARPA file) is sampled from its exact back-off distribution over the whole
+vocabulary (``lmtools.kernels.sample``); an FFNN model from its softmax output. Every sentence
+starts after ``<s>`` (and the prefix) and ends with ``</s>`` or after ``max_len`` words; ``<unk>``
+is never drawn unless ``allow_unk``. Sentence i of a call with seed s always uses the same random
+stream, whatever n and however the work is split, so a seed reproduces the output exactly.
+For repeated calls, ``sampler_for(model)`` prepares the model once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lmtools.errors import LmError
+from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
+
+DEFAULT_MAX_LEN = 100
+CHUNK = 8192  # sentences per kernel call
+
+
+@dataclass
+class Samples:
+    """Sentences ``first .. first+n-1`` of a seed, as arrays."""
+
+    tokens: np.ndarray  # int32 (n, max_len): the words drawn (prefix not included), row i up to lengths[i]
+    lengths: np.ndarray  # int64 (n,)
+    ended: np.ndarray  # bool (n,): ended with </s> (False: cut by max_len, or no word had weight)
+    log10: np.ndarray  # float64 (n,): model log10 p of prefix + words (+ </s> when ended), untempered
+    failed: int = 0  # sentences that met a context where no allowed word has probability
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def rows(self) -> list[list[int]]:
+        return [self.tokens[i, : self.lengths[i]].tolist() for i in range(len(self))]
+
+
+@dataclass
+class SamplingOptions:
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    greedy: bool = False
+    max_len: int = DEFAULT_MAX_LEN
+    allow_unk: bool = False
+
+    def check(self) -> "SamplingOptions":
+        t = self.temperature
+        if not (t > 0.0) or not np.isfinite(t):
+            raise LmError(f"--temperature must be a positive number, got {t}",
+                          "use 1 for the model's own distribution, below 1 for sharper, above 1 for flatter "
+                          "(--greedy for the most likely word)")
+        if self.top_k < 0:
+            raise LmError(f"--top-k must be at least 1, got {self.top_k}", "use --top-k 50, say (omit it for no limit)")
+        if not (0.0 < self.top_p <= 1.0):
+            raise LmError(f"--top-p must be in (0, 1], got {self.top_p}", "use --top-p 0.9, say (1: no limit)")
+        if self.max_len < 1:
+            raise LmError(f"--max-len must be at least 1, got {self.max_len}", "use --max-len 100, say")
+        return self
+
+
+def check_options(temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, greedy: bool = False,
+                  max_len: int = DEFAULT_MAX_LEN, allow_unk: bool = False) -> SamplingOptions:
+    """Validated sampling options (LmError with what to do otherwise). ``top_k`` None: no limit."""
+    if top_k is not None and int(top_k) < 1:
+        raise LmError(f"--top-k must be at least 1, got {top_k}", "use --top-k 50, say (omit it for no limit)")
+    return SamplingOptions(float(temperature), int(top_k or 0), float(top_p), bool(greedy), int(max_len),
+                           bool(allow_unk)).check()
+
+
+# ----------------------------------------------------------------------------------------------
+# Samplers
+
+
+class _Base:
+    vocab: list[str]
+    order: int
+    scores_only = False
+
+    def index(self) -> dict[str, int]:
+        if getattr(self, "_index", None) is None:
+            self._index = {w: i for i, w in enumerate(self.vocab)}
+        return self._index
+
+    def encode(self, words: Sequence[str | int]) -> tuple[np.ndarray, int]:
+        """Word ids of a word list (strings or ids); words outside the vocabulary become <unk>.
+        Returns (ids, number of such OOVs). A literal ``<s>``/``</s>`` is an error."""
+        out = np.empty(len(words), np.int32)
+        oov = 0
+        idx = None
+        for i, w in enumerate(words):
+            if isinstance(w, (int, np.integer)):
+                if not 0 <= int(w) < len(self.vocab):
+                    raise LmError(f"word id {int(w)} outside the vocabulary (0..{len(self.vocab) - 1})",
+                                  "give ids of the model's vocabulary")
+                out[i] = int(w)
+                continue
+            if idx is None:
+                idx = self.index()
+            j = idx.get(w)
+            if j is None:
+                oov += 1
+                j = UNK_ID
+            out[i] = j
+        if np.any((out == BOS_ID) | (out == EOS_ID)):
+            raise LmError("a history or prefix cannot contain <s> or </s>",
+                          "give the words only: <s> is put before them, and </s> ends a sentence")
+        return out, oov
+
+    def sample_all(self, n: int, seed: int, prefix: np.ndarray, opts: SamplingOptions,
+                   chunk: int = CHUNK, threads: int = 0):
+        """Yield ``Samples`` of up to ``chunk`` sentences until n sentences are drawn."""
+        chunk = max(1, min(chunk, (1 << 25) // (opts.max_len + len(prefix) + 1)))  # token arrays <= 128 MB
+        first = 0
+        while first < n:
+            m = min(chunk, n - first)
+            yield self.sample_batch(m, seed, first, prefix, opts, threads)
+            first += m
+
+
+class NGramSampler(_Base):
+    """A back-off n-gram model prepared for sampling: flat sorted rows, dense unigrams.
+
+    ``force_explicit``: draw every step the explicit way (tests compare the two ways)."""
+
+    force_explicit = False
+
+    def __init__(self, model, name: str = "model"):
+        from lmtools.ngram.model import NGramModel
+
+        if not isinstance(model, NGramModel):
+            raise TypeError("NGramSampler needs an NGramModel")
+        V = len(model.vocab)
+        if V < 3 or list(model.vocab[:3]) != list(SPECIALS):
+            raise LmError(f"{name}: the vocabulary does not start with <unk> <s> </s>", "recreate the model")
+        self.vocab = list(model.vocab)
+        self.order = N = model.order
+        self.scores_only = bool(model.scores_only)
+        uni = np.zeros(V, np.float64)
+        uni_bo = np.ones(V, np.float64)
+        g1 = np.asarray(model.ngrams[0]).reshape(-1)
+        if g1.size and (g1.min() < 0 or g1.max() >= V):
+            raise LmError(f"{name}: unigram ids outside the vocabulary", "recreate the model")
+        lp1 = np.asarray(model.logprob[0], np.float64)
+        uni[g1] = np.where((lp1 <= -99.0) | np.isnan(lp1), 0.0, 10.0 ** lp1)
+        bo1 = np.nan_to_num(np.asarray(model.backoff[0], np.float64))
+        uni_bo[g1] = 10.0 ** bo1
+        uni[BOS_ID] = 0.0
+        self.uni, self.uni_bo = uni, uni_bo
+        n_rows = np.zeros(N + 1, np.int64)
+        id_base = np.zeros(N + 1, np.int64)
+        row_base = np.zeros(N + 1, np.int64)
+        ids_parts, pr_parts, bo_parts, cum_parts = [], [], [], []
+        pos = rows = 0
+        for n in range(2, N + 1):
+            g = np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32)
+            if g.size and (g.min() < 0 or g.max() >= V):
+                raise LmError(f"{name}: order {n} ids outside the vocabulary", "recreate the model")
+            n_rows[n], id_base[n], row_base[n] = g.shape[0], pos, rows
+            lp = np.asarray(model.logprob[n - 1], np.float64)
+            pr = np.where((lp <= -99.0) | np.isnan(lp), 0.0, 10.0 ** lp)
+            ids_parts.append(g.reshape(-1))
+            pr_parts.append(pr)
+            bo_parts.append(10.0 ** np.nan_to_num(np.asarray(model.backoff[n - 1], np.float64)))
+            cum_parts.append(np.concatenate([[0.0], np.cumsum(pr)]))
+            pos += g.size
+            rows += g.shape[0]
+
+        def cat(parts, dt):
+            return np.ascontiguousarray(np.concatenate(parts), dt) if parts else np.zeros(0, dt)
+
+        self.F = (cat(ids_parts, np.int32), id_base, row_base, n_rows, cat(pr_parts, np.float64),
+                  cat(bo_parts, np.float64), cat(cum_parts, np.float64), uni, uni_bo, np.cumsum(uni))
+        self._weights: dict = {}
+        self.normalized = not self.scores_only and self._check_normalized()
+
+    def _check_normalized(self, contexts: int = 16) -> bool:
+        """Does p(. | h) sum to 1 (to 1e-3) for the empty context and some seen contexts?
+
+        The nested draw relies on it; a model that fails (stupid backoff, hand-edited ARPA) is
+        sampled the explicit way, which normalizes every step."""
+        from lmtools.kernels.sample import dense_distribution
+
+        if abs(self.uni.sum() - 1.0) > 1e-3:
+            return False
+        for n in range(2, self.order + 1):
+            m = int(self.F[3][n])
+            if m == 0:
+                continue
+            ids, base = self.F[0], int(self.F[1][n])
+            for r in np.linspace(0, m - 1, min(m, contexts)).astype(np.int64):
+                h = np.ascontiguousarray(ids[base + r * n: base + r * n + n - 1])
+                if abs(dense_distribution(self.F, self.order, h).sum() - 1.0) > 1e-3:
+                    return False
+        return True
+
+    def _unigram_weights(self, inv_t: float, allow_unk: bool):
+        key = (inv_t, allow_unk)
+        if key not in self._weights:
+            allowed = self.uni > 0.0
+            allowed[BOS_ID] = False
+            if not allow_unk:
+                allowed[UNK_ID] = False
+            umax = float(self.uni[allowed].max()) if allowed.any() else 1.0
+            uq = np.where(allowed, (self.uni / umax) ** inv_t, 0.0)
+            ucum = np.cumsum(uq)
+            order = np.argsort(-self.uni, kind="stable")
+            uorder = np.ascontiguousarray(order[uq[order] > 0.0], dtype=np.int64)
+            self._weights = {key: (uq, ucum, uorder, umax, float(ucum[-1]))}
+        return self._weights[key]
+
+    def _tempered(self, inv_t: float):
+        """pr, bof and uni_bo to the power 1/T (empty at T = 1), for the explicit draw."""
+        if inv_t == 1.0:
+            e = np.zeros(0, np.float64)
+            return e, e, e
+        if getattr(self, "_temp_key", None) != inv_t:
+            F = self.F
+            self._temp = (F[4] ** inv_t, F[5] ** inv_t, F[8] ** inv_t)
+            self._temp_key = inv_t
+        return self._temp
+
+    def distribution(self, history: np.ndarray) -> np.ndarray:
+        """p(w | <s> history) for every word (float64, word-id order)."""
+        from lmtools.kernels.sample import dense_distribution
+
+        hist = np.concatenate([[BOS_ID], np.asarray(history, np.int32)]).astype(np.int32)
+        return dense_distribution(self.F, self.order, hist)
+
+    def prefix_log10(self, prefix: np.ndarray) -> float:
+        from lmtools.kernels.sample import word_logprobs
+
+        hist = np.concatenate([[BOS_ID], np.asarray(prefix, np.int32)]).astype(np.int32)
+        return float(word_logprobs(self.F, self.order, hist, 1).sum())
+
+    def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: SamplingOptions,
+                     threads: int = 0) -> Samples:
+        from lmtools.kernels.sample import init_states, sample_ngram
+
+        inv_t = 1.0 / opts.temperature
+        if opts.greedy and n > 1:  # one sentence, the same every time
+            one = self.sample_batch(1, seed, first, prefix, opts, threads)
+            return Samples(np.repeat(one.tokens, n, 0), np.repeat(one.lengths, n), np.repeat(one.ended, n),
+                           np.repeat(one.log10, n), one.failed * n)
+        weights = self._unigram_weights(inv_t, opts.allow_unk)
+        start = np.concatenate([[BOS_ID], np.asarray(prefix, np.int32)]).astype(np.int32)
+        states = init_states(np.uint64(seed & 0xFFFFFFFFFFFFFFFF), np.uint64(first), n)
+        tok = np.zeros((n, opts.max_len), np.int32)
+        lens = np.zeros(n, np.int64)
+        ended = np.zeros(n, np.bool_)
+        logp = np.zeros(n, np.float64)
+        blocks = max(1, min(n, 4 * (threads or _threads())))
+        nested = (self.normalized and not opts.greedy and inv_t == 1.0 and opts.top_k == 0 and opts.top_p >= 1.0
+                  and not self.force_explicit)
+        failed = sample_ngram(self.F, self._tempered(inv_t), self.order, weights, start, states, inv_t, opts.top_k, opts.top_p,
+                              opts.greedy, opts.allow_unk, nested, opts.max_len, blocks, tok, lens, ended, logp)
+        logp += self.prefix_log10(prefix) if len(prefix) else 0.0
+        return Samples(tok, lens, ended, logp, int(failed))
+
+
+class FFNNSampler(_Base):
+    """An FFNN model prepared for sampling: the whole batch of sentences advances one word a step.
+
+    The full softmax layer is computed as three matrix products through BLAS (numpy), and the
+    draw works on the logits directly (one exp per word); the class layer uses the model's own
+    next-word kernel (exact, normalized)."""
+
+    BATCH = 512
+
+    def __init__(self, model, name: str = "model"):
+        V = len(model.vocab)
+        if V < 3 or list(model.vocab[:3]) != list(SPECIALS):
+            raise LmError(f"{name}: the vocabulary does not start with <unk> <s> </s>", "recreate the model")
+        self.model = model
+        self.vocab = list(model.vocab)
+        self.order = model.order
+        self.context = model.context
+        self._view = None
+        self._Wt = None
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """(B, V) logits of the next word after the contexts X (int32 (B, context)): log p up to a
+        constant per row (natural log)."""
+        m = self.model
+        X = np.ascontiguousarray(X, dtype=np.int32).reshape(-1, self.context)
+        if m.word_class is not None:
+            return self.log10_next(X) * np.log(10.0)
+        if self._Wt is None:
+            self._Wt = np.ascontiguousarray(m.W.T)
+        e = m.E[X].reshape(X.shape[0], -1)
+        a = e @ self._Wt + m.b
+        if m.activation == "tanh":
+            h = np.tanh(a)
+        elif m.activation == "sigmoid":
+            h = 1.0 / (1.0 + np.exp(-a))
+        else:
+            h = np.maximum(a, 0)
+        return h.astype(m.U.dtype, copy=False) @ m.U.T + m.c
+
+    def log10_next(self, X: np.ndarray) -> np.ndarray:
+        """log10 p(. | X[i]) for contexts X (int32 (B, context)), word-id order (the model's kernel)."""
+        from lmtools.kernels.ffnn import ACTIVATIONS, next_word_logprobs
+
+        if self._view is None:
+            self._view = self.model.kernel_view()
+        P, cls, start, perm = self._view
+        X = np.ascontiguousarray(X, dtype=np.int32).reshape(-1, self.context)
+        ln = np.empty((X.shape[0], len(self.vocab)), np.float64)
+        next_word_logprobs(P, X, ACTIVATIONS[self.model.activation], 0, cls, start, ln)
+        if self.model.word_class is not None:
+            out = np.empty_like(ln)
+            out[:, perm] = ln
+            ln = out
+        return ln / np.log(10.0)
+
+    def _start(self, prefix) -> np.ndarray:
+        return np.concatenate([np.full(self.context, BOS_ID), np.asarray(prefix, np.int32)]).astype(np.int32)
+
+    def distribution(self, history: np.ndarray) -> np.ndarray:
+        h = self._start(history)
+        return 10.0 ** self.log10_next(h[-self.context:][None, :])[0]
+
+    def prefix_log10(self, prefix: np.ndarray) -> float:
+        if not len(prefix):
+            return 0.0
+        h = self._start(prefix)
+        m = self.context
+        X = np.lib.stride_tricks.sliding_window_view(h[:-1], m)[: len(prefix)]
+        lp = self.log10_next(X)
+        return float(lp[np.arange(len(prefix)), np.asarray(prefix)].sum())
+
+    def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: SamplingOptions,
+                     threads: int = 0) -> Samples:
+        from lmtools.kernels.sample import choose_logits, init_states
+
+        inv_t = 1.0 / opts.temperature
+        m = self.context
+        start = self._start(prefix)
+        ns = start.shape[0]
+        states = init_states(np.uint64(seed & 0xFFFFFFFFFFFFFFFF), np.uint64(first), n)
+        hist = np.zeros((n, ns + opts.max_len), np.int32)
+        hist[:, :ns] = start
+        lens = np.zeros(n, np.int64)
+        ended = np.zeros(n, np.bool_)
+        logp = np.zeros(n, np.float64)
+        failed = 0
+        for b0 in range(0, n, self.BATCH):
+            alive = np.arange(b0, min(n, b0 + self.BATCH))
+            for t in range(ns, ns + opts.max_len):
+                if not alive.size:
+                    break
+                Z = self.logits(hist[alive, t - m:t])
+                words = np.empty(alive.size, np.int64)
+                lp = np.empty(alive.size, np.float64)
+                choose_logits(Z, alive.astype(np.int64), inv_t, opts.top_k, opts.top_p, opts.greedy,
+                              opts.allow_unk, states, words, lp)
+                ok = words >= 0
+                failed += int((~ok).sum())
+                w = words[ok]
+                rows = alive[ok]
+                logp[rows] += lp[ok]
+                stop = w == EOS_ID
+                ended[rows[stop]] = True
+                go = rows[~stop]
+                hist[go, t] = w[~stop]
+                lens[go] += 1
+                alive = go
+        tok = np.ascontiguousarray(hist[:, ns:])
+        logp += self.prefix_log10(prefix)
+        return Samples(tok, lens, ended, logp, failed)
+
+
+def _threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def sampler_for(model, name: str = "model", warn: Callable[[str], None] | None = None):
+    """Prepare a loaded model (Counts, NGramModel, FFNNModel; a sampler passes through) for sampling."""
+    if isinstance(model, _Base):
+        return model
+    from lmtools.ngram.counts import Counts
+    from lmtools.ngram.model import NGramModel
+
+    if isinstance(model, Counts):
+        if model.tokens == 0 or len(model.vocab) <= 3:
+            raise LmError(f"{name}: the counts model holds no text", "count some text with lm-count first")
+        from lmtools.ngram.smoothing import smooth
+
+        model = smooth(model, "kn-modified", warn=warn)
+    if isinstance(model, NGramModel):
+        return NGramSampler(model, name)
+    if hasattr(model, "kernel_view") and hasattr(model, "context"):
+        return FFNNSampler(model, name)
+    raise LmError(f"{name}: cannot sample from a {type(model).__name__}", "give a counts, n-gram or ffnn model")
+
+
+def _ids(s, words) -> tuple[np.ndarray, int]:
+    if words is None:
+        return np.zeros(0, np.int32), 0
+    if isinstance(words, str):
+        from lmtools.io.text import _split_ascii
+
+        words = _split_ascii(words)
+    return s.encode(list(words))
+
+
+# ----------------------------------------------------------------------------------------------
+# The simple API
+
+
+def sample(model, n: int = 1, seed: int = 0, *, prefix: str | Sequence[str | int] | None = None,
+           temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, greedy: bool = False,
+           max_len: int = DEFAULT_MAX_LEN, allow_unk: bool = False) -> list[list[int]]:
+    """n sentences as lists of word ids (the prefix's ids first; no ``<s>``/``</s>``).
+
+    ``prefix``: words (a string is split at ASCII whitespace, or a list of words or ids); words
+    outside the vocabulary are taken as ``<unk>``. Same model, arguments and seed: same sentences.
+    """
+    opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
+    s = sampler_for(model)
+    pre, _ = _ids(s, prefix)
+    out: list[list[int]] = []
+    head = pre.tolist()
+    for batch in s.sample_all(int(n), int(seed), pre, opts):
+        out.extend(head + r for r in batch.rows())
+    return out
+
+
+def next_word_distribution(model, history: str | Sequence[str | int] = ()) -> np.ndarray:
+    """p(w | <s> history) for every word w of the vocabulary (float64, word-id order).
+
+    ``history``: the start of a sentence (a string split at ASCII whitespace, or words or ids);
+    words outside the vocabulary are taken as ``<unk>``. For an n-gram model ``<s>`` has p = 0 and
+    the whole vector sums to 1 (to the precision of the model's float32 log10 values).
+    """
+    s = sampler_for(model)
+    ids, _ = _ids(s, history)
+    return s.distribution(ids)
