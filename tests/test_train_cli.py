@@ -136,7 +136,7 @@ def test_degenerate_data_warns_not_crashes():
 
 @pytest.mark.parametrize("args,needle", [
     (["-m", "nope"], "unknown smoothing method"),
-    (["-m", "ffnn"], "ffnn training is not available yet"),
+    (["-m", "ffnn", "--prune", "1"], "applies to the n-gram methods only"),
     (["-n", "4"], "larger than the counts' order 3"),
     (["-n", "0"], "order must be at least 1"),
     (["--prune", "1,1"], "unigrams cannot be pruned"),

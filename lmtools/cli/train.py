@@ -8,6 +8,7 @@ import click
 
 from lmtools.cli import common
 from lmtools.errors import LmError
+from lmtools.nn.cli_options import ffnn_options
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -34,13 +35,19 @@ class _GreedyNumbers(click.Option):
             opt.process = process
 
 
-METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, stupid; "
-               "ffnn is reserved for the neural LM.")
+METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, stupid (from counts); "
+               "ffnn: the feedforward neural LM (from text FILES).")
+# Options that only make sense for one family: given with the other, they are an error, not ignored.
+NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prune", "k", "alpha", "vocab_file",
+              "kenlm_compat")
+FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
+             "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
+             "time_limit", "vocab_size", "min_count", "seed", "device", "u_layout", "lower", "chars",
+             "encoding_errors")
 
 
-@common.command("lm-train", short_help="estimate a smoothed n-gram model from counts")
-@click.argument("file", required=False, default=None,
-                type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@common.command("lm-train", short_help="estimate a smoothed n-gram model, or train the feedforward neural LM")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
 @click.option("-o", "--output", metavar="FILE",
               help="Write the model to FILE (atomically) instead of stdout; with --arpa a FILE ending in .gz is gzipped.")
 @click.option("-m", "--method", default="kn-modified", show_default=True, metavar="NAME", help=METHOD_HELP)
@@ -66,12 +73,16 @@ METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, s
 @click.option("--kenlm-compat", is_flag=True,
               help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
 @click.option("-q", "--quiet", is_flag=True, help="No discounts or summary on stderr.")
-def main(file, output, method, order, arpa_out, from_arpa, interpolate, discount, prune, k, alpha, vocab_file,
-         kenlm_compat, quiet):
-    """Estimate a smoothed n-gram model from a counts model FILE (default: stdin).
+@ffnn_options
+@common.text_options
+def main(files, output, method, order, arpa_out, from_arpa, interpolate, discount, prune, k, alpha, vocab_file,
+         kenlm_compat, quiet, lower, chars, encoding_errors, **ffnn):
+    """Estimate a smoothed n-gram model from a counts model FILE (default: stdin), or, with -m ffnn,
+    train the feedforward neural LM on text FILES.
 
     The counts come from lm-count; the model goes to stdout or -o FILE, as an lmtools model file
     or, with --arpa, as ARPA text for KenLM, SRILM and decoders. --from-arpa converts an ARPA file.
+    The n-gram options apply to the n-gram methods and the FFNN options to -m ffnn only.
 
     \b
     Examples:
@@ -79,12 +90,19 @@ def main(file, output, method, order, arpa_out, from_arpa, interpolate, discount
       lm-count -n 3 train.txt | lm-train -m wb --arpa > wb3.arpa
       lm-train --from-arpa other.arpa.gz -o other.lm
       lm-train -m kn-modified --prune 0,0,1 counts.lm -o pruned.lm
+      lm-train -m ffnn --context 4 --dim 100 --hidden 200 --valid valid.txt train.txt -o ffnn.lm
     """
     from lmtools.ngram.smoothing import canonical_method, check_options
 
     m = canonical_method(method)
+    _check_option_family(m)
     if m == "ffnn":
-        raise LmError("ffnn training is not available yet", "use an n-gram method (-m kn-modified)")
+        _train_ffnn(list(files), output, quiet, common.make_text_options(lower, chars, encoding_errors), ffnn)
+        return
+    if len(files) > 1:
+        raise LmError(f"{len(files)} input files given; n-gram methods read one counts model",
+                      "merge count files with lm-merge first (or use -m ffnn for text)")
+    file = files[0] if files else None
     if order is not None and order < 1:
         raise LmError(f"order must be at least 1, got -n {order}", "use -n 1 or more")
     discounts = _parse_discounts(discount)
@@ -139,6 +157,48 @@ def main(file, output, method, order, arpa_out, from_arpa, interpolate, discount
     if not quiet and common.stderr_is_terminal():
         common.info(f"{model.method} order {model.order}, n-grams per order: "
                     + " ".join(str(s) for s in model.sizes()))
+
+
+def _check_option_family(method: str) -> None:
+    """Refuse options of the other family (n-gram vs ffnn) instead of silently ignoring them."""
+    ctx = click.get_current_context()
+    given = [p for p in ctx.command.params
+             if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+    wrong = NGRAM_ONLY if method == "ffnn" else FFNN_ONLY
+    bad = [p.opts[-1] for p in given if p.name in wrong]
+    if bad:
+        what = "the n-gram methods" if method == "ffnn" else "-m ffnn"
+        raise LmError(f"{', '.join(bad)} applies to {what} only, not -m {method}", "drop it, or change -m")
+
+
+def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict) -> None:
+    from lmtools.nn.cli_options import progress_reporter, run_ffnn_training
+    from lmtools.nn.train import TrainingDiverged
+
+    if output in (None, "-") and common.stdout_is_terminal():
+        raise LmError("refusing to write a binary model to the terminal", "use -o FILE or pipe it into lm-ppl")
+    paths = paths or ["-"]
+    common.stdin_note(paths)
+    report = (lambda ev, info: None) if quiet else progress_reporter()
+    try:
+        model = run_ffnn_training(paths, options.get("valid"), options, report, text_opts)
+    except TrainingDiverged as e:
+        if e.model is not None and output not in (None, "-"):
+            _without_timings(e.model)
+            _write(e.model, output, False)  # keep the last good model, as the message says
+        raise
+    _without_timings(model)
+    _write(model, output, False)
+
+
+def _without_timings(model) -> None:
+    """Drop wall-clock seconds from the recorded training history (they are shown on stderr), so that
+    the same seed and input give a byte-identical model file."""
+    training = model.provenance.get("training")
+    if isinstance(training, dict):
+        for epoch in training.get("epochs", []):
+            if isinstance(epoch, dict):
+                epoch.pop("seconds", None)
 
 
 def _stdin_is_terminal() -> bool:

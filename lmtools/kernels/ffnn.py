@@ -232,6 +232,29 @@ def exp_shifted(x, mx, scratch):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def add_bias_max(x, c):
+    """``x += c`` in place; returns max(x). Eight running maxima, so the compiler vectorizes it."""
+    n = x.shape[0]
+    for j in range(n):
+        x[j] += c[j]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = x[0]
+    nb = n // 8 * 8
+    for j in range(0, nb, 8):
+        m0 = x[j] if x[j] > m0 else m0
+        m1 = x[j + 1] if x[j + 1] > m1 else m1
+        m2 = x[j + 2] if x[j + 2] > m2 else m2
+        m3 = x[j + 3] if x[j + 3] > m3 else m3
+        m4 = x[j + 4] if x[j + 4] > m4 else m4
+        m5 = x[j + 5] if x[j + 5] > m5 else m5
+        m6 = x[j + 6] if x[j + 6] > m6 else m6
+        m7 = x[j + 7] if x[j + 7] > m7 else m7
+    mx = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    for j in range(nb, n):
+        mx = max(mx, x[j])
+    return mx
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def softmax_xent(z, c, y, scale, loss):
     """Fused softmax, loss and output gradient, one row per example (in place).
 
@@ -252,11 +275,7 @@ def softmax_xent(z, c, y, scale, loss):
     scratch = np.empty(V, np.int32)
     for r in range(z.shape[0]):
         zr = z[r]
-        mx = zr[0] + c[0]
-        for j in range(V):
-            v = zr[j] + c[j]
-            zr[j] = v
-            mx = max(mx, v)
+        mx = add_bias_max(zr, c)
         t = y[r]
         zt = zr[t]
         s = exp_shifted(zr, mx, scratch)
@@ -274,11 +293,7 @@ def log_softmax_at(z, c, y, out):
     scratch = np.empty(V, np.int32)
     for r in range(z.shape[0]):
         zr = z[r]
-        mx = zr[0] + c[0]
-        for j in range(V):
-            v = zr[j] + c[j]
-            zr[j] = v
-            mx = max(mx, v)
+        mx = add_bias_max(zr, c)
         zt = zr[y[r]]
         s = exp_shifted(zr, mx, scratch)
         out[r] = zt - mx - np.log(s)
@@ -314,7 +329,7 @@ def _class_logit(U, c, w, hd_r):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark):
+def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark, direct_lr=0.0):
     """Loss and gradients of one minibatch (mean loss over its examples).
 
     Parameters
@@ -330,7 +345,7 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         All examples; ``rows`` (int64[B]) picks this minibatch.
     bufs : tuple
         Work arrays ``(e (B, m*d), h (B, H), z (B, V or C), dh (B, H), de (B, m*d), lossv (B,),
-        zw (max class size,))``, first dimension at least len(rows).
+        zw (max class size,), gw (B, max class size) or (0, 1))``, B at least len(rows).
     me, mh : float[B, m*d], float[B, H]
         Dropout masks, or arrays with 0 rows for no dropout.
     act, u_layout : int
@@ -341,6 +356,11 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         Output: ``gE_rows[0]`` = n, then the n distinct E rows touched.
     mark : int8[V + C]
         Zero on entry and on return (scratch for the distinct rows and classes).
+    direct_lr : float
+        Class layer with plain SGD: when > 0, the rows of U and c of each example's class are
+        updated here (``-= direct_lr * gradient``, after every example's backward pass through
+        the old values, so the result equals the minibatch step) instead of being accumulated
+        into ``G``: it saves two passes over those rows (``gw`` holds the per-example gradients).
 
     Returns
     -------
@@ -350,6 +370,8 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     E, Wt, b, U, c, Uc, cc = P
     gE, gWt, gb, gU, gc, gUc, gcc = G
     n = rows.shape[0]
+    if n > bufs[0].shape[0] or (me.shape[0] > 0 and n > me.shape[0]) or (mh.shape[0] > 0 and n > mh.shape[0]):
+        raise ValueError("minibatch larger than the work buffers")
     e = bufs[0][:n]
     h = bufs[1][:n]
     dh = bufs[3][:n]
@@ -407,6 +429,16 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
                 tot += zw[j]
             t = y[r] - s
             lossv[r] += np.log(tot) + mx - _class_logit(U, c, s + t, hd[r])
+            if direct_lr > 0.0:
+                gw = bufs[7][r]
+                for j in range(ne):
+                    g = zw[j] / tot * scale
+                    if j == t:
+                        g -= scale
+                    gw[j] = g
+                    for q in range(H):
+                        dh[r, q] += g * U[s + j, q]
+                continue
             if mark[V + k] == 0:
                 mark[V + k] = 1
             for j in range(ne):
@@ -417,6 +449,16 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
                 for q in range(H):
                     dh[r, q] += g * U[s + j, q]
                     gU[s + j, q] += g * hd[r, q]
+        if direct_lr > 0.0:
+            for r in range(n):
+                k = yc[r]
+                s = cls_start[k]
+                gw = bufs[7][r]
+                for j in range(cls_start[k + 1] - s):
+                    g = gw[j] * direct_lr
+                    c[s + j] -= g
+                    for q in range(H):
+                        U[s + j, q] -= g * hd[r, q]
     # hidden layer
     if mhd.shape[0] > 0:
         dh *= mhd
@@ -489,10 +531,11 @@ def _update_flat(p, g, s1, s2, opt, lr, mom, l2, b1, b2, eps, t):
 @njit(cache=True, fastmath=FASTMATH)
 def _update_rows(p, g, s1, s2, rows, nrows, opt, lr, mom, l2, b1, b2, eps, t):
     # the same step on the listed rows only (sparse, "lazy" state), then zero those gradient rows
+    none = np.empty(0, p.dtype)  # a C-contiguous stand-in keeps every row view contiguous (vectorized)
     for q in range(nrows):
         w = rows[q]
-        _update_flat(p[w], g[w], s1[w] if s1.shape[0] > 0 else s1[0:0, 0],
-                     s2[w] if s2.shape[0] > 0 else s2[0:0, 0], opt, lr, mom, l2, b1, b2, eps, t)
+        _update_flat(p[w], g[w], s1[w] if s1.shape[0] > 0 else none, s2[w] if s2.shape[0] > 0 else none,
+                     opt, lr, mom, l2, b1, b2, eps, t)
         g[w, :] = 0.0
 
 
@@ -594,7 +637,9 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
             fill_dropout_mask(me[:n], keep_e, rng)
         if mh.shape[0] > 0:
             fill_dropout_mask(mh[:n], keep_h, rng)
-        loss = forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark)
+        direct = hp[1] if (cls.shape[0] > 0 and int(hp[0]) == OPT_SGD and hp[3] == 0.0) else 0.0
+        loss = forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark,
+                                direct)
         losses[nb] = loss
         nb += 1
         if not np.isfinite(loss):

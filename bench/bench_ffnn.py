@@ -1,0 +1,105 @@
+"""FFNN training speed: lmtools (numba + BLAS) against PyTorch on the CPU, side by side in one run.
+
+    .venv/bin/python bench/bench_ffnn.py [--batches 200] [--rounds 2] [--threads 2]
+
+Same data (PTB train, V = 10k), same model (context 4, dim 100, hidden 200, tanh), same minibatch
+SGD (batch 128, float32). Rounds alternate between the tools so that a busy machine hurts both
+alike; the best round of each is reported, with all rounds listed. Also: the two layouts of the
+output matrix, the class-based output layer against the exact softmax, and scoring (inference)
+tokens/s. Needs torch only for the PyTorch column (skipped with a note when it is missing).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from lmtools.kernels import ffnn as K  # noqa: E402
+from lmtools.nn.train import Trainer, TrainConfig, build_vocab_and_ids, encode_with_vocab, init_model  # noqa: E402
+
+PTB = os.environ.get("PTB_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
+                                             "data", "ptb"))
+
+
+def lmtools_tokens_per_s(vocab, counts, X, Y, cfg, n_batches):
+    model = init_model(cfg, vocab, counts)
+    tr = Trainer(model, cfg)
+    Yo = tr.out_ids(Y)
+    order = np.random.default_rng(1).permutation(len(Y)).astype(np.int64)
+    losses = np.zeros(n_batches + 8)
+    B = cfg.batch
+    tr.run(X, Yo, order, 0, 3 * B, losses)  # warm-up (and JIT on a cold cache)
+    t0 = time.perf_counter()
+    tr.run(X, Yo, order, 3 * B, (3 + n_batches) * B, losses)
+    dt = time.perf_counter() - t0
+    return n_batches * B / dt, float(losses[:n_batches].mean() / B)
+
+
+def scoring_tokens_per_s(vocab, counts, cfg, test_ids):
+    model = init_model(cfg, vocab, counts)
+    model.score_ids(test_ids[:2000])
+    t0 = time.perf_counter()
+    model.score_ids(test_ids)
+    return int(np.count_nonzero(test_ids != 1)) / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, default=200, help="timed minibatches per measurement (exact softmax)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="BLAS/torch threads (set OPENBLAS_NUM_THREADS too)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    a = ap.parse_args()
+    vocab, ids, counts = build_vocab_and_ids([os.path.join(PTB, "train.txt")])
+    test, _ = encode_with_vocab([os.path.join(PTB, "test.txt")], vocab)
+    X, Y, _ = K.build_examples(ids, 4)
+    base = dict(context=4, dim=100, hidden=200, batch=128, optimizer="sgd", lr=0.5)
+    try:
+        from torch_ffnn import torch_tokens_per_s
+        import torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_tokens_per_s = None
+        torch_version = None
+    rounds = {"lmtools softmax U(V,H)": [], "lmtools softmax U(H,V)": [], "pytorch": [],
+              "lmtools class": []}
+    for r in range(a.rounds):
+        rounds["lmtools softmax U(V,H)"].append(
+            lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, u_layout="vh"), a.batches)[0])
+        if torch_tokens_per_s is not None:
+            rounds["pytorch"].append(torch_tokens_per_s(X, Y, len(vocab), 4, 100, 200, 128, a.batches,
+                                                        threads=a.threads)[0])
+        rounds["lmtools softmax U(H,V)"].append(
+            lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, u_layout="hv"), a.batches)[0])
+        rounds["lmtools class"].append(
+            lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, output_layer="class"), a.batches * 10)[0])
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rounds.items() if v), file=sys.stderr,
+              flush=True)
+    score = {"softmax": scoring_tokens_per_s(vocab, counts, TrainConfig(**base), test),
+             "class": scoring_tokens_per_s(vocab, counts, TrainConfig(**base, output_layer="class"), test)}
+    best = {k: max(v) for k, v in rounds.items() if v}
+    soft = max(best["lmtools softmax U(V,H)"], best["lmtools softmax U(H,V)"])
+    print(f"\nPTB train, V={len(vocab)}, context 4, dim 100, hidden 200, tanh, batch 128, SGD, float32, "
+          f"{a.threads} threads; best of {a.rounds} rounds (all rounds in brackets)")
+    print(f"{'tool':28s} {'train tokens/s':>15s}")
+    for k, v in best.items():
+        print(f"{k:28s} {v:15.0f}   [{', '.join(f'{x:.0f}' for x in rounds[k])}]")
+    if "pytorch" in best:
+        print(f"lmtools exact softmax / pytorch: {soft / best['pytorch']:.2f}x   (torch {torch_version})")
+    else:
+        print("pytorch: not installed (pip install torch==2.13.0 for the comparison)")
+    print(f"class-based / exact softmax (lmtools): {best['lmtools class'] / soft:.1f}x")
+    print(f"scoring tokens/s (PTB test, {int(np.count_nonzero(test != 1))} tokens): softmax {score['softmax']:.0f}, "
+          f"class {score['class']:.0f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rounds": rounds, "best": best, "scoring": score, "torch": torch_version}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The ``lm-train -m ffnn`` options (one click decorator) and the one place that maps them to training.
+
+    @click.command()
+    @ffnn_options
+    def main(..., **opts):
+        model = run_ffnn_training(paths, opts["valid"], opts, progress_reporter())
+
+Only click is imported at module level, so ``--help`` stays fast; numpy and numba load on use.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Mapping
+
+import click
+
+from lmtools.errors import LmError
+
+FFNN_OPTIONS = [
+    click.option("--context", type=click.IntRange(1, 64), default=4, show_default=True,
+                 help="Previous tokens the network sees (n-1); <s> pads the start of a sentence."),
+    click.option("--dim", type=click.IntRange(1), default=100, show_default=True,
+                 help="Size of the word embeddings."),
+    click.option("--hidden", type=click.IntRange(1), default=200, show_default=True,
+                 help="Hidden units."),
+    click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
+                 help="Hidden-layer activation."),
+    click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
+                 help="Most passes over the training text (validation may stop it earlier)."),
+    click.option("--batch", type=click.IntRange(1), default=128, show_default=True,
+                 help="Examples per minibatch; the gradient is their mean."),
+    click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adagrad", "adam"]), default="sgd",
+                 show_default=True, help="Update rule: plain minibatch SGD, SGD with momentum, Adagrad or Adam."),
+    click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+                 help="Learning rate [default: sgd 0.5, momentum 0.05, adagrad 0.1, adam 0.001]."),
+    click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
+                 help="Momentum of --optimizer momentum."),
+    click.option("--l2", type=click.FloatRange(0), default=0.0, show_default=True,
+                 help="L2 weight decay on the weight matrices (not the biases)."),
+    click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+                 help="Dropout rate of the hidden layer during training."),
+    click.option("--dropout-emb", type=click.FloatRange(0, 1, max_open=True), default=None,
+                 help="Dropout rate of the embeddings [default: as --dropout]."),
+    click.option("--output-layer", type=click.Choice(["softmax", "class"]), default="softmax", show_default=True,
+                 help="Exact softmax over the vocabulary, or the class-based two-level softmax "
+                      "(frequency-binned classes; exact probabilities, much faster training)."),
+    click.option("--classes", type=click.IntRange(0), default=0, show_default=True,
+                 help="Number of word classes of --output-layer class (0: about sqrt of the vocabulary size)."),
+    click.option("--valid", "valid", type=click.Path(dir_okay=False, allow_dash=False), default=None,
+                 help="Validation text: halves the learning rate on a plateau, stops early, keeps the best model."),
+    click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+                 show_default=True, help="Learning-rate multiplier when validation perplexity stops improving."),
+    click.option("--min-improvement", type=click.FloatRange(0), default=0.003, show_default=True,
+                 help="Relative improvement of validation perplexity that counts as progress."),
+    click.option("--patience", type=click.IntRange(1), default=1, show_default=True,
+                 help="Plateaus tolerated once the learning rate decays, before stopping."),
+    click.option("--time-limit", type=click.FloatRange(0), default=0.0, show_default=True,
+                 help="Seconds of training: no epoch is started that would end past it (0: no limit)."),
+    click.option("--vocab-size", type=click.IntRange(0), default=0, show_default=True,
+                 help="Keep at most this many words (most frequent, <unk> <s> </s> included); 0: all."),
+    click.option("--min-count", type=click.IntRange(1), default=1, show_default=True,
+                 help="Keep words seen at least this often; others become <unk>."),
+    click.option("--seed", type=int, default=1, show_default=True,
+                 help="Random seed: the same seed and input give a byte-identical model."),
+    click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                 help="Where to train: the CPU (numba + BLAS), or an NVIDIA GPU through numba.cuda."),
+    click.option("--u-layout", type=click.Choice(["vh", "hv"]), default="vh", show_default=True, hidden=True,
+                 help="Memory layout of the output matrix during training (benchmarking)."),
+]
+
+
+def ffnn_options(f):
+    """Add every FFNN training option to a click command (their values arrive as keyword arguments)."""
+    for opt in reversed(FFNN_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def config_from_options(options: Mapping):
+    """The one mapping from option values (click parameter names) to ``TrainConfig``."""
+    from lmtools.nn.train import TrainConfig
+
+    d = TrainConfig()
+    g = lambda k: options.get(k, getattr(d, k))  # noqa: E731
+    return TrainConfig(context=g("context"), dim=g("dim"), hidden=g("hidden"), activation=g("activation"),
+                       epochs=g("epochs"), batch=g("batch"), optimizer=g("optimizer"), lr=g("lr"),
+                       momentum=g("momentum"), l2=g("l2"), dropout=g("dropout"), dropout_emb=g("dropout_emb"),
+                       output_layer=g("output_layer"), classes=g("classes"), lr_decay=g("lr_decay"),
+                       min_improvement=g("min_improvement"), patience=g("patience"), seed=g("seed"),
+                       u_layout=g("u_layout"), time_limit=g("time_limit"))
+
+
+def check_device(device: str) -> None:
+    """Raise LmError unless training can run on ``device``."""
+    if device == "cpu":
+        return
+    try:
+        from numba import cuda
+
+        ok = cuda.is_available()
+    except Exception:  # numba.cuda missing or broken driver: the same answer for the user
+        ok = False
+    if not ok:
+        raise LmError("--device cuda: no usable NVIDIA GPU (or CUDA driver) found", "train with --device cpu")
+    raise LmError("--device cuda: the CUDA kernels are not part of this lmtools build", "train with --device cpu")
+
+
+def run_ffnn_training(train_paths: list[str], valid_path: str | None, options: Mapping, progress=None,
+                      text_opts=None):
+    """Read the texts, train, return the best ``FFNNModel`` (provenance filled in).
+
+    ``options`` holds the values of ``ffnn_options`` (click parameter names; missing ones take
+    their defaults). ``progress`` is a callback ``(event, info)`` (see ``progress_reporter``).
+    Raises LmError for bad input; ``lmtools.nn.train.TrainingDiverged`` (an LmError) carries the
+    last good model in ``.model`` when the loss became NaN or infinite.
+    """
+    import numpy as np
+
+    from lmtools.nn.train import build_vocab_and_ids, encode_with_vocab, train
+    from lmtools.vocab import BOS_ID, EOS_ID
+
+    check_device(options.get("device", "cpu"))
+    cfg = config_from_options(options)
+    vocab, ids, counts = build_vocab_and_ids(list(train_paths), options.get("vocab_size", 0) or 0,
+                                             options.get("min_count", 1) or 1, text_opts)
+    n_words = int(np.count_nonzero((ids != BOS_ID) & (ids != EOS_ID)))
+    if n_words == 0:
+        raise LmError("the training text has no words", "give a text with at least one word")
+    valid = None
+    if valid_path:
+        valid, n_oov = encode_with_vocab([valid_path], vocab, text_opts)
+        v_words = int(np.count_nonzero((valid != BOS_ID) & (valid != EOS_ID)))
+        if v_words == 0:
+            raise LmError(f"{valid_path}: the validation text has no words", "give a non-empty --valid text")
+        if n_oov >= v_words:
+            raise LmError(f"{valid_path}: every word of the validation text is outside the vocabulary "
+                          f"({n_oov} OOVs)", "give validation text from the same language and domain")
+    model = train(cfg, vocab, ids, valid, progress, counts=counts)
+    prov = dict(model.provenance)
+    prov.update({"program": "lm-train", "method": "ffnn", "inputs": list(train_paths), "valid": valid_path,
+                 "tokens": int(np.count_nonzero(ids != BOS_ID)),
+                 "options": {k: v for k, v in dict(options).items() if isinstance(v, (int, float, str, type(None)))}})
+    model.provenance = prov
+    return model
+
+
+def progress_reporter(stream=None):
+    """A progress callback: a rich bar per epoch on a terminal, else one log line per epoch."""
+    stream = stream or sys.stderr
+    is_tty = getattr(stream, "isatty", lambda: False)()
+    state = {}
+
+    def plain(ev, info):
+        if ev == "epoch_end":
+            v = info.get("valid_ppl")
+            vs = f" valid ppl {v:.2f}" if v is not None else ""
+            print(f"epoch {info['epoch']}: train ppl {info['train_ppl']:.2f}{vs} lr {info['lr']:.4g} "
+                  f"{info['seconds']:.1f}s{'' if info.get('best', True) else ' (no improvement)'}",
+                  file=stream, flush=True)
+        elif ev == "note":
+            print(info["message"], file=stream, flush=True)
+
+    if not is_tty:
+        return plain
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(file=stream)
+
+    def fancy(ev, info):
+        if ev == "epoch_start":
+            bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                           TextColumn("{task.fields[tps]:>8.0f} tok/s  loss {task.fields[loss]:.3f}  "
+                                      "lr {task.fields[lr]:.4g}"), TimeRemainingColumn(), console=console,
+                           transient=True)
+            bar.start()
+            state["bar"] = bar
+            state["task"] = bar.add_task("train", total=info["examples"], epoch=info["epoch"],
+                                         epochs=info["epochs"], tps=0.0, loss=float("nan"), lr=info["lr"])
+            state["t0"] = time.perf_counter()
+        elif ev == "batch" and "bar" in state:
+            state["bar"].update(state["task"], completed=info["done"], tps=info["tokens_per_s"], loss=info["loss"],
+                                lr=info["lr"])
+        elif ev == "epoch_end":
+            if "bar" in state:
+                state.pop("bar").stop()
+            plain(ev, info)
+        else:
+            plain(ev, info)
+
+    return fancy

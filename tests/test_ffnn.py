@@ -1,0 +1,339 @@
+"""The feedforward neural LM: kernels against the numpy reference, gradients, training, model file."""
+
+import io
+import math
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lmtools.errors import LmError
+from lmtools.kernels import ffnn as K
+from lmtools.nn.cli_options import ffnn_options, run_ffnn_training
+from lmtools.nn.model import FFNNModel, frequency_classes
+from lmtools.nn.train import Trainer, TrainConfig, TrainingDiverged, init_model, perplexity, train
+from tests import naive_ffnn as NV
+
+V = 23
+VOCAB = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(3, V)]
+
+
+def random_stream(seed=0, sentences=30, V=V):
+    rng = np.random.default_rng(seed)
+    ids = []
+    for _ in range(sentences):
+        ids.append(1)
+        ids += list(rng.integers(3, V, size=rng.integers(0, 7)))
+        ids.append(2)
+    return np.array(ids, np.int32)
+
+
+def make(layer="softmax", act="tanh", dtype="float64", u_layout="vh", **kw):
+    ids = random_stream()
+    cfg = TrainConfig(context=3, dim=4, hidden=5, dtype=dtype, output_layer=layer, classes=4, u_layout=u_layout,
+                      activation=act, batch=16, **kw)
+    model = init_model(cfg, VOCAB, np.bincount(ids, minlength=V))
+    rng = np.random.default_rng(5)
+    model.b[:] = rng.standard_normal(model.b.shape) * 0.3  # biases start at 0: make them matter
+    model.c[:] += rng.standard_normal(model.c.shape).astype(model.c.dtype) * 0.3
+    return cfg, model, ids
+
+
+def kernel_grads(cfg, model, X, Y, rows, me=None, mh=None):
+    tr = Trainer(model, cfg)
+    dt = tr.P[0].dtype
+    me = np.zeros((0, X.shape[1] * model.dim), dt) if me is None else me
+    mh = np.zeros((0, model.hidden), dt) if mh is None else mh
+    loss = K.forward_backward(tr.P, tr.G, X, tr.out_ids(Y), rows, tr.bufs, me, mh, tr.act, tr.u_layout, tr.cls,
+                              tr.start, tr.gE_rows, tr.mark)
+    return loss, tr.to_model(tr.G).param_arrays()
+
+
+def test_examples_match_reference():
+    ids = random_stream(3)
+    for ctx in (1, 2, 5):
+        X, Y, pos = K.build_examples(ids, ctx)
+        Xn, Yn = NV.examples(ids, ctx)
+        assert np.array_equal(X, Xn) and np.array_equal(Y, Yn)
+        assert np.array_equal(ids[pos], Y)
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("u_layout", ["vh", "hv"])
+def test_forward_backward_matches_numpy_reference(layer, act, u_layout):
+    cfg, model, ids = make(layer, act, u_layout=u_layout)
+    X, Y, _ = K.build_examples(ids, 3)
+    rows = np.arange(3, 19, dtype=np.int64)
+    loss, g = kernel_grads(cfg, model, X, Y, rows)
+    ref_loss, ref = NV.forward_backward(model.param_arrays(), X[rows], Y[rows], act)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for k in ref:
+        np.testing.assert_allclose(g[k], ref[k], rtol=1e-9, atol=1e-13, err_msg=k)
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+def test_dropout_masks_enter_forward_and_backward(layer):
+    cfg, model, ids = make(layer)
+    X, Y, _ = K.build_examples(ids, 3)
+    rows = np.arange(16, dtype=np.int64)
+    me = np.zeros((16, 12))
+    mh = np.zeros((16, 5))
+    state = np.array([12345], np.uint64)
+    K.fill_dropout_mask(me, 0.7, state)
+    K.fill_dropout_mask(mh, 0.6, state)
+    loss, g = kernel_grads(cfg, model, X, Y, rows, me, mh)
+    ref_loss, ref = NV.forward_backward(model.param_arrays(), X[rows], Y[rows], "tanh", me, mh)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for k in ref:
+        np.testing.assert_allclose(g[k], ref[k], rtol=1e-9, atol=1e-13, err_msg=k)
+
+
+def test_dropout_mask_statistics():
+    m = np.zeros((200, 100), np.float32)
+    K.fill_dropout_mask(m, 0.75, np.array([7], np.uint64))
+    assert set(np.unique(m)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((m > 0).mean() - 0.75) < 0.01
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+def test_gradients_by_finite_differences(layer):
+    cfg, model, ids = make(layer, "tanh")
+    X, Y, _ = K.build_examples(ids, 3)
+    rows = np.arange(16, dtype=np.int64)
+    _, g = kernel_grads(cfg, model, X, Y, rows)
+    params = {k: v.copy() for k, v in model.param_arrays().items()}
+    rng = np.random.default_rng(0)
+    h = 1e-6
+    for name in ("E", "W", "b", "U", "c") + (("Uc", "cc") if layer == "class" else ()):
+        p = params[name]
+        # every parameter that has a gradient, plus random others
+        idx = set(map(tuple, np.argwhere(g[name] != 0)[:40]))
+        idx |= {tuple(rng.integers(0, s) for s in p.shape) for _ in range(10)}
+        for i in idx:
+            old = p[i]
+            p[i] = old + h
+            up = NV.loss(params, X[rows], Y[rows])
+            p[i] = old - h
+            down = NV.loss(params, X[rows], Y[rows])
+            p[i] = old
+            num = (up - down) / (2 * h)
+            assert abs(num - g[name][i]) < 1e-7 + 1e-5 * abs(num), (name, i, num, g[name][i])
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+def test_probabilities_sum_to_one(layer):
+    cfg, model, ids = make(layer, dtype="float32")
+    rng = np.random.default_rng(1)
+    ctx = rng.integers(0, V, size=(50, 3)).astype(np.int32)
+    lp = model.next_log10_probs(ctx)
+    assert lp.shape == (50, V)
+    np.testing.assert_allclose((10.0 ** lp).sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+def test_score_ids_agree_with_distribution(layer):
+    cfg, model, ids = make(layer)
+    lp = model.score_ids(ids)
+    assert lp.shape == ids.shape and np.all(lp[ids == 1] == 0.0) and np.all(lp[ids != 1] < 0)
+    X, Y, pos = K.build_examples(ids, 3)
+    full = model.next_log10_probs(X)
+    np.testing.assert_allclose(lp[pos], full[np.arange(len(Y)), Y], rtol=1e-10)
+    # and with the numpy reference
+    ref = [-NV.forward_backward(model.param_arrays(), X[i:i + 1], Y[i:i + 1])[0] / math.log(10) for i in range(9)]
+    np.testing.assert_allclose(lp[pos[:9]], ref, rtol=1e-10)
+
+
+def tiny_corpus(words=None):
+    words = words or [["the", "cat", "sat"], ["a", "dog", "ran", "home"], ["my", "bird", "flew", "away", "fast"]]
+    vocab = ["<unk>", "<s>", "</s>"] + sorted({w for s in words for w in s})
+    ix = {w: i for i, w in enumerate(vocab)}
+    ids = np.array([t for s in words for t in [1] + [ix[w] for w in s] + [2]], np.int32)
+    return vocab, ids
+
+
+@pytest.mark.parametrize("layer,opt", [("softmax", "adam"), ("class", "adam"), ("softmax", "sgd")])
+def test_overfits_tiny_corpus(layer, opt):
+    # one sentence: every token is determined by the previous two (the -> cat / mat / dog)
+    vocab, ids = tiny_corpus(["the cat sat on the mat and the dog ran home".split()])
+    cfg = TrainConfig(context=3, dim=16, hidden=32, epochs=30, batch=8, optimizer=opt,
+                      lr=0.01 if opt == "adam" else 1.0, output_layer=layer, classes=3)
+    model = train(cfg, vocab, np.tile(ids, 20))
+    assert perplexity(model, ids) < 1.05
+    # three sentences: only the first word of each is uncertain (1 in 3), so the best
+    # achievable training perplexity is 3 ** (3 / 15)
+    vocab, ids = tiny_corpus()
+    model = train(cfg, vocab, np.tile(ids, 20))
+    assert perplexity(model, ids) < 1.03 * 3 ** (3 / 15)
+
+
+def test_same_seed_identical_model_other_seed_not():
+    vocab, ids = tiny_corpus()
+    data = np.tile(ids, 5)
+
+    def fit(seed):
+        cfg = TrainConfig(context=2, dim=8, hidden=8, epochs=3, batch=4, seed=seed, dropout=0.3, optimizer="momentum")
+        buf = io.BytesIO()
+        from lmtools.io.models import save_model
+
+        m = train(cfg, vocab, data, data)
+        m.provenance["training"]["epochs"] = [{k: v for k, v in e.items() if k != "seconds"}
+                                              for e in m.provenance["training"]["epochs"]]
+        save_model(m, buf)
+        return m, buf.getvalue()
+
+    a, fa = fit(3)
+    b, fb = fit(3)
+    c, _ = fit(4)
+    for k, v in a.param_arrays().items():
+        assert np.array_equal(v, b.param_arrays()[k]), k
+    assert fa == fb
+    assert not np.array_equal(a.E, c.E)
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+def test_model_file_roundtrip(layer):
+    from lmtools.io.models import load_model, save_model
+
+    cfg, model, ids = make(layer, dtype="float32")
+    buf = io.BytesIO()
+    save_model(model, buf)
+    buf.seek(0)
+    back = load_model(buf)
+    assert isinstance(back, FFNNModel) and back.vocab == model.vocab and back.output_layer == layer
+    assert np.array_equal(back.score_ids(ids), model.score_ids(ids))
+    header, arrays = model.to_file_parts()
+    arrays["W"] = arrays["W"][:, :-1]
+    with pytest.raises(LmError, match="corrupt ffnn model"):
+        FFNNModel.from_file_parts(header, arrays)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adagrad", "adam"])
+def test_optimizers_reduce_loss_and_layouts_agree(opt):
+    ids = random_stream(2, 60)
+    res = {}
+    for lay in ("vh", "hv"):
+        cfg = TrainConfig(context=2, dim=8, hidden=10, epochs=3, batch=8, optimizer=opt, u_layout=lay, l2=1e-4,
+                          dtype="float64")
+        m = train(cfg, VOCAB, ids)
+        ppl = [e["train_ppl"] for e in m.provenance["training"]["epochs"]]
+        assert ppl[-1] < ppl[0]
+        res[lay] = m
+    np.testing.assert_allclose(res["vh"].U, res["hv"].U, rtol=1e-9, atol=1e-12)
+
+
+def test_validation_halves_lr_and_keeps_best():
+    ids = random_stream(2, 60)
+    valid = random_stream(9, 20)
+    cfg = TrainConfig(context=2, dim=8, hidden=10, epochs=8, batch=8, optimizer="adam", lr=0.02)
+    m = train(cfg, VOCAB, ids, valid)
+    log = m.provenance["training"]["epochs"]
+    best = min(e["valid_ppl"] for e in log)
+    assert perplexity(m, valid) == pytest.approx(best, rel=1e-4)
+    # random text overfits at once: the lr must have been cut, training stopped early
+    assert log[-1]["lr"] < log[0]["lr"] and len(log) < 8
+
+
+def test_divergence_stops_with_last_good_model():
+    ids = random_stream(2, 60)
+    cfg = TrainConfig(context=2, dim=8, hidden=10, epochs=3, batch=8, lr=1e38, activation="relu")
+    with pytest.raises(TrainingDiverged) as e:
+        train(cfg, VOCAB, ids)
+    assert "diverged" in str(e.value)
+    assert all(np.isfinite(a).all() for a in e.value.model.param_arrays().values())
+
+
+def test_bad_training_input():
+    with pytest.raises(LmError, match="not more than the context"):
+        train(TrainConfig(context=4), VOCAB, np.array([1, 5, 2], np.int32))
+    with pytest.raises(LmError, match="empty"):
+        train(TrainConfig(), VOCAB, np.zeros(0, np.int32))
+
+
+def test_frequency_classes():
+    counts = np.array([5, 0, 100] + list(range(200, 0, -1)))
+    wc = frequency_classes(counts, 10)
+    assert wc.shape == counts.shape and wc.min() == 0
+    sizes = np.bincount(wc)
+    assert np.all(sizes > 0) and len(sizes) <= 10
+    # frequent words sit in small classes
+    assert sizes[wc[3]] < sizes[wc[-1]]
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI options and the one entry point
+
+
+@click.command()
+@ffnn_options
+def _cmd(**opts):
+    click.echo(repr(sorted(opts)))
+
+
+def test_options_have_help_and_defaults():
+    r = CliRunner().invoke(_cmd, ["--help"])
+    assert r.exit_code == 0
+    for opt in ("--context", "--dim", "--hidden", "--activation", "--epochs", "--batch", "--lr", "--momentum",
+                "--l2", "--dropout", "--optimizer", "--seed", "--valid", "--output-layer", "--classes", "--device"):
+        assert opt in r.output
+    r = CliRunner().invoke(_cmd, ["--output-layer", "nope"])
+    assert r.exit_code == 2
+
+
+def test_run_ffnn_training(tmp_path):
+    tr = tmp_path / "train.txt"
+    tr.write_text("the cat sat\na dog ran home\nthe bird flew\n" * 10)
+    va = tmp_path / "valid.txt"
+    va.write_text("the cat ran home\n")
+    opts = {"context": 2, "dim": 8, "hidden": 8, "epochs": 2, "batch": 8, "optimizer": "adam", "lr": 0.01,
+            "vocab_size": 8}
+    events = []
+    model = run_ffnn_training([str(tr)], str(va), opts, lambda ev, info: events.append(ev))
+    assert len(model.vocab) == 8 and model.vocab[:3] == ["<unk>", "<s>", "</s>"]
+    assert model.provenance["method"] == "ffnn" and "training" in model.provenance
+    assert events.count("epoch_end") == 2 and "batch" in events
+    oov = tmp_path / "oov.txt"
+    oov.write_text("zebra quagga\n")
+    with pytest.raises(LmError, match="outside the vocabulary"):
+        run_ffnn_training([str(tr)], str(oov), opts)
+    with pytest.raises(LmError, match="--device cpu"):
+        run_ffnn_training([str(tr)], None, dict(opts, device="cuda"))
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_one_training_step_is_the_minibatch_update(layer, opt):
+    # plain SGD (the class layer updates its rows inside the backward pass) and Adam's first step
+    cfg, model, ids = make(layer, optimizer=opt, lr=0.3 if opt == "sgd" else 0.01)
+    X, Y, _ = K.build_examples(ids, 3)
+    tr = Trainer(model, cfg)
+    order = np.arange(len(Y), dtype=np.int64)
+    assert tr.run(X, tr.out_ids(Y), order, 0, 16, np.zeros(2)) == 1
+    after = tr.to_model().param_arrays()
+    _, g = NV.forward_backward(model.param_arrays(), X[:16], Y[:16])
+    for k, p in model.param_arrays().items():
+        if k == "word_class":
+            continue
+        # Adam's first step moves every parameter with a gradient by lr (times its sign)
+        step = 0.3 * g[k] if opt == "sgd" else 0.01 * g[k] / (np.abs(g[k]) + 1e-8)
+        np.testing.assert_allclose(after[k], p - step, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_progress_reporter_plain_lines():
+    from lmtools.nn.cli_options import progress_reporter
+
+    buf = io.StringIO()
+    rep = progress_reporter(buf)
+    rep("epoch_start", {"epoch": 1, "epochs": 2, "examples": 10, "lr": 0.1})
+    rep("batch", {"epoch": 1, "done": 5, "examples": 10, "loss": 3.0, "lr": 0.1, "tokens_per_s": 100.0})
+    rep("epoch_end", {"epoch": 1, "train_ppl": 20.0, "valid_ppl": 25.5, "lr": 0.1, "seconds": 1.5, "best": True})
+    rep("note", {"message": "stop"})
+    assert buf.getvalue() == "epoch 1: train ppl 20.00 valid ppl 25.50 lr 0.1 1.5s\nstop\n"
+
+
+def test_time_limit_stops_between_epochs():
+    ids = random_stream(2, 60)
+    cfg = TrainConfig(context=2, dim=8, hidden=10, epochs=50, batch=8, time_limit=1e-9)
+    m = train(cfg, VOCAB, ids)
+    assert len(m.provenance["training"]["epochs"]) == 1
