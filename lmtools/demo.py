@@ -33,7 +33,8 @@ def main() -> None:
         sh("lm-count -n 5 train.txt -o counts5.lm", d)
         print(sh("lm-info counts5.lm", d))
         if have("lm-train") and have("lm-ppl"):
-            print("Perplexity of the test text by order (interpolated modified Kneser-Ney):")
+            print("Perplexity of the test text by order (interpolated modified Kneser-Ney); it falls with the")
+            print("order as the model sees more context (OOVs are the test words never seen in training):")
             print(f"{'order':>5}  {'ppl':>9}  {'ppl (OOVs left out)':>19}")
             for n in range(1, 6):
                 out = sh(f"lm-count -n {n} train.txt | lm-train | lm-ppl --json -m - test.txt", d, show=n == 1)
@@ -44,9 +45,13 @@ def main() -> None:
                 print(f"{n:>5}  {total['ppl']:>9.2f}  {total['ppl_excl_oov']:>19.2f}", flush=True)
             print()
         if have("lm-gen"):
+            print("The Shannon game: the next-word distribution after a history, most likely first:")
             sh("lm-train -o kn5.lm counts5.lm", d)
             print(sh('lm-gen -m kn5.lm --next "I pray you" --top 10', d))
+            print("Sentences sampled from the word 5-gram model:")
             print(sh("lm-gen -m kn5.lm -n 5 --seed 7", d))
+            print("A character-level 7-gram model, sampled:")
+            print(sh("lm-count -n 7 --chars train.txt | lm-train | lm-gen -n 8 --seed 7", d))
 
 
 if __name__ == "__main__":
