@@ -32,7 +32,7 @@ man:
 
 lint: install
 	$(BIN)/python -m pip install -q ruff
-	$(BIN)/ruff check --line-length 120 lmtools tests bench
+	$(BIN)/ruff check lmtools tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lmtools.errors import LmError
-from lmtools.io.modelfile import FORMAT_VERSION, MAGIC, read_model, write_model
+from lmtools.io.modelfile import FORMAT_VERSION, MAGIC, read_model
 from lmtools.io.models import load_model, save_model
 from lmtools.ngram.counts import Counts
 from lmtools.ngram.model import NGramModel

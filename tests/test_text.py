@@ -1,10 +1,9 @@
 """Text reading: whitespace, markers, UTF-8 errors, binary input, compression, the tokenizer kernel."""
 
-import numpy as np
 import pytest
 
 from lmtools.errors import LmError
-from lmtools.io.text import TextOptions, TokenTable, encode_text, iter_text_chunks, read_sentences
+from lmtools.io.text import TextOptions, encode_text, iter_text_chunks, read_sentences
 from tests import naive
 
 
