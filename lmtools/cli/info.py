@@ -27,7 +27,7 @@ def main(model, as_json, show_vocab):
     """
     from lmtools.io.models import load_model
 
-    obj = load_model(model)
+    obj = load_model(model, sort_counts=False)
     if show_vocab:
         click.echo("\n".join(obj.vocab))
         return
@@ -51,27 +51,27 @@ def _plain(v) -> str:
 
 def describe(obj) -> dict:
     """The facts lm-info prints, as a dict (also an API for notebooks)."""
+    from lmtools.ngram.counting import Levels
     from lmtools.ngram.counts import Counts
     from lmtools.ngram.model import NGramModel
 
+    if isinstance(obj, Levels):
+        obj = _levels_facts(obj)
     facts: dict = {}
-    if isinstance(obj, Counts):
-        facts["kind"] = "counts"
+    if isinstance(obj, (Counts, NGramModel)):
+        facts["kind"] = "counts" if isinstance(obj, Counts) else "ngram"
         facts["order"] = obj.order
         facts["vocabulary"] = len(obj.vocab)
         facts["sizes"] = obj.sizes()
+    if isinstance(obj, Counts):
         facts["tokens"] = obj.tokens
         facts["sentences"] = obj.sentences
         facts["total_count"] = [int(c.sum()) for c in obj.counts]
     elif isinstance(obj, NGramModel):
-        facts["kind"] = "ngram"
-        facts["order"] = obj.order
-        facts["vocabulary"] = len(obj.vocab)
-        facts["sizes"] = obj.sizes()
         facts["method"] = obj.method
         facts["scores_only"] = obj.scores_only
         if obj.info:
-            facts["info"] = {k: v for k, v in obj.info.items()}
+            facts["info"] = dict(obj.info)
     else:
         facts["kind"] = "ffnn"
         facts.update(obj.describe() if hasattr(obj, "describe") else {"vocabulary": len(obj.vocab)})
@@ -79,6 +79,19 @@ def describe(obj) -> dict:
     if prov:
         facts["provenance"] = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in prov.items()}
     return facts
+
+
+def _levels_facts(lv):
+    """A Counts with the stored (unsorted) arrays: enough for sizes and totals, without sorting."""
+    import numpy as np
+
+    from lmtools.ngram.counts import Counts
+
+    V = len(lv.vocab)
+    ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)] + [np.empty((len(p), n), np.int32)
+                                                             for n, (p, _, _) in enumerate(lv.levels, start=2)]
+    return Counts(lv.vocab, ngrams, [lv.unigrams] + [c for _, _, c in lv.levels], lv.tokens, lv.sentences,
+                  lv.provenance)
 
 
 if __name__ == "__main__":

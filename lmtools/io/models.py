@@ -36,13 +36,13 @@ def counts_to_parts(c) -> tuple[dict, dict[str, np.ndarray]]:
     if isinstance(c, Levels):
         levels, unigrams, order = c.levels, c.unigrams, len(c.levels) + 1
     else:
-        from lmtools.kernels.count import prefix_rows
+        from lmtools.kernels.smooth import prefix_index
 
         order, unigrams, levels = c.order, c.counts[0], []
         for n in range(2, order + 1):
             rows, prev = c.ngrams[n - 1], c.ngrams[n - 2]
-            prefix = prefix_rows(np.ascontiguousarray(rows), np.ascontiguousarray(prev)) if len(rows) else \
-                np.zeros(0, np.int32)
+            prefix = prefix_index(np.ascontiguousarray(rows), np.ascontiguousarray(prev)) if len(rows) else \
+                np.zeros(0, np.int64)
             if (prefix < 0).any():
                 raise ValueError(f"order {n} has n-grams whose prefix is not among the order {n - 1} n-grams")
             levels.append((prefix, rows[:, -1], c.counts[n - 1]))
@@ -145,10 +145,10 @@ def save_model(obj, stream: BinaryIO) -> None:
         raise TypeError(f"cannot save {type(obj).__name__}")
 
 
-def model_from_parts(header: dict, arrays: dict, name: str):
+def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = True):
     kind = header["kind"]
     if kind == "counts":
-        return counts_from_parts(header, arrays, name)
+        return counts_from_parts(header, arrays, name) if sort_counts else levels_from_parts(header, arrays, name)
     if kind == "ngram":
         return ngram_from_parts(header, arrays, name)
     from lmtools.nn.model import FFNNModel  # only FFNN users pay for importing it
@@ -172,8 +172,11 @@ def load_levels(source: str = "-"):
     return levels_from_parts(header, arrays, name)
 
 
-def load_model(source: str | BinaryIO = "-"):
-    """Load any model: an lmtools model file or an ARPA file (plain, .gz, .bz2, .xz), path or '-'."""
+def load_model(source: str | BinaryIO = "-", sort_counts: bool = True):
+    """Load any model: an lmtools model file or an ARPA file (plain, .gz, .bz2, .xz), path or '-'.
+
+    A counts file becomes ``Counts`` (sorted rows), or with ``sort_counts=False`` the ``Levels`` as
+    stored (cheaper, for looking inside or merging)."""
     from lmtools.io.text import open_binary
 
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
@@ -185,7 +188,7 @@ def load_model(source: str | BinaryIO = "-"):
 
             return read_arpa(whole, name=name)
         header, arrays = read_model(whole, name)  # refuses anything that is not a model file
-        return model_from_parts(header, arrays, name)
+        return model_from_parts(header, arrays, name, sort_counts)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()

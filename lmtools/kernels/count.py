@@ -21,6 +21,28 @@ def _slot(key, shift):
     return (np.uint64(key) * _GOLDEN) >> np.uint64(shift)
 
 
+@njit(cache=True, inline="always")
+def _add(table, shift, mask, p, w, weight, prefix, word, count, n_grams):
+    """Add ``weight`` to the count of n-gram (prefix p, last word w), inserting it when new.
+    Returns (its id, the new number of n-grams)."""
+    key = (np.int64(p) << 32) | np.int64(w)
+    j = np.int64(_slot(key, shift))
+    while True:
+        k = table[2 * j]
+        if k == key:
+            g = table[2 * j + 1]
+            count[g] += weight
+            return g, n_grams
+        if k == -1:
+            table[2 * j] = key
+            table[2 * j + 1] = n_grams
+            prefix[n_grams] = p
+            word[n_grams] = w
+            count[n_grams] = weight
+            return n_grams, n_grams + 1
+        j = (j + 1) & mask
+
+
 @njit(cache=True)
 def count_next_order(prev, ids, table, shift, prefix, word, count, n_grams, cur):
     """Count the order-n n-grams of a token stream given the order n-1 ids ending at each position.
@@ -46,24 +68,7 @@ def count_next_order(prev, ids, table, shift, prefix, word, count, n_grams, cur)
         if p < 0 or w == 1:
             cur[i] = -1
             continue
-        key = (np.int64(p) << 32) | np.int64(w)
-        j = np.int64(_slot(key, shift))
-        while True:
-            k = table[2 * j]
-            if k == key:
-                g = table[2 * j + 1]
-                count[g] += 1
-                break
-            if k == -1:
-                g = n_grams
-                table[2 * j] = key
-                table[2 * j + 1] = g
-                prefix[g] = p
-                word[g] = w
-                count[g] = 1
-                n_grams += 1
-                break
-            j = (j + 1) & mask
+        g, n_grams = _add(table, shift, mask, p, w, 1, prefix, word, count, n_grams)
         cur[i] = g
     return n_grams
 
@@ -81,25 +86,7 @@ def add_weighted(pref_in, word_in, weight_in, table, shift, prefix, word, count,
         if p < 0:
             out[i] = -1
             continue
-        w = word_in[i]
-        key = (np.int64(p) << 32) | np.int64(w)
-        j = np.int64(_slot(key, shift))
-        while True:
-            k = table[2 * j]
-            if k == key:
-                g = table[2 * j + 1]
-                count[g] += weight_in[i]
-                break
-            if k == -1:
-                g = n_grams
-                table[2 * j] = key
-                table[2 * j + 1] = g
-                prefix[g] = p
-                word[g] = w
-                count[g] = weight_in[i]
-                n_grams += 1
-                break
-            j = (j + 1) & mask
+        g, n_grams = _add(table, shift, mask, p, word_in[i], weight_in[i], prefix, word, count, n_grams)
         out[i] = g
     return n_grams
 
@@ -116,37 +103,6 @@ def rehash(table, new, shift):
                 j = (j + 1) & mask
             new[2 * j] = key
             new[2 * j + 1] = table[2 * s + 1]
-
-
-@njit(cache=True)
-def prefix_rows(rows, rows_prev):
-    """For sorted rows of order n and sorted rows of order n-1: the row index of each row's prefix
-    (its first n-1 words) in ``rows_prev``, by one merge pass; -1 where the prefix is missing."""
-    m = rows.shape[0]
-    k = rows_prev.shape[1]
-    out = np.empty(m, np.int32)
-    j = 0
-    for r in range(m):
-        while j < rows_prev.shape[0]:
-            cmp = 0
-            for c in range(k):
-                if rows_prev[j, c] != rows[r, c]:
-                    cmp = -1 if rows_prev[j, c] < rows[r, c] else 1
-                    break
-            if cmp < 0:
-                j += 1
-            else:
-                break
-        if j < rows_prev.shape[0]:
-            same = True
-            for c in range(k):
-                if rows_prev[j, c] != rows[r, c]:
-                    same = False
-                    break
-            out[r] = j if same else -1
-        else:
-            out[r] = -1
-    return out
 
 
 @njit(cache=True)
