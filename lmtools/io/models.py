@@ -168,7 +168,7 @@ def load_levels(source: str = "-"):
         if source != "-":
             stream.close()
     if header["kind"] != "counts":
-        raise LmError(f"{name} is a {header['kind']} model, not counts", "give files written by lm-count")
+        raise LmError(f"{name} holds a model of kind {header['kind']}, not counts", "give files written by lm-count")
     return levels_from_parts(header, arrays, name)
 
 
