@@ -527,10 +527,15 @@ def add_k(counts: Counts, k: float = 1.0, prune=None, warn=None, method: str = "
 def mle(counts: Counts, prune=None, warn=None) -> NGramModel:
     """Maximum likelihood: p(w|h) = c(hw)/c(h) for the longest context seen in training; a word
     unseen after a seen context has p = 0 (log10 written as -99), reported, not hidden."""
-    N = counts.order
     index = Index(counts.ngrams)
+    orders = _relative_frequencies(counts, index, zero_gamma_per_context=True)
+    return _assemble(counts, index, orders, "backoff", "mle", {}, prune)
+
+
+def _relative_frequencies(counts: Counts, index: "Index", zero_gamma_per_context: bool) -> list:
+    """Orders holding c(hw)/c(h) and no backoff mass (MLE; stupid backoff's scores)."""
     orders = []
-    for n in range(1, N + 1):
+    for n in range(1, counts.order + 1):
         c = _raw(counts, n).astype(np.float64)
         if n == 1:
             S = float(c.sum())
@@ -538,8 +543,9 @@ def mle(counts: Counts, prune=None, warn=None) -> NGramModel:
             orders.append(_Order(alpha=c / S, gamma=0.0))
         else:
             S = _context_sums(counts, index, n, c)
-            orders.append(_Order(alpha=c / np.where(S > 0, S, 1.0)[index.pre[n]], gamma=np.zeros_like(S)))
-    return _assemble(counts, index, orders, "backoff", "mle", {}, prune)
+            gamma = np.zeros_like(S) if zero_gamma_per_context else 0.0
+            orders.append(_Order(alpha=c / np.where(S > 0, S, 1.0)[index.pre[n]], gamma=gamma))
+    return orders
 
 
 def good_turing_discounts(c: np.ndarray, K: int = KATZ_K) -> tuple[np.ndarray, int]:
@@ -610,18 +616,8 @@ def stupid_backoff(counts: Counts, alpha: float = STUPID_ALPHA, prune=None, warn
     S(w) = c(w)/N. Scores, not probabilities (scores_only=True)."""
     if not 0 < alpha <= 1:
         raise LmError(f"stupid backoff needs 0 < alpha <= 1, got {alpha}", "e.g. --alpha 0.4")
-    N = counts.order
     index = Index(counts.ngrams)
-    orders = []
-    for n in range(1, N + 1):
-        c = _raw(counts, n).astype(np.float64)
-        if n == 1:
-            S = float(c.sum())
-            _check_nonempty(S)
-            orders.append(_Order(alpha=c / S, gamma=0.0))
-        else:
-            S = _context_sums(counts, index, n, c)
-            orders.append(_Order(alpha=c / np.where(S > 0, S, 1.0)[index.pre[n]], gamma=0.0))
+    orders = _relative_frequencies(counts, index, zero_gamma_per_context=False)
     return _assemble(counts, index, orders, "stupid", "stupid", {"alpha": float(alpha)}, prune,
                      stupid_alpha=alpha)
 
