@@ -67,7 +67,7 @@ def main():
         torch_tokens_per_s = None
         torch_version = None
     rounds = {"lmtools softmax U(V,H)": [], "lmtools softmax U(H,V)": [], "pytorch": [],
-              "lmtools class": []}
+              "lmtools class C=100": [], "lmtools class C=200": []}
     for r in range(a.rounds):
         rounds["lmtools softmax U(V,H)"].append(
             lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, u_layout="vh"), a.batches)[0])
@@ -76,8 +76,9 @@ def main():
                                                         threads=a.threads)[0])
         rounds["lmtools softmax U(H,V)"].append(
             lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, u_layout="hv"), a.batches)[0])
-        rounds["lmtools class"].append(
-            lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, output_layer="class"), a.batches * 10)[0])
+        for C in (100, 200):
+            cfg = TrainConfig(**base, output_layer="class", classes=C)
+            rounds[f"lmtools class C={C}"].append(lmtools_tokens_per_s(vocab, counts, X, Y, cfg, a.batches * 10)[0])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rounds.items() if v), file=sys.stderr,
               flush=True)
     score = {"softmax": scoring_tokens_per_s(vocab, counts, TrainConfig(**base), test),
@@ -86,14 +87,15 @@ def main():
     soft = max(best["lmtools softmax U(V,H)"], best["lmtools softmax U(H,V)"])
     print(f"\nPTB train, V={len(vocab)}, context 4, dim 100, hidden 200, tanh, batch 128, SGD, float32, "
           f"{a.threads} threads; best of {a.rounds} rounds (all rounds in brackets)")
-    print(f"{'tool':28s} {'train tokens/s':>15s}")
+    print(f"{'tool':28s} {'train tokens/s':>15s}")  # noqa: E231
     for k, v in best.items():
         print(f"{k:28s} {v:15.0f}   [{', '.join(f'{x:.0f}' for x in rounds[k])}]")
     if "pytorch" in best:
         print(f"lmtools exact softmax / pytorch: {soft / best['pytorch']:.2f}x   (torch {torch_version})")
     else:
         print("pytorch: not installed (pip install torch==2.13.0 for the comparison)")
-    print(f"class-based / exact softmax (lmtools): {best['lmtools class'] / soft:.1f}x")
+    for C in (100, 200):
+        print(f"class-based (C={C}) / exact softmax (lmtools): {best[f'lmtools class C={C}'] / soft:.1f}x")
     print(f"scoring tokens/s (PTB test, {int(np.count_nonzero(test != 1))} tokens): softmax {score['softmax']:.0f}, "
           f"class {score['class']:.0f}")
     if a.json:

@@ -1,10 +1,10 @@
-"""Perplexity of an FFNN model alone and linearly interpolated with an n-gram model, on PTB.
+"""Perplexity of FFNN models alone and linearly interpolated with an n-gram model, on PTB.
 
-    python bench/ffnn_mix.py ffnn.lm kn5.lm
+    python bench/ffnn_mix.py kn5.lm ffnn.lm [ffnn2.lm ...]
 
-The weight of the FFNN is chosen on the validation text (grid 0.05 .. 0.95) and then applied to
-the test text, the usual protocol; the same mixture is what ``lm-ppl -m kn5.lm -m ffnn.lm
---lambda W`` computes (W = the n-gram model's weight).
+Mixture weights are estimated on the validation text (EM, the usual protocol) and then applied
+to the test text. The two-model mixture is what ``lm-ppl -m kn5.lm -m ffnn.lm --lambda W``
+computes (W = the n-gram model's weight, printed below).
 """
 
 import json
@@ -21,31 +21,37 @@ PTB = os.environ.get("PTB_DIR", os.path.join(os.path.dirname(os.path.abspath(__f
                                              "data", "ptb"))
 
 
-def token_logp(scorer, path):
-    with open(path, "rb") as f:
-        sc = scorer.score_text(f.read())
-    keep = sc.ids != 1
-    return sc.logp[keep]
+def token_logp(path, text):
+    with open(text, "rb") as f:
+        sc = load_scorer([path]).score_text(f.read())
+    return sc.logp[sc.ids != 1] * np.log(10.0)  # natural log, scored tokens only
 
 
-def ppl(lp):
-    return float(10 ** (-lp.mean()))
+def em_weights(L, iters=100):
+    """Mixture weights maximizing the likelihood of the rows of L (k models x T tokens, ln p)."""
+    k = L.shape[0]
+    w = np.full(k, 1.0 / k)
+    for _ in range(iters):
+        a = np.log(w)[:, None] + L
+        post = np.exp(a - np.logaddexp.reduce(a, axis=0))
+        w = post.mean(axis=1)
+    return w
 
 
-def mix(a, b, w):
-    return np.logaddexp(np.log(w) + a * np.log(10), np.log(1 - w) + b * np.log(10)) / np.log(10)
+def ppl(L, w):
+    return float(np.exp(-np.logaddexp.reduce(np.log(w)[:, None] + L, axis=0).mean()))
 
 
 def main():
-    ffnn, ngram = sys.argv[1], sys.argv[2]
-    f, g = load_scorer([ffnn]), load_scorer([ngram])
-    fv, gv = token_logp(f, os.path.join(PTB, "valid.txt")), token_logp(g, os.path.join(PTB, "valid.txt"))
-    ft, gt = token_logp(f, os.path.join(PTB, "test.txt")), token_logp(g, os.path.join(PTB, "test.txt"))
-    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    vals = [ppl(mix(fv, gv, w)) for w in grid]
-    w = float(grid[int(np.argmin(vals))])
-    res = {"ffnn_valid": ppl(fv), "ffnn_test": ppl(ft), "ngram_valid": ppl(gv), "ngram_test": ppl(gt),
-           "ffnn_weight": w, "mix_valid": min(vals), "mix_test": ppl(mix(ft, gt, w)), "tokens_test": int(ft.size)}
+    paths = sys.argv[1:]
+    valid = np.stack([token_logp(p, os.path.join(PTB, "valid.txt")) for p in paths])
+    test = np.stack([token_logp(p, os.path.join(PTB, "test.txt")) for p in paths])
+    res = {"models": paths, "alone": {p: {"valid": float(np.exp(-v.mean())), "test": float(np.exp(-t.mean()))}
+                                      for p, v, t in zip(paths, valid, test)}}
+    for k in range(2, len(paths) + 1):
+        w = em_weights(valid[:k])
+        res[f"mix_first_{k}"] = {"weights": [round(float(x), 4) for x in w], "valid": ppl(valid[:k], w),
+                                 "test": ppl(test[:k], w)}
     print(json.dumps(res, indent=1))
 
 

@@ -281,6 +281,19 @@ def test_options_have_help_and_defaults():
     assert r.exit_code == 2
 
 
+def test_options_except():
+    from lmtools.nn.cli_options import ffnn_options_except
+
+    @click.command()
+    @click.option("--seed", default=5)
+    @ffnn_options_except("seed", "device")
+    def cmd(**opts):
+        click.echo(f"{opts['seed']} {'device' in opts} {opts['context']}")
+
+    r = CliRunner().invoke(cmd, [])
+    assert r.exit_code == 0 and r.output == "5 False 4\n"
+
+
 def test_run_ffnn_training(tmp_path):
     tr = tmp_path / "train.txt"
     tr.write_text("the cat sat\na dog ran home\nthe bird flew\n" * 10)
@@ -302,21 +315,29 @@ def test_run_ffnn_training(tmp_path):
 
 
 @pytest.mark.parametrize("layer", ["softmax", "class"])
-@pytest.mark.parametrize("opt", ["sgd", "adam"])
-def test_one_training_step_is_the_minibatch_update(layer, opt):
-    # plain SGD (the class layer updates its rows inside the backward pass) and Adam's first step
-    cfg, model, ids = make(layer, optimizer=opt, lr=0.3 if opt == "sgd" else 0.01)
+@pytest.mark.parametrize("opt,l2", [("sgd", 0.0), ("sgd", 0.1), ("adam", 0.0)])
+@pytest.mark.parametrize("u_layout", ["vh", "hv"])
+def test_one_training_step_is_the_minibatch_update(layer, opt, l2, u_layout):
+    # plain SGD (every update inside the backward pass, matrices in the GEMM) and Adam's first step
+    lr = 0.3 if opt == "sgd" else 0.01
+    cfg, model, ids = make(layer, optimizer=opt, lr=lr, l2=l2, u_layout=u_layout)
     X, Y, _ = K.build_examples(ids, 3)
     tr = Trainer(model, cfg)
     order = np.arange(len(Y), dtype=np.int64)
     assert tr.run(X, tr.out_ids(Y), order, 0, 16, np.zeros(2)) == 1
     after = tr.to_model().param_arrays()
-    _, g = NV.forward_backward(model.param_arrays(), X[:16], Y[:16])
-    for k, p in model.param_arrays().items():
+    p0 = model.param_arrays()
+    _, g = NV.forward_backward(p0, X[:16], Y[:16])
+    # weight decay: matrices, but E only at the rows used and U (class layer) only in the classes met
+    decay = {"W": 1.0, "Uc": 1.0, "E": np.isin(np.arange(V), X[:16])[:, None] * 1.0,
+             "U": (np.isin(model.word_class, model.word_class[Y[:16]])[:, None] * 1.0
+                   if layer == "class" else 1.0)}
+    for k, p in p0.items():
         if k == "word_class":
             continue
+        gk = g[k] + l2 * decay.get(k, 0.0) * p
         # Adam's first step moves every parameter with a gradient by lr (times its sign)
-        step = 0.3 * g[k] if opt == "sgd" else 0.01 * g[k] / (np.abs(g[k]) + 1e-8)
+        step = lr * gk if opt == "sgd" else lr * gk / (np.abs(gk) + 1e-8)
         np.testing.assert_allclose(after[k], p - step, rtol=1e-9, atol=1e-12, err_msg=k)
 
 

@@ -15,19 +15,32 @@ class). Words are numbered in class order inside the kernels, so a class is a co
 
 Layout inside the kernels (batch-major, row-major, float32 or float64 throughout):
   E (V, d); Wt (m*d, H) = W transposed, so that ``a = e @ Wt`` is a plain GEMM; b (H,);
-  U is (V, H) (``u_layout=0``) or (H, V) (``u_layout=1``): the two layouts differ in how BLAS
-  walks memory, and the faster one is chosen by measuring (bench/bench_ffnn.py); c (V,).
+  U is (V, H) (``u_layout=0``, the model file's layout, the default) or (H, V) (``u_layout=1``):
+  the layouts differ in how BLAS walks memory; bench/bench_ffnn.py measures both; c (V,).
   Uc (C, H), cc (C,) exist (with C > 0) only for the class-based layer.
 
 The parameters travel as one tuple ``P = (E, Wt, b, U, c, Uc, cc)``; gradients ``G``, and the
 optimizer's state ``S1``, ``S2`` are tuples of the same shapes (``S1``/``S2`` entries are empty
-arrays when an optimizer does not use them). All GEMMs go through ``np.dot`` on contiguous arrays,
-which numba hands to BLAS (scipy's). Everything runs serially except the softmax rows, which are
-independent, so a fixed seed reproduces a run bit for bit. No I/O here.
+arrays when an optimizer does not use them). All GEMMs go to BLAS (scipy's): ``np.dot`` on
+contiguous arrays, or ``gemm`` where plain SGD folds the update into the gradient GEMM. Everything
+runs serially (BLAS may use threads), so a fixed seed reproduces a run bit for bit. No I/O here.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.np.linalg import _BLAS
+
+# numba's own BLAS entry (scipy's sgemm/dgemm), linked by symbol name, so cached code stays valid:
+# unlike np.dot it takes alpha and beta, which lets plain SGD update a weight matrix inside the
+# gradient GEMM (W <- beta W - lr X^T Y) instead of writing a gradient and reading it back.
+try:
+    _BLAS()  # numba's check that scipy's BLAS is there (np.dot needs it too)
+except ImportError:  # reported when a kernel that needs BLAS is compiled or run
+    pass
+_xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
+    types.char, types.char, types.char, types.intp, types.intp, types.intp,  # kind, transa, transb, m, n, k
+    types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp,  # alpha, a, lda, b, ldb
+    types.voidptr, types.voidptr, types.intp))  # beta, c, ldc
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
@@ -115,6 +128,29 @@ def fill_dropout_mask(mask, keep, state):
             mask[r, j] = inv if _next_uniform(state) < keep else 0.0
 
 
+@njit(cache=True)
+def gemm(alpha, A, B, beta, C, trans_a, trans_b):
+    """``C <- alpha op(A) @ op(B) + beta C`` on C-contiguous row-major arrays, through BLAS.
+
+    ``op(X)`` is X or X^T (``trans_*``); A, B and C share their dtype (float32 or float64).
+    """
+    m = C.shape[0]
+    n = C.shape[1]
+    k = A.shape[0] if trans_a else A.shape[1]
+    if (B.shape[1] if trans_b else B.shape[0]) != k or (A.shape[1] if trans_a else A.shape[0]) != m \
+            or (B.shape[0] if trans_b else B.shape[1]) != n:
+        raise ValueError("gemm: shapes do not agree")
+    al = np.empty(1, C.dtype)
+    al[0] = alpha
+    be = np.empty(1, C.dtype)
+    be[0] = beta
+    kind = np.int8(100) if C.itemsize == 8 else np.int8(115)  # 'd' or 's'
+    tb = np.int8(116) if trans_b else np.int8(110)  # 't' or 'n'
+    ta = np.int8(116) if trans_a else np.int8(110)
+    # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
+    _xxgemm(kind, tb, ta, n, m, k, al.ctypes, B.ctypes, B.shape[1], A.ctypes, A.shape[1], be.ctypes, C.ctypes, n)
+
+
 # ----------------------------------------------------------------------------------------------
 # Forward pieces
 
@@ -132,9 +168,48 @@ def gather_concat(E, X, rows, e):
                 e[r, k * d + j] = E[w, j]
 
 
+_TANH_SMALL = np.float32(0.0625)
+_THIRD = np.float32(1.0 / 3.0)
+_TWO15 = np.float32(2.0 / 15.0)
+_TWO = np.float32(2.0)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _act_row32(x, act, scratch):
+    # tanh or sigmoid of a float32 row in place, vectorizable: both from e = exp(-k|x|) computed
+    # with exp_shifted (|relative error| < 1e-6 for tanh, < 3e-7 for sigmoid)
+    n = x.shape[0]
+    t = scratch[n:2 * n].view(np.float32)
+    for j in range(n):
+        v = x[j]
+        a = v if v > 0 else -v
+        t[j] = -_TWO * a if act == ACT_TANH else -a
+    exp_shifted(t, 0.0, scratch)
+    for j in range(n):
+        v = x[j]
+        e = t[j]
+        if act == ACT_TANH:
+            big = (_F1 - e) / (_F1 + e)
+            v2 = v * v
+            small = v * (_F1 - v2 * (_THIRD - v2 * _TWO15))
+            r = big if v > 0 else -big
+            x[j] = small if (v < _TANH_SMALL and v > -_TANH_SMALL) else r
+        else:
+            p = _F1 / (_F1 + e)
+            x[j] = p if v >= 0 else e * p
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _bias_act(a, b, act):
     # h = act(a + b), in place
+    if a.itemsize == 4 and act != ACT_RELU:
+        scratch = np.empty(2 * a.shape[1], np.int32)
+        for r in range(a.shape[0]):
+            ar = a[r]
+            for j in range(a.shape[1]):
+                ar[j] += b[j]
+            _act_row32(ar, act, scratch)
+        return
     for r in range(a.shape[0]):
         for j in range(a.shape[1]):
             v = a[r, j] + b[j]
@@ -329,7 +404,8 @@ def _class_logit(U, c, w, hd_r):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark, direct_lr=0.0):
+def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark, direct_lr=0.0,
+                     l2=0.0):
     """Loss and gradients of one minibatch (mean loss over its examples).
 
     Parameters
@@ -356,11 +432,13 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         Output: ``gE_rows[0]`` = n, then the n distinct E rows touched.
     mark : int8[V + C]
         Zero on entry and on return (scratch for the distinct rows and classes).
-    direct_lr : float
-        Class layer with plain SGD: when > 0, the rows of U and c of each example's class are
-        updated here (``-= direct_lr * gradient``, after every example's backward pass through
-        the old values, so the result equals the minibatch step) instead of being accumulated
-        into ``G``: it saves two passes over those rows (``gw`` holds the per-example gradients).
+    direct_lr, l2 : float
+        Plain SGD: when ``direct_lr`` > 0 every parameter takes its step here, ``p -= direct_lr *
+        (gradient + l2 p)`` (no l2 on biases; E and the class-layer word rows only where used,
+        as in ``apply_update``), each right after the gradient that needs its old value: weight
+        matrices inside the gradient GEMM (alpha = -lr, beta = 1 - lr l2), and nothing goes
+        through ``G``. The result equals ``apply_update``'s SGD step; it saves a write and a read
+        of every gradient. (``gw`` holds the class layer's per-example word gradients.)
 
     Returns
     -------
@@ -386,17 +464,31 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         y[r] = Y[rows[r]]
     scale = 1.0 / n
     V = c.shape[0]
+    direct = direct_lr > 0.0
+    beta = 1.0 - direct_lr * l2
     if cls.shape[0] == 0:
         z = bufs[2][:n]
         _output_logits(U, hd, z, u_layout)
         softmax_xent(z, c, y, scale, lossv)
         # output-layer gradients; z now holds dL/dz
-        for j in range(V):
-            gc[j] = 0.0
-        for r in range(n):
+        if direct:
+            gemm(1.0, z, U, 0.0, dh, False, u_layout != U_VH)  # dh through the old U
+            for r in range(n):
+                for j in range(V):
+                    c[j] -= direct_lr * z[r, j]
+            if u_layout == U_VH:
+                gemm(-direct_lr, z, hd, beta, U, True, False)  # U (V, H) -= lr dz^T hd
+            else:
+                gemm(-direct_lr, hd, z, beta, U, True, False)  # U (H, V) -= lr hd^T dz
+        else:
             for j in range(V):
-                gc[j] += z[r, j]
-        if u_layout == U_VH:
+                gc[j] = 0.0
+            for r in range(n):
+                for j in range(V):
+                    gc[j] += z[r, j]
+        if direct:
+            pass
+        elif u_layout == U_VH:
             np.dot(z.T, hd, gU)
             np.dot(z, U, dh)
         else:
@@ -410,13 +502,20 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         for r in range(n):
             yc[r] = cls[y[r]]
         softmax_xent(zc, cc, yc, scale, lossv)
-        for k in range(C):
-            gcc[k] = 0.0
-        for r in range(n):
+        if direct:
+            gemm(1.0, zc, Uc, 0.0, dh, False, False)
+            for r in range(n):
+                for k in range(C):
+                    cc[k] -= direct_lr * zc[r, k]
+            gemm(-direct_lr, zc, hd, beta, Uc, True, False)
+        else:
             for k in range(C):
-                gcc[k] += zc[r, k]
-        np.dot(zc.T, hd, gUc)
-        np.dot(zc, Uc, dh)
+                gcc[k] = 0.0
+            for r in range(n):
+                for k in range(C):
+                    gcc[k] += zc[r, k]
+            np.dot(zc.T, hd, gUc)
+            np.dot(zc, Uc, dh)
         H = hd.shape[1]
         for r in range(n):
             k = yc[r]
@@ -429,7 +528,8 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
                 tot += zw[j]
             t = y[r] - s
             lossv[r] += np.log(tot) + mx - _class_logit(U, c, s + t, hd[r])
-            if direct_lr > 0.0:
+            if direct:
+                mark[V + k] = 1
                 gw = bufs[7][r]
                 for j in range(ne):
                     g = zw[j] / tot * scale
@@ -449,7 +549,14 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
                 for q in range(H):
                     dh[r, q] += g * U[s + j, q]
                     gU[s + j, q] += g * hd[r, q]
-        if direct_lr > 0.0:
+        if direct:
+            for k in range(C):
+                if mark[V + k] != 0:
+                    mark[V + k] = 0
+                    if beta != 1.0:
+                        for w in range(cls_start[k], cls_start[k + 1]):
+                            for q in range(H):
+                                U[w, q] *= beta
             for r in range(n):
                 k = yc[r]
                 s = cls_start[k]
@@ -464,13 +571,20 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         dh *= mhd
     _act_backward(h, dh, act)
     H = h.shape[1]
-    for q in range(H):
-        gb[q] = 0.0
-    for r in range(n):
+    if direct:
+        gemm(1.0, dh, Wt, 0.0, de, False, True)  # through the old W
+        for r in range(n):
+            for q in range(H):
+                b[q] -= direct_lr * dh[r, q]
+        gemm(-direct_lr, e, dh, beta, Wt, True, False)
+    else:
         for q in range(H):
-            gb[q] += dh[r, q]
-    np.dot(e.T, dh, gWt)
-    np.dot(dh, Wt.T, de)
+            gb[q] = 0.0
+        for r in range(n):
+            for q in range(H):
+                gb[q] += dh[r, q]
+        np.dot(e.T, dh, gWt)
+        np.dot(dh, Wt.T, de)
     if med.shape[0] > 0:
         de *= med
     # sparse scatter-add into the rows of E that were used
@@ -485,11 +599,27 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
                 mark[w] = 1
                 gE_rows[1 + cnt] = w
                 cnt += 1
-            for j in range(d):
-                gE[w, j] += de[r, k * d + j]
+            if not direct:
+                for j in range(d):
+                    gE[w, j] += de[r, k * d + j]
+    if direct:
+        if beta != 1.0:
+            for t in range(cnt):
+                w = gE_rows[1 + t]
+                for j in range(d):
+                    E[w, j] *= beta
+        for r in range(n):
+            i = rows[r]
+            for k in range(m):
+                w = X[i, k]
+                for j in range(d):
+                    E[w, j] -= direct_lr * de[r, k * d + j]
+        cnt = 0  # nothing left for apply_update
     gE_rows[0] = cnt
-    for t in range(cnt):
-        mark[gE_rows[1 + t]] = 0
+    for r in range(n):
+        i = rows[r]
+        for k in range(m):
+            mark[X[i, k]] = 0
     total = 0.0
     for r in range(n):
         total += lossv[r]
@@ -637,14 +767,15 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
             fill_dropout_mask(me[:n], keep_e, rng)
         if mh.shape[0] > 0:
             fill_dropout_mask(mh[:n], keep_h, rng)
-        direct = hp[1] if (cls.shape[0] > 0 and int(hp[0]) == OPT_SGD and hp[3] == 0.0) else 0.0
+        direct = hp[1] if int(hp[0]) == OPT_SGD else 0.0  # plain SGD steps inside the backward pass
         loss = forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark,
-                                direct)
+                                direct, hp[3])
         losses[nb] = loss
         nb += 1
         if not np.isfinite(loss):
-            return nb  # parameters stay as they were before this minibatch; the caller stops
-        apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t0 + nb)
+            return nb  # the caller stops and restores its last good parameters
+        if direct == 0.0:
+            apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t0 + nb)
     return nb
 
 

@@ -78,6 +78,19 @@ def ffnn_options(f):
     return f
 
 
+def ffnn_options_except(*names: str):
+    """``ffnn_options`` without the options whose parameter names are given (e.g. "seed", when the
+    command already has a shared --seed): ``@ffnn_options_except("seed", "vocab_size")``."""
+    def deco(f):
+        for opt in reversed(FFNN_OPTIONS):
+            probe = opt(lambda: None).__click_params__[-1]
+            if probe.name not in names:
+                f = opt(f)
+        return f
+
+    return deco
+
+
 def config_from_options(options: Mapping):
     """The one mapping from option values (click parameter names) to ``TrainConfig``."""
     from lmtools.nn.train import TrainConfig
