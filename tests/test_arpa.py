@@ -17,7 +17,7 @@ from lmtools.io.arpa import read_arpa, write_arpa
 from lmtools.ngram.model import NGramModel
 
 HERE = Path(__file__).parent
-KENLM_O3 = HERE / "data" / "kenlm" / "tinyshakespeare-train.o3.arpa.gz"
+KENLM_O3 = HERE / "data" / "kenlm" / "tinyshakespeare-train.o3.arpa.xz"
 
 SMALL = """\\data\\
 ngram 1=5

@@ -10,7 +10,7 @@ import pytest
 from tests import naive_query as NQ
 from tests.conftest import DATA, PTB, SHAKESPEARE, run_prog
 
-ARPA3 = DATA / "kenlm" / "tinyshakespeare-train.o3.arpa.gz"
+ARPA3 = DATA / "kenlm" / "tinyshakespeare-train.o3.arpa.xz"
 TRAIN = b"the cat sat on the mat\nthe dog sat on the log\na cat and a dog\nthe mat\n"
 TEST = b"the cat sat\nthe bird sat on a log\n\n"
 

@@ -16,7 +16,7 @@ from tests import naive_query as NQ
 from tests.conftest import DATA, SHAKESPEARE
 
 KENLM = DATA / "kenlm"
-ARPA3 = KENLM / "tinyshakespeare-train.o3.arpa.gz"
+ARPA3 = KENLM / "tinyshakespeare-train.o3.arpa.xz"
 # ../shared/reference/kenlm/README.md: KenLM query on the last 4000 lines with lmplz -o 3.
 KENLM_O3_PPL, KENLM_O3_PPL_EXCL, KENLM_OOVS, KENLM_TOKENS = 504.02377775809015, 249.68199179833238, 2125, 21893
 

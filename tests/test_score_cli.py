@@ -13,7 +13,7 @@ import pytest
 from tests import naive_query as NQ
 from tests.conftest import DATA, ROOT, SHAKESPEARE, run_prog
 
-ARPA3 = DATA / "kenlm" / "tinyshakespeare-train.o3.arpa.gz"
+ARPA3 = DATA / "kenlm" / "tinyshakespeare-train.o3.arpa.xz"
 TEXT = "First Citizen :\n\nzzyzx qqqq\n  the   king\tis dead  \nlast line without newline"
 
 
@@ -31,9 +31,9 @@ def lm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ref():
-    import gzip
+    import lzma
 
-    return NQ.tables_from_arpa_text(gzip.decompress(ARPA3.read_bytes()).decode("utf-8"))
+    return NQ.tables_from_arpa_text(lzma.decompress(ARPA3.read_bytes()).decode("utf-8"))
 
 
 def test_one_line_per_line_tsv(ref):

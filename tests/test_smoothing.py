@@ -20,7 +20,7 @@ HERE = Path(__file__).parent
 REPO = HERE.parent
 SHAKESPEARE = REPO / "lmtools" / "data" / "tinyshakespeare.txt"
 SHARED = REPO.parent / "shared"
-KENLM_O3 = HERE / "data" / "kenlm" / "tinyshakespeare-train.o3.arpa.gz"
+KENLM_O3 = HERE / "data" / "kenlm" / "tinyshakespeare-train.o3.arpa.xz"
 KENLM_O5 = SHARED / "reference" / "kenlm" / "tinyshakespeare-train.o5.arpa.gz"
 PTB = SHARED / "data" / "ptb"
 

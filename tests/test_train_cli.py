@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SHAKESPEARE, run_prog
 
 HERE = Path(__file__).parent
-KENLM_O3 = HERE / "data" / "kenlm" / "tinyshakespeare-train.o3.arpa.gz"
+KENLM_O3 = HERE / "data" / "kenlm" / "tinyshakespeare-train.o3.arpa.xz"
 TEXT = b"".join(SHAKESPEARE.read_bytes().splitlines(keepends=True)[:400])
 
 
