@@ -743,11 +743,9 @@ def scorer_for(obj, name: str = "model", warn=None):
     from lmtools.ngram.counts import Counts
 
     if isinstance(obj, Counts):
-        from lmtools.ngram.smoothing import smooth
+        from lmtools.ngram.smoothing import smooth_if_counts
 
-        if obj.tokens == 0:
-            raise LmError(f"{name}: the counts model holds no text", "count some text with lm-count first")
-        obj = smooth(obj, "kn-modified", warn=warn)
+        obj = smooth_if_counts(obj, name, warn)
     if isinstance(obj, NGramModel):
         return QueryModel(obj, name)
     if hasattr(obj, "score_ids") and hasattr(obj, "context"):

@@ -395,11 +395,9 @@ def sampler_for(model, name: str = "model", warn: Callable[[str], None] | None =
     from lmtools.ngram.model import NGramModel
 
     if isinstance(model, Counts):
-        if model.tokens == 0 or len(model.vocab) <= 3:
-            raise LmError(f"{name}: the counts model holds no text", "count some text with lm-count first")
-        from lmtools.ngram.smoothing import smooth
+        from lmtools.ngram.smoothing import smooth_if_counts
 
-        model = smooth(model, "kn-modified", warn=warn)
+        model = smooth_if_counts(model, name, warn)
     if isinstance(model, NGramModel):
         return NGramSampler(model, name)
     if hasattr(model, "kernel_view") and hasattr(model, "context"):

@@ -700,3 +700,13 @@ def smooth(counts: Counts, method: str = "kn-modified", *, order: int | None = N
     if m == "stupid":
         return stupid_backoff(counts, alpha, prune, warn)
     raise AssertionError(m)
+
+
+def smooth_if_counts(obj, name: str = "model", warn=None):
+    """A counts model smoothed with the default method (how every consumer reads counts); any other
+    model is returned as it is."""
+    if not isinstance(obj, Counts):
+        return obj
+    if obj.tokens == 0 or len(obj.vocab) <= 3:
+        raise LmError(f"{name}: the counts model holds no text", "count some text with lm-count first")
+    return smooth(obj, "kn-modified", warn=warn)
