@@ -40,8 +40,8 @@ def main():
     def progress(ev, info):
         if ev == "epoch_end":
             print(f"epoch {info['epoch']} train_ppl {info['train_ppl']:.2f} "
-                  f"valid_ppl {info.get('valid_ppl') or 0:.2f} lr {info['lr']:.5g} {info['seconds']:.1f}s elapsed {time.time() - t0:.0f}s", file=sys.stderr,
-                  flush=True)
+                  f"valid_ppl {info.get('valid_ppl') or 0:.2f} lr {info['lr']:.5g} {info['seconds']:.1f}s "
+                  f"elapsed {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
         elif ev == "batch" and info["done"] % (128 * 64 * 40) < 128 * 64:
             print(f"  epoch {info['epoch']} {info['done']}/{info['examples']} loss {info['loss']:.3f} "
                   f"{info['tokens_per_s']:.0f} tok/s", file=sys.stderr, flush=True)
