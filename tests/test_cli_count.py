@@ -151,13 +151,33 @@ def test_model_never_written_to_a_terminal():
     assert err.decode().startswith("lm-count: error: refusing to write a binary model to the terminal; use -o")
 
 
+def _has_imported_numpy(pid: int) -> bool:
+    """The program maps numpy's extension only once it is past argument parsing, in its command body."""
+    try:
+        return "_multiarray_umath" in open(f"/proc/{pid}/maps").read()
+    except OSError:
+        return True
+
+
 def test_ctrl_c_leaves_no_partial_file(tmp_path):
     out = tmp_path / "x.lm"
     p = subprocess.Popen([sys.executable, "-m", "lmtools.cli.count", "-o", str(out)], stdin=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     p.stdin.write(b"a b c\n" * 1000)
     p.stdin.flush()
-    time.sleep(1.0)  # the program is waiting for more input
+    # Wait until the program is blocked reading stdin (past start-up and its signal set-up), so that
+    # Ctrl-C lands where a user's would, however slow the machine is.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            wchan = open(f"/proc/{p.pid}/wchan").read()
+            stat = open(f"/proc/{p.pid}/stat").read().split()[2]
+        except OSError:
+            break
+        if stat == "S" and ("pipe" in wchan or wchan in ("", "0")) and _has_imported_numpy(p.pid):
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130 and b"Traceback" not in err
