@@ -41,14 +41,14 @@ so the output does not depend on how sentences are split into calls or threads.
 import numpy as np
 from numba import njit, prange
 
+from lmtools.kernels.query import _mix  # the splitmix64 finalizer, shared with the query hash
+
 UNK = 0
 BOS = 1
 EOS = 2
 LOG_ZERO = -99.0  # log10 p at or below this is p = 0
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _STREAM = np.uint64(0xD1B54A32D192ED03)
 
 
@@ -57,10 +57,15 @@ _STREAM = np.uint64(0xD1B54A32D192ED03)
 
 
 @njit(cache=True, inline="always")
-def _mix(z):
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+def _first_above(cum, off, a, b, x):
+    """Smallest i in [a, b] with cum[off + i] > x (b when none): a draw from cumulative sums."""
+    while a < b:
+        mid = (a + b) >> 1
+        if cum[off + mid] > x:
+            b = mid
+        else:
+            a = mid + 1
+    return a
 
 
 @njit(cache=True)
@@ -282,16 +287,7 @@ def nested_draw(F, order, hist, hs, k, allow_unk, states, s, max_draws, lo, hi, 
         while L > 0 and (A[L] <= 0.0 or uniform(states, s) >= A[L]):
             L -= 1
         if L == 0:
-            x = uniform(states, s) * total_uni
-            a = 0
-            b = V - 1
-            while a < b:
-                mid = (a + b) >> 1
-                if ucum[mid] > x:
-                    b = mid
-                else:
-                    a = mid + 1
-            w = a
+            w = _first_above(ucum, 0, 0, V - 1, uniform(states, s) * total_uni)
             p = uni[w]
         else:
             n = L + 1
@@ -299,14 +295,7 @@ def nested_draw(F, order, hist, hs, k, allow_unk, states, s, max_draws, lo, hi, 
             cb = row_base[n] + n - 2
             c0 = cum[cb + lo[L]]
             x = c0 + uniform(states, s) * (cum[cb + hi[L]] - c0)
-            a = lo[L]
-            b = hi[L] - 1
-            while a < b:
-                mid = (a + b) >> 1
-                if cum[cb + mid + 1] > x:
-                    b = mid
-                else:
-                    a = mid + 1
+            a = _first_above(cum, cb + 1, lo[L], hi[L] - 1, x)
             w = ids[base + a * n + L]
             p = pr[row_base[n] + a]
         # the draw stood for P_{i-1} on behalf of each level i above L: it must be outside S_i
@@ -520,17 +509,9 @@ def choose_lazy(E, nE, B, val, stamp, gen, uni, uq, ucum, uorder, umax, Uq, inv_
     # an unset word, by its unigram weight
     if not exact_rest and rest >= 0.25 * Uq:
         for _ in range(64):  # rejection: accepts with probability rest/Uq >= 1/4
-            x = uniform(states, s) * Uq
-            lo = 0
-            hi = V - 1
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if ucum[mid] > x:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            if stamp[lo] != gen and uq[lo] > 0.0:
-                return lo
+            w = _first_above(ucum, 0, 0, V - 1, uniform(states, s) * Uq)
+            if stamp[w] != gen and uq[w] > 0.0:
+                return w
     x = uniform(states, s) * rest
     last = -1
     for w in range(V):
