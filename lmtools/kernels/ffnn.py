@@ -27,7 +27,7 @@ runs serially (BLAS may use threads), so a fixed seed reproduces a run bit for b
 """
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.np.linalg import _BLAS
 
 # numba's own BLAS entry (scipy's sgemm/dgemm), linked by symbol name, so cached code stays valid:
@@ -130,9 +130,10 @@ def fill_dropout_mask(mask, keep, state):
 
 @njit(cache=True)
 def gemm(alpha, A, B, beta, C, trans_a, trans_b):
-    """``C <- alpha op(A) @ op(B) + beta C`` on C-contiguous row-major arrays, through BLAS.
+    """``C <- alpha op(A) @ op(B) + beta C`` on row-major arrays, through BLAS.
 
-    ``op(X)`` is X or X^T (``trans_*``); A, B and C share their dtype (float32 or float64).
+    ``op(X)`` is X or X^T (``trans_*``); A, B and C share their dtype (float32 or float64). Rows
+    may be strided (a column slice of a larger array) but each row must be contiguous.
     """
     m = C.shape[0]
     n = C.shape[1]
@@ -140,15 +141,49 @@ def gemm(alpha, A, B, beta, C, trans_a, trans_b):
     if (B.shape[1] if trans_b else B.shape[0]) != k or (A.shape[1] if trans_a else A.shape[0]) != m \
             or (B.shape[0] if trans_b else B.shape[1]) != n:
         raise ValueError("gemm: shapes do not agree")
+    sz = C.itemsize
+    if (A.shape[1] > 1 and A.strides[1] != sz) or (B.shape[1] > 1 and B.strides[1] != sz) \
+            or (n > 1 and C.strides[1] != sz):
+        raise ValueError("gemm: rows must be contiguous")
+    if m == 0 or n == 0:
+        return
     al = np.empty(1, C.dtype)
     al[0] = alpha
     be = np.empty(1, C.dtype)
     be[0] = beta
-    kind = np.int8(100) if C.itemsize == 8 else np.int8(115)  # 'd' or 's'
+    kind = np.int8(100) if sz == 8 else np.int8(115)  # 'd' or 's'
     tb = np.int8(116) if trans_b else np.int8(110)  # 't' or 'n'
     ta = np.int8(116) if trans_a else np.int8(110)
+    lda = max(A.strides[0] // sz, A.shape[1], 1)
+    ldb = max(B.strides[0] // sz, B.shape[1], 1)
+    ldc = max(C.strides[0] // sz, n, 1)
     # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
-    _xxgemm(kind, tb, ta, n, m, k, al.ctypes, B.ctypes, B.shape[1], A.ctypes, A.shape[1], be.ctypes, C.ctypes, n)
+    _xxgemm(kind, tb, ta, n, m, k, al.ctypes, B.ctypes, ldb, A.ctypes, lda, be.ctypes, C.ctypes, ldc)
+
+
+@njit(cache=True, parallel=True)
+def _gemm_split(alpha, A, B, beta, C, trans_a, trans_b, parts):
+    m = C.shape[0]
+    for p in prange(parts):
+        lo = m * p // parts
+        hi = m * (p + 1) // parts
+        Ap = A[:, lo:hi] if trans_a else A[lo:hi]
+        gemm(alpha, Ap, B, beta, C[lo:hi], trans_a, trans_b)
+
+
+@njit(cache=True)
+def pgemm(alpha, A, B, beta, C, trans_a, trans_b, parts):
+    """``gemm`` with the rows of C split into ``parts`` blocks run on numba's threads.
+
+    For BLAS set to one thread (``lmtools.nn.blas``): small GEMMs (a minibatch of 128 against
+    a 400 x 200 matrix) gain more from two single-threaded calls side by side than from BLAS's
+    own threads, and numba's threads stay free for the loops around them. ``parts`` <= 1 is
+    ``gemm``.
+    """
+    if parts <= 1 or C.shape[0] < 2 * parts:
+        gemm(alpha, A, B, beta, C, trans_a, trans_b)
+    else:
+        _gemm_split(alpha, A, B, beta, C, trans_a, trans_b, parts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,14 +271,34 @@ def _act_backward(h, dh, act):
                 dh[r, j] = 0.0
 
 
+@njit(cache=True, parallel=True)
+def _gather_bias_act_split(E, X, rows, e, h, b, act, stage, parts):
+    # stage 0: gather_concat, stage 1: _bias_act, on ``parts`` row blocks side by side
+    n = rows.shape[0]
+    for p in prange(parts):
+        lo = n * p // parts
+        hi = n * (p + 1) // parts
+        if stage == 0:
+            gather_concat(E, X, rows[lo:hi], e[lo:hi])
+        else:
+            _bias_act(h[lo:hi], b, act)
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def _hidden_forward(P, X, rows, e, h, me, mh, act):
-    # e = gather(E), dropout; h = act(e @ Wt + b); hd = h * mh (returned)
-    gather_concat(P[0], X, rows, e)
+def _hidden_forward(P, X, rows, e, h, me, mh, act, parts=1):
+    # e = gather(E), dropout; h = act(e @ Wt + b); hd = h * mh (returned). parts > 1: the work is
+    # split in row blocks over numba's threads (BLAS on one thread, see pgemm)
+    if parts > 1:
+        _gather_bias_act_split(P[0], X, rows, e, h, P[2], act, 0, parts)
+    else:
+        gather_concat(P[0], X, rows, e)
     if me.shape[0] > 0:
         e *= me
-    np.dot(e, P[1], h)
-    _bias_act(h, P[2], act)
+    pgemm(1.0, e, P[1], 0.0, h, False, False, parts)
+    if parts > 1:
+        _gather_bias_act_split(P[0], X, rows, e, h, P[2], act, 1, parts)
+    else:
+        _bias_act(h, P[2], act)
     if mh.shape[0] > 0:
         return h * mh
     return h
@@ -400,12 +455,109 @@ def _class_logit(U, c, w, hd_r):
 
 
 # ----------------------------------------------------------------------------------------------
+# The word half of the class-based layer, on both cores
+#
+# Each example's word softmax reads its class's rows of U (~36 rows of H floats at V = 10k,
+# C = 100): memory-bound scalar work that BLAS cannot take, so it runs in two parallel loops. Rows
+# of the minibatch are independent in the first; in the second each class's rows of U and c are
+# written by one thread, examples in minibatch order, so the result does not depend on the number
+# of threads (the same floats as a serial loop).
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _class_words_backward(U, c, cls_start, y, yc, hd, dh, gw, lossv, scale):
+    # per example r: p(y|class, h) into lossv[r] (added), gw[r, j] = scale * dL/dz_j for the
+    # words j of its class, dh[r] += sum_j gw[r, j] U[class row j] (through the old U)
+    n = hd.shape[0]
+    H = hd.shape[1]
+    for r in prange(n):
+        k = yc[r]
+        s = cls_start[k]
+        ne = cls_start[k + 1] - s
+        g = gw[r, :ne]
+        hr = hd[r]
+        mx = -np.inf
+        for j in range(ne):
+            acc = c[s + j]
+            for q in range(H):
+                acc += U[s + j, q] * hr[q]
+            g[j] = acc
+            mx = max(mx, acc)
+        t = y[r] - s
+        zt = g[t]
+        tot = exp_shifted(g, mx, np.empty(ne, np.int32))
+        lossv[r] += np.log(tot) + mx - zt
+        inv = g.dtype.type(scale / tot)
+        dr = dh[r]
+        for j in range(ne):
+            gj = g[j] * inv
+            if j == t:
+                gj -= scale
+            g[j] = gj
+            for q in range(H):
+                dr[q] += gj * U[s + j, q]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _class_words_update(U, c, gU, gc, cls_start, yc, hd, gw, mark, V, direct_lr, beta):
+    # the class rows' share of the step: plain SGD (direct_lr > 0) updates U and c in place
+    # (rows first scaled by beta, the L2 decay), otherwise accumulates into gU, gc; marks the
+    # classes met at mark[V + k] (apply_update clears them, or this function with plain SGD)
+    n = hd.shape[0]
+    H = hd.shape[1]
+    C = cls_start.shape[0] - 1
+    # examples grouped by class, in minibatch order within a class (a counting sort)
+    first = np.zeros(C + 1, np.int64)
+    for r in range(n):
+        first[yc[r] + 1] += 1
+    for k in range(C):
+        first[k + 1] += first[k]
+    by_class = np.empty(n, np.int64)
+    fill = first[:C].copy()
+    met = np.empty(n, np.int64)
+    n_met = 0
+    for r in range(n):
+        k = yc[r]
+        if fill[k] == first[k]:
+            met[n_met] = k
+            n_met += 1
+        by_class[fill[k]] = r
+        fill[k] += 1
+    direct = direct_lr > 0.0
+    for i in prange(n_met):
+        k = met[i]
+        s = cls_start[k]
+        ne = cls_start[k + 1] - s
+        if direct and beta != 1.0:
+            for w in range(s, s + ne):
+                for q in range(H):
+                    U[w, q] *= beta
+        for a in range(first[k], first[k + 1]):
+            r = by_class[a]
+            hr = hd[r]
+            for j in range(ne):
+                if direct:
+                    g = gw[r, j] * direct_lr
+                    c[s + j] -= g
+                    for q in range(H):
+                        U[s + j, q] -= g * hr[q]
+                else:
+                    g = gw[r, j]
+                    gc[s + j] += g
+                    for q in range(H):
+                        gU[s + j, q] += g * hr[q]
+    if not direct:
+        for i in range(n_met):
+            mark[V + met[i]] = 1
+
+
+# ----------------------------------------------------------------------------------------------
 # Forward + backward for one minibatch
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark, direct_lr=0.0,
-                     l2=0.0):
+                     l2=0.0, parts=1):
     """Loss and gradients of one minibatch (mean loss over its examples).
 
     Parameters
@@ -439,6 +591,8 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         matrices inside the gradient GEMM (alpha = -lr, beta = 1 - lr l2), and nothing goes
         through ``G``. The result equals ``apply_update``'s SGD step; it saves a write and a read
         of every gradient. (``gw`` holds the class layer's per-example word gradients.)
+    parts : int
+        Row blocks of the hidden and class-layer GEMMs (see ``pgemm``).
 
     Returns
     -------
@@ -458,7 +612,7 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     zw = bufs[6]
     med = me[:n] if me.shape[0] > 0 else me
     mhd = mh[:n] if mh.shape[0] > 0 else mh
-    hd = _hidden_forward(P, X, rows, e, h, med, mhd, act)
+    hd = _hidden_forward(P, X, rows, e, h, med, mhd, act, parts)
     y = np.empty(n, np.int32)
     for r in range(n):
         y[r] = Y[rows[r]]
@@ -497,94 +651,46 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     else:
         C = cc.shape[0]
         zc = bufs[2][:n]  # (B, C) in class mode
-        np.dot(hd, Uc.T, zc)
+        pgemm(1.0, hd, Uc, 0.0, zc, False, True, parts)
         yc = np.empty(n, np.int32)
         for r in range(n):
             yc[r] = cls[y[r]]
         softmax_xent(zc, cc, yc, scale, lossv)
         if direct:
-            gemm(1.0, zc, Uc, 0.0, dh, False, False)
+            pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)
             for r in range(n):
                 for k in range(C):
                     cc[k] -= direct_lr * zc[r, k]
-            gemm(-direct_lr, zc, hd, beta, Uc, True, False)
+            pgemm(-direct_lr, zc, hd, beta, Uc, True, False, parts)
         else:
             for k in range(C):
                 gcc[k] = 0.0
             for r in range(n):
                 for k in range(C):
                     gcc[k] += zc[r, k]
-            np.dot(zc.T, hd, gUc)
-            np.dot(zc, Uc, dh)
-        H = hd.shape[1]
-        for r in range(n):
-            k = yc[r]
-            s = cls_start[k]
-            ne = cls_start[k + 1] - s
-            mx = _class_words(U, c, cls_start, k, hd[r], zw)
-            tot = 0.0
-            for j in range(ne):
-                zw[j] = np.exp(zw[j] - mx)
-                tot += zw[j]
-            t = y[r] - s
-            lossv[r] += np.log(tot) + mx - _class_logit(U, c, s + t, hd[r])
-            if direct:
-                mark[V + k] = 1
-                gw = bufs[7][r]
-                for j in range(ne):
-                    g = zw[j] / tot * scale
-                    if j == t:
-                        g -= scale
-                    gw[j] = g
-                    for q in range(H):
-                        dh[r, q] += g * U[s + j, q]
-                continue
-            if mark[V + k] == 0:
-                mark[V + k] = 1
-            for j in range(ne):
-                g = zw[j] / tot * scale
-                if j == t:
-                    g -= scale
-                gc[s + j] += g
-                for q in range(H):
-                    dh[r, q] += g * U[s + j, q]
-                    gU[s + j, q] += g * hd[r, q]
-        if direct:
-            for k in range(C):
-                if mark[V + k] != 0:
-                    mark[V + k] = 0
-                    if beta != 1.0:
-                        for w in range(cls_start[k], cls_start[k + 1]):
-                            for q in range(H):
-                                U[w, q] *= beta
-            for r in range(n):
-                k = yc[r]
-                s = cls_start[k]
-                gw = bufs[7][r]
-                for j in range(cls_start[k + 1] - s):
-                    g = gw[j] * direct_lr
-                    c[s + j] -= g
-                    for q in range(H):
-                        U[s + j, q] -= g * hd[r, q]
+            pgemm(1.0, zc, hd, 0.0, gUc, True, False, parts)
+            pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)
+        _class_words_backward(U, c, cls_start, y, yc, hd, dh, bufs[7], lossv, scale)
+        _class_words_update(U, c, gU, gc, cls_start, yc, hd, bufs[7], mark, V, direct_lr, beta)
     # hidden layer
     if mhd.shape[0] > 0:
         dh *= mhd
     _act_backward(h, dh, act)
     H = h.shape[1]
     if direct:
-        gemm(1.0, dh, Wt, 0.0, de, False, True)  # through the old W
+        pgemm(1.0, dh, Wt, 0.0, de, False, True, parts)  # through the old W
         for r in range(n):
             for q in range(H):
                 b[q] -= direct_lr * dh[r, q]
-        gemm(-direct_lr, e, dh, beta, Wt, True, False)
+        pgemm(-direct_lr, e, dh, beta, Wt, True, False, parts)
     else:
         for q in range(H):
             gb[q] = 0.0
         for r in range(n):
             for q in range(H):
                 gb[q] += dh[r, q]
-        np.dot(e.T, dh, gWt)
-        np.dot(dh, Wt.T, de)
+        pgemm(1.0, e, dh, 0.0, gWt, True, False, parts)
+        pgemm(1.0, dh, Wt, 0.0, de, False, True, parts)
     if med.shape[0] > 0:
         de *= med
     # sparse scatter-add into the rows of E that were used
@@ -734,7 +840,7 @@ def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t):
 
 @njit(cache=True, fastmath=FASTMATH)
 def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e, keep_h, rng,
-                  act, u_layout, cls, cls_start, gE_rows, mark, hp, t0, losses):
+                  act, u_layout, cls, cls_start, gE_rows, mark, hp, t0, losses, parts=1):
     """Run minibatches ``order[lo:hi]`` in steps of ``batch``: forward, backward, update.
 
     Parameters
@@ -753,6 +859,9 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
         Number of optimizer steps taken before this call.
     losses : float64[n_batches]
         Output: summed loss of each minibatch (NaN or inf stops the run at that minibatch).
+    parts : int
+        Split each hidden-layer and class-layer GEMM into this many row blocks on numba's threads
+        (``pgemm``; for BLAS set to one thread), 1: plain BLAS calls.
 
     Returns
     -------
@@ -769,7 +878,7 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
             fill_dropout_mask(mh[:n], keep_h, rng)
         direct = hp[1] if int(hp[0]) == OPT_SGD else 0.0  # plain SGD steps inside the backward pass
         loss = forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark,
-                                direct, hp[3])
+                                direct, hp[3], parts)
         losses[nb] = loss
         nb += 1
         if not np.isfinite(loss):

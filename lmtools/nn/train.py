@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
+import numba
 import numpy as np
 
 from lmtools.errors import LmError
+from lmtools.nn.blas import single_threaded_blas
 from lmtools.nn.model import FFNNModel, class_layout, frequency_classes
 from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
 
@@ -201,10 +204,14 @@ class Trainer:
 
     def run(self, X, Yo, order, lo, hi, losses) -> int:
         """Minibatches order[lo:hi]; returns how many ran (fewer: a loss was not finite)."""
-        nb = self.K.train_batches(self.P, self.G, self.S1, self.S2, X, Yo, order, lo, hi, self.cfg.batch,
-                                  self.bufs, self.me, self.mh, self.keep_e, self.keep_h, self.rng, self.act,
-                                  self.u_layout, self.cls, self.start, self.gE_rows, self.mark, self.hp(),
-                                  self.steps, losses)
+        # the class layer's small GEMMs run split over numba's threads with BLAS on one thread
+        # (lmtools.nn.blas); the exact softmax's large ones are left to BLAS's threads
+        with single_threaded_blas() if self.model.word_class is not None else nullcontext(False) as split:
+            parts = numba.get_num_threads() if split else 1
+            nb = self.K.train_batches(self.P, self.G, self.S1, self.S2, X, Yo, order, lo, hi, self.cfg.batch,
+                                      self.bufs, self.me, self.mh, self.keep_e, self.keep_h, self.rng, self.act,
+                                      self.u_layout, self.cls, self.start, self.gE_rows, self.mark, self.hp(),
+                                      self.steps, losses, parts)
         self.steps += nb
         return nb
 
