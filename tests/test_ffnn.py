@@ -40,13 +40,13 @@ def make(layer="softmax", act="tanh", dtype="float64", u_layout="vh", **kw):
     return cfg, model, ids
 
 
-def kernel_grads(cfg, model, X, Y, rows, me=None, mh=None):
+def kernel_grads(cfg, model, X, Y, rows, me=None, mh=None, parts=1):
     tr = Trainer(model, cfg)
     dt = tr.P[0].dtype
     me = np.zeros((0, X.shape[1] * model.dim), dt) if me is None else me
     mh = np.zeros((0, model.hidden), dt) if mh is None else mh
     loss = K.forward_backward(tr.P, tr.G, X, tr.out_ids(Y), rows, tr.bufs, me, mh, tr.act, tr.u_layout, tr.cls,
-                              tr.start, tr.gE_rows, tr.mark)
+                              tr.start, tr.gE_rows, tr.mark, 0.0, 0.0, parts)
     return loss, tr.to_model(tr.G).param_arrays()
 
 
@@ -63,14 +63,16 @@ def test_examples_match_reference():
 @pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
 @pytest.mark.parametrize("u_layout", ["vh", "hv"])
 def test_forward_backward_matches_numpy_reference(layer, act, u_layout):
+    # parts > 1: every GEMM split over numba's threads (more parts than threads is fine)
     cfg, model, ids = make(layer, act, u_layout=u_layout)
     X, Y, _ = K.build_examples(ids, 3)
     rows = np.arange(3, 19, dtype=np.int64)
-    loss, g = kernel_grads(cfg, model, X, Y, rows)
     ref_loss, ref = NV.forward_backward(model.param_arrays(), X[rows], Y[rows], act)
-    assert loss == pytest.approx(ref_loss, rel=1e-12)
-    for k in ref:
-        np.testing.assert_allclose(g[k], ref[k], rtol=1e-9, atol=1e-13, err_msg=k)
+    for parts in (1, 3):
+        loss, g = kernel_grads(cfg, model, X, Y, rows, parts=parts)
+        assert loss == pytest.approx(ref_loss, rel=1e-12)
+        for k in ref:
+            np.testing.assert_allclose(g[k], ref[k], rtol=1e-9, atol=1e-13, err_msg=f"{k} parts={parts}")
 
 
 @pytest.mark.parametrize("layer", ["softmax", "class"])
@@ -358,3 +360,25 @@ def test_time_limit_stops_between_epochs():
     cfg = TrainConfig(context=2, dim=8, hidden=10, epochs=50, batch=8, time_limit=1e-9)
     m = train(cfg, VOCAB, ids)
     assert len(m.provenance["training"]["epochs"]) == 1
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+def test_training_steps_do_not_depend_on_threads(layer):
+    # Trainer.run splits GEMMs and the class layer's word loops over numba's threads
+    import numba
+
+    cfg, model, ids = make(layer, optimizer="sgd", lr=0.3, l2=0.01)
+    X, Y, _ = K.build_examples(ids, 3)
+    order = np.random.default_rng(2).permutation(len(Y)).astype(np.int64)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, before):
+            numba.set_num_threads(threads)
+            tr = Trainer(model, cfg)
+            assert tr.run(X, tr.out_ids(Y), order, 0, 64, np.zeros(8)) == 4
+            results.append(tr.to_model().param_arrays())
+    finally:
+        numba.set_num_threads(before)
+    for k, p in results[0].items():
+        np.testing.assert_allclose(results[1][k], p, rtol=1e-12, atol=1e-14, err_msg=k)

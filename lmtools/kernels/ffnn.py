@@ -163,24 +163,30 @@ def gemm(alpha, A, B, beta, C, trans_a, trans_b):
 
 @njit(cache=True, parallel=True)
 def _gemm_split(alpha, A, B, beta, C, trans_a, trans_b, parts):
+    # blocks of C's rows or columns (whichever dimension is longer), one BLAS call each
     m = C.shape[0]
-    for p in prange(parts):
-        lo = m * p // parts
-        hi = m * (p + 1) // parts
-        Ap = A[:, lo:hi] if trans_a else A[lo:hi]
-        gemm(alpha, Ap, B, beta, C[lo:hi], trans_a, trans_b)
+    n = C.shape[1]
+    if m >= n:
+        for p in prange(parts):
+            lo = m * p // parts
+            hi = m * (p + 1) // parts
+            gemm(alpha, A[:, lo:hi] if trans_a else A[lo:hi], B, beta, C[lo:hi], trans_a, trans_b)
+    else:
+        for p in prange(parts):
+            lo = n * p // parts
+            hi = n * (p + 1) // parts
+            gemm(alpha, A, B[lo:hi] if trans_b else B[:, lo:hi], beta, C[:, lo:hi], trans_a, trans_b)
 
 
 @njit(cache=True)
 def pgemm(alpha, A, B, beta, C, trans_a, trans_b, parts):
-    """``gemm`` with the rows of C split into ``parts`` blocks run on numba's threads.
+    """``gemm`` with C split in ``parts`` blocks (of rows or columns) run on numba's threads.
 
-    For BLAS set to one thread (``lmtools.nn.blas``): small GEMMs (a minibatch of 128 against
-    a 400 x 200 matrix) gain more from two single-threaded calls side by side than from BLAS's
-    own threads, and numba's threads stay free for the loops around them. ``parts`` <= 1 is
-    ``gemm``.
+    For BLAS set to one thread (``lmtools.nn.blas``): the minibatch GEMMs (128 rows against a
+    400 x 200 matrix) gain more from single-threaded calls side by side than from BLAS's own
+    threads, and numba's threads stay free for the loops around them. ``parts`` <= 1 is ``gemm``.
     """
-    if parts <= 1 or C.shape[0] < 2 * parts:
+    if parts <= 1 or max(C.shape[0], C.shape[1]) < 2 * parts:
         gemm(alpha, A, B, beta, C, trans_a, trans_b)
     else:
         _gemm_split(alpha, A, B, beta, C, trans_a, trans_b, parts)
@@ -416,6 +422,40 @@ def softmax_xent(z, c, y, scale, loss):
         zr[t] -= scale
 
 
+@njit(cache=True, parallel=True)
+def _softmax_xent_split(z, c, y, scale, loss, parts):
+    # softmax_xent on ``parts`` row blocks side by side
+    n = z.shape[0]
+    for p in prange(parts):
+        lo = n * p // parts
+        hi = n * (p + 1) // parts
+        softmax_xent(z[lo:hi], c, y[lo:hi], scale, loss[lo:hi])
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _bias_step_split(c, z, lr, parts):
+    V = c.shape[0]
+    for p in prange(parts):
+        lo = V * p // parts
+        hi = V * (p + 1) // parts
+        cp = c[lo:hi]
+        for r in range(z.shape[0]):
+            zr = z[r, lo:hi]
+            for j in range(hi - lo):
+                cp[j] -= lr * zr[j]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _bias_step(c, z, lr, parts):
+    """``c -= lr * sum over rows of z`` (row by row, the same sums however it is split)."""
+    if parts > 1:
+        _bias_step_split(c, z, lr, parts)
+        return
+    for r in range(z.shape[0]):
+        for j in range(c.shape[0]):
+            c[j] -= lr * z[r, j]
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def log_softmax_at(z, c, y, out):
     """``out[r] = ln softmax(z[r] + c)[y[r]]`` (z is overwritten)."""
@@ -455,57 +495,26 @@ def _class_logit(U, c, w, hd_r):
 
 
 # ----------------------------------------------------------------------------------------------
-# The word half of the class-based layer, on both cores
+# The word half of the class-based layer
 #
 # Each example's word softmax reads its class's rows of U (~36 rows of H floats at V = 10k,
-# C = 100): memory-bound scalar work that BLAS cannot take, so it runs in two parallel loops. Rows
-# of the minibatch are independent in the first; in the second each class's rows of U and c are
-# written by one thread, examples in minibatch order, so the result does not depend on the number
-# of threads (the same floats as a serial loop).
+# C = 100): memory-bound scalar work that BLAS cannot take. A class's rows are read only by the
+# examples of that class, so the work runs class by class: the rows are loaded once, serve every
+# forward and backward step of those examples (with the old values, as a minibatch gradient must)
+# and then take their update while still in cache. Classes run in parallel; within a class the
+# examples go in minibatch order, so the result does not depend on the number of threads.
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _class_words_backward(U, c, cls_start, y, yc, hd, dh, gw, lossv, scale):
-    # per example r: p(y|class, h) into lossv[r] (added), gw[r, j] = scale * dL/dz_j for the
-    # words j of its class, dh[r] += sum_j gw[r, j] U[class row j] (through the old U)
-    n = hd.shape[0]
-    H = hd.shape[1]
-    for r in prange(n):
-        k = yc[r]
-        s = cls_start[k]
-        ne = cls_start[k + 1] - s
-        g = gw[r, :ne]
-        hr = hd[r]
-        mx = -np.inf
-        for j in range(ne):
-            acc = c[s + j]
-            for q in range(H):
-                acc += U[s + j, q] * hr[q]
-            g[j] = acc
-            mx = max(mx, acc)
-        t = y[r] - s
-        zt = g[t]
-        tot = exp_shifted(g, mx, np.empty(ne, np.int32))
-        lossv[r] += np.log(tot) + mx - zt
-        inv = g.dtype.type(scale / tot)
-        dr = dh[r]
-        for j in range(ne):
-            gj = g[j] * inv
-            if j == t:
-                gj -= scale
-            g[j] = gj
-            for q in range(H):
-                dr[q] += gj * U[s + j, q]
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _class_words_update(U, c, gU, gc, cls_start, yc, hd, gw, mark, V, direct_lr, beta):
-    # the class rows' share of the step: plain SGD (direct_lr > 0) updates U and c in place
-    # (rows first scaled by beta, the L2 decay), otherwise accumulates into gU, gc; marks the
-    # classes met at mark[V + k] (apply_update clears them, or this function with plain SGD)
+def _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, gw, lossv, scale, mark, direct_lr, beta):
+    # per example r: lossv[r] += -ln p(y | class, h); dh[r] += sum_j g_j U[class row j] with
+    # g = scale * dL/dz over its class's words (in gw[r]); then per class: plain SGD
+    # (direct_lr > 0) updates U and c (rows first scaled by beta, the L2 decay), otherwise
+    # accumulates into gU, gc and marks the class at mark[V + k] for apply_update
     n = hd.shape[0]
     H = hd.shape[1]
     C = cls_start.shape[0] - 1
+    V = c.shape[0]
     # examples grouped by class, in minibatch order within a class (a counting sort)
     first = np.zeros(C + 1, np.int64)
     for r in range(n):
@@ -528,6 +537,31 @@ def _class_words_update(U, c, gU, gc, cls_start, yc, hd, gw, mark, V, direct_lr,
         k = met[i]
         s = cls_start[k]
         ne = cls_start[k + 1] - s
+        scratch = np.empty(ne, np.int32)
+        for a in range(first[k], first[k + 1]):
+            r = by_class[a]
+            g = gw[r, :ne]
+            hr = hd[r]
+            mx = -np.inf
+            for j in range(ne):
+                acc = c[s + j]
+                for q in range(H):
+                    acc += U[s + j, q] * hr[q]
+                g[j] = acc
+                mx = max(mx, acc)
+            t = y[r] - s
+            zt = g[t]
+            tot = exp_shifted(g, mx, scratch)
+            lossv[r] += np.log(tot) + mx - zt
+            inv = g.dtype.type(scale / tot)
+            dr = dh[r]
+            for j in range(ne):
+                gj = g[j] * inv
+                if j == t:
+                    gj -= scale
+                g[j] = gj
+                for q in range(H):
+                    dr[q] += gj * U[s + j, q]
         if direct and beta != 1.0:
             for w in range(s, s + ne):
                 for q in range(H):
@@ -537,15 +571,15 @@ def _class_words_update(U, c, gU, gc, cls_start, yc, hd, gw, mark, V, direct_lr,
             hr = hd[r]
             for j in range(ne):
                 if direct:
-                    g = gw[r, j] * direct_lr
-                    c[s + j] -= g
+                    gj = gw[r, j] * direct_lr
+                    c[s + j] -= gj
                     for q in range(H):
-                        U[s + j, q] -= g * hr[q]
+                        U[s + j, q] -= gj * hr[q]
                 else:
-                    g = gw[r, j]
-                    gc[s + j] += g
+                    gj = gw[r, j]
+                    gc[s + j] += gj
                     for q in range(H):
-                        gU[s + j, q] += g * hr[q]
+                        gU[s + j, q] += gj * hr[q]
     if not direct:
         for i in range(n_met):
             mark[V + met[i]] = 1
@@ -609,7 +643,6 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     dh = bufs[3][:n]
     de = bufs[4][:n]
     lossv = bufs[5][:n]
-    zw = bufs[6]
     med = me[:n] if me.shape[0] > 0 else me
     mhd = mh[:n] if mh.shape[0] > 0 else mh
     hd = _hidden_forward(P, X, rows, e, h, med, mhd, act, parts)
@@ -622,32 +655,27 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     beta = 1.0 - direct_lr * l2
     if cls.shape[0] == 0:
         z = bufs[2][:n]
-        _output_logits(U, hd, z, u_layout)
-        softmax_xent(z, c, y, scale, lossv)
+        u_t = u_layout == U_VH  # U is (V, H): z = hd U^T
+        pgemm(1.0, hd, U, 0.0, z, False, u_t, parts)
+        if parts > 1:
+            _softmax_xent_split(z, c, y, scale, lossv, parts)
+        else:
+            softmax_xent(z, c, y, scale, lossv)
         # output-layer gradients; z now holds dL/dz
+        pgemm(1.0, z, U, 0.0, dh, False, not u_t, parts)  # dh through the old U
         if direct:
-            gemm(1.0, z, U, 0.0, dh, False, u_layout != U_VH)  # dh through the old U
-            for r in range(n):
-                for j in range(V):
-                    c[j] -= direct_lr * z[r, j]
-            if u_layout == U_VH:
-                gemm(-direct_lr, z, hd, beta, U, True, False)  # U (V, H) -= lr dz^T hd
+            _bias_step(c, z, direct_lr, parts)
+            if u_t:
+                pgemm(-direct_lr, z, hd, beta, U, True, False, parts)  # U (V, H) -= lr dz^T hd
             else:
-                gemm(-direct_lr, hd, z, beta, U, True, False)  # U (H, V) -= lr hd^T dz
+                pgemm(-direct_lr, hd, z, beta, U, True, False, parts)  # U (H, V) -= lr hd^T dz
         else:
-            for j in range(V):
-                gc[j] = 0.0
-            for r in range(n):
-                for j in range(V):
-                    gc[j] += z[r, j]
-        if direct:
-            pass
-        elif u_layout == U_VH:
-            np.dot(z.T, hd, gU)
-            np.dot(z, U, dh)
-        else:
-            np.dot(hd.T, z, gU)
-            np.dot(z, U.T, dh)
+            gc[:] = 0.0
+            _bias_step(gc, z, -1.0, parts)
+            if u_t:
+                pgemm(1.0, z, hd, 0.0, gU, True, False, parts)
+            else:
+                pgemm(1.0, hd, z, 0.0, gU, True, False, parts)
     else:
         C = cc.shape[0]
         zc = bufs[2][:n]  # (B, C) in class mode
@@ -670,8 +698,7 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
                     gcc[k] += zc[r, k]
             pgemm(1.0, zc, hd, 0.0, gUc, True, False, parts)
             pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)
-        _class_words_backward(U, c, cls_start, y, yc, hd, dh, bufs[7], lossv, scale)
-        _class_words_update(U, c, gU, gc, cls_start, yc, hd, bufs[7], mark, V, direct_lr, beta)
+        _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, bufs[7][:n], lossv, scale, mark, direct_lr, beta)
     # hidden layer
     if mhd.shape[0] > 0:
         dh *= mhd

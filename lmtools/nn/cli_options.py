@@ -64,6 +64,8 @@ FFNN_OPTIONS = [
                  help="Keep words seen at least this often; others become <unk>."),
     click.option("--seed", type=int, default=1, show_default=True,
                  help="Random seed: the same seed and input give a byte-identical model."),
+    click.option("--threads", type=click.IntRange(0), default=0, show_default=True, metavar="T",
+                 help="CPU threads for training (0: one per core)."),
     click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
                  help="Where to train: the CPU (numba + BLAS), or an NVIDIA GPU through numba.cuda."),
     click.option("--u-layout", type=click.Choice(["vh", "hv"]), default="vh", show_default=True, hidden=True,
@@ -136,6 +138,11 @@ def run_ffnn_training(train_paths: list[str], valid_path: str | None, options: M
 
     check_device(options.get("device", "cpu"))
     cfg = config_from_options(options)
+    threads = options.get("threads", 0) or 0
+    if threads:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     vocab, ids, counts = build_vocab_and_ids(list(train_paths), options.get("vocab_size", 0) or 0,
                                              options.get("min_count", 1) or 1, text_opts)
     n_words = int(np.count_nonzero((ids != BOS_ID) & (ids != EOS_ID)))

@@ -206,7 +206,7 @@ class Trainer:
         """Minibatches order[lo:hi]; returns how many ran (fewer: a loss was not finite)."""
         # the class layer's small GEMMs run split over numba's threads with BLAS on one thread
         # (lmtools.nn.blas); the exact softmax's large ones are left to BLAS's threads
-        with single_threaded_blas() if self.model.word_class is not None else nullcontext(False) as split:
+        with single_threaded_blas() as split:
             parts = numba.get_num_threads() if split else 1
             nb = self.K.train_batches(self.P, self.G, self.S1, self.S2, X, Yo, order, lo, hi, self.cfg.batch,
                                       self.bufs, self.me, self.mh, self.keep_e, self.keep_h, self.rng, self.act,
