@@ -650,7 +650,6 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     for r in range(n):
         y[r] = Y[rows[r]]
     scale = 1.0 / n
-    V = c.shape[0]
     direct = direct_lr > 0.0
     beta = 1.0 - direct_lr * l2
     if cls.shape[0] == 0:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
