@@ -312,8 +312,6 @@ def test_run_ffnn_training(tmp_path):
     oov.write_text("zebra quagga\n")
     with pytest.raises(LmError, match="outside the vocabulary"):
         run_ffnn_training([str(tr)], str(oov), opts)
-    with pytest.raises(LmError, match="--device cpu"):
-        run_ffnn_training([str(tr)], None, dict(opts, device="cuda"))
 
 
 @pytest.mark.parametrize("layer", ["softmax", "class"])

@@ -104,22 +104,15 @@ def config_from_options(options: Mapping):
                        momentum=g("momentum"), l2=g("l2"), dropout=g("dropout"), dropout_emb=g("dropout_emb"),
                        output_layer=g("output_layer"), classes=g("classes"), lr_decay=g("lr_decay"),
                        min_improvement=g("min_improvement"), patience=g("patience"), seed=g("seed"),
-                       u_layout=g("u_layout"), time_limit=g("time_limit"))
+                       u_layout=g("u_layout"), time_limit=g("time_limit"), device=g("device"))
 
 
 def check_device(device: str) -> None:
-    """Raise LmError unless training can run on ``device``."""
-    if device == "cpu":
-        return
-    try:
-        from numba import cuda
+    """Raise LmError unless training can run on ``device`` (checked before any text is read)."""
+    if device == "cuda":
+        from lmtools.nn.cuda_train import cuda_or_error
 
-        ok = cuda.is_available()
-    except Exception:  # numba.cuda missing or broken driver: the same answer for the user
-        ok = False
-    if not ok:
-        raise LmError("--device cuda: no usable NVIDIA GPU (or CUDA driver) found", "train with --device cpu")
-    raise LmError("--device cuda: the CUDA kernels are not part of this lmtools build", "train with --device cpu")
+        cuda_or_error()
 
 
 def run_ffnn_training(train_paths: list[str], valid_path: str | None, options: Mapping, progress=None,

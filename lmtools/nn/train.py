@@ -60,6 +60,7 @@ class TrainConfig:
     dtype: str = "float32"  # float64 for gradient checks
     chunk: int = 64  # minibatches per kernel call (progress granularity)
     time_limit: float = 0.0  # seconds; > 0: start no epoch that would end past it (0: no limit)
+    device: str = "cpu"  # cpu | cuda (numba.cuda kernels, lmtools.nn.cuda_train)
 
     def learning_rate(self) -> float:
         return float(self.lr if self.lr is not None else DEFAULT_LR[self.optimizer])
@@ -221,9 +222,13 @@ class Trainer:
         for a, s in zip(self.P, snap):
             a[...] = s
 
+    def host_params(self) -> tuple:
+        """The current parameters as host arrays (the kernels' own arrays on the CPU)."""
+        return self.P
+
     def to_model(self, P: tuple | None = None) -> FFNNModel:
         """The FFNNModel of parameters P (default: the current ones), in the model's orientation."""
-        P = self.P if P is None else P
+        P = self.host_params() if P is None else P
         E, Wt, b, U, c, Uc, cc = (a.copy() for a in P)
         m = self.model
         W = np.ascontiguousarray(Wt.T)
@@ -239,7 +244,7 @@ class Trainer:
     def log_likelihood(self, X, Yo, batch: int = 512) -> float:
         """Sum of ln p over the examples with the current parameters (no dropout)."""
         out = np.empty(Yo.shape[0], np.float64)
-        self.K.score_examples(self.P, X, Yo, self.act, self.u_layout, self.cls, self.start, batch, out)
+        self.K.score_examples(self.host_params(), X, Yo, self.act, self.u_layout, self.cls, self.start, batch, out)
         return float(out.sum())
 
 
@@ -265,6 +270,8 @@ def _check_config(cfg: TrainConfig) -> None:
         bad = f"unknown optimizer {cfg.optimizer!r}"
     elif cfg.output_layer not in ("softmax", "class"):
         bad = f"unknown output layer {cfg.output_layer!r}"
+    elif cfg.device not in ("cpu", "cuda"):
+        bad = f"unknown device {cfg.device!r}"
     if bad:
         raise LmError(bad, "see lm-train --help")
 
@@ -306,7 +313,12 @@ def train(cfg: TrainConfig, vocab: list[str], train_ids: np.ndarray, valid_ids: 
     if counts is None:
         counts = np.bincount(train_ids, minlength=len(vocab)).astype(np.int64)
     model = init_model(cfg, vocab, counts)
-    tr = Trainer(model, cfg)
+    if cfg.device == "cuda":
+        from lmtools.nn.cuda_train import CudaTrainer
+
+        tr = CudaTrainer(model, cfg)
+    else:
+        tr = Trainer(model, cfg)
     Yo = tr.out_ids(Y)
     if valid_ids is not None and valid_ids.size:
         Xv, Yv, _ = build_examples(np.ascontiguousarray(valid_ids, dtype=np.int32), cfg.context)
