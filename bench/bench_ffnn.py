@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/bench_ffnn.py [--batches 200] [--rounds 2] [--threads 2]
 
+lmtools trains with BLAS on one thread and splits its matrix products over numba's threads
+(lmtools/nn/blas.py), so --threads sets numba's thread count here and torch's there.
+
 Same data (PTB train, V = 10k), same model (context 4, dim 100, hidden 200, tanh), same minibatch
 SGD (batch 128, float32). Rounds alternate between the tools so that a busy machine hurts both
 alike; the best round of each is reported, with all rounds listed. Also: the two layouts of the
@@ -52,9 +55,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=200, help="timed minibatches per measurement (exact softmax)")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2, help="BLAS/torch threads (set OPENBLAS_NUM_THREADS too)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of lmtools (numba) and of torch")
     ap.add_argument("--json", default=None, help="write the results here")
     a = ap.parse_args()
+    import numba
+
+    numba.set_num_threads(min(a.threads, numba.config.NUMBA_NUM_THREADS))  # lmtools' training threads
     vocab, ids, counts = build_vocab_and_ids([os.path.join(PTB, "train.txt")])
     test, _ = encode_with_vocab([os.path.join(PTB, "test.txt")], vocab)
     X, Y, _ = K.build_examples(ids, 4)
