@@ -160,6 +160,38 @@ def bias_activation(h, b, act, mh, hd):
             hd[r, j] = v * mh[r, j]
 
 
+@cuda.jit(device=True)
+def _block_max(red, t, v):
+    # max of v over the block's ROW_THREADS threads (every thread gets it); red: shared scratch
+    red[t] = v
+    cuda.syncthreads()
+    step = ROW_THREADS // 2
+    while step > 0:
+        if t < step:
+            red[t] = max(red[t], red[t + step])
+        cuda.syncthreads()
+        step //= 2
+    r = red[0]
+    cuda.syncthreads()  # red may be reused right after
+    return r
+
+
+@cuda.jit(device=True)
+def _block_sum(red, t, v):
+    # sum of v over the block's ROW_THREADS threads, in a fixed order
+    red[t] = v
+    cuda.syncthreads()
+    step = ROW_THREADS // 2
+    while step > 0:
+        if t < step:
+            red[t] += red[t + step]
+        cuda.syncthreads()
+        step //= 2
+    r = red[0]
+    cuda.syncthreads()
+    return r
+
+
 @cuda.jit
 def softmax_xent_rows(z, c, y, scale, loss, add):
     """One block per row: ``loss[r] (+)= -ln softmax(z[r] + c)[y[r]]``, ``z[r]`` <- its gradient
@@ -173,15 +205,7 @@ def softmax_xent_rows(z, c, y, scale, loss, add):
         v = z[r, j] + c[j]
         z[r, j] = v
         mx = max(mx, v)
-    red[t] = mx
-    cuda.syncthreads()
-    step = ROW_THREADS // 2
-    while step > 0:
-        if t < step:
-            red[t] = max(red[t], red[t + step])
-        cuda.syncthreads()
-        step //= 2
-    mx = red[0]
+    mx = _block_max(red, t, mx)
     zt = z[r, y[r]]
     cuda.syncthreads()
     s = 0.0
@@ -189,15 +213,7 @@ def softmax_xent_rows(z, c, y, scale, loss, add):
         v = math.exp(z[r, j] - mx)
         z[r, j] = v
         s += v
-    red[t] = s
-    cuda.syncthreads()
-    step = ROW_THREADS // 2
-    while step > 0:
-        if t < step:
-            red[t] += red[t + step]
-        cuda.syncthreads()
-        step //= 2
-    tot = red[0]
+    tot = _block_sum(red, t, s)
     inv = scale / tot
     for j in range(t, V, ROW_THREADS):
         g = z[r, j] * inv
@@ -230,15 +246,7 @@ def class_words(U, c, cls_start, y, yc, hd, dh, gw, loss, scale):
             acc += U[s + j, q] * hd[r, q]
         gw[r, j] = acc
         mx = max(mx, acc)
-    red[t] = mx
-    cuda.syncthreads()
-    step = ROW_THREADS // 2
-    while step > 0:
-        if t < step:
-            red[t] = max(red[t], red[t + step])
-        cuda.syncthreads()
-        step //= 2
-    mx = red[0]
+    mx = _block_max(red, t, mx)
     ty = y[r] - s
     zt = gw[r, ty]
     cuda.syncthreads()
@@ -247,15 +255,7 @@ def class_words(U, c, cls_start, y, yc, hd, dh, gw, loss, scale):
         v = math.exp(gw[r, j] - mx)
         gw[r, j] = v
         tot += v
-    red[t] = tot
-    cuda.syncthreads()
-    step = ROW_THREADS // 2
-    while step > 0:
-        if t < step:
-            red[t] += red[t + step]
-        cuda.syncthreads()
-        step //= 2
-    tot = red[0]
+    tot = _block_sum(red, t, tot)
     inv = scale / tot
     for j in range(t, ne, ROW_THREADS):
         g = gw[r, j] * inv
@@ -362,16 +362,9 @@ def batch_loss(lossv, n, out, b):
     s = 0.0
     for r in range(t, n, ROW_THREADS):
         s += lossv[r]
-    red[t] = s
-    cuda.syncthreads()
-    step = ROW_THREADS // 2
-    while step > 0:
-        if t < step:
-            red[t] += red[t + step]
-        cuda.syncthreads()
-        step //= 2
+    s = _block_sum(red, t, s)
     if t == 0:
-        out[b] = red[0]
+        out[b] = s
 
 
 # ----------------------------------------------------------------------------------------------
