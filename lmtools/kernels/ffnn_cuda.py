@@ -192,6 +192,25 @@ def _block_sum(red, t, v):
     return r
 
 
+@cuda.jit(device=True)
+def _softmax_gradient(x, n, mx, target, scale, red, t):
+    # x[:n] holds logits whose max is mx: x <- scale * (softmax(x) - onehot(target)) in place,
+    # shared by the block's threads; returns the softmax denominator sum(exp(x - mx))
+    s = 0.0
+    for j in range(t, n, ROW_THREADS):
+        v = math.exp(x[j] - mx)
+        x[j] = v
+        s += v
+    tot = _block_sum(red, t, s)
+    inv = scale / tot
+    for j in range(t, n, ROW_THREADS):
+        g = x[j] * inv
+        if j == target:
+            g -= scale
+        x[j] = g
+    return tot
+
+
 @cuda.jit
 def softmax_xent_rows(z, c, y, scale, loss, add):
     """One block per row: ``loss[r] (+)= -ln softmax(z[r] + c)[y[r]]``, ``z[r]`` <- its gradient
@@ -208,18 +227,7 @@ def softmax_xent_rows(z, c, y, scale, loss, add):
     mx = _block_max(red, t, mx)
     zt = z[r, y[r]]
     cuda.syncthreads()
-    s = 0.0
-    for j in range(t, V, ROW_THREADS):
-        v = math.exp(z[r, j] - mx)
-        z[r, j] = v
-        s += v
-    tot = _block_sum(red, t, s)
-    inv = scale / tot
-    for j in range(t, V, ROW_THREADS):
-        g = z[r, j] * inv
-        if j == y[r]:
-            g -= scale
-        z[r, j] = g
+    tot = _softmax_gradient(z[r], V, mx, y[r], scale, red, t)
     if t == 0:
         lr = math.log(tot) + mx - zt
         loss[r] = loss[r] + lr if add else lr
@@ -250,18 +258,7 @@ def class_words(U, c, cls_start, y, yc, hd, dh, gw, loss, scale):
     ty = y[r] - s
     zt = gw[r, ty]
     cuda.syncthreads()
-    tot = 0.0
-    for j in range(t, ne, ROW_THREADS):
-        v = math.exp(gw[r, j] - mx)
-        gw[r, j] = v
-        tot += v
-    tot = _block_sum(red, t, tot)
-    inv = scale / tot
-    for j in range(t, ne, ROW_THREADS):
-        g = gw[r, j] * inv
-        if j == ty:
-            g -= scale
-        gw[r, j] = g
+    tot = _softmax_gradient(gw[r], ne, mx, ty, scale, red, t)
     if t == 0:
         loss[r] += math.log(tot) + mx - zt
     cuda.syncthreads()
