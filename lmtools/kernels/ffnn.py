@@ -806,13 +806,28 @@ def _flat(a):
     return a.reshape(a.size)
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def _update_dense(p, g, s1, s2, opt, lr, mom, l2, b1, b2, eps, t):
-    _update_flat(_flat(p), _flat(g), _flat(s1), _flat(s2), opt, lr, mom, l2, b1, b2, eps, t)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _update_flat_split(p, g, s1, s2, opt, lr, mom, l2, b1, b2, eps, t, parts):
+    # _update_flat on ``parts`` blocks side by side (every element is independent)
+    n = p.shape[0]
+    for q in prange(parts):
+        lo = n * q // parts
+        hi = n * (q + 1) // parts
+        _update_flat(p[lo:hi], g[lo:hi], s1[lo:hi] if s1.shape[0] > 0 else s1,
+                     s2[lo:hi] if s2.shape[0] > 0 else s2, opt, lr, mom, l2, b1, b2, eps, t)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t):
+def _update_dense(p, g, s1, s2, opt, lr, mom, l2, b1, b2, eps, t, parts=1):
+    # large arrays (an output matrix: the optimizer's state makes the step memory-bound) in blocks
+    if parts > 1 and p.size >= 65536:
+        _update_flat_split(_flat(p), _flat(g), _flat(s1), _flat(s2), opt, lr, mom, l2, b1, b2, eps, t, parts)
+    else:
+        _update_flat(_flat(p), _flat(g), _flat(s1), _flat(s2), opt, lr, mom, l2, b1, b2, eps, t)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t, parts=1):
     """One optimizer step on every parameter (in place); sparse rows for E (and class-layer U, c).
 
     Parameters
@@ -829,6 +844,8 @@ def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t):
         ``(opt, lr, momentum, l2, beta1, beta2)``; eps is fixed (1e-8 Adam, 1e-10 Adagrad).
     t : int
         Step number from 1 (Adam's bias correction).
+    parts : int
+        Update the large dense matrices in this many blocks on numba's threads.
     """
     opt = int(hp[0])
     lr = hp[1]
@@ -838,13 +855,13 @@ def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t):
     b2 = hp[5]
     eps = 1e-8 if opt == OPT_ADAM else 1e-10
     _update_rows(P[0], G[0], S1[0], S2[0], gE_rows[1:], gE_rows[0], opt, lr, mom, l2, b1, b2, eps, t)
-    _update_dense(P[1], G[1], S1[1], S2[1], opt, lr, mom, l2, b1, b2, eps, t)
+    _update_dense(P[1], G[1], S1[1], S2[1], opt, lr, mom, l2, b1, b2, eps, t, parts)
     _update_dense(P[2], G[2], S1[2], S2[2], opt, lr, mom, 0.0, b1, b2, eps, t)
     if cls_start.shape[0] == 0:
-        _update_dense(P[3], G[3], S1[3], S2[3], opt, lr, mom, l2, b1, b2, eps, t)
+        _update_dense(P[3], G[3], S1[3], S2[3], opt, lr, mom, l2, b1, b2, eps, t, parts)
         _update_dense(P[4], G[4], S1[4], S2[4], opt, lr, mom, 0.0, b1, b2, eps, t)
     else:
-        _update_dense(P[5], G[5], S1[5], S2[5], opt, lr, mom, l2, b1, b2, eps, t)
+        _update_dense(P[5], G[5], S1[5], S2[5], opt, lr, mom, l2, b1, b2, eps, t, parts)
         _update_dense(P[6], G[6], S1[6], S2[6], opt, lr, mom, 0.0, b1, b2, eps, t)
         V = P[4].shape[0]
         C = P[6].shape[0]
@@ -910,7 +927,7 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
         if not np.isfinite(loss):
             return nb  # the caller stops and restores its last good parameters
         if direct == 0.0:
-            apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t0 + nb)
+            apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t0 + nb, parts)
     return nb
 
 
