@@ -85,7 +85,8 @@ def test_gemm_kernel_with_the_gpu_tile(ta, tb):
 
 
 def test_lm_train_device_cuda(tmp_path):
-    # the whole program: same model as the CPU run up to float32 rounding, same file format
+    # the whole program (validation and the epoch schedule included): the CPU run's model up to
+    # float32 rounding, the same file format
     rng = np.random.default_rng(4)
     words = [f"w{i}" for i in range(12)]
     train = tmp_path / "train.txt"
@@ -94,8 +95,8 @@ def test_lm_train_device_cuda(tmp_path):
     for device in ("cpu", "cuda"):
         out = tmp_path / f"{device}.lm"
         r = run_prog("lm-train", "-m", "ffnn", "--device", device, "--context", "2", "--dim", "4", "--hidden", "4",
-                     "--batch", "64", "--epochs", "1", "--output-layer", "class", "--classes", "3", train, "-o", out,
-                     env={"NUMBA_ENABLE_CUDASIM": "1"})
+                     "--batch", "64", "--epochs", "2", "--output-layer", "class", "--classes", "3", "--valid", train,
+                     train, "-o", out, env={"NUMBA_ENABLE_CUDASIM": "1"})
         assert r.returncode == 0, r.stderr
         r = run_prog("lm-ppl", "--json", "-m", out, train)
         assert r.returncode == 0, r.stderr
