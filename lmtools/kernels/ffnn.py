@@ -22,8 +22,11 @@ Layout inside the kernels (batch-major, row-major, float32 or float64 throughout
 The parameters travel as one tuple ``P = (E, Wt, b, U, c, Uc, cc)``; gradients ``G``, and the
 optimizer's state ``S1``, ``S2`` are tuples of the same shapes (``S1``/``S2`` entries are empty
 arrays when an optimizer does not use them). All GEMMs go to BLAS (scipy's): ``np.dot`` on
-contiguous arrays, or ``gemm`` where plain SGD folds the update into the gradient GEMM. Everything
-runs serially (BLAS may use threads), so a fixed seed reproduces a run bit for bit. No I/O here.
+contiguous arrays, or ``gemm`` where plain SGD folds the update into the gradient GEMM. With
+``parts`` > 1 (training, BLAS set to one thread by the caller) the products, the softmax, the bias
+and dense optimizer updates and the class layer's word loops run in blocks on numba's threads;
+each block's arithmetic is fixed, so a seed reproduces a run bit for bit for a given thread
+count. No I/O here.
 """
 
 import numpy as np
@@ -486,14 +489,6 @@ def _class_words(U, c, cls_start, k, hd_r, zw):
     return mx
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def _class_logit(U, c, w, hd_r):
-    acc = c[w]
-    for q in range(hd_r.shape[0]):
-        acc += U[w, q] * hd_r[q]
-    return acc
-
-
 # ----------------------------------------------------------------------------------------------
 # The word half of the class-based layer
 #
@@ -607,7 +602,7 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         All examples; ``rows`` (int64[B]) picks this minibatch.
     bufs : tuple
         Work arrays ``(e (B, m*d), h (B, H), z (B, V or C), dh (B, H), de (B, m*d), lossv (B,),
-        zw (max class size,), gw (B, max class size) or (0, 1))``, B at least len(rows).
+        zw (unused here), gw (B, max class size) or (0, 1))``, B at least len(rows).
     me, mh : float[B, m*d], float[B, H]
         Dropout masks, or arrays with 0 rows for no dropout.
     act, u_layout : int

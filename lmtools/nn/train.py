@@ -6,9 +6,10 @@ validation ids, a ``TrainConfig``. Output: the ``FFNNModel`` with the best valid
 
 Python owns the epochs, the learning-rate schedule, validation and progress; numba kernels
 (``lmtools.kernels.ffnn``) run each span of minibatches: forward, backward and the in-place
-update, no Python per token or per example. Serial SGD plus a seeded xorshift for dropout and a
-seeded numpy Generator for initialization and shuffling: the same seed, input and configuration
-give byte-identical parameters.
+update, no Python per token or per example (``CudaTrainer`` in ``lmtools.nn.cuda_train`` does the
+same on a GPU). Minibatches in order, each thread's share of a step fixed, a seeded xorshift for
+dropout and a seeded numpy Generator for initialization and shuffling: the same seed, input,
+configuration and thread count give byte-identical parameters.
 
 Schedule (as in Mikolov's RNNLM): after each epoch the validation perplexity is measured; when it
 improves by less than ``min_improvement`` (relative), the best parameters so far are restored if
@@ -204,8 +205,9 @@ class Trainer:
 
     def run(self, X, Yo, order, lo, hi, losses) -> int:
         """Minibatches order[lo:hi]; returns how many ran (fewer: a loss was not finite)."""
-        # the class layer's small GEMMs run split over numba's threads with BLAS on one thread
-        # (lmtools.nn.blas); the exact softmax's large ones are left to BLAS's threads
+        # BLAS on one thread while the kernels split its products (and their own loops) over
+        # numba's threads: BLAS's spinning threads and numba's would fight for the cores
+        # (lmtools.nn.blas); without control of BLAS, plain BLAS calls and serial loops
         with single_threaded_blas() as split:
             parts = numba.get_num_threads() if split else 1
             nb = self.K.train_batches(self.P, self.G, self.S1, self.S2, X, Yo, order, lo, hi, self.cfg.batch,
