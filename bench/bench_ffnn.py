@@ -15,6 +15,7 @@ tokens/s. Needs torch only for the PyTorch column (skipped with a note when it i
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -51,6 +52,21 @@ def scoring_tokens_per_s(vocab, counts, cfg, test_ids):
     return int(np.count_nonzero(test_ids != 1)) / (time.perf_counter() - t0)
 
 
+def torch_round(a):
+    """(tokens/s, torch version) of one PyTorch measurement in a process of its own, or None
+    without torch. Its own process: PyTorch's OpenMP runtime and lmtools' numba threads in one
+    process slowed PyTorch by 20-25% (11.4-12.3k tokens/s there, 15.2-16.1k alone)."""
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_ffnn.py"),
+                        "--ptb", PTB, "--batches", str(a.batches), "--threads", str(a.threads)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        if "No module named 'torch'" in r.stderr:
+            return None
+        raise SystemExit(f"torch_ffnn.py failed: {r.stderr.strip().splitlines()[-1]}")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    return out["tokens_per_s"], out["torch"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=200, help="timed minibatches per measurement (exact softmax)")
@@ -76,21 +92,15 @@ def main():
     test, _ = encode_with_vocab([os.path.join(PTB, "test.txt")], vocab)
     X, Y, _ = K.build_examples(ids, 4)
     base = dict(context=4, dim=100, hidden=200, batch=128, optimizer="sgd", lr=0.5)
-    try:
-        from torch_ffnn import torch_tokens_per_s
-        import torch
-        torch_version = torch.__version__
-    except ImportError:
-        torch_tokens_per_s = None
-        torch_version = None
+    probe = torch_round(argparse.Namespace(batches=1, threads=a.threads))  # is torch there, which version
+    torch_version = probe[1] if probe else None
     rounds = {"lmtools softmax U(V,H)": [], "lmtools softmax U(H,V)": [], "pytorch": [],
               "lmtools class C=100": [], "lmtools class C=200": []}
     for r in range(a.rounds):
         rounds["lmtools softmax U(V,H)"].append(
             lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, u_layout="vh"), a.batches)[0])
-        if torch_tokens_per_s is not None:
-            rounds["pytorch"].append(torch_tokens_per_s(X, Y, len(vocab), 4, 100, 200, 128, a.batches,
-                                                        threads=a.threads)[0])
+        if torch_version is not None:
+            rounds["pytorch"].append(torch_round(a)[0])
         rounds["lmtools softmax U(H,V)"].append(
             lmtools_tokens_per_s(vocab, counts, X, Y, TrainConfig(**base, u_layout="hv"), a.batches)[0])
         for C in (100, 200):

@@ -49,3 +49,32 @@ def torch_tokens_per_s(X, Y, V, context, dim, hidden, batch, n_batches, lr=0.5, 
         tot += step(i)
     dt = time.perf_counter() - t0
     return n_batches * batch / dt, tot / n_batches
+
+
+def main():
+    """Run one measurement in its own process (bench_ffnn.py does, so that PyTorch's OpenMP
+    runtime and lmtools' threads never share a process): prints one JSON line."""
+    import argparse
+    import json
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from lmtools.kernels.ffnn import build_examples
+    from lmtools.nn.train import build_vocab_and_ids
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ptb", required=True)
+    ap.add_argument("--batches", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    vocab, ids, _ = build_vocab_and_ids([os.path.join(a.ptb, "train.txt")])
+    X, Y, _ = build_examples(ids, 4)
+    # a first call warms PyTorch up (its first run in a process was 20% slower than later ones)
+    torch_tokens_per_s(X, Y, len(vocab), 4, 100, 200, 128, 30, threads=a.threads)
+    tps, loss = torch_tokens_per_s(X, Y, len(vocab), 4, 100, 200, 128, a.batches, threads=a.threads)
+    print(json.dumps({"tokens_per_s": tps, "loss": loss, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
