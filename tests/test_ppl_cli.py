@@ -72,6 +72,16 @@ def test_counts_on_stdin_pipeline(files):
     assert (a["tokens"], a["oovs"], a["sentences"], a["words"]) == (tokens, oovs, 3, 9)
 
 
+def test_counts_pipe_with_a_large_text_loads_kernels_first(files):
+    # text over SMALL_TOTAL_BYTES: lm-ppl runs its warm-up before the counts arrive (LMTOOLS_DEBUG
+    # makes a failing warm-up an error instead of a silent loss of time); same figures as the model file
+    counts = (files / "counts.lm").read_bytes()
+    r = run_prog("lm-ppl", "--json", SHAKESPEARE, input=counts, env={"LMTOOLS_DEBUG": "1"})
+    assert r.returncode == 0, r.stderr
+    b = run_prog("lm-ppl", "--json", "-m", files / "kn.lm", SHAKESPEARE)
+    assert _report(r.stdout)["total"] == _report(b.stdout)["total"]
+
+
 def test_text_report_names_every_figure(files):
     r = run_prog("lm-ppl", "-m", files / "kn.lm", files / "test.txt", files / "train.txt")
     assert r.returncode == 0 and r.stderr == b""

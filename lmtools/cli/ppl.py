@@ -63,8 +63,14 @@ def check_threads(threads: int) -> None:
         raise LmError(f"--threads must be at least 1, got {threads}", "use --threads 1 or 2")
 
 
-def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities: bool):
-    from lmtools.ngram.query import load_scorer
+def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities: bool, text_paths=None):
+    from lmtools.ngram.query import SMALL_TOTAL_BYTES, load_scorer
+    from lmtools.ngram.warmup import input_is_pipe, warm_scoring_path
+
+    # `lm-count big.txt | lm-ppl test.txt`: load the kernels while upstream is still counting, when
+    # the text is large enough to be scored by them anyway (small texts stay on the numpy path)
+    if "-" in models and input_is_pipe("-") and (common.input_size(text_paths or ["-"]) or 0) >= SMALL_TOTAL_BYTES:
+        warm_scoring_path()
 
     scorer = load_scorer(models, lambdas, warn=common.warn, skip_blas=True)
     if scorer.scores_only:
@@ -135,7 +141,7 @@ def main(files, models, lambdas, threads, as_json, per_sentence, lower, chars, e
 
     check_lambdas(weights, len(model_srcs))  # before reading any model
     common.stdin_note(paths)
-    scorer = load_for_scoring(model_srcs, weights, need_probabilities=True)
+    scorer = load_for_scoring(model_srcs, weights, need_probabilities=True, text_paths=paths)
 
     from lmtools.io.text import display_name, iter_text_chunks
     from lmtools.ngram.query import PplStats

@@ -49,7 +49,7 @@ def main(files, models, lambdas, threads, fmt, with_text, words, lower, chars, e
 
     check_lambdas(weights, len(model_srcs))
     common.stdin_note(paths)
-    scorer = load_for_scoring(model_srcs, weights, need_probabilities=False)
+    scorer = load_for_scoring(model_srcs, weights, need_probabilities=False, text_paths=paths)
 
     from lmtools.io.text import TextOptions, chars_text, iter_text_chunks
 

@@ -41,6 +41,25 @@ def warm_counts_path(order: int, smooth_kwargs: dict | None = None) -> None:
             raise
 
 
+def warm_scoring_path() -> None:
+    """Load the kernels of scoring a counts model (smoothed on the fly) on the numba path, as
+    ``lm-count | lm-ppl text`` will once its counts arrive. Best effort, like warm_counts_path."""
+    try:
+        from lmtools.io.models import load_model, save_model
+        from lmtools.ngram.counting import _count_small
+        from lmtools.io.text import Chunk
+        from lmtools.ngram.query import scorer_for
+
+        levels = _count_small([Chunk(_TEXT.encode(), 1, "warm-up")], 3, None, None)
+        buf = io.BytesIO()
+        save_model(levels, buf)
+        counts = load_model(io.BufferedReader(io.BytesIO(buf.getvalue())))
+        scorer_for(counts, "warm-up", warn=lambda msg: None).line_scores(_TEXT.encode(), 1, fast=True)
+    except Exception:
+        if debug_enabled():
+            raise
+
+
 def input_is_pipe(path: str) -> bool:
     """True when ``path`` is stdin or a FIFO (its data may still be on its way)."""
     import stat
