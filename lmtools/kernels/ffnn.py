@@ -671,47 +671,33 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
             else:
                 pgemm(1.0, hd, z, 0.0, gU, True, False, parts)
     else:
-        C = cc.shape[0]
         zc = bufs[2][:n]  # (B, C) in class mode
         pgemm(1.0, hd, Uc, 0.0, zc, False, True, parts)
         yc = np.empty(n, np.int32)
         for r in range(n):
             yc[r] = cls[y[r]]
         softmax_xent(zc, cc, yc, scale, lossv)
+        pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)  # dh through the old Uc
         if direct:
-            pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)
-            for r in range(n):
-                for k in range(C):
-                    cc[k] -= direct_lr * zc[r, k]
+            _bias_step(cc, zc, direct_lr, 1)
             pgemm(-direct_lr, zc, hd, beta, Uc, True, False, parts)
         else:
-            for k in range(C):
-                gcc[k] = 0.0
-            for r in range(n):
-                for k in range(C):
-                    gcc[k] += zc[r, k]
+            gcc[:] = 0.0
+            _bias_step(gcc, zc, -1.0, 1)
             pgemm(1.0, zc, hd, 0.0, gUc, True, False, parts)
-            pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)
         _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, bufs[7][:n], lossv, scale, mark, direct_lr, beta)
     # hidden layer
     if mhd.shape[0] > 0:
         dh *= mhd
     _act_backward(h, dh, act)
-    H = h.shape[1]
+    pgemm(1.0, dh, Wt, 0.0, de, False, True, parts)  # through the old W
     if direct:
-        pgemm(1.0, dh, Wt, 0.0, de, False, True, parts)  # through the old W
-        for r in range(n):
-            for q in range(H):
-                b[q] -= direct_lr * dh[r, q]
+        _bias_step(b, dh, direct_lr, 1)
         pgemm(-direct_lr, e, dh, beta, Wt, True, False, parts)
     else:
-        for q in range(H):
-            gb[q] = 0.0
-        for r in range(n):
-            for q in range(H):
-                gb[q] += dh[r, q]
+        gb[:] = 0.0
+        _bias_step(gb, dh, -1.0, 1)
         pgemm(1.0, e, dh, 0.0, gWt, True, False, parts)
-        pgemm(1.0, dh, Wt, 0.0, de, False, True, parts)
     if med.shape[0] > 0:
         de *= med
     # sparse scatter-add into the rows of E that were used
