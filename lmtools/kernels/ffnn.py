@@ -460,6 +460,22 @@ def _bias_step(c, z, lr, parts):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def _layer_step(A, B, delta, W, gW, bias, gbias, direct_lr, beta, bias_parts, parts):
+    """A weight matrix ``W = A^T B`` (gradient) and its bias (gradient: column sums of ``delta``).
+
+    Plain SGD (``direct_lr`` > 0): ``W <- beta W - lr A^T B`` inside the GEMM and ``bias -= lr *
+    sum(delta)``; otherwise the gradients go to ``gW`` and ``gbias`` for ``apply_update``.
+    """
+    if direct_lr > 0.0:
+        _bias_step(bias, delta, direct_lr, bias_parts)
+        pgemm(-direct_lr, A, B, beta, W, True, False, parts)
+    else:
+        gbias[:] = 0.0
+        _bias_step(gbias, delta, -1.0, bias_parts)
+        pgemm(1.0, A, B, 0.0, gW, True, False, parts)
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def log_softmax_at(z, c, y, out):
     """``out[r] = ln softmax(z[r] + c)[y[r]]`` (z is overwritten)."""
     V = z.shape[1]
@@ -657,19 +673,10 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
             softmax_xent(z, c, y, scale, lossv)
         # output-layer gradients; z now holds dL/dz
         pgemm(1.0, z, U, 0.0, dh, False, not u_t, parts)  # dh through the old U
-        if direct:
-            _bias_step(c, z, direct_lr, parts)
-            if u_t:
-                pgemm(-direct_lr, z, hd, beta, U, True, False, parts)  # U (V, H) -= lr dz^T hd
-            else:
-                pgemm(-direct_lr, hd, z, beta, U, True, False, parts)  # U (H, V) -= lr hd^T dz
-        else:
-            gc[:] = 0.0
-            _bias_step(gc, z, -1.0, parts)
-            if u_t:
-                pgemm(1.0, z, hd, 0.0, gU, True, False, parts)
-            else:
-                pgemm(1.0, hd, z, 0.0, gU, True, False, parts)
+        if u_t:  # U (V, H): dz^T hd
+            _layer_step(z, hd, z, U, gU, c, gc, direct_lr, beta, parts, parts)
+        else:  # U (H, V): hd^T dz
+            _layer_step(hd, z, z, U, gU, c, gc, direct_lr, beta, parts, parts)
     else:
         zc = bufs[2][:n]  # (B, C) in class mode
         pgemm(1.0, hd, Uc, 0.0, zc, False, True, parts)
@@ -678,26 +685,14 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
             yc[r] = cls[y[r]]
         softmax_xent(zc, cc, yc, scale, lossv)
         pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)  # dh through the old Uc
-        if direct:
-            _bias_step(cc, zc, direct_lr, 1)
-            pgemm(-direct_lr, zc, hd, beta, Uc, True, False, parts)
-        else:
-            gcc[:] = 0.0
-            _bias_step(gcc, zc, -1.0, 1)
-            pgemm(1.0, zc, hd, 0.0, gUc, True, False, parts)
+        _layer_step(zc, hd, zc, Uc, gUc, cc, gcc, direct_lr, beta, 1, parts)
         _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, bufs[7][:n], lossv, scale, mark, direct_lr, beta)
     # hidden layer
     if mhd.shape[0] > 0:
         dh *= mhd
     _act_backward(h, dh, act)
     pgemm(1.0, dh, Wt, 0.0, de, False, True, parts)  # through the old W
-    if direct:
-        _bias_step(b, dh, direct_lr, 1)
-        pgemm(-direct_lr, e, dh, beta, Wt, True, False, parts)
-    else:
-        gb[:] = 0.0
-        _bias_step(gb, dh, -1.0, 1)
-        pgemm(1.0, e, dh, 0.0, gWt, True, False, parts)
+    _layer_step(e, dh, dh, Wt, gWt, b, gb, direct_lr, beta, 1, parts)
     if med.shape[0] > 0:
         de *= med
     # sparse scatter-add into the rows of E that were used
