@@ -229,6 +229,19 @@ class Katz(Method):
         c = self.count(h + (w,))
         return self.d[len(h) + 1].get(c, 1.0) * c / self.context_total(h)
 
+    def _context_total(self, h):
+        """S(h), plus one count at a time while the discounted counts keep more than 1 - 3e-6 of it
+        (every count above K): SRILM's retry, so that unseen words keep some mass."""
+        S = super()._context_total(h)
+        if not h and not any(self.count((x,)) == 0 for x in self.T.words):
+            return S  # no unseen word to keep mass for
+        kept = sum(self.d[len(h) + 1].get(self.count(h + (x,)), 1.0) * self.count(h + (x,))
+                   for x in self.T.followers[len(h) + 1].get(h, {}))
+        total = S
+        while S > 0 and kept / total > 1.0 - 3e-6:
+            total += 1
+        return total
+
     def gamma(self, h):
         return 1.0 - sum(self.alpha(h, x) for x in self.T.followers[len(h) + 1].get(h, {}))
 

@@ -118,6 +118,36 @@ def test_method_matches_reference_and_sums_to_one(small, method, form, prune, or
         assert not model.scores_only
 
 
+@pytest.mark.parametrize("order,prune", [(2, None), (3, None), (4, None), (3, [0, 1])])
+def test_katz_keeps_mass_where_every_count_is_above_k(small, order, prune):
+    """A context whose every count is above K has nothing discounted; Katz still leaves mass for the
+    unseen words (a larger denominator, as SRILM): no backoff weight is log10 0, every word of the
+    vocabulary gets p > 0 after such a context, and p sums to one there, as the reference says."""
+    sents, counts4, tables4 = small
+    counts = truncate(counts4, order)
+    tables = tables4[:order]
+    model = smooth(counts, "katz", prune=prune, warn=lambda m: None)
+    K = model.info["good_turing_max"][order - 1]
+    followers: dict = {}
+    for g, c in tables[order - 1].items():
+        followers.setdefault(g[:-1], []).append(c)
+    full = sorted(h for h, cs in followers.items() if min(cs) > K)
+    assert full and model.info["katz_enlarged"][order - 1] == len(full)
+    for n in range(1, order):
+        assert (model.backoff[n - 1] > -99.0).all(), n
+    ref = ns.reference(tables, "katz", None, prune)
+    query = ns.ArpaQuery(model)
+    words = [w for w in counts.vocab if w != "<s>"]
+    for h in full[:6]:
+        total = 0.0
+        for w in words:
+            lp = query.log10p(w, h)
+            assert lp > -99.0, (h, w)
+            assert abs(lp - math.log10(ref.p(w, h))) < 2e-6, (h, w)
+            total += 10.0 ** lp
+        assert abs(total - 1.0) < 1e-6, (h, total)
+
+
 def test_pruning_removes_ngrams_at_or_below_threshold(small):
     _, counts, _ = small
     full = smooth(counts, "kn-modified")

@@ -222,8 +222,34 @@ def input_size(paths: list[str]) -> int | None:
 # Shared options
 
 
+MAX_LINE = 64 << 20  # --max-line: bytes in one line of text, at most (lmtools.io.text.DEFAULT_MAX_LINE)
+
+
+def _max_line(ctx, param, value):
+    """Parse --max-line (bytes, or with a K/M/G suffix) and keep it for make_text_options."""
+    global MAX_LINE
+    if value is None:
+        return None
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtT]?)(i?[bB])?\s*", str(value))
+    n = int(m.group(1)) << (10 * " KMGT".index(m.group(2).upper() or " ")) if m else 0
+    if n < 1:
+        raise click.BadParameter(f"{value!r} is not a size in bytes (e.g. 1000000, 64M, 1G)", ctx, param)
+    MAX_LINE = n
+    return n
+
+
+def max_line() -> int:
+    """The --max-line of this run (the default when not given)."""
+    return MAX_LINE
+
+
 def text_options(func: Callable) -> Callable:
-    """--lower, --chars and --encoding-errors: how text is read (every program that reads text)."""
+    """--lower, --chars, --encoding-errors and --max-line: how text is read (every program that reads text)."""
+    func = click.option("--max-line", metavar="BYTES", expose_value=False, callback=_max_line,
+                        help="Refuse a line longer than BYTES (suffixes K, M, G; default 64M): a line is held in "
+                             "memory whole, about twice its size.")(func)
     func = click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict",
                         show_default=True,
                         help="On invalid UTF-8: stop with an error naming the line (strict), or replace the bad "
@@ -237,7 +263,7 @@ def text_options(func: Callable) -> Callable:
 def make_text_options(lower: bool, chars: bool, encoding_errors: str):
     from lmtools.io.text import TextOptions
 
-    return TextOptions(lower=lower, chars=chars, encoding_errors=encoding_errors)
+    return TextOptions(lower=lower, chars=chars, encoding_errors=encoding_errors, max_line=MAX_LINE)
 
 
 def stdin_note(paths: list[str]) -> None:

@@ -101,7 +101,8 @@ def _fmt(x, digits=4) -> str:
 def summary_lines(label: str, f: dict) -> list[str]:
     return [
         f"{label}: {f['sentences']} sentences, {f['words']} words, {f['oovs']} OOVs, "
-        f"{f['zeroprobs']} zero-probability tokens",
+        f"{f['zeroprobs']} zero-probability tokens" + (" (p = 0: left out of log10 prob and perplexity)"
+                                                       if f['zeroprobs'] else ""),
         f"log10 prob: {_fmt(f['logprob'])} (OOVs as <unk>), {_fmt(f['logprob_excl_oov'])} (OOVs left out)",
         f"perplexity: {_fmt(f['ppl'])} (OOVs as <unk>), {_fmt(f['ppl_excl_oov'])} (OOVs left out); "
         f"ppl1: {_fmt(f['ppl1'])} (OOVs left out, without </s>)",
@@ -120,7 +121,8 @@ def main(files, models, lambdas, threads, as_json, per_sentence, lower, chars, e
     """Perplexity of the text FILES (default: stdin) under a model.
 
     Prints per file, and in total when there are several: sentences, words, OOVs (words outside the
-    model's vocabulary), zero-probability tokens, the log10 probability, the perplexity with OOVs
+    model's vocabulary), zero-probability tokens (p = 0 with backoff weights included; left out of
+    the figures that follow, as SRILM's zeroprobs), the log10 probability, the perplexity with OOVs
     scored as <unk> (KenLM's "including OOVs") and with OOVs left out (SRILM's ppl and ppl1),
     and the cross-entropy in bits per token. Every line of text is a sentence; </s> is scored, <s> is not.
 

@@ -8,7 +8,8 @@ import sys
 import click
 
 from lmtools.cli import common
-from lmtools.cli.ppl import check_threads, load_for_scoring, model_options, parse_lambdas, resolve_sources
+from lmtools.cli.ppl import (check_threads, check_weights, load_for_scoring, model_options, parse_lambdas,
+                             resolve_sources)
 from lmtools.errors import LmError
 
 CHUNK_BYTES = 1 << 20  # text read (and output flushed) per step, at most; less from a slow producer
@@ -45,16 +46,14 @@ def main(files, models, lambdas, threads, fmt, with_text, words, lower, chars, e
     check_threads(threads)
     model_srcs, paths = resolve_sources(models, files)
     weights = parse_lambdas(lambdas)
-    from lmtools.ngram.query import check_lambdas
-
-    check_lambdas(weights, len(model_srcs))
+    check_weights(weights, len(model_srcs))
     common.stdin_note(paths)
     scorer = load_for_scoring(model_srcs, weights, need_probabilities=False, text_paths=paths)
 
     from lmtools.io.text import TextOptions, chars_text, iter_text_chunks
 
     # Lines are read as they are (for --text) and transformed for scoring here.
-    read_opts = TextOptions(encoding_errors=encoding_errors)
+    read_opts = TextOptions(encoding_errors=encoding_errors, max_line=common.max_line())
     out = sys.stdout.buffer
     dropped = replaced = 0
     for chunk in iter_text_chunks(paths, read_opts, CHUNK_BYTES, streaming=True):

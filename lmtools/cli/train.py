@@ -43,7 +43,7 @@ NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prun
 FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
              "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
              "time_limit", "vocab_size", "min_count", "seed", "threads", "device", "u_layout", "lower", "chars",
-             "encoding_errors")
+             "encoding_errors", "max_line")
 
 
 @common.command("lm-train", short_help="estimate a smoothed n-gram model, or train the feedforward neural LM")

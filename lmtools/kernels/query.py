@@ -314,7 +314,9 @@ def _score_range(ids, lo, hi, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, c
             total += bo[p, k]
         out_lp[t] = total
         out_ord[t] = m
-        out_zero[t] = lp <= LOG_ZERO
+        # p = 0 when the final log10 p (backoff weights included) is at or below log10 0, or when
+        # the matched entry itself is log10 0 (a positive backoff weight cannot lift it off zero)
+        out_zero[t] = total <= LOG_ZERO or lp <= LOG_ZERO
         p = 1 - p
         prev_reach = reach
 
@@ -324,7 +326,8 @@ def score_ids(ids, cuts, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, closed
     """Score a stream of sentences ``<s> w1 .. wk </s> <s> ...`` (int32 ids, ``<s>`` = 1).
 
     Writes, per position, log10 p of the token given its sentence so far (0 at ``<s>``),
-    the order of the longest matched n-gram (0 at ``<s>``) and whether p = 0 (log10 p <= -99).
+    the order of the longest matched n-gram (0 at ``<s>``) and whether p = 0 (the final log10 p,
+    backoff weights included, or the matched entry's at or below -99).
     The segments ids[cuts[i]:cuts[i+1]] (each starting a sentence) are scored in parallel; one
     segment (cuts = [0, len(ids)]) is the serial case. (Compiled as a parallel loop even then:
     numba generates faster code for the loop body there, ~80 instead of ~140 ns per token here.)

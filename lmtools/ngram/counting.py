@@ -63,7 +63,7 @@ class VocabOptions:
         return self.min_count > 1 or self.vocab_size > 0 or self.closed is not None
 
 
-BLOCK_TOKENS = 1 << 18  # tokens per counting call (a long sentence makes a longer block)
+BLOCK_TOKENS = 1 << 18  # tokens per counting call
 RESERVE_CAP = 1 << 20  # n-grams per order reserved ahead at most (beyond, tables grow with the distinct n-grams)
 BYTES_PER_TOKEN = 5  # a low estimate for word-level text (PTB: 5.5), to reserve tables ahead
 
@@ -100,19 +100,25 @@ class NgramCounter:
         n_sent = int(np.count_nonzero(ids == 1))
         self.sentences += n_sent
         self.tokens += ids.size - n_sent  # words and </s>, not <s>
-        # Tables must have room for every n-gram of a call; sentence-aligned blocks of bounded size
-        # keep that headroom (and so peak memory) small whatever the chunk size.
-        starts = np.flatnonzero(ids == 1)
-        at = np.searchsorted(starts, np.arange(BLOCK_TOKENS, ids.size, BLOCK_TOKENS))
-        cuts = starts[np.minimum(at, starts.size - 1)]
-        bounds = np.unique(np.concatenate([[0], cuts, [ids.size]]))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            block = ids[lo:hi]
+        # Tables must have room for every n-gram of a call; blocks of bounded size keep that headroom
+        # (and so peak memory) small whatever the chunk size, and a sentence of millions of tokens
+        # (a text without newlines) costs its distinct n-grams only. A block after the first starts one
+        # token early: the kernel counts the n-grams ending at positions 1.., so that token only
+        # supplies the history, and its ids of every order (carried from the block before) are put
+        # back in place of the kernel's -1 at position 0.
+        carry = [-1] * len(self.tables)
+        for lo in range(0, ids.size, BLOCK_TOKENS):
+            hi = min(lo + BLOCK_TOKENS, ids.size)
+            start = lo - 1 if lo else 0
+            block = ids[start:hi]
             prev = block
-            for t in self.tables:
+            for k, t in enumerate(self.tables):
                 t.ensure_room(block.size)
                 cur = np.empty(block.size, np.int32)
                 t.n = count_next_order(prev, block, t.table, t.shift, t.prefix, t.word, t.count, t.n, cur)
+                if lo:
+                    cur[0] = carry[k]
+                carry[k] = int(cur[-1])
                 prev = cur
 
     def levels(self, vocab: list[str], vocab_opts: VocabOptions | None = None) -> "Levels":

@@ -563,7 +563,7 @@ def _score_numpy(qm: QueryModel, ids: np.ndarray):
     tokens = ~is_start
     total[~tokens] = 0.0
     m[~tokens] = 0
-    zero = tokens & (lp <= LOG_ZERO)
+    zero = tokens & ((total <= LOG_ZERO) | (lp <= LOG_ZERO))  # as kernels/query._score_range
     return total, m, zero
 
 
@@ -658,6 +658,8 @@ class Mixture:
 
 def check_lambdas(lambdas: list[float], k: int) -> list[float]:
     """Weights for k models from the given ones: k of them summing to 1, or k-1 (the last is the rest)."""
+    if any(not (0.0 <= x <= 1.0) or math.isnan(x) for x in lambdas):
+        raise LmError(f"interpolation weights must lie in [0, 1], got {lambdas}", "give weights like --lambda 0.6")
     if k == 1:
         if lambdas and abs(sum(lambdas) - 1.0) > 1e-6:
             raise LmError("--lambda needs two or more models (-m A -m B)", "give another -m or drop --lambda")
@@ -690,7 +692,7 @@ def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=Non
     import sys
 
     from lmtools.io.modelfile import MAGIC_BYTES, read_model
-    from lmtools.io.text import open_binary
+    from lmtools.io.text import header_text_kind, open_binary
 
     weights = check_lambdas(list(lambdas or []), len(sources))
     pending = []
@@ -714,6 +716,8 @@ def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=Non
                 raise LmError(f"{name}: empty input, expected a model", "give a model file or pipe one in")
             raise LmError(f"{name}: not a model (neither an lmtools model file nor an ARPA file)",
                           "give a model written by lm-count or lm-train, or an ARPA file (plain or compressed)")
+    kinds = [header_text_kind(payload[0], name) if kind == "file" else None for name, kind, payload in pending]
+    text = mixture_text_kind([name for name, _, _ in pending], kinds)
     if skip_blas and not any(kind == "file" and parts[0].get("kind") == "ffnn" for _, kind, parts in pending):
         from lmtools.kernels import skip_blas as _skip
 
@@ -733,9 +737,23 @@ def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=Non
 
             obj = model_from_parts(payload[0], payload[1], name)
         scorers.append(scorer_for(obj, name, warn))
-    if len(scorers) == 1:
-        return scorers[0]
-    return Mixture(scorers, weights)
+    scorer = scorers[0] if len(scorers) == 1 else Mixture(scorers, weights)
+    scorer.text = text  # how to read text for it: {"chars", "lower"}, or None when no model records it
+    return scorer
+
+
+def mixture_text_kind(names: list[str], kinds: list[dict | None]) -> dict | None:
+    """The one text kind of models scored together (None: none records one, as ARPA files); models
+    that read their text differently (characters and words, lower-cased or not) cannot be mixed."""
+    from lmtools.io.text import describe_text_kind
+
+    known = [(n, k) for n, k in zip(names, kinds) if k is not None]
+    for n, k in known[1:]:
+        if k != known[0][1]:
+            raise LmError(f"{known[0][0]} is a model of {describe_text_kind(known[0][1])}, {n} of "
+                          f"{describe_text_kind(k)}: they read text differently and cannot be mixed",
+                          "mix models counted with the same --chars and --lower")
+    return known[0][1] if known else None
 
 
 def scorer_for(obj, name: str = "model", warn=None):

@@ -42,6 +42,9 @@ from lmtools.vocab import BOS_ID, SPECIALS, UNK_ID
 LOG_ZERO = -99.0
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # used for an order whose modified-KN discounts are degenerate
 KATZ_K = 5  # Good-Turing discounts apply to counts 1..KATZ_K (Katz 1987)
+# Katz: a context whose discounts leave less than this share for unseen words (every count above K,
+# so nothing is discounted) gets a larger denominator (see ``katz_denominators``); SRILM's Prob_Epsilon
+KATZ_MIN_LEFTOVER = 3e-6
 STUPID_ALPHA = 0.4  # Brants et al. 2007
 
 METHODS = {
@@ -576,12 +579,39 @@ def good_turing_discounts(c: np.ndarray, K: int = KATZ_K) -> tuple[np.ndarray, i
     return np.ones(1), 0
 
 
+def katz_denominators(S: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Extra counts k per context so that Katz leaves mass for unseen words everywhere.
+
+    ``S``: the context's total count, ``left``: the count mass its Good-Turing discounts took off
+    (sum of r - d_r r). When every count of a context is above K nothing is discounted and the
+    context would give p = 0 to every word not seen after it (backoff weight log10 0). As SRILM
+    does (a remedy it credits to Doug Paul and the CMU toolkit), the estimator's denominator is then
+    raised by the fewest whole counts k >= 1 that leave at least KATZ_MIN_LEFTOVER of the mass:
+    alpha(hw) = d_r r / (S + k), gamma(h) = (left + k) / (S + k); k = 0 for every other context."""
+    S = np.asarray(S, np.float64)
+    left = np.asarray(left, np.float64)
+    eps = KATZ_MIN_LEFTOVER
+    short = (S > 0) & (left < eps * S)
+    k = np.zeros(S.shape, np.float64)
+    if short.any():
+        need = np.ceil((eps * S[short] - left[short]) / (1.0 - eps))
+        k[short] = np.maximum(1.0, need)
+        # (S - left) / (S + k) <= 1 - eps must hold after rounding too
+        bad = (S[short] - left[short]) / (S[short] + k[short]) > 1.0 - eps
+        k[np.flatnonzero(short)[bad]] += 1.0
+    return k
+
+
 def katz(counts: Counts, prune=None, warn=None) -> NGramModel:
-    """Katz backoff with Good-Turing discounts for counts 1..5 (counts above 5 are not discounted)."""
+    """Katz backoff with Good-Turing discounts for counts 1..5 (counts above 5 are not discounted).
+
+    Contexts (and the unigram level, when some words were never seen) whose every count is above K
+    keep mass for unseen words through a larger denominator (``katz_denominators``); the number of
+    such contexts per order is recorded in the model's info (``katz_enlarged``)."""
     warn = warn or _default_warn
     N = counts.order
     index = Index(counts.ngrams)
-    orders, used = [], []
+    orders, used, enlarged = [], [], []
     base = None
     for n in range(1, N + 1):
         c = _raw(counts, n)
@@ -595,20 +625,28 @@ def katz(counts: Counts, prune=None, warn=None) -> NGramModel:
         if n == 1:
             S = float(c.sum())
             _check_nonempty(S)
-            alpha = dc / S
             unseen = (c == 0)
             unseen[BOS_ID] = False
             base = unseen / unseen.sum() if unseen.any() else None
-            orders.append(_Order(alpha=alpha, gamma=max(0.0, 1.0 - alpha.sum())))
+            left = float(np.sum(c - dc))
+            # with no unseen word there is nothing to reserve mass for
+            k = float(katz_denominators(np.array([S]), np.array([left]))[0]) if base is not None else 0.0
+            enlarged.append(int(k > 0))
+            alpha = dc / (S + k)
+            orders.append(_Order(alpha=alpha, gamma=max(0.0, (left + k) / (S + k))))
         else:
             S = _context_sums(counts, index, n, c.astype(np.float64))
-            safe = np.where(S > 0, S, 1.0)
-            alpha = dc / safe[index.pre[n]]
-            gamma = np.where(S > 0, _context_sums(counts, index, n, c - dc) / safe, 0.0)
+            left = _context_sums(counts, index, n, c - dc)
+            k = katz_denominators(S, left)
+            enlarged.append(int(np.count_nonzero(k)))
+            den = np.where(S > 0, S + k, 1.0)
+            alpha = dc / den[index.pre[n]]
+            gamma = np.where(S > 0, (left + k) / den, 0.0)
             orders.append(_Order(alpha=alpha, gamma=gamma))
     if base is not None:
         base = base.astype(np.float64)
-    return _assemble(counts, index, orders, "backoff", "katz", {"good_turing_max": used}, prune, base=base)
+    return _assemble(counts, index, orders, "backoff", "katz", {"good_turing_max": used, "katz_enlarged": enlarged},
+                     prune, base=base)
 
 
 def stupid_backoff(counts: Counts, alpha: float = STUPID_ALPHA, prune=None, warn=None) -> NGramModel:
