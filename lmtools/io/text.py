@@ -6,8 +6,10 @@ line and a literal ``<s>``/``</s>`` inside a line is dropped (counted, the calle
 ``<unk>`` in the text is the unknown-word token itself.
 
 The fast path (``encode_chunks``) reads whole lines in large chunks and tokenizes their bytes in a
-numba kernel; Python touches strings only for the vocabulary. A line is held in memory whole, so a
-100 MB line costs about 100 MB plus its ids.
+numba kernel; Python touches strings only for the vocabulary. A line is held in memory whole: a line
+longer than ``max_line`` bytes (64 MiB unless --max-line says otherwise) is an error naming its file
+and line, and a long line costs about twice its size while it is read (its pieces and the joined
+line; UTF-8 is validated a few MB at a time), plus 5 bytes per token for its ids.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from lmtools.errors import LmError
 from lmtools.vocab import SPECIALS
 
 CHUNK_BYTES = 8 << 20
+DEFAULT_MAX_LINE = 64 << 20  # bytes in one line, at most (--max-line raises it)
 CHAR_SPACE = "<sp>"  # the token standing for a run of whitespace in --chars mode
 ENCODING_ERRORS = ("strict", "replace")
 _WS_RUN = re.compile(r"[ \t\r\v\f]+")
@@ -95,6 +98,7 @@ class TextOptions:
     lower: bool = False
     chars: bool = False
     encoding_errors: str = "strict"  # or "replace": invalid bytes become U+FFFD, lines counted
+    max_line: int = DEFAULT_MAX_LINE  # bytes in one line (without its newline), at most
 
 
 @dataclass
@@ -113,8 +117,13 @@ def iter_line_chunks(stream: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES
     full chunk (for lm-score behind a slow producer).
     """
     opts = opts or TextOptions()
+    max_line = opts.max_line
     line_no = 1
-    rest = b""
+    # The start of a line not ended yet, as the blocks it came in: joined once when its newline (or
+    # the end of the input) arrives, so a long line costs linear time, and each block is searched
+    # for a newline once.
+    pending: list[bytes] = []
+    pending_bytes = 0
     read = stream.read1 if streaming and hasattr(stream, "read1") else stream.read
     while True:
         try:
@@ -122,18 +131,47 @@ def iter_line_chunks(stream: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES
         except (OSError, EOFError, lzma.LZMAError) as e:
             raise LmError(f"{display_name(path)}: cannot read ({e})", "check that the file is intact") from None
         if not block:
-            if rest:
-                yield _validated(rest, line_no, path, opts)
+            if pending:
+                if pending_bytes > max_line:
+                    raise line_too_long(path, line_no, max_line)
+                yield _validated(b"".join(pending), line_no, path, opts)
             return
-        data = rest + block if rest else block
-        cut = data.rfind(b"\n")
+        cut = block.rfind(b"\n")
         if cut < 0:
-            rest = data  # a long line: keep reading until it ends
+            pending.append(block)
+            pending_bytes += len(block)
+            if pending_bytes > max_line:
+                raise line_too_long(path, line_no, max_line)
             continue
-        whole, rest = data[: cut + 1], data[cut + 1:]
+        if pending:
+            if pending_bytes + block.find(b"\n") > max_line:
+                raise line_too_long(path, line_no, max_line)
+            pending.append(block[: cut + 1])
+            whole = b"".join(pending)
+        else:
+            whole = block if cut + 1 == len(block) else block[: cut + 1]
+        rest = block[cut + 1:]
+        pending = [rest] if rest else []
+        pending_bytes = len(rest)
+        if max_line < len(whole):  # lines inside one block may exceed a low --max-line
+            _check_line_lengths(whole, line_no, path, max_line)
         chunk = _validated(whole, line_no, path, opts)
         line_no += whole.count(b"\n")
         yield chunk
+
+
+def line_too_long(path: str, line: int, max_line: int) -> LmError:
+    return LmError(f"{display_name(path)}:{line}: line longer than {max_line} bytes (--max-line {max_line})",
+                   "put one sentence per line, or raise --max-line (a line costs about twice its size "
+                   "in memory)")
+
+
+def _check_line_lengths(data: bytes, first_line: int, path: str, max_line: int) -> None:
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    lengths = np.diff(ends, prepend=-1) - 1
+    bad = np.flatnonzero(lengths > max_line)
+    if bad.size:
+        raise line_too_long(path, first_line + int(bad[0]), max_line)
 
 
 def _validated(data: bytes, first_line: int, path: str, opts: TextOptions) -> Chunk:
@@ -144,7 +182,10 @@ def _validated(data: bytes, first_line: int, path: str, opts: TextOptions) -> Ch
                       "give UTF-8 text, one sentence per line")
     replaced = 0
     try:
-        text = data.decode("utf-8")
+        if opts.lower or opts.chars:
+            text = data.decode("utf-8")
+        else:  # validate only, without holding a decoded copy of a long line
+            _check_utf8(data)
     except UnicodeDecodeError as e:
         if opts.encoding_errors != "replace":
             line = first_line + data.count(b"\n", 0, e.start)
@@ -158,6 +199,21 @@ def _validated(data: bytes, first_line: int, path: str, opts: TextOptions) -> Ch
     if opts.lower or opts.chars or replaced:
         data = text.encode("utf-8")
     return Chunk(data, first_line, path, replaced)
+
+
+def _check_utf8(data: bytes, step: int = 1 << 22) -> None:
+    """Raise UnicodeDecodeError (positions as ``data.decode`` gives them) unless ``data`` is UTF-8."""
+    if len(data) <= step:
+        data.decode("utf-8")
+        return
+    dec = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for i in range(0, len(data), step):
+            dec.decode(view[i:i + step], final=i + step >= len(data))
+    except UnicodeDecodeError:
+        data.decode("utf-8")  # the same error, with its position in the whole of data
+        raise
 
 
 def _decode_replacing(data: bytes) -> tuple[str, int]:
