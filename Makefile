@@ -1,4 +1,4 @@
-# lmtools: make install | test | demo | bench | man | lint
+# lmtools: make install | test | test-slow | demo | bench | man | lint
 # Every target creates the virtual environment (.venv) from pyproject.toml first.
 
 PYTHON ?= python3
@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench man lint clean
+.PHONY: install test test-slow demo bench man lint clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The slow end-to-end set (marked @pytest.mark.slow): CI runs it after `make test`.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lmtools.demo

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from lmtools.kernels import ffnn as K
 
@@ -39,6 +40,7 @@ def test_group_span_matches_plain_python():
             assert got == [r for r in range(n) if cls[Y[rows[r]]] == k]
 
 
+@pytest.mark.slow  # about 110 s on 2 cores: the simulator runs every CUDA kernel thread by thread
 def test_cuda_kernels_match_cpu_under_the_simulator():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     env.pop("LMTOOLS_DEBUG", None)
