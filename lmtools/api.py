@@ -31,6 +31,9 @@ class Model:
             self._scorer = load_scorer([str(s) for s in source], lambdas)
         else:
             self._scorer = scorer_for(source)
+            self._scorer.text = getattr(source, "text", None)
+        # How the model's text was read (lm-count --chars/--lower): sentences are read the same way.
+        self.text = getattr(self._scorer, "text", None)
         self.threads = threads
         self._scorer.warm()
 
@@ -48,8 +51,20 @@ class Model:
     def _first(self):
         return self._scorer.scorers[0] if hasattr(self._scorer, "scorers") else self._scorer
 
+    def _read(self, text: str) -> str:
+        """The text as the model's training text was read: lower-cased, as characters, as recorded."""
+        if self.text is None:
+            return text
+        if self.text["lower"]:
+            text = text.lower()
+        if self.text["chars"]:
+            from lmtools.io.text import chars_text
+
+            text = chars_text(text)
+        return text
+
     def _score_sentence(self, sentence: str, bos: bool, eos: bool) -> Scored:
-        words = [w.decode("utf-8") for w in sentence.encode("utf-8").split()]
+        words = [w.decode("utf-8") for w in self._read(sentence).encode("utf-8").split()]
         scorers = self._scorer.scorers if hasattr(self._scorer, "scorers") else [self._scorer]
         parts = []
         for s in scorers:
@@ -79,14 +94,15 @@ class Model:
 
     def score_lines(self, lines: Iterable[str]) -> np.ndarray:
         """log10 p of each line (bos and eos), through the batched kernels."""
-        data = "".join(line.rstrip("\n") + "\n" for line in lines).encode("utf-8")
+        data = "".join(self._read(line.rstrip("\n")) + "\n" for line in lines).encode("utf-8")
         return self._scorer.line_scores(data, self.threads).lp
 
     def perplexity_of_file(self, *paths: str) -> dict:
         """The figures lm-ppl prints for the files together (see man lm-ppl)."""
-        from lmtools.io.text import iter_text_chunks
+        from lmtools.io.text import TextOptions, iter_text_chunks
 
+        opts = TextOptions(lower=bool(self.text and self.text["lower"]), chars=bool(self.text and self.text["chars"]))
         stats = PplStats()
-        for chunk in iter_text_chunks(list(paths)):
+        for chunk in iter_text_chunks(list(paths), opts):
             stats.add(self._scorer.line_scores(chunk.data, self.threads))
         return stats.figures()

@@ -15,9 +15,9 @@ TRAIN = b"the cat sat on the mat\nthe dog sat on the log\na cat and a dog\nthe m
 TEST = b"the cat sat\nthe bird sat on a log\n\n"
 
 
-def _one_error_line(r, prog="lm-ppl"):
+def _one_error_line(r, prog="lm-ppl", code=1):
     lines = r.stderr.decode().strip().splitlines()
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == code, r.stderr
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"{prog}: error: ") and "; " in lines[0], lines[0]
     return lines[0]
@@ -168,9 +168,9 @@ def test_slow_ptb_5gram_if_present(tmp_path):
 
 
 def test_both_on_stdin(files):
-    assert "stdin" in _one_error_line(run_prog("lm-ppl", input=b"x\n"))
-    assert "stdin" in _one_error_line(run_prog("lm-ppl", "-m", "-", "-", input=b"x\n"))
-    assert "stdin" in _one_error_line(run_prog("lm-ppl", "-m", "-", input=b"x\n"))
+    assert "stdin" in _one_error_line(run_prog("lm-ppl", input=b"x\n"), code=2)
+    assert "stdin" in _one_error_line(run_prog("lm-ppl", "-m", "-", "-", input=b"x\n"), code=2)
+    assert "stdin" in _one_error_line(run_prog("lm-ppl", "-m", "-", input=b"x\n"), code=2)
 
 
 def test_stupid_backoff_refused(files):
@@ -181,7 +181,7 @@ def test_stupid_backoff_refused(files):
 def test_bad_lambdas(files, lams):
     args = [a for x in lams for a in ("--lambda", x)]
     r = run_prog("lm-ppl", "-m", files / "kn.lm", "-m", files / "wb.lm", *args, files / "test.txt")
-    assert "weight" in _one_error_line(r) or "lambda" in _one_error_line(r)
+    assert "weight" in _one_error_line(r, code=2) or "lambda" in _one_error_line(r, code=2)
 
 
 def test_not_a_model_and_truncated(files, tmp_path):

@@ -124,7 +124,7 @@ def test_streaming_output_before_end_of_input(lm):
 
 def test_errors(lm):
     r = run_prog("lm-score", input=b"x\n")
-    assert r.returncode == 1 and b"lm-score: error:" in r.stderr and b"stdin" in r.stderr
+    assert r.returncode == 2 and b"lm-score: error:" in r.stderr and b"stdin" in r.stderr
     r = run_prog("lm-score", "-m", lm, input=b"ok\n\xfe\n")
     assert r.returncode == 1 and b":2:" in r.stderr and len(r.stderr.splitlines()) == 1
     r = run_prog("lm-score", "-m", lm, "--encoding-errors", "replace", input=b"ok\n\xfe\n")

@@ -33,10 +33,10 @@ def test_train_ffnn_then_score(tmp_path):
 def test_option_families_are_not_mixed(tmp_path):
     train, _ = _texts(tmp_path)
     r = run_prog("lm-train", "-m", "ffnn", "--prune", "0,1", train)
-    assert r.returncode == 1 and b"--prune applies to the n-gram methods only" in r.stderr
+    assert r.returncode == 2 and b"--prune applies to the n-gram methods only" in r.stderr
     counts = run_prog("lm-count", "-n", "2", train).stdout
     r = run_prog("lm-train", "--hidden", "10", input=counts)
-    assert r.returncode == 1 and b"--hidden applies to -m ffnn only" in r.stderr
+    assert r.returncode == 2 and b"--hidden applies to -m ffnn only" in r.stderr
 
 
 def test_ffnn_bad_input(tmp_path):

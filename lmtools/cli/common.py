@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import signal
 import sys
@@ -59,6 +60,46 @@ def stdout_is_terminal() -> bool:
         return False
 
 
+class UsageError(click.UsageError):
+    """An impossible option value or combination of options: one line ``lm-x: error: what; what to do``
+    on stderr and exit 2, raised before any work (data and runtime errors are LmError, exit 1)."""
+
+    def __init__(self, message: str, hint: str | None = None, ctx: click.Context | None = None):
+        super().__init__(f"{message}; {hint}" if hint else message, ctx)
+
+    def show(self, file=None) -> None:
+        name = getattr(self, "prog", None) or (self.ctx.command.name if self.ctx is not None else None) or PROG
+        click.echo(f"{name}: error: {self.format_message()}", file=file, err=file is None)
+
+
+class _Command(click.Command):
+    """A click command whose own usage errors (unknown option, a value out of its range) are one line
+    like every other error, with a pointer to --help instead of click's usage block."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            if isinstance(e, UsageError):
+                raise
+            err = UsageError(e.format_message().rstrip("."), f"see {self.name} --help", e.ctx)
+            err.prog = self.name
+            raise err from None
+
+
+class Number(click.FloatRange):
+    """A float option that must be a finite number (nan and inf are refused), optionally in a range:
+    ``type=common.Number(0, min_open=True)`` for x > 0."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
+
+
 def command(name: str, **kwargs) -> Callable:
     """Decorator for a program's main function: a click command with --debug, --version, -h/--help,
     and the error/exit/signal contract around its body."""
@@ -75,6 +116,7 @@ def command(name: str, **kwargs) -> Callable:
         body = click.option("--debug", is_flag=True, help="Show the full traceback of an error (also LMTOOLS_DEBUG=1).")(body)
         body = click.version_option(__version__, "-V", "--version", prog_name=name,
                                     message="%(prog)s (lmtools) %(version)s")(body)
+        kwargs.setdefault("cls", _Command)
         return click.command(name, context_settings=CONTEXT_SETTINGS, **kwargs)(body)
 
     return decorate

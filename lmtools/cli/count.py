@@ -38,11 +38,13 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
       lm-count -n 3 train.txt | lm-ppl test.txt
     """
     if order < 1:
-        raise LmError(f"order must be at least 1, got -n {order}", "use -n 1 or more (3 and 5 are usual)")
+        raise common.UsageError(f"order must be at least 1, got -n {order}", "use -n 1 or more (3 and 5 are usual)")
     if min_count < 1:
-        raise LmError(f"--min-count must be at least 1, got {min_count}", "use --min-count 1 to keep every word")
+        raise common.UsageError(f"--min-count must be at least 1, got {min_count}",
+                                "use --min-count 1 to keep every word")
     if vocab_size < 0:
-        raise LmError(f"--vocab-size must be 0 (all) or positive, got {vocab_size}", "use --vocab-size 10000, say")
+        raise common.UsageError(f"--vocab-size must be 0 (all) or positive, got {vocab_size}",
+                                "use --vocab-size 10000, say")
     paths = list(files) or ["-"]
     if paths.count("-") > 1:
         raise LmError("stdin ('-') given more than once", "name it once")

@@ -16,7 +16,7 @@ DEFAULT_N = 10
 @common.command("lm-gen", short_help="sample sentences from a model")
 @click.option("-m", "--model", "model_path", default="-", show_default=True, metavar="FILE",
               help="The model: an lmtools model (counts, n-gram, ffnn) or an ARPA file (.gz too); '-' is stdin.")
-@click.option("-n", "--count", "count", type=int, default=None, metavar="N",
+@click.option("-n", "--count", "count", type=click.IntRange(0), default=None, metavar="N",
               help=f"Number of sentences. Default {DEFAULT_N} (1 with --greedy).")
 @click.option("--seed", type=int, default=None, metavar="S",
               help="Seed of the random numbers: the same model, options and seed give byte-identical output. "
@@ -24,27 +24,28 @@ DEFAULT_N = 10
 @click.option("--prefix", metavar="TEXT",
               help="Start every sentence with these words (after <s>) and continue them; words outside the "
                    "vocabulary are taken as <unk> (with a warning).")
-@click.option("--temperature", type=float, default=1.0, show_default=True, metavar="T",
+@click.option("--temperature", type=common.Number(0, min_open=True), default=1.0, show_default=True, metavar="T",
               help="Sample from p^(1/T), renormalized: below 1 sharper, above 1 flatter (T > 0).")
-@click.option("--top-k", "top_k", type=int, default=None, metavar="K",
+@click.option("--top-k", "top_k", type=click.IntRange(1), default=None, metavar="K",
               help="Sample only among the K most likely words of each step (K >= 1). Default: no limit.")
-@click.option("--top-p", "top_p", type=float, default=1.0, show_default=True, metavar="P",
+@click.option("--top-p", "top_p", type=common.Number(0, 1, min_open=True), default=1.0, show_default=True, metavar="P",
               help="Nucleus sampling: only among the most likely words whose probabilities reach P (0 < P <= 1).")
 @click.option("--greedy", is_flag=True, help="Take the most likely word at every step (no randomness).")
-@click.option("--max-len", "max_len", type=int, default=100, show_default=True, metavar="L",
+@click.option("--max-len", "max_len", type=click.IntRange(1), default=100, show_default=True, metavar="L",
               help="Cut a sentence after L words (characters for a character model), not counting the prefix.")
 @click.option("--allow-unk", "allow_unk", is_flag=True, help="Let <unk> be drawn (it is excluded by default).")
 @click.option("--scores", is_flag=True,
               help="Print each sentence's log10 probability under the model before it, tab-separated.")
 @click.option("--chars/--words", "chars", default=None,
               help="Print tokens as characters (joined, <sp> as a space) or as words (space-separated). "
-                   "Default: characters when the model was counted with --chars.")
+                   "Default: as the model records (characters for a model counted with --chars); a flag "
+                   "that contradicts the model is an error.")
 @click.option("--next", "next_history", metavar="HISTORY",
               help="Instead of sampling, print the next-word distribution after <s> HISTORY: word, probability "
                    "and log10 p, most likely first.")
-@click.option("--top", "top", type=int, default=10, show_default=True, metavar="K",
+@click.option("--top", "top", type=click.IntRange(0), default=10, show_default=True, metavar="K",
               help="With --next: print the K most likely words (0: the whole vocabulary).")
-@click.option("--threads", type=int, default=1, show_default=True, metavar="T",
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, metavar="T",
               help="Sample n-gram sentences with T threads (the output does not depend on T).")
 def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max_len, allow_unk, scores, chars,
          next_history, top, threads):
@@ -66,22 +67,19 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
       lm-count -n 3 corpus.txt | lm-gen -n 3
       lm-gen -m kn5.lm --next "and thanks for all the" --top 10
     """
-    if count is not None and count < 0:
-        raise LmError(f"-n must be 0 or more, got {count}", "use -n 10, say")
-    if threads < 1:
-        raise LmError(f"--threads must be at least 1, got {threads}", "use --threads 1 or 2")
-    if top < 0:
-        raise LmError(f"--top must be 0 (all) or more, got {top}", "use --top 10, say")
-    from lmtools.ngram.sample import check_options
-
-    opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
     if next_history is not None and prefix is not None:
-        raise LmError("--next and --prefix both given", "give the history of --next alone (it is the prefix)")
+        raise common.UsageError("--next and --prefix both given", "give the history of --next alone (it is the prefix)")
     if model_path == "-" and _stdin_is_terminal():
         raise LmError("no model on stdin", "give -m FILE, or pipe a model in (lm-count ... | lm-gen)")
 
-    sampler, char_model = _load(model_path)
-    chars = char_model if chars is None else chars
+    from lmtools.ngram.sample import check_options
+
+    opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
+    sampler, kind = _load(model_path)
+    chars, lower = text_flags(kind, chars, model_path)
+    if lower:  # the model was counted from lower-cased text: so is the prefix or history
+        prefix = prefix.lower() if prefix is not None else None
+        next_history = next_history.lower() if next_history is not None else None
     if next_history is not None:
         return _next(sampler, next_history, top, chars)
 
@@ -115,21 +113,21 @@ def _load(path: str):
     obj = load_model(path)
     name = "<stdin>" if path == "-" else path
     sampler = sampler_for(obj, name, warn=common.warn)
-    return sampler, is_char_model(getattr(obj, "provenance", {}) or {})
+    return sampler, getattr(obj, "text", None)
 
 
-def is_char_model(provenance: dict) -> bool:
-    """Was the model made from text read with --chars? (its provenance, at any depth, says so)."""
-    stack = [provenance]
-    while stack:
-        d = stack.pop()
-        if isinstance(d, dict):
-            if d.get("chars") is True:
-                return True
-            stack.extend(d.values())
-        elif isinstance(d, list):
-            stack.extend(d)
-    return False
+def text_flags(kind: dict | None, chars: bool | None, model_path: str) -> tuple[bool, bool]:
+    """(chars, lower): how to read --prefix/--next and print tokens, from the text kind the model
+    records; --chars/--words that contradict the record are refused. A model without one (an ARPA
+    file) is taken as words unless --chars says otherwise."""
+    if kind is None:
+        return bool(chars), False
+    if chars is not None and chars != kind["chars"]:
+        name = "<stdin>" if model_path == "-" else model_path
+        flag, what = ("--chars", "words") if chars else ("--words", "characters (lm-count --chars)")
+        raise common.UsageError(f"{flag} given, but {name} is a model of {what}",
+                                f"drop {flag}: the model's own text kind applies")
+    return kind["chars"], kind["lower"]
 
 
 def _split(text: str, chars: bool) -> list[str]:

@@ -55,6 +55,7 @@ def describe(obj) -> dict:
     from lmtools.ngram.counts import Counts
     from lmtools.ngram.model import NGramModel
 
+    text = getattr(obj, "text", None)  # how the model's text was read (None: not recorded, as in ARPA files)
     if isinstance(obj, Levels):
         obj = _levels_facts(obj)
     facts: dict = {}
@@ -75,6 +76,8 @@ def describe(obj) -> dict:
     else:
         facts["kind"] = "ffnn"
         facts.update(obj.describe() if hasattr(obj, "describe") else {"vocabulary": len(obj.vocab)})
+    if text is not None:
+        facts["text"] = {"chars": bool(text["chars"]), "lower": bool(text["lower"])}
     prov = getattr(obj, "provenance", None) or {}
     if prov:
         facts["provenance"] = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in prov.items()}

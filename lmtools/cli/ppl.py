@@ -13,7 +13,7 @@ from lmtools.errors import LmError
 
 def model_options(func):
     """-m/--model (repeatable), --lambda (repeatable) and --threads: shared by lm-ppl and lm-score."""
-    func = click.option("--threads", type=int, default=1, show_default=True, metavar="T",
+    func = click.option("--threads", type=click.IntRange(1), default=1, show_default=True, metavar="T",
                         help="Score with T threads (n-gram models; 2 uses both cores of a 2-core machine).")(func)
     func = click.option("--lambda", "lambdas", type=str, multiple=True, metavar="W",
                         help="Interpolation weight of the models, in -m order: k-1 weights (the last model gets "
@@ -31,15 +31,15 @@ def resolve_sources(models: tuple, files: tuple) -> tuple[list[str], list[str]]:
     models = list(models)
     if not models:
         if "-" in paths:
-            raise LmError("no model given (-m) and the text is read from stdin",
+            raise common.UsageError("no model given (-m) and the text is read from stdin",
                           "give the model with -m FILE, or pipe the model in and name the text files")
         models = ["-"]
     if models.count("-") > 1:
-        raise LmError("stdin ('-') given as more than one model", "read at most one model from stdin")
+        raise common.UsageError("stdin ('-') given as more than one model", "read at most one model from stdin")
     if paths.count("-") > 1:
-        raise LmError("stdin ('-') given more than once", "name it once")
+        raise common.UsageError("stdin ('-') given more than once", "name it once")
     if "-" in models and "-" in paths:
-        raise LmError("both the model and the text would be read from stdin",
+        raise common.UsageError("both the model and the text would be read from stdin",
                       "give one of them as a file (-m FILE, or text FILEs)")
     return models, paths
 
@@ -54,13 +54,23 @@ def parse_lambdas(values: tuple) -> list[float]:
             try:
                 out.append(float(part))
             except ValueError:
-                raise LmError(f"--lambda {part!r} is not a number", "give weights like --lambda 0.6") from None
+                raise common.UsageError(f"--lambda {part!r} is not a number", "give weights like --lambda 0.6") from None
     return out
+
+
+def check_weights(weights: list[float], k: int) -> None:
+    """The --lambda weights for k models, checked before any model is read (a usage error, exit 2)."""
+    from lmtools.ngram.query import check_lambdas
+
+    try:
+        check_lambdas(weights, k)
+    except LmError as e:
+        raise common.UsageError(e.message, e.hint) from None
 
 
 def check_threads(threads: int) -> None:
     if threads < 1:
-        raise LmError(f"--threads must be at least 1, got {threads}", "use --threads 1 or 2")
+        raise common.UsageError(f"--threads must be at least 1, got {threads}", "use --threads 1 or 2")
 
 
 def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities: bool, text_paths=None):
@@ -79,6 +89,22 @@ def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities
                           "perplexity and mixtures need a normalized model (lm-train -m kn-modified); "
                           "lm-score prints stupid-backoff scores of a single model")
     return scorer
+
+
+def text_flags(scorer, lower: bool, chars: bool, models: list[str]) -> tuple[bool, bool]:
+    """(lower, chars) to read the text with: what the model records (lm-count --chars/--lower), so a
+    character model reads characters without --chars; a flag the record contradicts is refused.
+    A model that records nothing (an ARPA file) reads the text as the flags say (words by default)."""
+    kind = getattr(scorer, "text", None)
+    if kind is None:
+        return lower, chars
+    name = ", ".join("<stdin>" if m == "-" else m for m in models)
+    if chars and not kind["chars"]:
+        raise common.UsageError(f"--chars given, but {name} is a model of words", "drop --chars")
+    if lower and not kind["lower"]:
+        raise common.UsageError(f"--lower given, but {name} was counted from text that was not lower-cased",
+                                "drop --lower (or count the training text with --lower)")
+    return kind["lower"], kind["chars"]
 
 
 def _finite(x):
@@ -139,15 +165,14 @@ def main(files, models, lambdas, threads, as_json, per_sentence, lower, chars, e
     check_threads(threads)
     model_srcs, paths = resolve_sources(models, files)
     weights = parse_lambdas(lambdas)
-    from lmtools.ngram.query import check_lambdas
-
-    check_lambdas(weights, len(model_srcs))  # before reading any model
+    check_weights(weights, len(model_srcs))  # before reading any model
     common.stdin_note(paths)
     scorer = load_for_scoring(model_srcs, weights, need_probabilities=True, text_paths=paths)
 
     from lmtools.io.text import display_name, iter_text_chunks
     from lmtools.ngram.query import PplStats
 
+    lower, chars = text_flags(scorer, lower, chars, model_srcs)
     text_opts = common.make_text_options(lower, chars, encoding_errors)
     total = PplStats()
     per_file = []

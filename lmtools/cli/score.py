@@ -9,7 +9,7 @@ import click
 
 from lmtools.cli import common
 from lmtools.cli.ppl import (check_threads, check_weights, load_for_scoring, model_options, parse_lambdas,
-                             resolve_sources)
+                             resolve_sources, text_flags)
 from lmtools.errors import LmError
 
 CHUNK_BYTES = 1 << 20  # text read (and output flushed) per step, at most; less from a slow producer
@@ -49,6 +49,7 @@ def main(files, models, lambdas, threads, fmt, with_text, words, lower, chars, e
     check_weights(weights, len(model_srcs))
     common.stdin_note(paths)
     scorer = load_for_scoring(model_srcs, weights, need_probabilities=False, text_paths=paths)
+    lower, chars = text_flags(scorer, lower, chars, model_srcs)
 
     from lmtools.io.text import TextOptions, chars_text, iter_text_chunks
 

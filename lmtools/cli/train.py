@@ -64,9 +64,9 @@ FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optim
 @click.option("--prune", cls=_GreedyNumbers, multiple=True, metavar="T[,T..]",
               help="Count cutoffs per order, KenLM's meaning: drop n-grams of order n whose count is <= T_n "
                    "(e.g. --prune 0 0 1 or 0,0,1; the last repeats; unigrams cannot be pruned).")
-@click.option("-k", "k", type=float, default=1.0, show_default=True, metavar="K",
+@click.option("-k", "k", type=common.Number(0, min_open=True), default=1.0, show_default=True, metavar="K",
               help="The k of add-k (k = 1 is Laplace).")
-@click.option("--alpha", type=float, default=0.4, show_default=True, metavar="A",
+@click.option("--alpha", type=common.Number(0, 1, min_open=True), default=0.4, show_default=True, metavar="A",
               help="The back-off factor of stupid backoff.")
 @click.option("--vocab", "vocab_file", metavar="FILE",
               help="Closed vocabulary: the whitespace-separated words of FILE; every other word becomes <unk>.")
@@ -94,27 +94,27 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
     """
     from lmtools.ngram.smoothing import canonical_method, check_options
 
-    m = canonical_method(method)
+    m = _usage(canonical_method, method)
     _check_option_family(m)
     if m == "ffnn":
         _train_ffnn(list(files), output, quiet, common.make_text_options(lower, chars, encoding_errors), ffnn)
         return
     if len(files) > 1:
-        raise LmError(f"{len(files)} input files given; n-gram methods read one counts model",
+        raise common.UsageError(f"{len(files)} input files given; n-gram methods read one counts model",
                       "merge count files with lm-merge first (or use -m ffnn for text)")
     file = files[0] if files else None
     if order is not None and order < 1:
-        raise LmError(f"order must be at least 1, got -n {order}", "use -n 1 or more")
-    discounts = _parse_discounts(discount)
-    thresholds = _parse_prune(prune)
-    check_options(m, interpolate=interpolate, discount=discounts, k=k, alpha=alpha, prune=thresholds)
+        raise common.UsageError(f"order must be at least 1, got -n {order}", "use -n 1 or more")
+    discounts = _usage(_parse_discounts, discount)
+    thresholds = _usage(_parse_prune, prune)
+    _usage(check_options, m, interpolate=interpolate, discount=discounts, k=k, alpha=alpha, prune=thresholds)
     if from_arpa is not None and file is not None:
         raise LmError("both --from-arpa and an input FILE given", "give one of them")
     if not arpa_out and output in (None, "-") and common.stdout_is_terminal():
         raise LmError("refusing to write a binary model to the terminal",
                       "use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
     if kenlm_compat and m != "kn-modified":
-        raise LmError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
+        raise common.UsageError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
     options = {"method": m, "order": order, "interpolate": interpolate, "discount": discounts,
                "prune": thresholds, "k": k, "alpha": alpha, "vocab": vocab_file, "kenlm_compat": kenlm_compat}
 
@@ -159,6 +159,14 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
                     + " ".join(str(s) for s in model.sizes()))
 
 
+def _usage(check, *args, **kw):
+    """``check(*args, **kw)``, its LmError (an impossible option value) made a usage error (exit 2)."""
+    try:
+        return check(*args, **kw)
+    except LmError as e:
+        raise common.UsageError(e.message, e.hint) from None
+
+
 def _check_option_family(method: str) -> None:
     """Refuse options of the other family (n-gram vs ffnn) instead of silently ignoring them."""
     ctx = click.get_current_context()
@@ -168,7 +176,7 @@ def _check_option_family(method: str) -> None:
     bad = [p.opts[-1] for p in given if p.name in wrong]
     if bad:
         what = "the n-gram methods" if method == "ffnn" else "-m ffnn"
-        raise LmError(f"{', '.join(bad)} applies to {what} only, not -m {method}", "drop it, or change -m")
+        raise common.UsageError(f"{', '.join(bad)} applies to {what} only, not -m {method}", "drop it, or change -m")
 
 
 def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict) -> None:
@@ -218,8 +226,9 @@ def _no_estimation_options(method, order, interpolate, discounts, thresholds, vo
         given.append("--kenlm-compat")
     if method != "kn-modified":
         given.insert(0, "-m")
-    if given:
-        raise LmError(f"{', '.join(given)} cannot be applied to {what} (it is already smoothed)",
+    if given:  # with --from-arpa the options alone are impossible (a usage error); else the input decides
+        raise (common.UsageError if what == "--from-arpa" else LmError)(
+            f"{', '.join(given)} cannot be applied to {what} (it is already smoothed)",
                       "estimate from counts (lm-count) instead")
 
 
@@ -253,7 +262,8 @@ def _parse_prune(values) -> list[int] | None:
 def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alpha, vocab_file, kenlm_compat, quiet):
     from lmtools.ngram.smoothing import smooth
 
-    vocab = _read_vocab_file(vocab_file) if vocab_file else None
+    lower = bool(counts.text and counts.text["lower"])  # the words of a lower-cased model are lower-case
+    vocab = _read_vocab_file(vocab_file, lower) if vocab_file else None
     if discounts is not None and method == "kn-modified":
         discounts = [d if isinstance(d, tuple) else (d,) for d in discounts]
     model = smooth(counts, method, order=order, interpolate=interpolate, discount=discounts, k=k, alpha=alpha,
@@ -268,11 +278,11 @@ def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alph
     return model
 
 
-def _read_vocab_file(path: str) -> list[str]:
+def _read_vocab_file(path: str, lower: bool = False) -> list[str]:
     from lmtools.io.text import TextOptions, read_sentences
 
     words: list[str] = []
-    for toks in read_sentences([path], TextOptions()):
+    for toks in read_sentences([path], TextOptions(lower=lower)):
         words.extend(toks)
     if not words:
         raise LmError(f"{path}: the vocabulary file has no words", "list one word per line")

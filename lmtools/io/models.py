@@ -89,7 +89,7 @@ def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
     if unigrams.shape != (V,):
         raise LmError(f"{name}: corrupt counts file (unigram counts)", "recreate it with lm-count")
     return Levels(list(h["vocab"]), unigrams, levels, int(h.get("tokens", 0)), int(h.get("sentences", 0)),
-                  dict(h.get("provenance", {})))
+                  dict(h.get("provenance", {})), text=_text_kind(h, name))
 
 
 def ngram_to_parts(m: NGramModel) -> tuple[dict, dict[str, np.ndarray]]:
@@ -115,7 +115,14 @@ def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> NGramModel
     _check_shapes(ngrams, backoff, name)
     return NGramModel(vocab=list(h["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
                       method=h.get("method", "?"), info=dict(h.get("info", {})),
-                      provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)))
+                      provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)),
+                      text=_text_kind(h, name))
+
+
+def _text_kind(h: dict, name: str) -> dict | None:
+    from lmtools.io.text import header_text_kind
+
+    return header_text_kind(h, name)
 
 
 def _order(h: dict, name: str) -> int:
@@ -136,13 +143,17 @@ def save_model(obj, stream: BinaryIO) -> None:
     from lmtools.ngram.counting import Levels
 
     if isinstance(obj, (Counts, Levels)):
-        write_model(stream, "counts", *counts_to_parts(obj))
+        kind, (header, arrays) = "counts", counts_to_parts(obj)
     elif isinstance(obj, NGramModel):
-        write_model(stream, "ngram", *ngram_to_parts(obj))
+        kind, (header, arrays) = "ngram", ngram_to_parts(obj)
     elif hasattr(obj, "to_file_parts"):
-        write_model(stream, "ffnn", *obj.to_file_parts())
+        kind, (header, arrays) = "ffnn", obj.to_file_parts()
     else:
         raise TypeError(f"cannot save {type(obj).__name__}")
+    text = getattr(obj, "text", None)
+    if text is not None:  # how the text was read, for every consumer to apply (see header_text_kind)
+        header["text"] = {"chars": bool(text["chars"]), "lower": bool(text["lower"])}
+    write_model(stream, kind, header, arrays)
 
 
 def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = True):

@@ -100,6 +100,49 @@ class TextOptions:
     encoding_errors: str = "strict"  # or "replace": invalid bytes become U+FFFD, lines counted
     max_line: int = DEFAULT_MAX_LINE  # bytes in one line (without its newline), at most
 
+    def kind(self) -> dict:
+        """How the text was read, as models record it (header key ``text``): which tokens, which case."""
+        return {"chars": bool(self.chars), "lower": bool(self.lower)}
+
+
+# ----------------------------------------------------------------------------------------------
+# The text kind a model records: {"chars": bool, "lower": bool}, or None when unknown (ARPA files,
+# models written before the record existed and without lm-count's options in their provenance).
+
+
+def header_text_kind(header: dict, name: str = "model") -> dict | None:
+    """The text kind of a model file: its header's ``text`` map; for older files the text options
+    lm-count recorded in the provenance (at any depth: lm-train keeps the counts' provenance); else None."""
+    t = header.get("text")
+    if t is not None:
+        if not (isinstance(t, dict) and isinstance(t.get("chars"), bool) and isinstance(t.get("lower"), bool)):
+            raise LmError(f"{name}: corrupt model header (text)", "recreate the model")
+        return {"chars": t["chars"], "lower": t["lower"]}
+    return provenance_text_kind(header.get("provenance"))
+
+
+def provenance_text_kind(provenance) -> dict | None:
+    """The text options found in a provenance map (the nearest ``options`` holding ``chars``), or None."""
+    queue = [provenance]
+    while queue:
+        d = queue.pop(0)
+        if isinstance(d, dict):
+            opts = d.get("options")
+            if isinstance(opts, dict) and isinstance(opts.get("chars"), bool):
+                return {"chars": opts["chars"], "lower": bool(opts.get("lower", False))}
+            queue.extend(v for v in d.values() if isinstance(v, (dict, list)))
+        elif isinstance(d, list):
+            queue.extend(d)
+    return None
+
+
+def describe_text_kind(kind: dict | None) -> str:
+    """'characters', 'lower-cased words', ... for messages."""
+    if kind is None:
+        return "text of unrecorded kind"
+    what = "characters" if kind["chars"] else "words"
+    return f"lower-cased {what}" if kind["lower"] else what
+
 
 @dataclass
 class Chunk:

@@ -162,6 +162,7 @@ class Levels:
     tokens: int
     sentences: int
     provenance: dict = field(default_factory=dict)
+    text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown
 
     def to_counts(self, provenance: dict | None = None) -> Counts:
         from lmtools.kernels.count import build_sorted
@@ -175,7 +176,7 @@ class Levels:
             ngrams.append(rows)
             counts.append(count[order])
         return Counts(vocab=self.vocab, ngrams=ngrams, counts=counts, tokens=self.tokens,
-                      sentences=self.sentences, provenance=dict(provenance or {}))
+                      sentences=self.sentences, provenance=dict(provenance or {}), text=self.text)
 
 
 def _restriction(vocab: list[str], uni: np.ndarray, opts: VocabOptions) -> tuple[np.ndarray, list[str]]:
@@ -234,8 +235,18 @@ def count_levels(paths: list[str], order: int, *, text_opts=None, vocab_opts: Vo
         if size > SMALL_INPUT_BYTES:
             break
     else:
-        return _count_small(head, order, vocab_opts, on_chunk)
-    return _count_fast(head, chunks, order, vocab_opts, on_chunk, _input_bytes(paths))
+        levels = _count_small(head, order, vocab_opts, on_chunk)
+        levels.text = _text_kind(text_opts)
+        return levels
+    levels = _count_fast(head, chunks, order, vocab_opts, on_chunk, _input_bytes(paths))
+    levels.text = _text_kind(text_opts)
+    return levels
+
+
+def _text_kind(text_opts) -> dict:
+    from lmtools.io.text import TextOptions
+
+    return (text_opts or TextOptions()).kind()
 
 
 def _count_fast(head, rest, order, vocab_opts, on_chunk, size_hint: int | None = None) -> Levels:

@@ -27,6 +27,7 @@ class Counts:
     tokens: int = 0  # words + one </s> per sentence (what perplexity counts)
     sentences: int = 0
     provenance: dict = field(default_factory=dict)  # program, version, options, inputs
+    text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown
 
     @property
     def order(self) -> int:

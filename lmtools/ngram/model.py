@@ -33,6 +33,7 @@ class NGramModel:
     info: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     scores_only: bool = False
+    text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown (ARPA)
 
     @property
     def order(self) -> int:

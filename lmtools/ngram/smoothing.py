@@ -681,9 +681,17 @@ def check_options(method: str, *, interpolate: bool | None = None, discount=None
                 want = "three discounts" if m == "kn-modified" else "one discount"
                 raise LmError(f"{m} needs {want} >= 0 per order, got {d}",
                               "e.g. --discount 0.5,1,1.5" if m == "kn-modified" else "e.g. --discount 0.75")
-            if any(v < 0 for v in vals):
-                raise LmError(f"discounts must be >= 0, got {d}", "e.g. --discount 0.5,1,1.5")
-    if m in ("add-k",) and not k > 0:
+            if not all(math.isfinite(v) for v in vals):
+                raise LmError(f"discounts must be finite numbers, got {d}",
+                              "e.g. --discount 0.5,1,1.5" if m == "kn-modified" else "e.g. --discount 0.75")
+            # D_k takes D_k off every count k (k = 1, 2, 3+): above k a probability would be negative
+            # (KenLM's rule 0 <= D_k <= k); one value for kn-modified is D1 = D2 = D3+.
+            bounds = (1.0, 2.0, 3.0) if len(vals) == 3 else (1.0,)
+            if any(not 0.0 <= v <= b for v, b in zip(vals, bounds)):
+                raise LmError(f"discounts must satisfy 0 <= D1 <= 1, 0 <= D2 <= 2, 0 <= D3+ <= 3, got {d}"
+                              if len(vals) == 3 else f"a discount must lie in [0, 1], got {d}",
+                              "e.g. --discount 0.5,1,1.5" if m == "kn-modified" else "e.g. --discount 0.75")
+    if m in ("add-k",) and not (k > 0 and math.isfinite(k)):
         raise LmError(f"add-k needs k > 0, got {k}", "e.g. -k 1 (Laplace) or -k 0.01")
     if m == "stupid" and not 0 < alpha <= 1:
         raise LmError(f"stupid backoff needs 0 < alpha <= 1, got {alpha}", "e.g. --alpha 0.4")
@@ -713,12 +721,31 @@ def smooth(counts: Counts, method: str = "kn-modified", *, order: int | None = N
     ``vocab``: a closed vocabulary (words outside it become <unk>). ``kenlm_compat``: kn-modified
     only, count the discount statistics as lmplz does (see ``modified_kneser_ney``)."""
     m = check_options(method, interpolate=interpolate, discount=discount, k=k, alpha=alpha, prune=prune)
+    text = getattr(counts, "text", None)  # how the text was read: the model keeps the counts' record
     counts = truncate(counts, order)
     if vocab is not None:
         counts = restrict_vocab(counts, vocab)
     _check_nonempty(float(_raw(counts, 1).sum()))
     if kenlm_compat and m != "kn-modified":
         raise LmError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
+    model = _smooth_by(m, counts, discount, interpolate, prune, k, alpha, kenlm_compat, warn)
+    model.text = text
+    return model
+
+
+def check_memory(counts: Counts) -> None:
+    """Stop before estimating when the memory it needs (from the counts' sizes) is not available."""
+    from lmtools import memory
+
+    sizes = [int(g.shape[0]) for g in counts.ngrams]
+    N = len(sizes)
+    smaller = f"a smaller order (-n {N - 1}), " if N > 1 else ""
+    memory.check(memory.estimate_smoothing(sizes), f"estimating a {N}-gram model from {sum(sizes):,} n-grams",
+                 f"use {smaller}--prune (e.g. --prune {','.join(['0'] + ['1'] * max(N - 1, 1))}) or fewer "
+                 "words (lm-count --vocab-size or --min-count)")
+
+
+def _smooth_by(m, counts, discount, interpolate, prune, k, alpha, kenlm_compat, warn) -> NGramModel:
     if m == "kn-modified":
         return modified_kneser_ney(counts, discount, interpolate, prune, warn, kenlm_compat)
     if m == "kn":

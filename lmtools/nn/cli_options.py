@@ -16,6 +16,7 @@ from typing import Mapping
 
 import click
 
+from lmtools.cli.common import Number
 from lmtools.errors import LmError
 
 FFNN_OPTIONS = [
@@ -33,15 +34,15 @@ FFNN_OPTIONS = [
                  help="Examples per minibatch; the gradient is their mean."),
     click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adagrad", "adam"]), default="sgd",
                  show_default=True, help="Update rule: plain minibatch SGD, SGD with momentum, Adagrad or Adam."),
-    click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+    click.option("--lr", type=Number(0, min_open=True), default=None,
                  help="Learning rate [default: sgd 0.5, momentum 0.05, adagrad 0.1, adam 0.001]."),
-    click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
+    click.option("--momentum", type=Number(0, 1, max_open=True), default=0.9, show_default=True,
                  help="Momentum of --optimizer momentum."),
-    click.option("--l2", type=click.FloatRange(0), default=0.0, show_default=True,
+    click.option("--l2", type=Number(0), default=0.0, show_default=True,
                  help="L2 weight decay on the weight matrices (not the biases)."),
-    click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+    click.option("--dropout", type=Number(0, 1, max_open=True), default=0.0, show_default=True,
                  help="Dropout rate of the hidden layer during training."),
-    click.option("--dropout-emb", type=click.FloatRange(0, 1, max_open=True), default=None,
+    click.option("--dropout-emb", type=Number(0, 1, max_open=True), default=None,
                  help="Dropout rate of the embeddings [default: as --dropout]."),
     click.option("--output-layer", type=click.Choice(["softmax", "class"]), default="softmax", show_default=True,
                  help="Exact softmax over the vocabulary, or the class-based two-level softmax "
@@ -50,19 +51,19 @@ FFNN_OPTIONS = [
                  help="Number of word classes of --output-layer class (0: about sqrt of the vocabulary size)."),
     click.option("--valid", "valid", type=click.Path(dir_okay=False, allow_dash=False), default=None,
                  help="Validation text: halves the learning rate on a plateau, stops early, keeps the best model."),
-    click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+    click.option("--lr-decay", type=Number(0, 1, min_open=True, max_open=True), default=0.5,
                  show_default=True, help="Learning-rate multiplier when validation perplexity stops improving."),
-    click.option("--min-improvement", type=click.FloatRange(0), default=0.003, show_default=True,
+    click.option("--min-improvement", type=Number(0, 1, max_open=True), default=0.003, show_default=True,
                  help="Relative improvement of validation perplexity that counts as progress."),
     click.option("--patience", type=click.IntRange(1), default=1, show_default=True,
                  help="Plateaus tolerated once the learning rate decays, before stopping."),
-    click.option("--time-limit", type=click.FloatRange(0), default=0.0, show_default=True,
+    click.option("--time-limit", type=Number(0), default=0.0, show_default=True,
                  help="Seconds of training: no epoch is started that would end past it (0: no limit)."),
     click.option("--vocab-size", type=click.IntRange(0), default=0, show_default=True,
                  help="Keep at most this many words (most frequent, <unk> <s> </s> included); 0: all."),
     click.option("--min-count", type=click.IntRange(1), default=1, show_default=True,
                  help="Keep words seen at least this often; others become <unk>."),
-    click.option("--seed", type=int, default=1, show_default=True,
+    click.option("--seed", type=click.IntRange(0), default=1, show_default=True,
                  help="Random seed: the same seed and input give a byte-identical model."),
     click.option("--threads", type=click.IntRange(0), default=0, show_default=True, metavar="T",
                  help="CPU threads for training (0: one per core)."),
@@ -126,7 +127,8 @@ def run_ffnn_training(train_paths: list[str], valid_path: str | None, options: M
     """
     import numpy as np
 
-    from lmtools.nn.train import build_vocab_and_ids, encode_with_vocab, train
+    from lmtools.io.text import TextOptions
+    from lmtools.nn.train import TrainingDiverged, build_vocab_and_ids, encode_with_vocab, train
     from lmtools.vocab import BOS_ID, EOS_ID
 
     check_device(options.get("device", "cpu"))
@@ -150,13 +152,23 @@ def run_ffnn_training(train_paths: list[str], valid_path: str | None, options: M
         if n_oov >= v_words:
             raise LmError(f"{valid_path}: every word of the validation text is outside the vocabulary "
                           f"({n_oov} OOVs)", "give validation text from the same language and domain")
-    model = train(cfg, vocab, ids, valid, progress, counts=counts)
-    prov = dict(model.provenance)
-    prov.update({"program": "lm-train", "method": "ffnn", "inputs": list(train_paths), "valid": valid_path,
-                 "tokens": int(np.count_nonzero(ids != BOS_ID)),
-                 "options": {k: v for k, v in dict(options).items() if isinstance(v, (int, float, str, type(None)))}})
-    model.provenance = prov
-    return model
+    def finish(model):
+        prov = dict(model.provenance)
+        prov.update({"program": "lm-train", "method": "ffnn", "inputs": list(train_paths), "valid": valid_path,
+                     "tokens": int(np.count_nonzero(ids != BOS_ID)),
+                     "options": {k: v for k, v in dict(options).items()
+                                 if isinstance(v, (int, float, str, type(None)))}})
+        model.provenance = prov
+        model.text = (text_opts or TextOptions()).kind()  # how the text was read, for every consumer
+        return model
+
+    try:
+        model = train(cfg, vocab, ids, valid, progress, counts=counts)
+    except TrainingDiverged as e:
+        if e.model is not None:
+            finish(e.model)  # the last good model, written by lm-train -o
+        raise
+    return finish(model)
 
 
 def progress_reporter(stream=None):

@@ -40,6 +40,7 @@ class FFNNModel:
     Uc: np.ndarray | None = None
     cc: np.ndarray | None = None
     provenance: dict = field(default_factory=dict)  # program, version, options, inputs, training log
+    text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown
 
     # ------------------------------------------------------------------------------------------
     @property

@@ -68,11 +68,13 @@ class TrainConfig:
 
 
 class TrainingDiverged(LmError):
-    """The loss became NaN or infinite; ``model`` is the last good model (or None)."""
+    """The loss became NaN or infinite (or too large to exponentiate); ``model`` is the last good model,
+    the one of ``epoch``, or None when no epoch was completed (the initial weights are no model)."""
 
-    def __init__(self, message, hint, model):
+    def __init__(self, message, hint, model, epoch: int = 0):
         super().__init__(message, hint)
         self.model = model
+        self.epoch = epoch
 
 
 ProgressFn = Callable[[str, dict], None]
@@ -335,6 +337,18 @@ def train(cfg: TrainConfig, vocab: list[str], train_ids: np.ndarray, valid_ids: 
     last_good = best_snap
     decaying, plateaus = False, 0
     log = []
+
+    def diverged(epoch: int, what: str) -> TrainingDiverged:
+        """The error for a divergence in ``epoch``, carrying the last good model (none before epoch 1 ends)."""
+        model = None
+        if best_epoch:
+            tr.restore(last_good)
+            model = tr.to_model(last_good)
+            model.provenance = {"training": {"config": asdict(cfg), "epochs": list(log), "best_epoch": best_epoch,
+                                             "best_valid_ppl": None if Xv is None else best_ppl,
+                                             "train_examples": int(N), "diverged_in_epoch": epoch}}
+        return TrainingDiverged(f"training diverged in epoch {epoch} ({what})",
+                                "lower --lr (or use --optimizer adam)", model, best_epoch)
     started = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         used = time.perf_counter() - started
@@ -351,24 +365,27 @@ def train(cfg: TrainConfig, vocab: list[str], train_ids: np.ndarray, valid_ids: 
             nb = tr.run(X, Yo, order, lo, hi, losses)
             tot += float(losses[:nb].sum())
             if nb < want or not math.isfinite(tot):
-                tr.restore(last_good)
-                raise TrainingDiverged(
-                    f"training diverged in epoch {epoch} (loss became {losses[nb - 1]})",
-                    "lower --lr (or use --optimizer adam); the last good model is kept",
-                    tr.to_model())
+                raise diverged(epoch, f"loss became {losses[max(nb - 1, 0)]}")
             dt = time.perf_counter() - t0
             note("batch", {"epoch": epoch, "done": hi, "examples": N, "loss": tot / hi, "lr": tr.lr,
                            "tokens_per_s": hi / dt if dt > 0 else 0.0})
         secs = time.perf_counter() - t0
-        train_ppl = math.exp(tot / N)
+        train_ppl = _exp(tot / N)
+        if not math.isfinite(train_ppl):
+            raise diverged(epoch, f"mean loss {tot / N:.4g}: training perplexity overflows")
         entry = {"epoch": epoch, "train_ppl": train_ppl, "lr": tr.lr, "seconds": round(secs, 2)}
         if Xv is None:
-            last_good = best_snap = tr.snapshot()
+            snap = tr.snapshot()
+            if not all(np.isfinite(a).all() for a in snap):
+                raise diverged(epoch, "weights became NaN or infinite")
+            last_good = best_snap = snap
             best_epoch = epoch
             log.append(entry)
             note("epoch_end", dict(entry, valid_ppl=None, best=True))
             continue
-        vppl = math.exp(-tr.log_likelihood(Xv, Yvo) / Yvo.shape[0])
+        vppl = _exp(-tr.log_likelihood(Xv, Yvo) / Yvo.shape[0])
+        if not math.isfinite(vppl):
+            raise diverged(epoch, "validation perplexity became NaN or infinite")
         entry["valid_ppl"] = vppl
         improved = vppl < best_ppl
         if improved:
@@ -394,6 +411,14 @@ def train(cfg: TrainConfig, vocab: list[str], train_ids: np.ndarray, valid_ids: 
                                      "best_valid_ppl": None if Xv is None else best_ppl,
                                      "train_examples": int(N)}}
     return final
+
+
+def _exp(x: float) -> float:
+    """math.exp, inf where it would overflow (a diverged loss), nan for nan."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def perplexity(model: FFNNModel, ids: np.ndarray) -> float:
