@@ -26,6 +26,7 @@ from typing import Callable
 import click
 
 from lmtools import __version__
+from lmtools import messages
 from lmtools.errors import LmError
 
 PROG = "lmtools"  # set by each command to its own name, for messages
@@ -109,6 +110,7 @@ def command(name: str, **kwargs) -> Callable:
         def body(*args, debug: bool = False, **kw):
             global PROG
             PROG = name
+            messages.set_program(name)  # for warnings from library code (lmtools.messages.warn)
             if debug:
                 os.environ["LMTOOLS_DEBUG"] = "1"
             return _run_guarded(func, args, kw)

@@ -5,8 +5,11 @@ Reading (``read_arpa``):
 - vocabulary ids: ``<unk>``, ``<s>``, ``</s>`` are 0, 1, 2, every other word gets the next id in
   order of first appearance in the unigram section;
 - fields are separated by ASCII whitespace: ``log10p w1 .. wn [backoff]``; a missing backoff is 0;
-- a malformed line raises LmError naming the file and line number;
-- a header count that disagrees with its section is a warning (the section wins), as SRILM does;
+- a malformed line raises LmError naming the file and line number: a field that is not a number
+  (``nan`` included), a log10 probability above 0 (beyond a tolerance of 1e-4; +inf included), an
+  infinite backoff (a positive backoff is legal); -inf as a log10 probability is log 0;
+- a header count that disagrees with its section is an error naming the header line;
+- damaged gzip/bzip2/xz data is one error line ("damaged gzip data (...)");
 - an ARPA without ``<unk>`` gets one with log10 p = -100 and backoff 0 (as KenLM substitutes),
   with a warning: an unknown word then costs 100 in log10, i.e. it is practically impossible;
   a missing ``<s>`` or ``</s>`` is added the same way (log10 p = -99), with a warning.
@@ -20,9 +23,6 @@ log10 p values of -inf written as -99 (the ARPA convention for log 0).
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import os
 import re
 import sys
@@ -36,13 +36,22 @@ from lmtools.vocab import SPECIALS
 
 LOG_ZERO = -99.0  # what ARPA writes for log10(0)
 MISSING_UNK_LOGPROB = -100.0  # log10 p given to <unk> when an ARPA has none
-_HEADER_RE = re.compile(rb"^\s*ngram\s+(\d+)\s*=\s*(\d+)\s*$")
-_SECTION_RE = re.compile(rb"^\\(\d+)-grams:\s*$")
+_HEADER_RE = re.compile(rb"^\s*ngram\s+(\d{1,6})\s*=\s*(\d{1,18})\s*$")
+_SECTION_RE = re.compile(rb"^\\(\d{1,6})-grams:\s*$")
+# numbers as the section kernel reads them: decimal with optional exponent, or inf; no nan, no '_'
+_NUMBER_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?[iI][nN][fF]")
+# As lmtools.kernels.arpa reads orders >= 2 (the same values; a test checks), without importing numba
+LOGPROB_TOLERANCE = 1e-4  # log10 p above 0 by more than this is not a probability
+FLOAT32_MAX = 3.4028234663852886e38
+_NOT_A_NUMBER = "the log10 probability is not a number"
+_ABOVE_ZERO = "the log10 probability is above 0 (p > 1)"
+_BACKOFF_NOT_A_NUMBER = "the backoff is not a number"
+_BACKOFF_INFINITE = "the backoff is infinite"
 _FIX_HINT = "ARPA lines are 'log10p<TAB>w1 .. wn[<TAB>backoff]'; fix or regenerate the file"
 
 
 def _default_warn(msg: str) -> None:
-    from lmtools.cli.common import warn
+    from lmtools.messages import warn
 
     warn(msg)
 
@@ -63,16 +72,16 @@ def _read_all(source, name: str | None) -> tuple[bytes, str]:
         data = source.read()
     if isinstance(data, str):
         data = data.encode("utf-8")
-    try:
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        elif data[:3] == b"BZh":
-            data = bz2.decompress(data)
-        elif data[:6] == b"\xfd7zXZ\x00":
-            data = lzma.decompress(data)
-    except (OSError, EOFError, lzma.LZMAError, ValueError) as e:
-        raise LmError(f"{name}: cannot decompress ({e})", "check that the file is complete") from None
-    return data, name
+    from lmtools.io.text import decompress
+
+    return decompress(data, name), name
+
+
+def _number(field: bytes) -> float | None:
+    """The value of an ARPA number field, or None when it is not one (as the section kernel reads)."""
+    if not _NUMBER_RE.fullmatch(field):
+        return None
+    return float(field)
 
 
 def _line_no(data: bytes, offset: int) -> int:
@@ -99,6 +108,11 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
         raise LmError(f"{name}:{_line_no(data, offset)}: malformed ARPA line ({what}): {_line_at(data, offset)!r}",
                       _FIX_HINT)
 
+    def _count_mismatch(n: int, found: int):
+        at = declared_at[n]
+        raise LmError(f"{name}:{_line_no(data, at)}: the ARPA header announces {declared[n]} {n}-grams, "
+                      f"the section has {found}", "the file is damaged or was edited; regenerate it")
+
     # --- \data\ header
     start = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 byte order mark
     while start < len(data) and data[start:start + 1] in b" \t\r\n":
@@ -109,6 +123,7 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
     pos = data.find(b"\n", start)
     pos = len(data) if pos < 0 else pos + 1
     declared: dict[int, int] = {}
+    declared_at: dict[int, int] = {}  # offset of each 'ngram N=COUNT' line
     while pos < len(data):
         end = data.find(b"\n", pos)
         end = len(data) if end < 0 else end
@@ -122,6 +137,7 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
         if not m:
             fail(pos, "expected 'ngram N=COUNT' in the \\data\\ header")
         declared[int(m.group(1))] = int(m.group(2))
+        declared_at[int(m.group(1))] = pos
         pos = end + 1
     if not declared:
         raise LmError(f"{name}: ARPA header lists no 'ngram N=COUNT' lines", _FIX_HINT)
@@ -181,14 +197,16 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
             continue
         if len(parts) not in (2, 3):
             fail(lo, "too few words for this section" if len(parts) < 2 else "too many fields")
-        try:
-            lp = float(parts[0])
-        except ValueError:
-            fail(lo, "the log10 probability is not a number")
-        try:
-            bo = float(parts[2]) if len(parts) == 3 else 0.0
-        except ValueError:
-            fail(lo, "the backoff is not a number")
+        lp = _number(parts[0])
+        if lp is None:
+            fail(lo, _NOT_A_NUMBER)
+        if lp > LOGPROB_TOLERANCE:
+            fail(lo, _ABOVE_ZERO)
+        bo = _number(parts[2]) if len(parts) == 3 else 0.0
+        if bo is None:
+            fail(lo, _BACKOFF_NOT_A_NUMBER)
+        if not abs(bo) <= FLOAT32_MAX:
+            fail(lo, _BACKOFF_INFINITE)
         try:
             word = parts[1].decode("utf-8")
         except UnicodeDecodeError:
@@ -202,6 +220,8 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
         uni_lp[wid] = lp
         uni_bo[wid] = bo
     n_uni = len(uni_lp)
+    if declared[1] != n_uni:
+        _count_mismatch(1, n_uni)
     for wid, word in enumerate(SPECIALS):
         if wid not in uni_lp:
             if wid == 0:
@@ -245,14 +265,12 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
                 if dup.size:
                     words = " ".join(vocab[i] for i in g[dup[0]])
                     raise LmError(f"{name}: duplicate {n}-gram {words!r} in the ARPA file", _FIX_HINT)
+            if declared[n] != rows:
+                _count_mismatch(n, rows)
             ngrams.append(np.ascontiguousarray(g))
             logprob.append(lp)
             backoff.append(bo)
             sizes.append(rows)
-    for n in range(1, order + 1):
-        if declared[n] != sizes[n - 1]:
-            warn(f"{name}: the header announces {declared[n]} {n}-grams, the section has {sizes[n - 1]}; "
-                 f"using the section")
     if order > 1 and (backoff[-1] != 0).any():
         warn(f"{name}: backoff weights on the highest order ({order}) are ignored")
         backoff[-1] = np.zeros_like(backoff[-1])

@@ -14,7 +14,7 @@ import numpy as np
 
 from lmtools import __version__
 from lmtools.errors import LmError
-from lmtools.io.modelfile import read_model, write_model
+from lmtools.io.modelfile import read_model, stream_size, write_model
 from lmtools.ngram.counts import Counts
 from lmtools.ngram.model import NGramModel
 
@@ -65,7 +65,11 @@ def _narrow(count: np.ndarray) -> np.ndarray:
 
 def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
     lv = levels_from_parts(h, a, name)
-    return lv.to_counts(lv.provenance)
+    counts = lv.to_counts(lv.provenance)
+    for n in range(2, counts.order + 1):  # sorted now: a repeated n-gram sits beside its twin
+        if not rows_increasing(counts.ngrams[n - 1]):
+            raise LmError(f"{name}: corrupt counts file (order {n} has repeated n-grams)", "recreate it with lm-count")
+    return counts
 
 
 def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
@@ -74,20 +78,31 @@ def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
 
     order = _order(h, name)
     V = len(h["vocab"])
+    hint = "recreate it with lm-count"
     try:
-        unigrams = a["counts_1"].astype(np.int64)
-        levels = [(a[f"prefix_{n}"], a[f"word_{n}"], a[f"counts_{n}"].astype(np.int64)) for n in range(2, order + 1)]
+        raw = [a["counts_1"]] + [a[f"{k}_{n}"] for n in range(2, order + 1) for k in ("prefix", "word", "counts")]
     except KeyError as e:
-        raise LmError(f"{name}: counts file lacks array {e.args[0]}", "recreate it with lm-count") from None
+        raise LmError(f"{name}: counts file lacks array {e.args[0]}", hint) from None
+    for arr in raw:  # ids and counts are integers (counts exact, never floats)
+        if arr.dtype.kind not in "iu" or arr.ndim != 1:
+            raise LmError(f"{name}: corrupt counts file (an array is not a vector of integers)", hint)
+    if raw[0].shape != (V,) or _negative(raw[0]):
+        raise LmError(f"{name}: corrupt counts file (unigram counts)", hint)
+    unigrams = raw[0].astype(np.int64)
+    levels = []
     sizes = [V]
-    for n, (prefix, word, count) in enumerate(levels, start=2):
-        if not (prefix.shape == word.shape == count.shape) or prefix.ndim != 1:
-            raise LmError(f"{name}: corrupt counts file (order {n} arrays disagree)", "recreate it with lm-count")
-        if len(prefix) and (prefix.min() < 0 or prefix.max() >= sizes[-1] or word.min() < 0 or word.max() >= V):
-            raise LmError(f"{name}: corrupt counts file (order {n} ids out of range)", "recreate it with lm-count")
+    for n in range(2, order + 1):
+        prefix, word, count = raw[3 * (n - 2) + 1: 3 * (n - 2) + 4]
+        if not (prefix.shape == word.shape == count.shape):
+            raise LmError(f"{name}: corrupt counts file (order {n} arrays disagree)", hint)
+        if not (_in_range(prefix, sizes[-1]) and _in_range(word, V)):
+            raise LmError(f"{name}: corrupt counts file (order {n} ids out of range)", hint)
+        if _negative(count):
+            raise LmError(f"{name}: corrupt counts file (order {n} has negative counts)", hint)
+        levels.append((prefix.astype(np.int32, copy=False), word.astype(np.int32, copy=False),
+                       count.astype(np.int64)))
         sizes.append(len(prefix))
-    if unigrams.shape != (V,):
-        raise LmError(f"{name}: corrupt counts file (unigram counts)", "recreate it with lm-count")
+    _check_sizes(h, sizes, name)
     return Levels(list(h["vocab"]), unigrams, levels, int(h.get("tokens", 0)), int(h.get("sentences", 0)),
                   dict(h.get("provenance", {})), text=_text_kind(h, name))
 
@@ -113,6 +128,9 @@ def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> NGramModel
         raise LmError(f"{name}: model file lacks array {e.args[0]}", "recreate it with lm-train") from None
     _check_shapes(ngrams, logprob, name)
     _check_shapes(ngrams, backoff, name)
+    check_ngram_arrays(len(h["vocab"]), ngrams, logprob, backoff, name, bool(h.get("scores_only", False)))
+    _check_sizes(h, [len(g) for g in ngrams], name)
+    ngrams = [g.astype(np.int32, copy=False) for g in ngrams]
     return NGramModel(vocab=list(h["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
                       method=h.get("method", "?"), info=dict(h.get("info", {})),
                       provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)),
@@ -134,8 +152,108 @@ def _order(h: dict, name: str) -> int:
 
 def _check_shapes(ngrams, values, name):
     for n, (g, v) in enumerate(zip(ngrams, values), start=1):
-        if g.ndim != 2 or g.shape[1] != n or v.shape[0] != g.shape[0]:
+        if g.ndim != 2 or g.shape[1] != n or v.ndim != 1 or v.shape[0] != g.shape[0]:
             raise LmError(f"{name}: corrupt model file (order {n} arrays disagree)", "recreate the model")
+
+
+# ----------------------------------------------------------------------------------------------
+# What a checksum cannot vouch for: array contents (vectorised; run on every load, any size)
+
+LOGPROB_TOLERANCE = 1e-4  # log10 p above 0 by more than this is not a probability
+
+
+def _negative(a: np.ndarray) -> bool:
+    return a.dtype.kind == "i" and a.size > 0 and int(a.min()) < 0
+
+
+def _in_range(ids: np.ndarray, bound: int) -> bool:
+    return ids.size == 0 or (int(ids.min()) >= 0 and int(ids.max()) < bound)
+
+
+def rows_increasing(rows: np.ndarray) -> bool:
+    """True when the rows of ``rows`` (m, n; ids >= 0) are strictly increasing in lexicographic order
+    (sorted, no repeats). Vectorised: the ids of as many columns as fit are packed into one int64
+    key per row, and the keys of neighbouring rows compared, block by block, where still tied."""
+    m, n = rows.shape
+    if m < 2:
+        return True
+    if int(rows.min()) < 0:
+        raise ValueError("rows_increasing needs ids >= 0")
+    if rows.dtype.itemsize > 4:
+        rows = rows.astype(np.int64, copy=False)
+    bits = max(1, int(rows.max()).bit_length())
+    per = max(1, 63 // bits)
+    tied = None  # neighbouring pairs equal in every column so far
+    for start in range(0, n, per):
+        key = rows[:, start].astype(np.int64)
+        for k in range(start + 1, min(n, start + per)):
+            np.left_shift(key, bits, out=key)
+            np.bitwise_or(key, rows[:, k], out=key)
+        before, after = key[:-1], key[1:]
+        if tied is None:
+            if (after < before).any():
+                return False
+            tied = after == before
+        else:
+            if (tied & (after < before)).any():
+                return False
+            tied &= after == before
+        if not tied.any():
+            return True
+    return False
+
+
+def check_ngram_arrays(V: int, ngrams, logprob, backoff, name: str, scores_only: bool = False) -> None:
+    """Refuse n-gram arrays that no estimator writes: ids outside the vocabulary, rows not sorted or
+    repeated, values that are not numbers (nan), log10 p = +inf or above 0, infinite backoffs."""
+    hint = "recreate the model"
+    for n, (g, lp, bo) in enumerate(zip(ngrams, logprob, backoff), start=1):
+        if g.dtype.kind not in "iu" or lp.dtype.kind != "f" or bo.dtype.kind != "f":
+            raise LmError(f"{name}: corrupt model file (order {n} arrays have the wrong types)", hint)
+        if not _in_range(g, V):
+            raise LmError(f"{name}: corrupt model file (order {n} ids out of range)", hint)
+        if not rows_increasing(g):
+            raise LmError(f"{name}: corrupt model file (order {n} n-grams not sorted or repeated)", hint)
+        if lp.size and (np.isnan(lp).any() or lp.max() == np.inf
+                        or (not scores_only and lp.max() > LOGPROB_TOLERANCE)):
+            raise LmError(f"{name}: corrupt model file (order {n} has log10 probabilities that are nan, "
+                          f"+inf or above 0)", hint)
+        if bo.size and not np.isfinite(bo).all():
+            raise LmError(f"{name}: corrupt model file (order {n} has backoff weights that are nan or inf)", hint)
+
+
+def _check_sizes(h: dict, sizes: list[int], name: str) -> None:
+    if "sizes" in h and list(h["sizes"]) != list(sizes):
+        raise LmError(f"{name}: corrupt model header (field sizes)", "recreate the model")
+
+
+_FFNN_FLOAT = ("E", "W", "b", "U", "c", "Uc", "cc")
+_FFNN_NDIM = {"E": 2, "W": 2, "b": 1, "U": 2, "c": 1, "Uc": 2, "cc": 1, "word_class": 1}
+
+
+def check_ffnn_arrays(h: dict, a: dict[str, np.ndarray], name: str) -> None:
+    """Refuse FFNN parameters of the wrong type or rank, not all of one float type, or not finite;
+    shapes against each other are checked by FFNNModel.check."""
+    hint = "retrain it with lm-train -m ffnn"
+    want = ["E", "W", "b", "U", "c"] + (["word_class", "Uc", "cc"] if h.get("output_layer") == "class" else [])
+    missing = [k for k in want if k not in a]
+    if missing:
+        raise LmError(f"{name}: corrupt ffnn model (missing array {missing[0]})", hint)
+    dtype = a["E"].dtype
+    for k in want:
+        arr = a[k]
+        if arr.ndim != _FFNN_NDIM[k]:
+            raise LmError(f"{name}: corrupt ffnn model (array {k} has {arr.ndim} dimensions)", hint)
+        if k == "word_class":
+            if arr.dtype.kind not in "iu":
+                raise LmError(f"{name}: corrupt ffnn model (word classes are not integers)", hint)
+        elif arr.dtype != dtype or dtype.kind != "f":
+            raise LmError(f"{name}: corrupt ffnn model (array {k} has type {arr.dtype}, not {dtype})", hint)
+        elif arr.size and not np.isfinite(arr).all():
+            raise LmError(f"{name}: corrupt ffnn model (array {k} holds nan or inf)", hint)
+    if ("dim" in h and h["dim"] != a["E"].shape[1]) or ("hidden" in h and h["hidden"] != a["W"].shape[0]) \
+            or ("Uc" in want and "classes" in h and h["classes"] != a["Uc"].shape[0]):
+        raise LmError(f"{name}: corrupt model header (dimensions disagree with the arrays)", hint)
 
 
 def save_model(obj, stream: BinaryIO) -> None:
@@ -164,7 +282,10 @@ def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = 
         return ngram_from_parts(header, arrays, name)
     from lmtools.nn.model import FFNNModel  # only FFNN users pay for importing it
 
-    return FFNNModel.from_file_parts(header, arrays)
+    check_ffnn_arrays(header, arrays, name)
+    model = FFNNModel.from_file_parts(header, arrays, name)
+    model.text = _text_kind(header, name)
+    return model
 
 
 def load_levels(source: str = "-"):
@@ -193,12 +314,16 @@ def load_model(source: str | BinaryIO = "-", sort_counts: bool = True):
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
     stream = open_binary(source) if isinstance(source, str) else source
     try:
-        head, whole = _peek(stream, 64)
+        size = stream_size(stream)  # bytes in a regular file: what a model in it may claim
+        if size is not None and hasattr(stream, "peek"):
+            head, whole = stream.peek(64)[:64], stream
+        else:
+            head, whole = _peek(stream, 64)
         if head.lstrip()[:6] == b"\\data\\":
             from lmtools.io.arpa import read_arpa
 
             return read_arpa(whole, name=name)
-        header, arrays = read_model(whole, name)  # refuses anything that is not a model file
+        header, arrays = read_model(whole, name, size)  # refuses anything that is not a model file
         return model_from_parts(header, arrays, name, sort_counts)
     finally:
         if stream is not sys.stdin.buffer:

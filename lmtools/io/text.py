@@ -22,6 +22,7 @@ import lzma
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
@@ -63,14 +64,82 @@ def open_binary(path: str) -> BinaryIO:
         except OSError as e:
             raise LmError(f"{path}: cannot open ({e.strerror})", "check the path") from None
         name = path
-    magic = raw.peek(6)[:6]
-    if magic[:2] == b"\x1f\x8b":
-        return _Named(gzip.GzipFile(fileobj=raw, mode="rb"), name)
-    if magic[:3] == b"BZh":
-        return _Named(bz2.BZ2File(raw, mode="rb"), name)
-    if magic[:6] == b"\xfd7zXZ\x00":
-        return _Named(lzma.LZMAFile(raw, mode="rb"), name)
+    try:
+        magic = raw.peek(6)[:6]
+    except OSError as e:
+        raise LmError(f"{name}: cannot read ({e.strerror or e})", "check the path") from None
+    kind = compression_of(magic)
+    if kind == "gzip":
+        return _Named(_Decompressing(gzip.GzipFile(fileobj=raw, mode="rb"), name, kind, raw), name)
+    if kind == "bzip2":
+        return _Named(_Decompressing(bz2.BZ2File(raw, mode="rb"), name, kind, raw), name)
+    if kind == "xz":
+        return _Named(_Decompressing(lzma.LZMAFile(raw, mode="rb"), name, kind, raw), name)
     return raw
+
+
+def compression_of(magic: bytes) -> str | None:
+    """"gzip", "bzip2" or "xz" when ``magic`` (the first 6 bytes) starts such a stream, else None."""
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    if magic[:3] == b"BZh":
+        return "bzip2"
+    if magic[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    return None
+
+
+# What a damaged gzip, bzip2 or xz stream raises while it is read.
+DECOMPRESSION_ERRORS = (EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
+
+
+def damaged(name: str, kind: str, e: BaseException) -> LmError:
+    """The one-line error for a compressed stream that cannot be decompressed (or a read that failed)."""
+    if isinstance(e, OSError) and e.errno is not None:  # the device, not the data
+        return LmError(f"{name}: cannot read ({e.strerror or e})", "check the file and the disk")
+    detail = str(e) or type(e).__name__
+    return LmError(f"{name}: damaged {kind} data ({detail})",
+                   "the file is cut short or corrupt; recompress or recreate it")
+
+
+def decompress(data: bytes, name: str) -> bytes:
+    """``data`` decompressed when it is a gzip, bzip2 or xz stream (by its magic), else itself."""
+    kind = compression_of(data[:6])
+    if kind is None:
+        return data
+    try:
+        if kind == "gzip":
+            return gzip.decompress(data)
+        if kind == "bzip2":
+            return bz2.decompress(data)
+        return lzma.decompress(data)
+    except DECOMPRESSION_ERRORS as e:
+        raise damaged(name, kind, e) from None
+
+
+class _Decompressing(io.RawIOBase):
+    """A raw reader over a gzip/bzip2/xz file object whose damaged data becomes one LmError."""
+
+    def __init__(self, inner, name: str, kind: str, source=None):
+        self.inner, self.display_name, self.kind, self.source = inner, name, kind, source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        try:
+            return self.inner.readinto(b)
+        except DECOMPRESSION_ERRORS as e:
+            raise damaged(self.display_name, self.kind, e) from None
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+            if self.source is not None and self.source is not sys.stdin.buffer:
+                self.source.close()  # the compressed file (the decompressor leaves it open)
+        except DECOMPRESSION_ERRORS:
+            pass
+        super().close()
 
 
 class _Named(io.BufferedReader):

@@ -3,7 +3,9 @@
 A section of order n is a run of lines ``log10p w1 .. wn [backoff]`` separated by ASCII
 whitespace. Words are looked up in an open-addressing table of 64-bit FNV-1a hashes built from
 the unigram section, confirmed byte for byte. Numbers are parsed here (decimal, optional
-exponent, ``inf``); the value is rounded once to float64 and then to float32.
+exponent, ``inf``; no ``nan``); the value is rounded once to float64 and then to float32. A log10
+probability above 0 (beyond LOGPROB_TOLERANCE, +inf included) and an infinite backoff are errors;
+-inf as a log10 probability is log 0.
 """
 
 import numpy as np
@@ -19,12 +21,18 @@ ERR_FEW = 2  # fewer than n words
 ERR_MANY = 3  # more fields than n words and a backoff
 ERR_WORD = 4  # a word that has no unigram
 ERR_BACKOFF = 5  # the last field is not a number
+ERR_LOGPROB_VALUE = 6  # log10 p = +inf or above 0 (nan is not a number to begin with)
+ERR_BACKOFF_VALUE = 7  # backoff +-inf
+LOGPROB_TOLERANCE = 1e-4  # log10 p above 0 by more than this is not a probability
+FLOAT32_MAX = 3.4028234663852886e38
 ERR_MESSAGES = {
     ERR_NUMBER: "the log10 probability is not a number",
     ERR_FEW: "too few words for this section",
     ERR_MANY: "too many fields",
     ERR_WORD: "a word that is not in the unigram section",
     ERR_BACKOFF: "the backoff is not a number",
+    ERR_LOGPROB_VALUE: "the log10 probability is above 0 (p > 1)",
+    ERR_BACKOFF_VALUE: "the backoff is infinite",
 }
 
 
@@ -184,6 +192,9 @@ def parse_section(buf, start, end, n, hashes, slots, pool, offsets, ngrams, logp
                 if not ok:
                     bad = ERR_NUMBER
                     break
+                if v > LOGPROB_TOLERANCE:
+                    bad = ERR_LOGPROB_VALUE
+                    break
                 if rows >= logprob.shape[0]:
                     bad = ERR_MANY
                     break
@@ -199,6 +210,9 @@ def parse_section(buf, start, end, n, hashes, slots, pool, offsets, ngrams, logp
                 ok, v = parse_number(buf, fs, fe)
                 if not ok:
                     bad = ERR_BACKOFF
+                    break
+                if not (abs(v) <= FLOAT32_MAX):  # infinite, or so as a float32
+                    bad = ERR_BACKOFF_VALUE
                     break
                 backoff[rows] = v
                 has_bo = True
