@@ -4,9 +4,10 @@
 - exit 0 on success, 1 on a data/runtime error printed as one line ``lm-x: error: what; what to do``,
   2 on a usage error (click's own);
 - no traceback unless --debug or LMTOOLS_DEBUG=1;
-- quiet on a closed pipe (``| head``) and on Ctrl-C; an output file given with -o is written to a
-  temporary file and renamed, so no half-written file is ever left; a binary model is never written
-  to a terminal.
+- quiet on a closed pipe (``| head``) and on Ctrl-C, SIGTERM and SIGHUP (exit 130, 143, 129), leaving no
+  temporary file; -o is checked before the work (``output_target``): a regular file is written to a
+  temporary file and renamed, so no half-written file is ever left, a device or fifo is written in place,
+  an output that is an input is refused; a binary model is never written to a terminal.
 
 This module imports only click and the standard library, so that ``--help`` and usage errors stay fast
 (numpy and numba are imported inside the commands).
@@ -15,10 +16,12 @@ This module imports only click and the standard library, so that ``--help`` and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import math
 import os
 import signal
+import stat
 import sys
 import tempfile
 from typing import Callable
@@ -124,31 +127,134 @@ def command(name: str, **kwargs) -> Callable:
     return decorate
 
 
+# ----------------------------------------------------------------------------------------------
+# Signals: SIGINT (Ctrl-C), SIGTERM (kill, timeout, cron) and SIGHUP (a closed terminal) end a program
+# quietly with exit 128 + the signal's number, leaving no temporary file, whatever it is doing.
+
+_EXIT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+_SIGNALLED: int | None = None  # the first exit signal received
+_GUARDED = False  # inside a program's body, where the signal's exception is caught by _run_guarded
+_GRACE_S = 3.0  # how long the program may take to stop after a signal before it is made to
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by a SIGINT, SIGTERM or SIGHUP (a KeyboardInterrupt, so that Ctrl-C code paths apply)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _exit_now(status: int) -> None:
+    _remove_temp_files()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
+def _on_signal(signum, frame) -> None:
+    global _SIGNALLED
+    first = _SIGNALLED is None
+    if first:
+        _SIGNALLED = signum
+    _remove_temp_files()  # first of all: whatever happens next, no .part file is left
+    if not first or not _GUARDED:
+        _exit_now(128 + _SIGNALLED)  # a second signal, or one outside the body (start-up, shutdown)
+    if _HOLD:
+        return  # raised when the held block ends
+    # The exception may be swallowed where Python cannot pass it on (a ctypes callback during numba's
+    # compilation: see _unraisable) or by a library's own `except BaseException`: then the program is
+    # stopped after a grace period, and meanwhile no output is renamed into place (see Output._atomic).
+    import threading
+
+    timer = threading.Timer(_GRACE_S, _exit_now, (128 + signum,))
+    timer.daemon = True
+    timer.start()
+    raise Interrupted(signum)
+
+
+_HOLD = 0  # > 0 while a temporary file is being created and registered: a signal waits for the end
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Let a signal's exception wait until the block ends (its temporary file is registered by then)."""
+    global _HOLD
+    _HOLD += 1
+    try:
+        yield
+    finally:
+        _HOLD -= 1
+    if _HOLD == 0 and _SIGNALLED is not None and _GUARDED:
+        _remove_temp_files()
+        raise Interrupted(_SIGNALLED)
+
+
+def _unraisable(unraisable) -> None:
+    """Where Python cannot pass a signal's exception on (a ctypes callback during numba's compilation, a
+    __del__), it would print "Exception ignored ..." and carry on: stop the program there instead."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _SIGNALLED is not None:
+        _exit_now(128 + _SIGNALLED)
+    sys.__unraisablehook__(unraisable)
+
+
+def _install_signal_handlers() -> None:
+    sys.unraisablehook = _unraisable
+    for name in _EXIT_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # ignored by whoever started us (nohup, a background job): stay so
+            signal.signal(signum, _on_signal)
+        except (ValueError, OSError):  # not the main thread (a program run inside another one)
+            return
+
+
+def _signal_exit() -> None:
+    """After a signal: exit with its status and no message, whatever else went wrong since."""
+    if _SIGNALLED is not None:
+        if _SIGNALLED == signal.SIGINT and stderr_is_terminal():
+            sys.stderr.write("\n")  # end the line where the terminal echoed ^C
+        sys.exit(128 + _SIGNALLED)
+
+
 def _run_guarded(func, args, kw):
+    global _GUARDED
     # A closed pipe ends the program quietly, as for any Unix filter (`lm-score ... | head`).
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _install_signal_handlers()
+    _GUARDED = True
     try:
-        return func(*args, **kw)
+        result = func(*args, **kw)
+        _signal_exit()  # a signal whose exception was swallowed still ends the program with its status
+        return result
     except LmError as e:
         if debug_enabled():
             raise
+        _signal_exit()
         click.echo(f"{PROG}: error: {e}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug_enabled():
             raise
-        sys.stderr.write("\n")
-        sys.exit(130)
+        _signal_exit()
+        status = 128 + getattr(e, "signum", signal.SIGINT)
+        if stderr_is_terminal():
+            sys.stderr.write("\n")
+        sys.exit(status)
     except MemoryError:
         if debug_enabled():
             raise
+        _signal_exit()
         click.echo(f"{PROG}: error: out of memory; use a smaller order, a smaller vocabulary or less data", err=True)
         sys.exit(1)
     except OSError as e:
         if debug_enabled():
             raise
-        import errno
-
+        _signal_exit()
         if e.errno == errno.EPIPE:
             sys.exit(141)
         where = f" {e.filename}:" if e.filename else ""
@@ -159,55 +265,286 @@ def _run_guarded(func, args, kw):
     except Exception as e:  # a bug: say so in one line, and how to see more
         if debug_enabled():
             raise
+        _signal_exit()
         click.echo(f"{PROG}: error: internal error ({type(e).__name__}: {e}); rerun with --debug and report it",
                    err=True)
         sys.exit(1)
+    finally:
+        _GUARDED = False
 
 
 # ----------------------------------------------------------------------------------------------
 # Output
+#
+# Every program with -o makes its output target with ``output_target`` before any work (a wrong -o is
+# refused at once, not after a long training) and opens it with ``Output.open()`` at the end:
+# - stdout (no -o, or -o -): a binary model is refused when stdout is a terminal;
+# - a new path or an existing regular file (also through symlinks: the link's target is replaced and the
+#   link kept): written to a temporary ``.NAME.XXXX.part`` beside it and renamed over it only when all
+#   went well, keeping the mode of the file it replaces;
+# - an existing device, fifo or terminal (or the file that is already our stdout or stderr): opened and
+#   written in place, never renamed over; a binary model to a terminal is refused;
+# - a directory, '' or a path whose directory is missing or unwritable, and an output that is the same
+#   file as one of the inputs, are refused with one line naming the user's path.
+# A write error (a full disk or device) is an error (exit 1) naming the path, and a signal removes the
+# temporary file (see _on_signal).
+
+_TEMP_FILES: set[str] = set()  # temporary files of outputs being written: removed on a signal
+
+
+def _remove_temp_files() -> None:
+    for tmp in list(_TEMP_FILES):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        _TEMP_FILES.discard(tmp)
+
+
+def _refuse_terminal(hint: str | None):
+    raise LmError("refusing to write a binary model to the terminal",
+                  hint or "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
+
+
+def _fstat(fd: int):
+    try:
+        return os.fstat(fd)
+    except (OSError, ValueError):
+        return None
+
+
+def _same_file(a, b) -> bool:
+    return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _check_not_an_input(st, name: str, inputs) -> None:
+    """Refuse an output that is the file of one of ``inputs`` (by device and inode, so through symlinks
+    and hard links too): writing it would destroy the input. A character device (/dev/null) may be both."""
+    if st is None or stat.S_ISCHR(st.st_mode):
+        return
+    for p in inputs:
+        if p is None or p == "":
+            continue
+        if p == "-":
+            other = _fstat(0)
+        else:
+            try:
+                other = os.stat(p)
+            except (OSError, ValueError):
+                continue
+        if _same_file(st, other):
+            shown = "stdin" if p == "-" else p
+            raise LmError(f"{name}: the output is the input file {shown}",
+                          "write the output to another file (the input would be destroyed)")
+
+
+def _write_error(name: str, e: OSError) -> LmError:
+    hint = ("free some disk space or write elsewhere" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "check the path and the device")
+    return LmError(f"{name}: cannot write ({e.strerror or e})", hint)
+
+
+class _Stream:
+    """A binary stream that reports a write error (a full disk, a full device) as one error line naming
+    the user's path, not the temporary file; a closed pipe still ends the program quietly (SIGPIPE)."""
+
+    def __init__(self, raw, name: str):
+        self.raw = raw
+        self.name = name
+
+    def write(self, data) -> int:
+        try:
+            return self.raw.write(data)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise
+            raise _write_error(self.name, e) from None
+
+    def flush(self) -> None:
+        try:
+            self.raw.flush()
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise
+            raise _write_error(self.name, e) from None
+
+    def writable(self) -> bool:
+        return True
+
+
+class Output:
+    """An output target checked by ``output_target``; ``open()`` gives the binary stream to write."""
+
+    def __init__(self, name: str, kind: str, *, real: str | None = None, fd: int | None = None,
+                 keep: os.stat_result | None = None):
+        self.name = name  # the user's path ('-' for stdout), for messages
+        self.kind = kind  # "stdout", "fd" (our stderr), "device" (opened at check), "fifo", "file"
+        self.real = real  # the path to open or replace (symlinks resolved)
+        self.fd = fd
+        self.keep = keep  # stat of the regular file being replaced: its mode (and owner) are kept
+
+    @property
+    def is_stdout(self) -> bool:
+        return self.kind == "stdout"
+
+    @contextlib.contextmanager
+    def open(self):
+        """The binary stream of this output; a file is renamed into place only when the block ends well."""
+        if self.kind == "stdout":
+            sys.stdout.flush()
+            out = _Stream(sys.stdout.buffer, "stdout" if self.name == "-" else self.name)
+            yield out
+            out.flush()
+            return
+        if self.kind == "file":
+            with self._atomic() as f:
+                yield f
+            return
+        if self.kind == "fd":
+            fd = os.dup(self.fd)
+        elif self.fd is not None:  # a device, opened when checked
+            fd, self.fd = self.fd, None
+        else:  # a fifo: opening blocks until a reader comes, as for any writer of a named pipe
+            try:
+                fd = os.open(self.real, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+            except OSError as e:
+                raise LmError(f"{self.name}: cannot open ({e.strerror})", "check the path") from None
+        raw = os.fdopen(fd, "wb")
+        out = _Stream(raw, self.name)
+        try:
+            yield out
+            out.flush()
+        finally:
+            with contextlib.suppress(OSError):
+                raw.close()  # already flushed; an error here was reported by the flush
+
+    @contextlib.contextmanager
+    def _atomic(self):
+        directory, base = os.path.split(self.real)
+        with _signals_held():
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=directory)
+            except OSError as e:
+                raise LmError(f"{self.name}: cannot write ({e.strerror})",
+                              "check that the directory exists and is writable") from None
+            _TEMP_FILES.add(tmp)
+        try:
+            raw = os.fdopen(fd, "wb")
+            with raw:
+                out = _Stream(raw, self.name)
+                yield out
+                out.flush()
+            if self.keep is not None:  # replacing a file: keep its permissions (and owner, when we may)
+                os.chmod(tmp, stat.S_IMODE(self.keep.st_mode))
+                if hasattr(os, "geteuid") and os.geteuid() == 0:
+                    with contextlib.suppress(OSError):
+                        os.chown(tmp, self.keep.st_uid, self.keep.st_gid)
+            else:  # mkstemp creates the file private (0600); give it the permissions of any new file
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            if _SIGNALLED is not None:  # a signal whose exception was swallowed: never replace the output
+                raise Interrupted(_SIGNALLED)
+            try:
+                os.replace(tmp, self.real)
+            except OSError as e:
+                raise LmError(f"{self.name}: cannot write ({e.strerror})", "check the path and its directory") \
+                    from None
+            _TEMP_FILES.discard(tmp)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            _TEMP_FILES.discard(tmp)
+            raise
+
+
+def output_target(path: str | None, *, inputs=(), binary: bool = True, tty_hint: str | None = None) -> Output:
+    """Check the -o PATH of a program before its work; refuse what cannot or must not be written.
+
+    ``inputs``: every file the program reads (text or counts files, --valid, --vocab, '-' for stdin);
+    an output that is one of them is refused. ``binary``: a model, refused on a terminal.
+    """
+    if path is None or path == "-":
+        if binary and stdout_is_terminal():
+            _refuse_terminal(tty_hint)
+        st = _fstat(1)
+        if st is not None and stat.S_ISREG(st.st_mode):  # `lm-count a.txt >> a.txt`
+            _check_not_an_input(st, "stdout", inputs)
+        return Output("-", "stdout")
+    name = path
+    if path == "":
+        raise LmError("-o '' is an empty file name", "name the output file, or use -o - for stdout")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except (OSError, ValueError) as e:
+        raise LmError(f"{name}: cannot write ({getattr(e, 'strerror', None) or e})", "check the path") from None
+    if st is not None:
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            raise LmError(f"{name}: is a directory", "give a file name, e.g. -o " + os.path.join(path, "model.lm"))
+        _check_not_an_input(st, name, inputs)
+        if _same_file(st, _fstat(1)):  # /dev/stdout, /proc/self/fd/1, or the file stdout already writes
+            if binary and stdout_is_terminal():
+                _refuse_terminal(tty_hint)
+            return Output(name, "stdout")
+        if _same_file(st, _fstat(2)):
+            if binary and stderr_is_terminal():
+                _refuse_terminal(tty_hint)
+            return Output(name, "fd", fd=2)
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            # A device is written in place: open it now (a write-protected one fails before the work).
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+            except OSError as e:
+                raise LmError(f"{name}: cannot write ({e.strerror})", "check the device and its permissions") \
+                    from None
+            if binary and os.isatty(fd):
+                os.close(fd)
+                _refuse_terminal(tty_hint)
+            return Output(name, "device", real=path, fd=fd)
+        if stat.S_ISFIFO(mode):
+            if not os.access(path, os.W_OK):
+                raise LmError(f"{name}: cannot write (Permission denied)", "check the permissions of the fifo")
+            return Output(name, "fifo", real=path)
+        if stat.S_ISSOCK(mode):
+            raise LmError(f"{name}: is a socket, which cannot be opened as a file", "give a file, fifo or device")
+        if not stat.S_ISREG(mode):
+            raise LmError(f"{name}: is not a regular file", "give a file name")
+    elif path.endswith(("/", os.sep)) or os.path.basename(path) in (".", ".."):
+        raise LmError(f"{name}: names a directory, not a file", "give a file name, e.g. -o out.lm")
+    real = os.path.realpath(path)  # a symlink (even a dangling one): its target is written, the link kept
+    directory = os.path.dirname(real)
+    if not os.path.isdir(directory):
+        shown = os.path.dirname(path) or "."
+        raise LmError(f"{name}: cannot write: the directory {shown} does not exist",
+                      "create it first (mkdir -p) or write elsewhere")
+    # Probe the directory now: an unwritable one (permissions, a read-only file system) fails before the work.
+    try:
+        with _signals_held():
+            fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".part", dir=directory)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise LmError(f"{name}: cannot write ({e.strerror})",
+                      f"check that the directory {os.path.dirname(path) or '.'} is writable") from None
+    return Output(name, "file", real=real, keep=st)
 
 
 @contextlib.contextmanager
-def binary_output(path: str | None):
-    """A binary stream for a model: stdout (refused when it is a terminal) or FILE written atomically.
-
-    On any error or Ctrl-C the temporary file is removed and FILE is left as it was.
-    """
-    if path in (None, "-"):
-        if stdout_is_terminal():
-            raise LmError("refusing to write a binary model to the terminal",
-                          "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
-        out = sys.stdout.buffer
-        yield out
-        out.flush()
-        return
-    with atomic_file(path, "wb") as f:
+def binary_output(path: str | None, inputs=()):
+    """A binary stream for a model: stdout (refused when it is a terminal) or FILE (see ``output_target``).
+    Programs check their target before the work with ``output_target`` and open it at the end instead."""
+    with output_target(path, inputs=inputs).open() as f:
         yield f
 
 
 @contextlib.contextmanager
 def atomic_file(path: str, mode: str = "wb"):
-    """Write to a temporary file beside ``path``; rename it over ``path`` only when all went well."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
-    except OSError as e:
-        raise LmError(f"{path}: cannot write ({e.strerror})",
-                      "check that the directory exists and is writable") from None
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-        # mkstemp creates the file private (0600); give it the permissions of any new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``path`` through ``output_target`` (a regular file is replaced atomically), as a binary stream."""
+    if mode != "wb":
+        raise ValueError("atomic_file writes binary streams only")
+    with output_target(path, binary=False).open() as f:
+        yield f
 
 
 # ----------------------------------------------------------------------------------------------

@@ -48,10 +48,8 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
     paths = list(files) or ["-"]
     if paths.count("-") > 1:
         raise LmError("stdin ('-') given more than once", "name it once")
-    # Refuse a terminal before reading any input, not after counting it.
-    if output in (None, "-") and common.stdout_is_terminal():
-        raise LmError("refusing to write a binary model to the terminal",
-                      "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
+    # Check the output (a terminal, a missing directory, an input file) before reading any input.
+    target = common.output_target(output, inputs=paths + [vocab_file])
     common.stdin_note(paths)
 
     from lmtools.kernels import skip_blas
@@ -82,7 +80,7 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
         common.warn(f"replaced invalid UTF-8 in {stats['replaced']} lines (--encoding-errors=replace)")
     provenance["tokens"] = counts.tokens
     counts.provenance = provenance
-    with common.binary_output(output) as out:
+    with target.open() as out:
         save_model(counts, out)
     if not quiet and common.stderr_is_terminal():
         sizes = " ".join(str(s) for s in [len(counts.vocab)] + [len(lv[0]) for lv in counts.levels])

@@ -25,9 +25,7 @@ def main(files, output):
     """
     if list(files).count("-") > 1:
         raise LmError("stdin ('-') given more than once", "name it once")
-    if output in (None, "-") and common.stdout_is_terminal():
-        raise LmError("refusing to write a binary model to the terminal",
-                      "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
+    target = common.output_target(output, inputs=list(files))  # before reading any input
     from lmtools.kernels import skip_blas
 
     skip_blas()
@@ -38,7 +36,7 @@ def main(files, output):
     merged = merge_levels(parts, list(files))
     merged.provenance = {"program": "lm-merge", "inputs": list(files), "tokens": merged.tokens,
                          "options": {"order": len(merged.levels) + 1}}
-    with common.binary_output(output) as out:
+    with target.open() as out:
         save_model(merged, out)
 
 

@@ -110,9 +110,10 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
     _usage(check_options, m, interpolate=interpolate, discount=discounts, k=k, alpha=alpha, prune=thresholds)
     if from_arpa is not None and file is not None:
         raise LmError("both --from-arpa and an input FILE given", "give one of them")
-    if not arpa_out and output in (None, "-") and common.stdout_is_terminal():
-        raise LmError("refusing to write a binary model to the terminal",
-                      "use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
+    # Check the output (a terminal, a missing directory, an input file) before reading any input.
+    target = common.output_target(output, inputs=[from_arpa if from_arpa is not None else file or "-", vocab_file],
+                                  binary=not arpa_out,
+                                  tty_hint="use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
     if kenlm_compat and m != "kn-modified":
         raise common.UsageError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
     options = {"method": m, "order": order, "interpolate": interpolate, "discount": discounts,
@@ -153,7 +154,7 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
         else:
             raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
                           "give a counts model from lm-count")
-    _write(model, output, arpa_out)
+    _write(model, target, arpa_out)
     if not quiet and common.stderr_is_terminal():
         common.info(f"{model.method} order {model.order}, n-grams per order: "
                     + " ".join(str(s) for s in model.sizes()))
@@ -183,9 +184,10 @@ def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict)
     from lmtools.nn.cli_options import progress_reporter, run_ffnn_training
     from lmtools.nn.train import TrainingDiverged
 
-    if output in (None, "-") and common.stdout_is_terminal():
-        raise LmError("refusing to write a binary model to the terminal", "use -o FILE or pipe it into lm-ppl")
     paths = paths or ["-"]
+    # Check the output before the training, not after it (a missing directory, an input file, a terminal).
+    target = common.output_target(output, inputs=paths + [options.get("valid")],
+                                  tty_hint="use -o FILE or pipe it into lm-ppl")
     common.stdin_note(paths)
     report = (lambda ev, info: None) if quiet else progress_reporter()
     try:
@@ -193,10 +195,10 @@ def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict)
     except TrainingDiverged as e:
         if e.model is not None and output not in (None, "-"):
             _without_timings(e.model)
-            _write(e.model, output, False)  # keep the last good model, as the message says
+            _write(e.model, target, False)  # keep the last good model, as the message says
         raise
     _without_timings(model)
-    _write(model, output, False)
+    _write(model, target, False)
 
 
 def _without_timings(model) -> None:
@@ -289,24 +291,17 @@ def _read_vocab_file(path: str, lower: bool = False) -> list[str]:
     return words
 
 
-def _write(model, output, arpa_out: bool) -> None:
+def _write(model, target: common.Output, arpa_out: bool) -> None:
     if not arpa_out:
         from lmtools.io.models import save_model
 
-        with common.binary_output(output) as out:
+        with target.open() as out:
             save_model(model, out)
         return
-    import sys
-
     from lmtools.io.arpa import write_arpa
 
-    if output in (None, "-"):
-        sys.stdout.flush()
-        write_arpa(model, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return
-    with common.atomic_file(output, "wb") as raw:
-        if output.endswith(".gz"):
+    with target.open() as raw:
+        if target.name.endswith(".gz"):
             import gzip
 
             with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
