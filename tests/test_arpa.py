@@ -193,6 +193,7 @@ def _error(text: str) -> str:
     ("-0.4\tb a\t-0.1", "-0.4\tb a\tinf", 14, "backoff is infinite"),
     ("-0.4\tb a\t-0.1", "-0.4\tb a\t-1e39", 14, "backoff is infinite"),
     ("ngram 2=4", "ngram 2=" + "9" * 5000, 3, "ngram N=COUNT"),
+    ("ngram 2=4", "ngram 2=4\nngram 2=4", 4, "a second 'ngram 2=' line"),
 ])
 def test_malformed_line_names_line_number(old, new, line, what):
     assert old in SMALL

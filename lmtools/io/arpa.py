@@ -136,6 +136,8 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
         m = _HEADER_RE.match(line)
         if not m:
             fail(pos, "expected 'ngram N=COUNT' in the \\data\\ header")
+        if int(m.group(1)) in declared:
+            fail(pos, f"a second 'ngram {int(m.group(1))}=' line")
         declared[int(m.group(1))] = int(m.group(2))
         declared_at[int(m.group(1))] = pos
         pos = end + 1
