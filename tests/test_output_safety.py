@@ -99,6 +99,9 @@ def test_fifo_with_a_reader(tmp_path, small, small_model):
     assert not reader.is_alive() and got == [small_model]  # the reader got the model, and its end
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     _no_temp_files(tmp_path)
+    # the program's own standard output by name (as /dev/stdout is), here a pipe: written in place
+    r = run_prog("lm-count", "-n", "3", small, "-o", "/proc/self/fd/1")
+    assert r.returncode == 0 and r.stdout == small_model, r.stderr
 
 
 def test_symlink_target_replaced_link_and_mode_kept(tmp_path, small, small_model):

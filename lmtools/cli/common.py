@@ -146,10 +146,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _exit_now(status: int) -> None:
+    """End the process at once: no flush of standard output, which may be a full pipe that nobody reads
+    (a flush there would block the exit for ever, where the signal's default action would have ended it)."""
     _remove_temp_files()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
     os._exit(status)
 
 
@@ -213,12 +212,14 @@ def _install_signal_handlers() -> None:
             return
 
 
-def _signal_exit() -> None:
+def _signal_exit(signum: int | None = None) -> None:
     """After a signal: exit with its status and no message, whatever else went wrong since."""
-    if _SIGNALLED is not None:
-        if _SIGNALLED == signal.SIGINT and stderr_is_terminal():
-            sys.stderr.write("\n")  # end the line where the terminal echoed ^C
-        sys.exit(128 + _SIGNALLED)
+    signum = _SIGNALLED if _SIGNALLED is not None else signum
+    if signum is not None:
+        if signum == signal.SIGINT and stderr_is_terminal():
+            with contextlib.suppress(OSError):
+                os.write(2, b"\n")  # end the line where the terminal echoed ^C
+        _exit_now(128 + signum)
 
 
 def _run_guarded(func, args, kw):
@@ -240,11 +241,7 @@ def _run_guarded(func, args, kw):
     except KeyboardInterrupt as e:
         if debug_enabled():
             raise
-        _signal_exit()
-        status = 128 + getattr(e, "signum", signal.SIGINT)
-        if stderr_is_terminal():
-            sys.stderr.write("\n")
-        sys.exit(status)
+        _signal_exit(getattr(e, "signum", signal.SIGINT))
     except MemoryError:
         if debug_enabled():
             raise
