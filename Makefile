@@ -1,4 +1,4 @@
-# lmtools: make install | test | test-slow | demo | bench | man | lint
+# lmtools: make install | test | test-slow | fuzz | demo | bench | man | lint
 # Every target creates the virtual environment (.venv) from pyproject.toml first.
 
 PYTHON ?= python3
@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-slow demo bench man lint clean
+.PHONY: install test test-slow fuzz demo bench man lint clean
 
 install: $(STAMP)
 
@@ -34,9 +34,17 @@ man:
 	  echo "== $$p"; LC_ALL=C.UTF-8 MANWIDTH=100 man --warnings -E UTF-8 -l $$p > /dev/null || exit 1; \
 	done
 
+# Fuzz the model-file and ARPA readers for a fixed number of inputs (not part of make test):
+# atheris (coverage-guided) when it installs, else the plain random-mutation loop. FUZZ_ITERATIONS=N.
+FUZZ_ITERATIONS ?= 20000
+fuzz: install
+	$(BIN)/python -m pip install -q atheris || echo "atheris did not install: the plain loop runs"
+	$(BIN)/python fuzz/fuzz_readers.py --iterations $(FUZZ_ITERATIONS)
+	$(BIN)/python fuzz/fuzz_readers.py --plain --iterations $(FUZZ_ITERATIONS)
+
 lint: install
 	$(BIN)/python -m pip install -q ruff
-	$(BIN)/ruff check lmtools tests bench
+	$(BIN)/ruff check lmtools tests bench fuzz
 
 clean:
 	rm -rf $(VENV) build *.egg-info
