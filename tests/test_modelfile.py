@@ -395,3 +395,20 @@ def test_damaged_gzip_model_is_one_error(tmp_path):
     for p in (cut, flipped):
         with pytest.raises(LmError, match=rf"{p.name}: damaged gzip data \("):
             load_model(str(p))
+
+
+def test_programs_report_old_damaged_and_trailing_files_in_one_line(tmp_path):
+    from .conftest import run_prog
+
+    old, gz, two = tmp_path / "old.lm", tmp_path / "cut.lm.gz", tmp_path / "two.lm"
+    old.write_bytes(_v1_bytes("counts", *counts_to_parts(_counts())))
+    gz.write_bytes(gzip.compress(_bytes(_counts()))[:-12])
+    two.write_bytes(_bytes(_counts()) * 2)
+    r = run_prog("lm-info", old)
+    assert r.returncode == 0 and r.stderr.decode().splitlines() == [
+        f"lm-info: warning: {old}: model file format 1 has no header checksum; rewrite it with this lmtools: "
+        f"lm-merge {old} -o NEW.lm"]
+    for path, what in ((gz, "damaged gzip data ("), (two, "trailing data after the model")):
+        r = run_prog("lm-info", path)
+        lines = r.stderr.decode().splitlines()
+        assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"lm-info: error: {path}: {what}"), lines

@@ -12,6 +12,7 @@ import signal
 
 import click
 import numpy as np
+import numba  # noqa: F401  (before any program runs in process: lm-count's skip_blas would leave the FFNN without BLAS)
 import pytest
 from click.testing import CliRunner
 
@@ -59,6 +60,7 @@ BAD = [
     ("lm-count", ["-n", "x"], "--order"),
     ("lm-count", ["--min-count", "0"], "--min-count"),
     ("lm-count", ["--vocab-size", "-1"], "--vocab-size"),
+    ("lm-count", ["-", "-"], "stdin"),
     # lm-train, n-gram methods: discounts (0 <= D_k <= k, finite), -k, --alpha, -n, --prune
     ("lm-train", ["--discount", "5"], "discount"),
     ("lm-train", ["--discount", "nan"], "finite"),
@@ -147,6 +149,7 @@ BAD = [
     ("lm-gen", ["-m", "a.lm", "--next", "a", "--prefix", "b"], "--next"),
     # lm-merge, lm-info
     ("lm-merge", [], "FILES"),
+    ("lm-merge", ["-", "-"], "stdin"),
     ("lm-info", ["--no-such-option"], "--no-such-option"),
 ]
 

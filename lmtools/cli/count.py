@@ -47,7 +47,7 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
                                 "use --vocab-size 10000, say")
     paths = list(files) or ["-"]
     if paths.count("-") > 1:
-        raise LmError("stdin ('-') given more than once", "name it once")
+        raise common.UsageError("stdin ('-') given more than once", "name it once")
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
     target = common.output_target(output, inputs=paths + [vocab_file])
     common.stdin_note(paths)

@@ -24,7 +24,7 @@ def main(files, output):
       lm-merge shard.*.lm -o counts.lm
     """
     if list(files).count("-") > 1:
-        raise LmError("stdin ('-') given more than once", "name it once")
+        raise common.UsageError("stdin ('-') given more than once", "name it once")
     target = common.output_target(output, inputs=list(files))  # before reading any input
     from lmtools.kernels import skip_blas
 
@@ -35,7 +35,7 @@ def main(files, output):
     parts = [load_levels(f) for f in files]
     merged = merge_levels(parts, list(files))
     merged.provenance = {"program": "lm-merge", "inputs": list(files), "tokens": merged.tokens,
-                         "options": {"order": len(merged.levels) + 1}}
+                         "options": {"order": len(merged.levels) + 1, **merged.provenance.get("options", {})}}
     with target.open() as out:
         save_model(merged, out)
 

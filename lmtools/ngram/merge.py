@@ -25,6 +25,7 @@ def merge_levels(parts: list[Levels], names: list[str] | None = None) -> Levels:
         if len(p.levels) + 1 != order:
             raise LmError(f"{name} has order {len(p.levels) + 1}, {names[0]} has order {order}",
                           "merge count files of the same order (count all shards with the same -n)")
+    reading = check_same_reading(parts, names)
     vocab = list(SPECIALS)
     index = {w: i for i, w in enumerate(vocab)}
     uni = np.zeros(0, np.int64)
@@ -50,4 +51,56 @@ def merge_levels(parts: list[Levels], names: list[str] | None = None) -> Levels:
             prev_map = out
         tokens += p.tokens
         sentences += p.sentences
-    return Levels(vocab, uni, [t.arrays() for t in tables], tokens, sentences)
+    text = {k: reading[k] for k in ("chars", "lower")} if "chars" in reading else None
+    merged = Levels(vocab, uni, [t.arrays() for t in tables], tokens, sentences, text=text)
+    merged.provenance = {"options": {k: v for k, v in reading.items() if k not in ("chars", "lower")}}
+    if text is not None:
+        merged.provenance["options"].update(text)
+    return merged
+
+
+# How a shard's text was read and its vocabulary chosen (lm-count's options): shards that differ in
+# any of these do not sum to the counts of their concatenation, so they are not merged.
+READING = (("chars", "--chars"), ("lower", "--lower"), ("min_count", "--min-count"), ("vocab_size", "--vocab-size"),
+           ("vocab", "--vocab"))
+
+
+def _reading(p: Levels) -> dict:
+    """The reading options a counts file records (its text kind, lm-count's options); unknown ones absent."""
+    prov = p.provenance if isinstance(p.provenance, dict) else {}
+    opts = prov.get("options") if isinstance(prov.get("options"), dict) else {}
+    out = {k: opts[k] for k, _ in READING if k in opts and k not in ("chars", "lower")}
+    if getattr(p, "text", None) is not None:
+        out["chars"], out["lower"] = bool(p.text["chars"]), bool(p.text["lower"])
+    if out.get("vocab") is not None:  # a closed vocabulary: the same words, wherever its file was
+        out["vocab"] = sorted(p.vocab)
+    return out
+
+
+def check_same_reading(parts: list[Levels], names: list[str]) -> dict:
+    """The reading options all parts share (LmError naming two files that differ); unknown ones are left out."""
+    readings = [_reading(p) for p in parts]
+    common: dict = {}
+    for key, flag in READING:
+        known = [(n, r[key]) for n, r in zip(names, readings) if key in r]
+        for n, v in known[1:]:
+            if v == known[0][1]:
+                continue
+            if key == "vocab" and v is not None and known[0][1] is not None:
+                raise LmError(f"{known[0][0]} and {n} were counted with different --vocab words",
+                              "count every shard with the same options before merging")
+            raise LmError(f"{known[0][0]} was counted {_with(flag, known[0][1])}, {n} {_with(flag, v)}",
+                          "count every shard with the same options before merging")
+        if known:
+            common[key] = known[0][1]
+    if common.get("vocab") is not None:
+        common["vocab"] = True  # (the merged provenance says a closed vocabulary was used, not its words)
+    return common
+
+
+def _with(flag: str, value) -> str:
+    if isinstance(value, bool):
+        return f"with {flag}" if value else f"without {flag}"
+    if flag == "--vocab":
+        return "with --vocab" if value is not None else "without --vocab"
+    return f"with {flag} {value}"
