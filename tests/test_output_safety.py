@@ -174,6 +174,20 @@ def test_directory_and_empty_name_refused(tmp_path, small):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_closed_standard_streams(tmp_path, small):
+    """Started with stdout or stdin closed (`>&-`, `<&-`): one error line, not an internal error; and
+    with stderr closed, the model still goes to its file (not into descriptor 2)."""
+    def sh(redirect, *args):
+        return subprocess.run(["sh", "-c", f'exec "$0" -m lmtools.cli.count "$@" {redirect}', sys.executable,
+                               *map(str, args)], capture_output=True, cwd=ROOT)
+
+    _one_error_line(sh(">&-", "-n", "3", small), "standard output is closed", "-o FILE")
+    _one_error_line(sh("<&-", "-n", "3", "-o", tmp_path / "x.lm"), "standard input is closed")
+    r = sh("2>&-", "-n", "3", small, "-o", tmp_path / "y.lm")
+    assert r.returncode == 0 and (tmp_path / "y.lm").read_bytes()[:14] == b"\xadlmtools-model"
+    assert not (tmp_path / "x.lm").exists()
+
+
 # ----------------------------------------------------------------------------------------------
 # Signals
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import math
 import os
 import signal
@@ -222,11 +223,79 @@ def _signal_exit(signum: int | None = None) -> None:
         _exit_now(128 + signum)
 
 
+class _ClosedStream:
+    """Stands for a standard stream the program was started without (``>&-``, ``<&-``): reading or
+    writing data there is one error line; asking whether it is a terminal says no."""
+
+    closed = False
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, what: str, hint: str):
+        self.what, self.hint = what, hint
+
+    def _closed(self, *args, **kw):
+        raise LmError(f"standard {self.what} is closed", self.hint)
+
+    read = read1 = readline = readlines = readinto = peek = write = writelines = _closed
+
+    def __iter__(self):
+        self._closed()
+
+    @property
+    def buffer(self):
+        return self
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation(f"standard {self.what} is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return self.what == "input"
+
+    def writable(self) -> bool:
+        return self.what == "output"
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _standard_streams() -> None:
+    """A program started with a standard stream closed: its descriptor is given /dev/null, so that no
+    file opened later becomes, say, descriptor 2 and takes the C libraries' messages into a model file;
+    and reading or writing data on a closed stdin or stdout is one error line (see _ClosedStream)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        except OSError:
+            pass
+        if fd == 0:
+            sys.stdin = _ClosedStream("input", "give a FILE, or redirect standard input (< FILE or a pipe)")
+        elif fd == 1:
+            has_o = PROG in ("lm-count", "lm-merge", "lm-train")
+            sys.stdout = _ClosedStream("output", "redirect standard output (> FILE or a pipe)"
+                                                 + (", or use -o FILE" if has_o else ""))
+
+
 def _run_guarded(func, args, kw):
     global _GUARDED
     # A closed pipe ends the program quietly, as for any Unix filter (`lm-score ... | head`).
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _install_signal_handlers()
+    _standard_streams()
     _GUARDED = True
     try:
         result = func(*args, **kw)
@@ -460,6 +529,8 @@ def output_target(path: str | None, *, inputs=(), binary: bool = True, tty_hint:
     an output that is one of them is refused. ``binary``: a model, refused on a terminal.
     """
     if path is None or path == "-":
+        if isinstance(sys.stdout, _ClosedStream):
+            sys.stdout.write(b"")  # the error line, before the work
         if binary and stdout_is_terminal():
             _refuse_terminal(tty_hint)
         st = _fstat(1)
