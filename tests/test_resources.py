@@ -128,3 +128,113 @@ def test_max_line_option_in_every_text_reader(tmp_path, prog):
     assert r.returncode == 2 and b"--max-line" in r.stderr
     for name in ("lm-count", "lm-ppl", "lm-score", "lm-train"):
         assert "--max-line" in (ROOT / "man" / f"{name}.1").read_text().replace("\\-", "-")
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory: estimated before a step, refused in one line when it is not there
+
+
+def test_check_says_need_available_and_what_to_do(monkeypatch):
+    from lmtools import memory
+
+    monkeypatch.setattr(memory, "available", lambda: (300_000_000, "(MemAvailable)"))
+    monkeypatch.delenv("LMTOOLS_MEMORY_CHECK", raising=False)
+    memory.check(200_000_000, "a step", "do less")  # fits
+    with pytest.raises(LmError) as e:
+        memory.check(1_500_000_000, "estimating a 5-gram model", "use a smaller order")
+    assert str(e.value) == ("estimating a 5-gram model needs about 1.5 GB of memory, 300 MB available "
+                            "(MemAvailable); use a smaller order; LMTOOLS_MEMORY_CHECK=0 skips this check")
+    monkeypatch.setenv("LMTOOLS_MEMORY_CHECK", "0")
+    memory.check(1_500_000_000, "estimating a 5-gram model", "use a smaller order")
+
+
+def test_estimates_follow_the_sizes():
+    from lmtools import memory
+
+    # PTB 3-gram and 5-gram (sizes per order), as measured: lm-ppl's peak RSS rose by 66 MB and 218 MB
+    # over a tiny model (the model's own arrays, 16 MB and 54 MB, included)
+    ptb3 = [10001, 264990, 586558]
+    ptb5 = ptb3 + [717733, 737952]
+    assert 45e6 < memory.estimate_query(ptb3) < 66e6
+    assert 150e6 < memory.estimate_query(ptb5) < 218e6
+    # lm-train's peak RSS rose by 73 and 199 MB (the counts, 10 and 28 MB, included)
+    assert 62e6 < memory.estimate_smoothing(ptb3) < 90e6
+    assert 171e6 < memory.estimate_smoothing(ptb5) < 220e6
+    assert memory.estimate_ffnn(10000, 100, 200, 4, 0, 64, 10**6, "adam") > \
+        memory.estimate_ffnn(10000, 100, 200, 4, 0, 64, 10**6, "sgd") > 7 * 4 * 10000 * 200
+
+
+def _no_address_space(limit: int):
+    import resource
+
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return preexec
+
+
+def test_ffnn_refused_before_training_under_ulimit_v(tmp_path):
+    """Under an address-space limit (ulimit -v), an FFNN far too large stops with one line at once."""
+    text = tmp_path / "t.txt"
+    text.write_bytes(SHAKESPEARE.read_bytes()[:20000])
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "lmtools.cli.train", "-m", "ffnn", "--hidden", "1000000", "--dim",
+                        "1000", text, "-o", tmp_path / "f.lm"], capture_output=True, timeout=300,
+                       preexec_fn=_no_address_space(3 << 30))
+    elapsed = time.perf_counter() - t
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "MemoryError" not in err, err
+    assert err.startswith("lm-train: error: training the FFNN (V "), err
+    assert "--hidden 1000000" in err and "available under the address-space limit (ulimit -v 3145728)" in err
+    assert "a smaller --hidden or --dim" in err and "LMTOOLS_MEMORY_CHECK=0" in err
+    assert not (tmp_path / "f.lm").exists()
+    assert elapsed < 60
+
+
+_STEPS = r"""
+import resource, sys, time
+from lmtools.errors import LmError
+from lmtools.ngram.counting import count_levels
+from lmtools.ngram.merge import merge_levels
+from lmtools.ngram.query import QueryModel
+from lmtools.ngram.smoothing import smooth
+from lmtools.memory import _vm_size
+
+levels = count_levels([sys.argv[1]], 5)
+counts = levels.to_counts()
+model = smooth(counts)
+QueryModel(smooth(count_levels([sys.argv[2]], 5).to_counts())).tables()  # the query kernels, loaded
+limit = _vm_size() + (2 << 20)  # 2 MB more than this process maps now
+resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+for name, step in (("smooth", lambda: smooth(counts)), ("query", lambda: QueryModel(model).tables()),
+                   ("merge", lambda: merge_levels([levels, levels]))):
+    t = time.perf_counter()
+    try:
+        step()
+        print(name, "ran")
+    except LmError as e:
+        print(name, "refused %.3f" % (time.perf_counter() - t), e)
+    except MemoryError:
+        print(name, "MemoryError")
+"""
+
+
+def test_steps_refused_before_allocating_under_ulimit_v(tmp_path):
+    """Estimation, query tables and merging check the memory they need against RLIMIT_AS first."""
+    text = tmp_path / "t.txt"
+    text.write_bytes(SHAKESPEARE.read_bytes()[:300000])
+    small = tmp_path / "s.txt"
+    small.write_bytes(SHAKESPEARE.read_bytes()[:70000])
+    r = subprocess.run([sys.executable, "-c", _STEPS, text, small], capture_output=True, timeout=300,
+                       env={**__import__("os").environ, "LMTOOLS_MEMORY_CHECK": "1"})
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr.decode()
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    assert set(lines) == {"smooth", "query", "merge"}, out
+    for name, what in (("smooth", "estimating a 5-gram model from"), ("query", "loading the 5-gram model for queries"),
+                       ("merge", "merging 2 count files")):
+        assert lines[name].startswith("refused "), out
+        seconds, message = lines[name][len("refused "):].split(" ", 1)
+        assert float(seconds) < 0.5, out  # refused before the work, not after it
+        assert what in message and "available under the address-space limit" in message, out

@@ -35,14 +35,21 @@ class _OrderTable:
         from lmtools.kernels.count import rehash
 
         need = self.n + extra
-        if need > self.prefix.shape[0]:
+        grow_arrays = need > self.prefix.shape[0]
+        grow_table = 2 * need > self.table.shape[0] // 2
+        if grow_arrays or grow_table:
+            cap = max(need, 2 * self.prefix.shape[0]) if grow_arrays else 0
+            slots = 2 << int(np.ceil(np.log2(2 * need + 1))) if grow_table else 0
+            memory.check(16 * cap + 8 * slots, f"holding {need:,} distinct n-grams of one order",
+                         "use a smaller order (-n) or less text")
+        if grow_arrays:
             cap = max(need, 2 * self.prefix.shape[0])
             for name in ("prefix", "word", "count"):
                 old = getattr(self, name)
                 new = memory.empty(cap, old.dtype)
                 new[: self.n] = old[: self.n]
                 setattr(self, name, new)
-        if 2 * need > self.table.shape[0] // 2:
+        if grow_table:
             log2 = int(np.ceil(np.log2(2 * need + 1)))
             self.shift = 64 - log2
             new = memory.full(2 << log2, -1, np.int64)

@@ -26,6 +26,12 @@ def merge_levels(parts: list[Levels], names: list[str] | None = None) -> Levels:
             raise LmError(f"{name} has order {len(p.levels) + 1}, {names[0]} has order {order}",
                           "merge count files of the same order (count all shards with the same -n)")
     reading = check_same_reading(parts, names)
+    from lmtools import memory
+
+    sizes = [sum(int(p.levels[k][0].shape[0]) for p in parts) for k in range(order - 1)]
+    memory.check(memory.estimate_counting_tables(sizes), f"merging {len(parts)} count files "
+                 f"({sum(sizes):,} n-grams of orders 2..{order})",
+                 "merge fewer files at a time, or count with a smaller order (lm-count -n)")
     vocab = list(SPECIALS)
     index = {w: i for i, w in enumerate(vocab)}
     uni = np.zeros(0, np.int64)

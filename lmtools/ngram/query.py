@@ -400,10 +400,15 @@ def _cuts(ids: np.ndarray, parts: int) -> np.ndarray:
 
 def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
     """(tab, ftab, base, log2s, seed, prefix_closed): the hash tables of orders 2..N."""
-    from lmtools.kernels.query import close_suffixes, count_missing, insert_orders, ngram_keys
+    from lmtools import memory
 
     N = model.order
     sizes = [0, 0] + [int(model.ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
+    memory.check(memory.estimate_query(sizes[1:]), f"{name}: loading the {N}-gram model for queries "
+                 f"({sum(sizes):,} n-grams of orders 2..{N})",
+                 "use a smaller or pruned model (lm-train -n, --prune)")
+    from lmtools.kernels.query import close_suffixes, count_missing, insert_orders, ngram_keys
+
     log2s = np.zeros(N + 1, np.int64)
     for n in range(2, N + 1):
         log2s[n] = max(1, int(math.ceil(math.log2(sizes[n] * 1.5 + 2))))

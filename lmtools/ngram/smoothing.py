@@ -723,6 +723,7 @@ def smooth(counts: Counts, method: str = "kn-modified", *, order: int | None = N
     m = check_options(method, interpolate=interpolate, discount=discount, k=k, alpha=alpha, prune=prune)
     text = getattr(counts, "text", None)  # how the text was read: the model keeps the counts' record
     counts = truncate(counts, order)
+    check_memory(counts)
     if vocab is not None:
         counts = restrict_vocab(counts, vocab)
     _check_nonempty(float(_raw(counts, 1).sum()))

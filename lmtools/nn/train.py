@@ -280,6 +280,23 @@ def _check_config(cfg: TrainConfig) -> None:
         raise LmError(bad, "see lm-train --help")
 
 
+def check_memory(cfg: TrainConfig, V: int, train_ids: np.ndarray, valid_ids: np.ndarray | None) -> None:
+    """Stop before training when its memory (from V, the layer sizes and the examples) is not available."""
+    from lmtools import memory
+
+    examples = int(train_ids.size - np.count_nonzero(train_ids == BOS_ID))
+    if valid_ids is not None:
+        examples += int(valid_ids.size - np.count_nonzero(valid_ids == BOS_ID))
+    classes = 0
+    if cfg.output_layer != "softmax":
+        classes = cfg.classes if cfg.classes > 0 else max(1, int(round(math.sqrt(V))))
+    need = memory.estimate_ffnn(V, cfg.dim, cfg.hidden, cfg.context, classes, cfg.batch, examples, cfg.optimizer,
+                                np.dtype(cfg.dtype).itemsize)
+    memory.check(need, f"training the FFNN (V {V:,}, --dim {cfg.dim}, --hidden {cfg.hidden}, --context "
+                 f"{cfg.context}, {examples:,} examples)",
+                 "use fewer words (--vocab-size), a smaller --hidden or --dim, or less text")
+
+
 def train(cfg: TrainConfig, vocab: list[str], train_ids: np.ndarray, valid_ids: np.ndarray | None = None,
           progress: ProgressFn | None = None, counts: np.ndarray | None = None) -> FFNNModel:
     """Train an FFNN language model (see the module docstring for the schedule).
@@ -310,6 +327,7 @@ def train(cfg: TrainConfig, vocab: list[str], train_ids: np.ndarray, valid_ids: 
     train_ids = np.ascontiguousarray(train_ids, dtype=np.int32)
     if train_ids.size == 0 or train_ids[0] != BOS_ID:
         raise LmError("the training text is empty", "give a text with at least one sentence")
+    check_memory(cfg, len(vocab), train_ids, valid_ids)
     X, Y, _ = build_examples(train_ids, cfg.context)
     if Y.shape[0] <= cfg.context:
         raise LmError(f"the training text has {Y.shape[0]} tokens, not more than the context ({cfg.context})",
