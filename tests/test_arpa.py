@@ -7,6 +7,7 @@ import gzip
 import io
 import lzma
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +207,10 @@ def test_legal_values_tolerated():
     m = read_text(SMALL.replace("-0.4\tb a\t-0.1", "-inf\tb a\t2.5").replace("-0.9\tb\t-0.25", "5e-05\tb\t0.7"))
     assert np.isneginf(m.logprob[1][1]) and m.backoff[1][1] == np.float32(2.5)
     assert m.backoff[0][3] == np.float32(0.7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning on stderr either
+        m = read_text(SMALL.replace("-0.9\tb\t-0.25", "-1e39\tb\t-0.25").replace("-0.4\tb a", "-1e39\tb a"))
+    assert np.isneginf(m.logprob[0][3]) and np.isneginf(m.logprob[1][1])
 
 
 def test_python_and_kernel_share_the_value_limits():

@@ -204,6 +204,8 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
             fail(lo, _NOT_A_NUMBER)
         if lp > LOGPROB_TOLERANCE:
             fail(lo, _ABOVE_ZERO)
+        if lp < -FLOAT32_MAX:
+            lp = -np.inf  # log 0, as the kernel rounds it (and without numpy's overflow warning)
         bo = _number(parts[2]) if len(parts) == 3 else 0.0
         if bo is None:
             fail(lo, _BACKOFF_NOT_A_NUMBER)
