@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from lmtools.cli import common
-from lmtools.errors import LmError
 
 
 @common.command("lm-merge", short_help="sum count files")

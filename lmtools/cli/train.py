@@ -109,7 +109,7 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
     thresholds = _usage(_parse_prune, prune)
     _usage(check_options, m, interpolate=interpolate, discount=discounts, k=k, alpha=alpha, prune=thresholds)
     if from_arpa is not None and file is not None:
-        raise LmError("both --from-arpa and an input FILE given", "give one of them")
+        raise common.UsageError("both --from-arpa and an input FILE given", "give one of them")
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
     target = common.output_target(output, inputs=[from_arpa if from_arpa is not None else file or "-", vocab_file],
                                   binary=not arpa_out,
@@ -193,10 +193,13 @@ def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict)
     try:
         model = run_ffnn_training(paths, options.get("valid"), options, report, text_opts)
     except TrainingDiverged as e:
-        if e.model is not None and output not in (None, "-"):
-            _without_timings(e.model)
-            _write(e.model, target, False)  # keep the last good model, as the message says
-        raise
+        if e.model is None:
+            raise LmError(e.message, f"{e.hint}; no epoch was completed, so there is no model to keep") from None
+        if output in (None, "-"):
+            raise LmError(e.message, f"{e.hint}; the last good model is written only with -o FILE") from None
+        _without_timings(e.model)
+        _write(e.model, target, False)  # keep the last good model, as the message says
+        raise LmError(e.message, f"{e.hint}; the last good model (epoch {e.epoch}) is written to {output}") from None
     _without_timings(model)
     _write(model, target, False)
 
