@@ -105,6 +105,14 @@ class Number(click.FloatRange):
         return rv
 
 
+def given_options(*names: str) -> list[str]:
+    """The flags (as written in --help) of those parameter ``names`` given on the command line of the
+    running command: for refusing an option that its other options make meaningless."""
+    ctx = click.get_current_context()
+    return [p.opts[0] for p in ctx.command.params if p.name in names
+            and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+
+
 def command(name: str, **kwargs) -> Callable:
     """Decorator for a program's main function: a click command with --debug, --version, -h/--help,
     and the error/exit/signal contract around its body."""
@@ -134,6 +142,8 @@ def command(name: str, **kwargs) -> Callable:
 
 _EXIT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 _SIGNALLED: int | None = None  # the first exit signal received
+_HANDLED = 0  # how many times the Python-level handler ran (a second signal ends the program at once)
+_WATCHER = None  # the thread that learns of a signal even while the main thread is busy in C code
 _GUARDED = False  # inside a program's body, where the signal's exception is caught by _run_guarded
 _GRACE_S = 3.0  # how long the program may take to stop after a signal before it is made to
 
@@ -154,24 +164,50 @@ def _exit_now(status: int) -> None:
 
 
 def _on_signal(signum, frame) -> None:
-    global _SIGNALLED
-    first = _SIGNALLED is None
-    if first:
+    global _SIGNALLED, _HANDLED
+    _HANDLED += 1
+    if _SIGNALLED is None:
         _SIGNALLED = signum
     _remove_temp_files()  # first of all: whatever happens next, no .part file is left
-    if not first or not _GUARDED:
+    if _HANDLED > 1 or not _GUARDED:
         _exit_now(128 + _SIGNALLED)  # a second signal, or one outside the body (start-up, shutdown)
-    if _HOLD:
-        return  # raised when the held block ends
     # The exception may be swallowed where Python cannot pass it on (a ctypes callback during numba's
     # compilation: see _unraisable) or by a library's own `except BaseException`: then the program is
-    # stopped after a grace period, and meanwhile no output is renamed into place (see Output._atomic).
-    import threading
+    # stopped after a grace period (by _watch_signals, or this timer without it), and meanwhile no output
+    # is renamed into place (see Output._atomic).
+    if _WATCHER is None:
+        import threading
 
-    timer = threading.Timer(_GRACE_S, _exit_now, (128 + signum,))
-    timer.daemon = True
-    timer.start()
-    raise Interrupted(signum)
+        timer = threading.Timer(_GRACE_S, _exit_now, (128 + _SIGNALLED,))
+        timer.daemon = True
+        timer.start()
+    if _HOLD:
+        return  # raised when the held block ends
+    raise Interrupted(_SIGNALLED)
+
+
+def _watch_signals(fd: int, signums: set[int]) -> None:
+    """A thread: Python runs a signal's handler in the main thread only between two bytecodes, which
+    can be half a minute away while numba compiles a kernel in LLVM (C code). Told of the signal at
+    once through the wakeup fd, this thread removes the temporary files and, if the program has not
+    ended by then, ends it after a grace period."""
+    global _SIGNALLED
+    import time
+
+    while True:
+        try:
+            data = os.read(fd, 64)
+        except OSError:
+            return
+        if not data:
+            return
+        hits = [s for s in data if s in signums]
+        if hits:
+            if _SIGNALLED is None:
+                _SIGNALLED = hits[0]
+            _remove_temp_files()
+            time.sleep(_GRACE_S)
+            _exit_now(128 + _SIGNALLED)
 
 
 _HOLD = 0  # > 0 while a temporary file is being created and registered: a signal waits for the end
@@ -200,7 +236,9 @@ def _unraisable(unraisable) -> None:
 
 
 def _install_signal_handlers() -> None:
+    global _WATCHER
     sys.unraisablehook = _unraisable
+    handled = set()
     for name in _EXIT_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is None:
@@ -211,6 +249,18 @@ def _install_signal_handlers() -> None:
             signal.signal(signum, _on_signal)
         except (ValueError, OSError):  # not the main thread (a program run inside another one)
             return
+        handled.add(int(signum))
+    if handled and _WATCHER is None:
+        import threading
+
+        try:
+            r, w = os.pipe()
+            os.set_blocking(w, False)
+            signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            return  # the timer in _on_signal stands in
+        _WATCHER = threading.Thread(target=_watch_signals, args=(r, handled), name="lmtools-signals", daemon=True)
+        _WATCHER.start()
 
 
 def _signal_exit(signum: int | None = None) -> None:
@@ -294,8 +344,8 @@ def _run_guarded(func, args, kw):
     global _GUARDED
     # A closed pipe ends the program quietly, as for any Unix filter (`lm-score ... | head`).
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _standard_streams()  # first: nothing may take the number of a closed standard descriptor
     _install_signal_handlers()
-    _standard_streams()
     _GUARDED = True
     try:
         result = func(*args, **kw)
