@@ -358,8 +358,10 @@ def _run_guarded(func, args, kw):
         click.echo(f"{PROG}: error: {e}", err=True)
         sys.exit(1)
     except KeyboardInterrupt as e:
-        if debug_enabled():
-            raise
+        if debug_enabled():  # the traceback, and still the signal's status (click would make it 1)
+            import traceback
+
+            traceback.print_exc()
         _signal_exit(getattr(e, "signum", signal.SIGINT))
     except MemoryError:
         if debug_enabled():
