@@ -23,9 +23,16 @@ def act_grad(h, act):
     return (h > 0).astype(h.dtype)
 
 
-def log_softmax(z):
+def log_softmax(z, skip=None):
+    """ln softmax(z); entry ``skip`` (a word never predicted, <s>) gets ln 0 = -inf."""
+    z = np.array(z, np.float64)
+    if skip is not None:
+        z[skip] = -np.inf
     z = z - z.max()
     return z - np.log(np.exp(z).sum())
+
+
+BOS = 1  # <s>: never predicted, left out of every softmax
 
 
 def forward_backward(p, X, Y, act="tanh", me=None, mh=None):
@@ -47,7 +54,7 @@ def forward_backward(p, X, Y, act="tanh", me=None, mh=None):
         hd = h * mh[i] if mh is not None else h
         y = Y[i]
         if cls is None:
-            lp = log_softmax(U @ hd + c)
+            lp = log_softmax(U @ hd + c, BOS)
             total -= lp[y]
             dz = np.exp(lp)
             dz[y] -= 1.0
@@ -57,8 +64,10 @@ def forward_backward(p, X, Y, act="tanh", me=None, mh=None):
             dhd = U.T @ dz
         else:
             k = cls[y]
-            lpc = log_softmax(p["Uc"] @ hd + p["cc"])
-            words = np.flatnonzero(cls == k)
+            # <s> is left out of its class; a class of <s> alone is left out of the classes
+            lone = cls[BOS] if np.count_nonzero(cls == cls[BOS]) == 1 else None
+            lpc = log_softmax(p["Uc"] @ hd + p["cc"], lone)
+            words = np.flatnonzero((cls == k) & (np.arange(len(cls)) != BOS))
             lpw = log_softmax(U[words] @ hd + c[words])
             j = int(np.flatnonzero(words == y)[0])
             total -= lpc[k] + lpw[j]

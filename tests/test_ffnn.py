@@ -2,6 +2,7 @@
 
 import io
 import math
+from dataclasses import replace
 
 import click
 import numpy as np
@@ -46,7 +47,7 @@ def kernel_grads(cfg, model, X, Y, rows, me=None, mh=None, parts=1):
     me = np.zeros((0, X.shape[1] * model.dim), dt) if me is None else me
     mh = np.zeros((0, model.hidden), dt) if mh is None else mh
     loss = K.forward_backward(tr.P, tr.G, X, tr.out_ids(Y), rows, tr.bufs, me, mh, tr.act, tr.u_layout, tr.cls,
-                              tr.start, tr.gE_rows, tr.mark, 0.0, 0.0, parts)
+                              tr.start, tr.gE_rows, tr.mark, 0.0, 0.0, parts, tr.bos)
     return loss, tr.to_model(tr.G).param_arrays()
 
 
@@ -131,6 +132,57 @@ def test_probabilities_sum_to_one(layer):
     ctx = rng.integers(0, V, size=(50, 3)).astype(np.int32)
     lp = model.next_log10_probs(ctx)
     assert lp.shape == (50, V)
+    np.testing.assert_allclose((10.0 ** lp).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def _bos_alone(model):
+    """The class layer with <s> moved into a class of its own (the class then gets p = 0 too)."""
+    C = model.n_classes
+    wc = model.word_class.copy()
+    wc[1] = C
+    rng = np.random.default_rng(2)
+    Uc = np.vstack([model.Uc, rng.standard_normal((1, model.hidden)).astype(model.Uc.dtype)])
+    cc = np.append(model.cc, model.cc.max() + 5).astype(model.cc.dtype)  # a large logit: must still get 0
+    return FFNNModel(model.vocab, model.context, model.E, model.W, model.b, model.U, model.c, model.activation,
+                     word_class=wc, Uc=Uc, cc=cc)
+
+
+@pytest.mark.parametrize("layer", ["softmax", "class", "class-alone"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bos_is_never_predicted(layer, dtype):
+    """p(<s>|h) = 0 and the other words sum to one, even when <s> has the largest logit; training
+    leaves <s> out of the softmax (no gradient reaches its output row) as the reference does."""
+    cfg, model, ids = make(layer.split("-")[0], dtype=dtype)
+    model.c[1] = model.c.max() + 5  # the largest logit of its softmax
+    if layer == "class-alone":
+        model = _bos_alone(model)
+    rng = np.random.default_rng(1)
+    ctx = rng.integers(0, V, size=(40, 3)).astype(np.int32)
+    lp = model.next_log10_probs(ctx)
+    assert np.all(lp[:, 1] == -np.inf)
+    np.testing.assert_allclose((10.0 ** lp[:, np.arange(V) != 1]).sum(axis=1), 1.0, rtol=1e-5)
+    # scoring agrees with the distribution
+    X, Y, pos = K.build_examples(ids, 3)
+    sc = model.score_ids(ids)
+    np.testing.assert_allclose(sc[pos], model.next_log10_probs(X)[np.arange(len(Y)), Y],
+                               rtol=1e-5 if dtype == "float32" else 1e-10)
+    if dtype == "float64":
+        rows = np.arange(16, dtype=np.int64)
+        loss, g = kernel_grads(cfg, model, X, Y, rows)
+        ref_loss, ref = NV.forward_backward(model.param_arrays(), X[rows], Y[rows])
+        assert loss == pytest.approx(ref_loss, rel=1e-12)
+        assert np.all(g["U"][1] == 0) and g["c"][1] == 0
+        if layer == "class-alone":
+            assert np.all(g["Uc"][-1] == 0) and g["cc"][-1] == 0
+        for k in ref:
+            np.testing.assert_allclose(g[k], ref[k], rtol=1e-9, atol=1e-13, err_msg=k)
+
+
+def test_trained_model_gives_bos_no_probability():
+    cfg, model, ids = make("softmax", dtype="float32", epochs=2)
+    trained = train(replace(cfg, epochs=2), VOCAB, ids)
+    lp = trained.next_log10_probs(np.array([[1, 1, 1], [1, 5, 7]], np.int32))
+    assert np.all(lp[:, 1] == -np.inf)
     np.testing.assert_allclose((10.0 ** lp).sum(axis=1), 1.0, rtol=1e-5)
 
 

@@ -25,8 +25,9 @@ arrays when an optimizer does not use them). All GEMMs go to BLAS (scipy's): ``n
 contiguous arrays, or ``gemm`` where plain SGD folds the update into the gradient GEMM. With
 ``parts`` > 1 (training, BLAS set to one thread by the caller) the products, the softmax, the bias
 and dense optimizer updates and the class layer's word loops run in blocks on numba's threads;
-each block's arithmetic is fixed, so a seed reproduces a run bit for bit for a given thread
-count. No I/O here.
+each block's arithmetic is fixed and compiled with IEEE semantics (``FASTMATH``), so a seed
+reproduces a run bit for bit for a given thread count, whether the kernels were just compiled or
+loaded from numba's cache. No I/O here.
 """
 
 import numpy as np
@@ -45,13 +46,24 @@ _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
     types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp,  # alpha, a, lda, b, ldb
     types.voidptr, types.voidptr, types.intp))  # beta, c, ldc
 
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# No fast-math flags: with them (reassociation, FMA contraction, reciprocals...) LLVM may round
+# differently depending on where a function is compiled (standalone, or linked into its caller),
+# and a training run whose kernels were just compiled gave other bits (~1e-7) than one whose
+# kernels came from numba's on-disk cache. IEEE semantics make every compilation of a kernel
+# compute the same numbers, so a seed gives byte-identical models, cold cache or warm. (The
+# hand-vectorized loops -- polynomial exp, eight running maxima -- still vectorize; measured cost:
+# none for the softmax layer, about 5-10% of the class layer's small share.)
+FASTMATH = False
 
 ACT_TANH, ACT_SIGMOID, ACT_RELU = 0, 1, 2
 ACTIVATIONS = {"tanh": ACT_TANH, "sigmoid": ACT_SIGMOID, "relu": ACT_RELU}
 OPT_SGD, OPT_MOMENTUM, OPT_ADAGRAD, OPT_ADAM = 0, 1, 2, 3
 OPTIMIZERS = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "adagrad": OPT_ADAGRAD, "adam": OPT_ADAM}
 U_VH, U_HV = 0, 1
+# <s> (id 1) is never predicted: every softmax leaves its output row out (p(<s>|h) = 0, the other
+# words sum to one), in training, scoring and the next-word distribution. For the exact softmax
+# the row is the id; for the class layer the callers pass its row in class order (``bos``).
+BOS_ROW = 1
 
 # ----------------------------------------------------------------------------------------------
 # Examples and randomness
@@ -326,6 +338,7 @@ _LOG2E = np.float32(1.4426950408889634)
 _LN2HI = np.float32(0.693359375)
 _LN2LO = np.float32(-2.12194440e-4)
 _EXP_MIN = np.float32(-87.0)
+_F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _F2 = np.float32(1.0 / 2.0)
 _F3 = np.float32(1.0 / 6.0)
@@ -336,18 +349,20 @@ _HALF = np.float32(0.5)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def exp_shifted(x, mx, scratch):
-    """``x[j] <- exp(x[j] - mx)`` in place (all x[j] <= mx), returning the sum.
+def exp_shifted(x, mx, scratch, skip=-1):
+    """``x[j] <- exp(x[j] - mx)`` in place (all x[j] <= mx but x[skip]), returning the sum.
 
     float32 rows use a polynomial exp that the compiler vectorizes (|relative error| < 2e-7:
     range reduction to [-ln2/2, ln2/2], degree-6 Taylor, exponent bits built in ``scratch``
     (int32, at least len(x)), flushing below e^-87 to that value); float64 rows use np.exp.
+    ``skip`` >= 0: that entry is a word that is never predicted (``<s>``): it becomes exactly 0
+    and stays out of the sum.
     """
     n = x.shape[0]
     total = 0.0
     if x.itemsize == 8:
         for j in range(n):
-            v = np.exp(x[j] - mx)
+            v = 0.0 if j == skip else np.exp(x[j] - mx)
             x[j] = v
             total += v
         return total
@@ -357,6 +372,7 @@ def exp_shifted(x, mx, scratch):
     for j in range(n):
         t = np.float32(x[j] - m32)
         t = t if t > _EXP_MIN else _EXP_MIN
+        t = t if t < _F0 else _F0  # (only x[skip] can lie above mx)
         k = np.floor(t * _LOG2E + _HALF)
         f = t - k * _LN2HI - k * _LN2LO
         p = _F1 + f * (_F1 + f * (_F2 + f * (_F3 + f * (_F4 + f * (_F5 + f * _F6)))))
@@ -365,9 +381,43 @@ def exp_shifted(x, mx, scratch):
     acc = np.float32(0.0)
     for j in range(n):
         v = x[j] * sf[j]
+        v = _F0 if j == skip else v
         x[j] = v
         acc += v
     return np.float64(acc)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _max_without(x, skip, mx):
+    """max(x) without x[skip], given ``mx`` = max(x) (skip < 0: ``mx``)."""
+    if skip < 0 or x[skip] < mx:
+        return mx
+    m = -np.inf
+    for j in range(x.shape[0]):
+        if j != skip and x[j] > m:
+            m = x[j]
+    return m
+
+
+@njit(cache=True)
+def _bos_row(bos, cls, V):
+    """Output row of ``<s>`` (never predicted): ``bos`` when given (>= 0), else its id for the exact
+    softmax (rows are word ids) and none (-1) for the class layer (rows in class order)."""
+    if bos >= 0:
+        return bos
+    if cls.shape[0] == 0 and V > BOS_ROW:
+        return BOS_ROW
+    return -1
+
+
+@njit(cache=True)
+def _bos_class(cls, cls_start, row):
+    """The class of output row ``row`` when it is the only word of its class (so the class itself
+    must get p = 0), else -1."""
+    if row < 0 or cls.shape[0] == 0:
+        return -1
+    k = cls[row]
+    return k if cls_start[k + 1] - cls_start[k] == 1 else -1
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -394,8 +444,9 @@ def add_bias_max(x, c):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def softmax_xent(z, c, y, scale, loss):
-    """Fused softmax, loss and output gradient, one row per example (in place).
+def softmax_xent(z, c, y, scale, loss, skip=-1):
+    """Fused softmax, loss and output gradient, one row per example (in place); column ``skip``
+    (>= 0) is left out of the softmax (p = 0, gradient 0).
 
     Parameters
     ----------
@@ -414,10 +465,10 @@ def softmax_xent(z, c, y, scale, loss):
     scratch = np.empty(V, np.int32)
     for r in range(z.shape[0]):
         zr = z[r]
-        mx = add_bias_max(zr, c)
+        mx = _max_without(zr, skip, add_bias_max(zr, c))
         t = y[r]
         zt = zr[t]
-        s = exp_shifted(zr, mx, scratch)
+        s = exp_shifted(zr, mx, scratch, skip)
         loss[r] = np.log(s) + mx - zt
         inv = zr.dtype.type(scale / s)
         for j in range(V):
@@ -426,13 +477,13 @@ def softmax_xent(z, c, y, scale, loss):
 
 
 @njit(cache=True, parallel=True)
-def _softmax_xent_split(z, c, y, scale, loss, parts):
+def _softmax_xent_split(z, c, y, scale, loss, parts, skip=-1):
     # softmax_xent on ``parts`` row blocks side by side
     n = z.shape[0]
     for p in prange(parts):
         lo = n * p // parts
         hi = n * (p + 1) // parts
-        softmax_xent(z[lo:hi], c, y[lo:hi], scale, loss[lo:hi])
+        softmax_xent(z[lo:hi], c, y[lo:hi], scale, loss[lo:hi], skip)
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -476,15 +527,15 @@ def _layer_step(A, B, delta, W, gW, bias, gbias, direct_lr, beta, bias_parts, pa
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def log_softmax_at(z, c, y, out):
-    """``out[r] = ln softmax(z[r] + c)[y[r]]`` (z is overwritten)."""
+def log_softmax_at(z, c, y, out, skip=-1):
+    """``out[r] = ln softmax(z[r] + c)[y[r]]`` (z is overwritten), column ``skip`` (>= 0) left out."""
     V = z.shape[1]
     scratch = np.empty(V, np.int32)
     for r in range(z.shape[0]):
         zr = z[r]
-        mx = add_bias_max(zr, c)
+        mx = _max_without(zr, skip, add_bias_max(zr, c))
         zt = zr[y[r]]
-        s = exp_shifted(zr, mx, scratch)
+        s = exp_shifted(zr, mx, scratch, skip)
         out[r] = zt - mx - np.log(s)
 
 
@@ -517,11 +568,12 @@ def _class_words(U, c, cls_start, k, hd_r, zw):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, gw, lossv, scale, mark, direct_lr, beta):
+def _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, gw, lossv, scale, mark, direct_lr, beta, skip=-1):
     # per example r: lossv[r] += -ln p(y | class, h); dh[r] += sum_j g_j U[class row j] with
     # g = scale * dL/dz over its class's words (in gw[r]); then per class: plain SGD
     # (direct_lr > 0) updates U and c (rows first scaled by beta, the L2 decay), otherwise
-    # accumulates into gU, gc and marks the class at mark[V + k] for apply_update
+    # accumulates into gU, gc and marks the class at mark[V + k] for apply_update; output row
+    # ``skip`` (>= 0, <s>) is left out of its class's softmax
     n = hd.shape[0]
     H = hd.shape[1]
     C = cls_start.shape[0] - 1
@@ -549,6 +601,7 @@ def _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, gw, lossv, scale, 
         s = cls_start[k]
         ne = cls_start[k + 1] - s
         scratch = np.empty(ne, np.int32)
+        jskip = skip - s if s <= skip < s + ne else -1
         for a in range(first[k], first[k + 1]):
             r = by_class[a]
             g = gw[r, :ne]
@@ -559,10 +612,11 @@ def _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, gw, lossv, scale, 
                 for q in range(H):
                     acc += U[s + j, q] * hr[q]
                 g[j] = acc
-                mx = max(mx, acc)
+                if j != jskip:
+                    mx = max(mx, acc)
             t = y[r] - s
             zt = g[t]
-            tot = exp_shifted(g, mx, scratch)
+            tot = exp_shifted(g, mx, scratch, jskip)
             lossv[r] += np.log(tot) + mx - zt
             inv = g.dtype.type(scale / tot)
             dr = dh[r]
@@ -602,7 +656,7 @@ def _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, gw, lossv, scale, 
 
 @njit(cache=True, fastmath=FASTMATH)
 def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark, direct_lr=0.0,
-                     l2=0.0, parts=1):
+                     l2=0.0, parts=1, bos=-1):
     """Loss and gradients of one minibatch (mean loss over its examples).
 
     Parameters
@@ -638,6 +692,9 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         of every gradient. (``gw`` holds the class layer's per-example word gradients.)
     parts : int
         Row blocks of the hidden and class-layer GEMMs (see ``pgemm``).
+    bos : int
+        Output row of ``<s>``, left out of the softmax (-1: see ``_bos_row``; the class layer's
+        callers pass it).
 
     Returns
     -------
@@ -663,14 +720,15 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     scale = 1.0 / n
     direct = direct_lr > 0.0
     beta = 1.0 - direct_lr * l2
+    skip = _bos_row(bos, cls, c.shape[0])
     if cls.shape[0] == 0:
         z = bufs[2][:n]
         u_t = u_layout == U_VH  # U is (V, H): z = hd U^T
         pgemm(1.0, hd, U, 0.0, z, False, u_t, parts)
         if parts > 1:
-            _softmax_xent_split(z, c, y, scale, lossv, parts)
+            _softmax_xent_split(z, c, y, scale, lossv, parts, skip)
         else:
-            softmax_xent(z, c, y, scale, lossv)
+            softmax_xent(z, c, y, scale, lossv, skip)
         # output-layer gradients; z now holds dL/dz
         pgemm(1.0, z, U, 0.0, dh, False, not u_t, parts)  # dh through the old U
         if u_t:  # U (V, H): dz^T hd
@@ -683,10 +741,11 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         yc = np.empty(n, np.int32)
         for r in range(n):
             yc[r] = cls[y[r]]
-        softmax_xent(zc, cc, yc, scale, lossv)
+        softmax_xent(zc, cc, yc, scale, lossv, _bos_class(cls, cls_start, skip))
         pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)  # dh through the old Uc
         _layer_step(zc, hd, zc, Uc, gUc, cc, gcc, direct_lr, beta, 1, parts)
-        _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, bufs[7][:n], lossv, scale, mark, direct_lr, beta)
+        _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, bufs[7][:n], lossv, scale, mark, direct_lr, beta,
+                          skip)
     # hidden layer
     if mhd.shape[0] > 0:
         dh *= mhd
@@ -859,7 +918,7 @@ def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t, parts=1):
 
 @njit(cache=True, fastmath=FASTMATH)
 def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e, keep_h, rng,
-                  act, u_layout, cls, cls_start, gE_rows, mark, hp, t0, losses, parts=1):
+                  act, u_layout, cls, cls_start, gE_rows, mark, hp, t0, losses, parts=1, bos=-1):
     """Run minibatches ``order[lo:hi]`` in steps of ``batch``: forward, backward, update.
 
     Parameters
@@ -881,6 +940,8 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
     parts : int
         Split each hidden-layer and class-layer GEMM into this many row blocks on numba's threads
         (``pgemm``; for BLAS set to one thread), 1: plain BLAS calls.
+    bos : int
+        Output row of ``<s>`` (see ``forward_backward``).
 
     Returns
     -------
@@ -897,7 +958,7 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
             fill_dropout_mask(mh[:n], keep_h, rng)
         direct = hp[1] if int(hp[0]) == OPT_SGD else 0.0  # plain SGD steps inside the backward pass
         loss = forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark,
-                                direct, hp[3], parts)
+                                direct, hp[3], parts, bos)
         losses[nb] = loss
         nb += 1
         if not np.isfinite(loss):
@@ -912,7 +973,7 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out):
+def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out, bos=-1):
     """Natural-log probability ``ln p(Y[i] | X[i])`` of every example (no dropout).
 
     Parameters
@@ -929,6 +990,8 @@ def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out):
         Examples per GEMM.
     out : float64[N]
         Output.
+    bos : int
+        Output row of ``<s>``, left out of the softmax (see ``forward_backward``).
     """
     E, Wt, b, U, c, Uc, cc = P
     N = X.shape[0]
@@ -945,6 +1008,8 @@ def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out):
     for k in range(C):
         maxc = max(maxc, cls_start[k + 1] - cls_start[k])
     zw = np.empty(maxc, dt)
+    skip = _bos_row(bos, cls, V)
+    skip_class = _bos_class(cls, cls_start, skip)
     for s in range(0, N, batch):
         n = min(batch, N - s)
         rows = np.arange(s, s + n)
@@ -954,27 +1019,29 @@ def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out):
         if cls.shape[0] == 0:
             zz = z[:n]
             _output_logits(U, hh, zz, u_layout)
-            log_softmax_at(zz, c, y, o)
+            log_softmax_at(zz, c, y, o, skip)
         else:
             zz = z[:n]
             np.dot(hh, Uc.T, zz)
             yc = np.empty(n, np.int32)
             for r in range(n):
                 yc[r] = cls[y[r]]
-            log_softmax_at(zz, cc, yc, o)
+            log_softmax_at(zz, cc, yc, o, skip_class)
             for r in range(n):
                 k = yc[r]
                 st = cls_start[k]
                 ne = cls_start[k + 1] - st
-                mx = _class_words(U, c, cls_start, k, hh[r], zw)
+                jskip = skip - st if st <= skip < st + ne else -1
+                mx = _max_without(zw[:ne], jskip, _class_words(U, c, cls_start, k, hh[r], zw))
                 tot = 0.0
                 for j in range(ne):
-                    tot += np.exp(zw[j] - mx)
+                    if j != jskip:
+                        tot += np.exp(zw[j] - mx)
                 o[r] += zw[y[r] - st] - mx - np.log(tot)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out):
+def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out, bos=-1):
     """Full next-word distribution ``out[i, w] = ln p(w | X[i])`` for every word w (in place).
 
     Parameters
@@ -989,6 +1056,8 @@ def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out):
         Class layer, or empty arrays.
     out : float64[B, V]
         Output, in the kernel's word numbering (class order for the class layer).
+    bos : int
+        Output row of ``<s>`` (see ``forward_backward``): ln p = -inf there, the other words sum to 1.
     """
     E, Wt, b, U, c, Uc, cc = P
     n = X.shape[0]
@@ -998,6 +1067,7 @@ def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out):
     nomask = np.empty((0, 0), dt)
     hh = _hidden_forward(P, X, np.arange(n), e, h, nomask, nomask, act)
     V = c.shape[0]
+    skip = _bos_row(bos, cls, V)
     if cls.shape[0] == 0:
         z = np.empty((n, V), dt)
         _output_logits(U, hh, z, u_layout)
@@ -1005,13 +1075,15 @@ def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out):
             mx = -np.inf
             for j in range(V):
                 z[r, j] += c[j]
-                mx = max(mx, z[r, j])
+                if j != skip:
+                    mx = max(mx, z[r, j])
             s = 0.0
             for j in range(V):
-                s += np.exp(z[r, j] - mx)
+                if j != skip:
+                    s += np.exp(z[r, j] - mx)
             ls = mx + np.log(s)
             for j in range(V):
-                out[r, j] = z[r, j] - ls
+                out[r, j] = z[r, j] - ls if j != skip else -np.inf
     else:
         C = cc.shape[0]
         zc = np.empty((n, C), dt)
@@ -1020,22 +1092,30 @@ def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out):
         for k in range(C):
             maxc = max(maxc, cls_start[k + 1] - cls_start[k])
         zw = np.empty(maxc, dt)
+        skip_class = _bos_class(cls, cls_start, skip)
         for r in range(n):
             mx = -np.inf
             for k in range(C):
                 zc[r, k] += cc[k]
-                mx = max(mx, zc[r, k])
+                if k != skip_class:
+                    mx = max(mx, zc[r, k])
             s = 0.0
             for k in range(C):
-                s += np.exp(zc[r, k] - mx)
+                if k != skip_class:
+                    s += np.exp(zc[r, k] - mx)
             lsc = mx + np.log(s)
             for k in range(C):
                 st = cls_start[k]
                 ne = cls_start[k + 1] - st
-                mw = _class_words(U, c, cls_start, k, hh[r], zw)
+                if k == skip_class:
+                    out[r, skip] = -np.inf
+                    continue
+                jskip = skip - st if st <= skip < st + ne else -1
+                mw = _max_without(zw[:ne], jskip, _class_words(U, c, cls_start, k, hh[r], zw))
                 tot = 0.0
                 for j in range(ne):
-                    tot += np.exp(zw[j] - mw)
+                    if j != jskip:
+                        tot += np.exp(zw[j] - mw)
                 lw = mw + np.log(tot)
                 for j in range(ne):
-                    out[r, st + j] = zc[r, k] - lsc + zw[j] - lw
+                    out[r, st + j] = zc[r, k] - lsc + zw[j] - lw if j != jskip else -np.inf

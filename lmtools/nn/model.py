@@ -10,7 +10,8 @@ Contract:
   word's class in 0..C-1, ``Uc`` (C, H), ``cc`` (C,); ``p(w|h) = softmax(Uc h + cc)[k] *
   softmax over the words of class k of (U h + c)[w]``, k = word_class[w]. Exact, normalized.
 - Scoring follows the n-gram convention: every token of ``<s> w1 .. wk </s>`` but ``<s>`` is
-  scored; ``<s>`` has p = 1.
+  scored; ``<s>`` has p = 1. ``<s>`` is never predicted: p(<s>|h) = 0 and the softmax runs over
+  the other words (its output row is left out by the kernels, in training too).
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class FFNNModel:
             inv[perm] = np.arange(perm.size)
             Y = inv[Y].astype(np.int32)
         ln = np.empty(Y.shape[0], np.float64)
-        score_examples(P, X, Y, ACTIVATIONS[self.activation], 0, cls, start, batch, ln)
+        score_examples(P, X, Y, ACTIVATIONS[self.activation], 0, cls, start, batch, ln, bos_row(perm))
         out = np.zeros(len(ids), np.float64)
         out[pos] = ln / LN10
         return out
@@ -212,7 +213,8 @@ class FFNNModel:
     log10_probs = score_ids
 
     def next_log10_probs(self, contexts: np.ndarray) -> np.ndarray:
-        """Next-word distributions: ``out[i, w] = log10 p(w | contexts[i])``, word-id order.
+        """Next-word distributions: ``out[i, w] = log10 p(w | contexts[i])``, word-id order
+        (``-inf`` at ``<s>``, which is never predicted).
 
         ``contexts`` is int32 (B, context), oldest word first (``<s>``-padded at a sentence start).
         """
@@ -221,10 +223,15 @@ class FFNNModel:
         X = np.ascontiguousarray(contexts, dtype=np.int32).reshape(-1, self.context)
         P, cls, start, perm = self.kernel_view()
         ln = np.empty((X.shape[0], len(self.vocab)), np.float64)
-        next_word_logprobs(P, X, ACTIVATIONS[self.activation], 0, cls, start, ln)
+        next_word_logprobs(P, X, ACTIVATIONS[self.activation], 0, cls, start, ln, bos_row(perm))
         out = np.empty_like(ln)
         out[:, perm] = ln
         return out / LN10
+
+
+def bos_row(perm: np.ndarray) -> int:
+    """The kernels' output row of ``<s>`` (``perm`` from ``kernel_view``)."""
+    return int(np.flatnonzero(perm == BOS_ID)[0]) if perm.size > BOS_ID else -1
 
 
 def class_layout(word_class: np.ndarray, n_classes: int):

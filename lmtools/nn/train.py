@@ -170,6 +170,7 @@ class Trainer:
         self.cls, self.start, self.perm = cls, start, perm
         self.inv = np.empty_like(perm)
         self.inv[perm] = np.arange(perm.size)
+        self.bos = int(self.inv[BOS_ID])  # output row of <s>: the kernels leave it out of the softmax
         self.G = tuple(np.zeros_like(a) for a in self.P)
         opt = cfg.optimizer
         need1 = opt in ("momentum", "adagrad", "adam")
@@ -215,7 +216,7 @@ class Trainer:
             nb = self.K.train_batches(self.P, self.G, self.S1, self.S2, X, Yo, order, lo, hi, self.cfg.batch,
                                       self.bufs, self.me, self.mh, self.keep_e, self.keep_h, self.rng, self.act,
                                       self.u_layout, self.cls, self.start, self.gE_rows, self.mark, self.hp(),
-                                      self.steps, losses, parts)
+                                      self.steps, losses, parts, self.bos)
         self.steps += nb
         return nb
 
@@ -248,7 +249,8 @@ class Trainer:
     def log_likelihood(self, X, Yo, batch: int = 512) -> float:
         """Sum of ln p over the examples with the current parameters (no dropout)."""
         out = np.empty(Yo.shape[0], np.float64)
-        self.K.score_examples(self.host_params(), X, Yo, self.act, self.u_layout, self.cls, self.start, batch, out)
+        self.K.score_examples(self.host_params(), X, Yo, self.act, self.u_layout, self.cls, self.start, batch, out,
+                              self.bos)
         return float(out.sum())
 
 
