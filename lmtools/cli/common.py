@@ -235,32 +235,53 @@ def _unraisable(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
 
 
-def _install_signal_handlers() -> None:
-    global _WATCHER
+_WAKEUP_FD = -1  # the write end of the pipe _WATCHER reads
+
+
+def _install_signal_handlers() -> dict:
+    """Our handlers for SIGINT, SIGTERM and SIGHUP (and the watcher thread); returns what they replaced,
+    for _restore_signal_handlers when a program runs inside another process (click's CliRunner)."""
+    global _WATCHER, _WAKEUP_FD
+    saved = {"hook": sys.unraisablehook, "handlers": {}, "wakeup": None}
     sys.unraisablehook = _unraisable
-    handled = set()
     for name in _EXIT_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is None:
             continue
         try:
-            if signal.getsignal(signum) == signal.SIG_IGN:
+            previous = signal.getsignal(signum)
+            if previous == signal.SIG_IGN:
                 continue  # ignored by whoever started us (nohup, a background job): stay so
             signal.signal(signum, _on_signal)
         except (ValueError, OSError):  # not the main thread (a program run inside another one)
-            return
-        handled.add(int(signum))
-    if handled and _WATCHER is None:
-        import threading
-
+            return saved
+        saved["handlers"][signum] = previous
+    if saved["handlers"]:
         try:
-            r, w = os.pipe()
-            os.set_blocking(w, False)
-            signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+            if _WATCHER is None:
+                import threading
+
+                r, w = os.pipe()
+                os.set_blocking(w, False)
+                signums = {int(getattr(signal, n)) for n in _EXIT_SIGNALS if hasattr(signal, n)}
+                _WATCHER = threading.Thread(target=_watch_signals, args=(r, signums), name="lmtools-signals",
+                                            daemon=True)
+                _WATCHER.start()
+                _WAKEUP_FD = w
+            saved["wakeup"] = signal.set_wakeup_fd(_WAKEUP_FD, warn_on_full_buffer=False)
         except (ValueError, OSError):
-            return  # the timer in _on_signal stands in
-        _WATCHER = threading.Thread(target=_watch_signals, args=(r, handled), name="lmtools-signals", daemon=True)
-        _WATCHER.start()
+            pass  # the timer in _on_signal stands in
+    return saved
+
+
+def _restore_signal_handlers(saved: dict) -> None:
+    sys.unraisablehook = saved["hook"]
+    for signum, previous in saved["handlers"].items():
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+    if saved["wakeup"] is not None:
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(saved["wakeup"])
 
 
 def _signal_exit(signum: int | None = None) -> None:
@@ -345,7 +366,7 @@ def _run_guarded(func, args, kw):
     # A closed pipe ends the program quietly, as for any Unix filter (`lm-score ... | head`).
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _standard_streams()  # first: nothing may take the number of a closed standard descriptor
-    _install_signal_handlers()
+    saved = _install_signal_handlers()
     _GUARDED = True
     try:
         result = func(*args, **kw)
@@ -389,6 +410,8 @@ def _run_guarded(func, args, kw):
         sys.exit(1)
     finally:
         _GUARDED = False
+        # In its own process the program ends now; inside another one (tests), leave it as it was.
+        _restore_signal_handlers(saved)
 
 
 # ----------------------------------------------------------------------------------------------
