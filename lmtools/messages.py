@@ -1,7 +1,8 @@
-"""Warning lines on stderr for library code (io, ngram, nn) that must not import the CLI.
+"""Messages on stderr for every layer: warnings, information lines and the --debug switch.
 
 ``lm-x: warning: message``, with the program name the CLI sets through ``set_program`` (the
-command decorator in lmtools.cli.common does it); standard library only.
+command decorator in lmtools.cli.common does it). A leaf module: standard library only, no lmtools
+import, so that library code (io, ngram, nn, kernels) may use it without importing the CLI.
 """
 
 from __future__ import annotations
@@ -25,10 +26,24 @@ def program() -> str:
     return base if base.startswith("lm-") else "lmtools"
 
 
+def debug_enabled() -> bool:
+    """True under --debug or LMTOOLS_DEBUG=1 (show tracebacks, do not hide best-effort failures)."""
+    return os.environ.get("LMTOOLS_DEBUG", "") not in ("", "0")
+
+
+def _line(text: str) -> None:
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: a message is not worth failing for
+        pass
+
+
 def warn(message: str) -> None:
     """One warning line on stderr: ``<program>: warning: message``."""
-    try:
-        sys.stderr.write(f"{program()}: warning: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):  # stderr closed: a warning is not worth failing for
-        pass
+    _line(f"{program()}: warning: {message}")
+
+
+def info(message: str) -> None:
+    """One informational line on stderr (statistics, discounts): ``<program>: message``."""
+    _line(f"{program()}: {message}")

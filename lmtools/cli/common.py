@@ -32,23 +32,10 @@ import click
 from lmtools import __version__
 from lmtools import messages
 from lmtools.errors import LmError
+from lmtools.messages import debug_enabled, info, warn  # noqa: F401  (the programs import them from here)
 
 PROG = "lmtools"  # set by each command to its own name, for messages
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def debug_enabled() -> bool:
-    return os.environ.get("LMTOOLS_DEBUG", "") not in ("", "0")
-
-
-def warn(message: str) -> None:
-    """One warning line on stderr: ``lm-x: warning: message``."""
-    click.echo(f"{PROG}: warning: {message}", err=True)
-
-
-def info(message: str) -> None:
-    """One informational line on stderr (statistics, discounts)."""
-    click.echo(f"{PROG}: {message}", err=True)
 
 
 def stderr_is_terminal() -> bool:

@@ -75,7 +75,7 @@ def check_threads(threads: int) -> None:
 
 def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities: bool, text_paths=None):
     from lmtools.ngram.query import SMALL_TOTAL_BYTES, load_scorer
-    from lmtools.ngram.warmup import input_is_pipe, warm_scoring_path
+    from lmtools.cli.warmup import input_is_pipe, warm_scoring_path
 
     # `lm-count big.txt | lm-ppl test.txt`: load the kernels while upstream is still counting, when
     # the text is large enough to be scored by them anyway (small texts stay on the numpy path)

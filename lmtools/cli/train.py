@@ -135,7 +135,7 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
         path = file or "-"
         if path == "-" and _stdin_is_terminal():
             raise LmError("no counts on stdin", "pipe lm-count into lm-train or give a counts FILE")
-        from lmtools.ngram.warmup import input_is_pipe, warm_counts_path
+        from lmtools.cli.warmup import input_is_pipe, warm_counts_path
 
         if input_is_pipe(path):  # load the kernels while upstream is still counting
             warm_counts_path(order or 3, {"method": m, "interpolate": interpolate, "k": k, "alpha": alpha,

@@ -66,7 +66,7 @@ ALIASES = {
 
 
 def _default_warn(msg: str) -> None:
-    from lmtools.cli.common import warn
+    from lmtools.messages import warn
 
     warn(msg)
 

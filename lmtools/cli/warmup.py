@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 
-from lmtools.cli.common import debug_enabled
+from lmtools.messages import debug_enabled
 
 # A few short sentences are enough for every order to have n-grams of counts 1, 2 and 3+.
 _TEXT = "\n".join(" ".join(f"w{(i * 7 + j * 3) % 11}" for j in range(i % 6 + 2)) for i in range(60)) + "\n"
