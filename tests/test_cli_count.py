@@ -70,8 +70,8 @@ def test_empty_input_is_a_valid_model():
 
 
 @pytest.mark.parametrize("args,needle,code", [
-    (["-n", "0"], "order must be at least 1", 2),
-    (["-n", "-1"], "order must be at least 1", 2),
+    (["-n", "0"], "order must be 1 to 1000", 2),
+    (["-n", "-1"], "order must be 1 to 1000", 2),
     (["--min-count", "0"], "--min-count", 2),
     (["no-such-file.txt"], "no such file", 1),
 ])

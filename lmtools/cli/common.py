@@ -70,13 +70,28 @@ class _Command(click.Command):
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
-            return super().make_context(info_name, args, parent=parent, **extra)
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+            _check_int_sizes(self, ctx)
+            return ctx
         except click.UsageError as e:
             if isinstance(e, UsageError):
                 raise
             err = UsageError(e.format_message().rstrip("."), f"see {self.name} --help", e.ctx)
             err.prog = self.name
             raise err from None
+
+
+INT_MAX = 2**63 - 1  # an integer option holds a 64-bit signed integer (numpy, numba and the model file)
+
+
+def _check_int_sizes(command: click.Command, ctx: click.Context) -> None:
+    """Refuse an integer option beyond 64 bits (every option, whatever its type says)."""
+    for p in command.params:
+        value = ctx.params.get(p.name)
+        for x in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(x, int) and not isinstance(x, bool) and not -INT_MAX <= x <= INT_MAX:
+                raise UsageError(f"{p.opts[0]} {x} is too large (at most {INT_MAX})", f"see {command.name} --help",
+                                 ctx)
 
 
 class Number(click.FloatRange):

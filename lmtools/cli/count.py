@@ -9,10 +9,13 @@ from lmtools.cli import common
 from lmtools.errors import LmError
 
 
+MAX_ORDER = 1000  # every order costs tables of its own: beyond this an order is a typo, not a model
+
+
 @common.command("lm-count", short_help="count n-grams of orders 1..N in text")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
 @click.option("-n", "--order", type=int, default=3, show_default=True, metavar="N",
-              help="Count n-grams of orders 1..N (any N >= 1).")
+              help="Count n-grams of orders 1..N (1 <= N <= 1000).")
 @click.option("-o", "--output", metavar="FILE",
               help="Write the counts model to FILE (atomically) instead of stdout.")
 @click.option("--min-count", type=int, default=1, show_default=True, metavar="K",
@@ -37,8 +40,9 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
       lm-count -n 5 -o counts.lm a.txt b.txt.gz
       lm-count -n 3 train.txt | lm-ppl test.txt
     """
-    if order < 1:
-        raise common.UsageError(f"order must be at least 1, got -n {order}", "use -n 1 or more (3 and 5 are usual)")
+    if not 1 <= order <= MAX_ORDER:
+        raise common.UsageError(f"order must be 1 to {MAX_ORDER}, got -n {order}",
+                                "use -n 1 or more (3 and 5 are usual)")
     if min_count < 1:
         raise common.UsageError(f"--min-count must be at least 1, got {min_count}",
                                 "use --min-count 1 to keep every word")

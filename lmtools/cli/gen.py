@@ -31,7 +31,7 @@ DEFAULT_N = 10
 @click.option("--top-p", "top_p", type=common.Number(0, 1, min_open=True), default=1.0, show_default=True, metavar="P",
               help="Nucleus sampling: only among the most likely words whose probabilities reach P (0 < P <= 1).")
 @click.option("--greedy", is_flag=True, help="Take the most likely word at every step (no randomness).")
-@click.option("--max-len", "max_len", type=click.IntRange(1), default=100, show_default=True, metavar="L",
+@click.option("--max-len", "max_len", type=click.IntRange(1, 1 << 24), default=100, show_default=True, metavar="L",
               help="Cut a sentence after L words (characters for a character model), not counting the prefix.")
 @click.option("--allow-unk", "allow_unk", is_flag=True, help="Let <unk> be drawn (it is excluded by default).")
 @click.option("--scores", is_flag=True,
@@ -67,6 +67,7 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
       lm-count -n 3 corpus.txt | lm-gen -n 3
       lm-gen -m kn5.lm --next "and thanks for all the" --top 10
     """
+    _check_meaningful(next_history is not None, greedy)
     if next_history is not None and prefix is not None:
         raise common.UsageError("--next and --prefix both given", "give the history of --next alone (it is the prefix)")
     if model_path == "-" and _stdin_is_terminal():
@@ -97,6 +98,24 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads)
+
+
+def _check_meaningful(next_mode: bool, greedy: bool) -> None:
+    """Refuse options that the mode leaves without effect instead of ignoring them."""
+    if next_mode:
+        flags = common.given_options("count", "temperature", "top_k", "top_p", "greedy", "max_len", "scores")
+        if flags:
+            raise common.UsageError(f"{flags[0]} applies to sampling, not to --next",
+                                    "--next prints the model's own distribution (--top K limits it)")
+        return
+    flags = common.given_options("top")
+    if flags:
+        raise common.UsageError("--top applies to --next only", "drop --top (-n sets the number of sentences)")
+    if greedy:
+        flags = common.given_options("temperature", "top_k", "top_p")
+        if flags:
+            raise common.UsageError(f"{flags[0]} has no effect with --greedy (it takes the most likely word)",
+                                    f"drop {flags[0]} or --greedy")
 
 
 def _stdin_is_terminal() -> bool:

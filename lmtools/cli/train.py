@@ -96,6 +96,7 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
 
     m = _usage(canonical_method, method)
     _check_option_family(m)
+    _check_meaningful(m, ffnn)
     if m == "ffnn":
         _train_ffnn(list(files), output, quiet, common.make_text_options(lower, chars, encoding_errors), ffnn)
         return
@@ -166,6 +167,16 @@ def _usage(check, *args, **kw):
         return check(*args, **kw)
     except LmError as e:
         raise common.UsageError(e.message, e.hint) from None
+
+
+def _check_meaningful(method: str, ffnn: dict) -> None:
+    """Refuse an option that the method or the other options leave without effect (it would be ignored)."""
+    for name, applies, what in (("k", method == "add-k", "-m add-k"), ("alpha", method == "stupid", "-m stupid"),
+                                ("momentum", ffnn.get("optimizer") == "momentum", "--optimizer momentum"),
+                                ("classes", ffnn.get("output_layer") == "class", "--output-layer class")):
+        flags = common.given_options(name)
+        if flags and not applies:
+            raise common.UsageError(f"{flags[0]} applies to {what} only", f"drop {flags[0]}, or use {what}")
 
 
 def _check_option_family(method: str) -> None:
@@ -247,6 +258,8 @@ def _numbers(values, what: str, kind=float) -> list[list]:
             raise LmError(f"{what} {v!r} is not a list of numbers", f"e.g. {what} 0,0,1") from None
         if not parts:
             raise LmError(f"{what} given an empty value", f"e.g. {what} 0,0,1")
+        if any(kind is int and abs(x) > common.INT_MAX for x in out[-1]):
+            raise LmError(f"{what} {v!r}: a value is too large (at most {common.INT_MAX})", f"e.g. {what} 0,0,1")
     return out
 
 
