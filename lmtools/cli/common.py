@@ -94,6 +94,18 @@ def _check_int_sizes(command: click.Command, ctx: click.Context) -> None:
                                  ctx)
 
 
+class Limit(click.IntRange):
+    """An integer option that is an upper limit (at most N epochs, words, ...): a value beyond 64 bits
+    means no limit and is taken as INT_MAX, which no count reaches; below ``min`` it is refused."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().lstrip("+").isdigit() and int(value) > INT_MAX:
+            value = INT_MAX
+        elif isinstance(value, int) and value > INT_MAX:
+            value = INT_MAX
+        return super().convert(value, param, ctx)
+
+
 class Number(click.FloatRange):
     """A float option that must be a finite number (nan and inf are refused), optionally in a range:
     ``type=common.Number(0, min_open=True)`` for x > 0."""

@@ -18,9 +18,9 @@ MAX_ORDER = 1000  # every order costs tables of its own: beyond this an order is
               help="Count n-grams of orders 1..N (1 <= N <= 1000).")
 @click.option("-o", "--output", metavar="FILE",
               help="Write the counts model to FILE (atomically) instead of stdout.")
-@click.option("--min-count", type=int, default=1, show_default=True, metavar="K",
+@click.option("--min-count", type=common.Limit(1), default=1, show_default=True, metavar="K",
               help="Words seen fewer than K times become <unk>.")
-@click.option("--vocab-size", type=int, default=0, show_default=True, metavar="V",
+@click.option("--vocab-size", type=common.Limit(0), default=0, show_default=True, metavar="V",
               help="Keep only the V most frequent words (0: all); the rest become <unk>.")
 @click.option("--vocab", "vocab_file", metavar="FILE",
               help="Closed vocabulary: whitespace-separated words in FILE; every other word becomes <unk>.")

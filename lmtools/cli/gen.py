@@ -26,7 +26,7 @@ DEFAULT_N = 10
                    "vocabulary are taken as <unk> (with a warning).")
 @click.option("--temperature", type=common.Number(0, min_open=True), default=1.0, show_default=True, metavar="T",
               help="Sample from p^(1/T), renormalized: below 1 sharper, above 1 flatter (T > 0).")
-@click.option("--top-k", "top_k", type=click.IntRange(1), default=None, metavar="K",
+@click.option("--top-k", "top_k", type=common.Limit(1), default=None, metavar="K",
               help="Sample only among the K most likely words of each step (K >= 1). Default: no limit.")
 @click.option("--top-p", "top_p", type=common.Number(0, 1, min_open=True), default=1.0, show_default=True, metavar="P",
               help="Nucleus sampling: only among the most likely words whose probabilities reach P (0 < P <= 1).")
@@ -43,7 +43,7 @@ DEFAULT_N = 10
 @click.option("--next", "next_history", metavar="HISTORY",
               help="Instead of sampling, print the next-word distribution after <s> HISTORY: word, probability "
                    "and log10 p, most likely first.")
-@click.option("--top", "top", type=click.IntRange(0), default=10, show_default=True, metavar="K",
+@click.option("--top", "top", type=common.Limit(0), default=10, show_default=True, metavar="K",
               help="With --next: print the K most likely words (0: the whole vocabulary).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, metavar="T",
               help="Sample n-gram sentences with T threads (the output does not depend on T).")

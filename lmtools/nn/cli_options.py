@@ -16,7 +16,7 @@ from typing import Mapping
 
 import click
 
-from lmtools.cli.common import Number
+from lmtools.cli.common import Limit, Number
 from lmtools.errors import LmError
 
 FFNN_OPTIONS = [
@@ -28,7 +28,7 @@ FFNN_OPTIONS = [
                  help="Hidden units."),
     click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
                  help="Hidden-layer activation."),
-    click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
+    click.option("--epochs", type=Limit(1), default=10, show_default=True,
                  help="Most passes over the training text (validation may stop it earlier)."),
     click.option("--batch", type=click.IntRange(1), default=128, show_default=True,
                  help="Examples per minibatch; the gradient is their mean."),
@@ -55,13 +55,13 @@ FFNN_OPTIONS = [
                  show_default=True, help="Learning-rate multiplier when validation perplexity stops improving."),
     click.option("--min-improvement", type=Number(0, 1, max_open=True), default=0.003, show_default=True,
                  help="Relative improvement of validation perplexity that counts as progress."),
-    click.option("--patience", type=click.IntRange(1), default=1, show_default=True,
+    click.option("--patience", type=Limit(1), default=1, show_default=True,
                  help="Plateaus tolerated once the learning rate decays, before stopping."),
     click.option("--time-limit", type=Number(0), default=0.0, show_default=True,
                  help="Seconds of training: no epoch is started that would end past it (0: no limit)."),
-    click.option("--vocab-size", type=click.IntRange(0), default=0, show_default=True,
+    click.option("--vocab-size", type=Limit(0), default=0, show_default=True,
                  help="Keep at most this many words (most frequent, <unk> <s> </s> included); 0: all."),
-    click.option("--min-count", type=click.IntRange(1), default=1, show_default=True,
+    click.option("--min-count", type=Limit(1), default=1, show_default=True,
                  help="Keep words seen at least this often; others become <unk>."),
     click.option("--seed", type=click.IntRange(0), default=1, show_default=True,
                  help="Random seed: the same seed and input give a byte-identical model."),
