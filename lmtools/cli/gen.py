@@ -150,11 +150,11 @@ def text_flags(kind: dict | None, chars: bool | None, model_path: str) -> tuple[
 
 
 def _split(text: str, chars: bool) -> list[str]:
-    from lmtools.io.text import CHAR_SPACE, _split_ascii, chars_text
+    from lmtools.io.text import CHAR_SPACE, chars_text, split_ascii
 
     if not chars:
-        return _split_ascii(text)
-    tokens = _split_ascii(chars_text(text))
+        return split_ascii(text)
+    tokens = split_ascii(chars_text(text))
     if tokens and text[-1:] in (" ", "\t"):  # "KING " continues after a space
         tokens.append(CHAR_SPACE)
     return tokens

@@ -24,10 +24,10 @@ def warm_counts_path(order: int, smooth_kwargs: dict | None = None) -> None:
     a failure here only costs time, so it is ignored (shown with --debug)."""
     try:
         from lmtools.io.models import load_model, save_model
-        from lmtools.ngram.counting import _count_small
+        from lmtools.ngram.counting import count_small
         from lmtools.io.text import Chunk
 
-        levels = _count_small([Chunk(_TEXT.encode(), 1, "warm-up")], max(order, 1), None, None)
+        levels = count_small([Chunk(_TEXT.encode(), 1, "warm-up")], max(order, 1), None, None)
         buf = io.BytesIO()
         save_model(levels, buf)
         counts = load_model(io.BufferedReader(io.BytesIO(buf.getvalue())))
@@ -46,11 +46,11 @@ def warm_scoring_path() -> None:
     ``lm-count | lm-ppl text`` will once its counts arrive. Best effort, like warm_counts_path."""
     try:
         from lmtools.io.models import load_model, save_model
-        from lmtools.ngram.counting import _count_small
+        from lmtools.ngram.counting import count_small
         from lmtools.io.text import Chunk
         from lmtools.ngram.query import scorer_for
 
-        levels = _count_small([Chunk(_TEXT.encode(), 1, "warm-up")], 3, None, None)
+        levels = count_small([Chunk(_TEXT.encode(), 1, "warm-up")], 3, None, None)
         buf = io.BytesIO()
         save_model(levels, buf)
         counts = load_model(io.BufferedReader(io.BytesIO(buf.getvalue())))

@@ -488,7 +488,7 @@ def read_sentences(paths: list[str], opts: TextOptions | None = None) -> Iterato
                 if lines and lines[-1] == "":
                     lines.pop()
                 for line in lines:
-                    yield [t for t in _split_ascii(line) if t not in ("<s>", "</s>")]
+                    yield [t for t in split_ascii(line) if t not in ("<s>", "</s>")]
         finally:
             if path != "-":
                 stream.close()
@@ -497,7 +497,7 @@ def read_sentences(paths: list[str], opts: TextOptions | None = None) -> Iterato
 _ASCII_WS = re.compile(r"[ \t\r\v\f]+")
 
 
-def _split_ascii(line: str) -> list[str]:
+def split_ascii(line: str) -> list[str]:
     return [t for t in _ASCII_WS.split(line) if t]
 
 

@@ -41,8 +41,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from lmtools.kernels.tokenize import _find as _vfind
-from lmtools.kernels.tokenize import _fnv1a, _is_space
+from lmtools.kernels.tokenize import find_word, fnv1a, is_space
 
 BOS = 1  # <s>: starts a sentence, only a context
 NO_CONTEXT = -1  # starts a sentence without <s> (the API's bos=False): an empty context
@@ -55,7 +54,7 @@ _ONE = np.uint64(1)
 
 
 @njit(cache=True, inline="always")
-def _mix(x):
+def mix(x):
     x ^= x >> np.uint64(30)
     x *= _M1
     x ^= x >> np.uint64(27)
@@ -66,13 +65,13 @@ def _mix(x):
 
 @njit(cache=True, inline="always")
 def hash_word(w, seed):
-    return _mix(np.uint64(w) + seed)
+    return mix(np.uint64(w) + seed)
 
 
 @njit(cache=True, inline="always")
 def extend(h, w):
     """Hash of the n-gram ``w + (the n-gram hashed as h)``: one word older."""
-    return _mix(h * _K1 + np.uint64(w) + _ONE)
+    return mix(h * _K1 + np.uint64(w) + _ONE)
 
 
 @njit(cache=True, inline="always")
@@ -406,14 +405,14 @@ def _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k):
     k += 1
     while i < e:
         b = buf[i]
-        if _is_space(b):
+        if is_space(b):
             i += 1
             continue
         start = i
-        while i < e and not _is_space(buf[i]):
+        while i < e and not is_space(buf[i]):
             i += 1
-        h = _fnv1a(buf, start, i)
-        _, wid = _vfind(buf, start, i, h, vh, vs, vp, vo, vmask)
+        h = fnv1a(buf, start, i)
+        _, wid = find_word(buf, start, i, h, vh, vs, vp, vo, vmask)
         if wid == 1 or wid == 2:
             dropped += 1
             continue

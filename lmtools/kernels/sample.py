@@ -41,7 +41,7 @@ so the output does not depend on how sentences are split into calls or threads.
 import numpy as np
 from numba import njit, prange
 
-from lmtools.kernels.query import _mix  # the splitmix64 finalizer, shared with the query hash
+from lmtools.kernels.query import mix  # the splitmix64 finalizer, shared with the query hash
 
 UNK = 0
 BOS = 1
@@ -72,10 +72,10 @@ def _first_above(cum, off, a, b, x):
 def init_states(seed, first, n):
     """RNG states of sentences first .. first+n-1 for a seed (uint64 each)."""
     out = np.empty(n, np.uint64)
-    s = _mix(np.uint64(seed) + _GOLDEN)
+    s = mix(np.uint64(seed) + _GOLDEN)
     f = np.uint64(first)
     for i in range(n):
-        out[i] = _mix(s ^ ((f + np.uint64(i)) * _STREAM + _GOLDEN))
+        out[i] = mix(s ^ ((f + np.uint64(i)) * _STREAM + _GOLDEN))
     return out
 
 
@@ -84,7 +84,7 @@ def uniform(states, i):
     """Next uniform double in [0, 1) from stream i (splitmix64)."""
     s = states[i] + _GOLDEN
     states[i] = s
-    return np.float64(_mix(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return np.float64(mix(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,13 +17,13 @@ FNV_PRIME = np.uint64(0x100000001B3)
 
 
 @njit(cache=True, inline="always")
-def _is_space(b):
+def is_space(b):
     # space, \t, \n, \v, \f, \r
     return b == 32 or (b >= 9 and b <= 13)
 
 
 @njit(cache=True, inline="always")
-def _fnv1a(buf, start, end):
+def fnv1a(buf, start, end):
     h = FNV_OFFSET
     for i in range(start, end):
         h = (h ^ np.uint64(buf[i])) * FNV_PRIME
@@ -62,7 +62,7 @@ def _rehash(hashes, slots, capacity):
 
 
 @njit(cache=True, inline="always")
-def _find(buf, start, end, h, hashes, slots, pool, offsets, mask):
+def find_word(buf, start, end, h, hashes, slots, pool, offsets, mask):
     """(slot, word id) of the word buf[start:end], or (free slot, -1) when it is not in the table."""
     j = h & mask
     while True:
@@ -113,7 +113,7 @@ def _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
             line_open = 0
             i += 1
             continue
-        if _is_space(b):
+        if is_space(b):
             i += 1
             continue
         if line_open == 0:
@@ -122,11 +122,11 @@ def _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
             n_ids += 1
             line_open = 1
         start = i
-        while i < n and not _is_space(buf[i]):
+        while i < n and not is_space(buf[i]):
             i += 1
         end = i
-        h = _fnv1a(buf, start, end)
-        j, wid = _find(buf, start, end, h, hashes, slots, pool, offsets, mask)
+        h = fnv1a(buf, start, end)
+        j, wid = find_word(buf, start, end, h, hashes, slots, pool, offsets, mask)
         is_oov = False
         if wid < 0:
             if grow:

@@ -19,7 +19,7 @@ from lmtools.ngram.counts import Counts
 from lmtools.vocab import SPECIALS, UNK_ID
 
 
-class _OrderTable:
+class OrderTable:
     """The hash table and per-id arrays of one order >= 2 (ids in order of first occurrence)."""
 
     def __init__(self, size_log2: int = 12):
@@ -83,7 +83,7 @@ class NgramCounter:
             raise LmError(f"order must be at least 1, got {order}", "use -n 1 or more")
         self.order = order
         self.unigrams = np.zeros(1 << 12, np.int64)
-        self.tables = [_OrderTable() for _ in range(order - 1)]
+        self.tables = [OrderTable() for _ in range(order - 1)]
         self.tokens = 0
         self.sentences = 0
 
@@ -143,7 +143,7 @@ class NgramCounter:
             prev_map = remap
             new_levels = []
             for prefix, word, count in levels:
-                t = _OrderTable()
+                t = OrderTable()
                 t.ensure_room(prefix.shape[0])
                 out = np.empty(prefix.shape[0], np.int32)
                 t.n = add_weighted(prev_map[prefix].astype(np.int32), remap[word].astype(np.int32), count,
@@ -242,7 +242,7 @@ def count_levels(paths: list[str], order: int, *, text_opts=None, vocab_opts: Vo
         if size > SMALL_INPUT_BYTES:
             break
     else:
-        levels = _count_small(head, order, vocab_opts, on_chunk)
+        levels = count_small(head, order, vocab_opts, on_chunk)
         levels.text = _text_kind(text_opts)
         return levels
     levels = _count_fast(head, chunks, order, vocab_opts, on_chunk, _input_bytes(paths))
@@ -282,7 +282,7 @@ def _input_bytes(paths: list[str]) -> int | None:
         return None
 
 
-def _count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
+def count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
     """The same counts as the numba path, in plain Python, for inputs of a few kilobytes."""
     from collections import Counter
 

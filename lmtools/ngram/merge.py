@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lmtools.errors import LmError
-from lmtools.ngram.counting import Levels, _OrderTable
+from lmtools.ngram.counting import Levels, OrderTable
 from lmtools.vocab import SPECIALS
 
 
@@ -35,7 +35,7 @@ def merge_levels(parts: list[Levels], names: list[str] | None = None) -> Levels:
     vocab = list(SPECIALS)
     index = {w: i for i, w in enumerate(vocab)}
     uni = np.zeros(0, np.int64)
-    tables = [_OrderTable() for _ in range(order - 1)]
+    tables = [OrderTable() for _ in range(order - 1)]
     tokens = sentences = 0
     for p in parts:
         remap = np.empty(len(p.vocab), np.int64)

@@ -410,9 +410,9 @@ def _ids(s, words) -> tuple[np.ndarray, int]:
     if words is None:
         return np.zeros(0, np.int32), 0
     if isinstance(words, str):
-        from lmtools.io.text import _split_ascii
+        from lmtools.io.text import split_ascii
 
-        words = _split_ascii(words)
+        words = split_ascii(words)
     return s.encode(list(words))
 
 
