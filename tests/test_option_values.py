@@ -227,6 +227,12 @@ def test_good_values_still_pass_the_checks():
             check_options("kn-modified", discount=[bad])
 
 
+@pytest.mark.parametrize("prog", ["lm-gen", "lm-train"])
+def test_no_model_and_a_terminal_on_stdin_is_a_usage_error(prog, monkeypatch):
+    monkeypatch.setattr(importlib.import_module(f"lmtools.cli.{PROGRAMS[prog]}"), "_stdin_is_terminal", lambda: True)
+    assert_usage_error(invoke(prog, []), prog, "terminal")
+
+
 def test_usage_error_is_checked_before_the_work(tmp_path):
     # the counts would be read from stdin after the checks: an impossible value never reads them
     out = tmp_path / "m.lm"

@@ -8,7 +8,6 @@ import sys
 import click
 
 from lmtools.cli import common
-from lmtools.errors import LmError
 
 DEFAULT_N = 10
 
@@ -71,7 +70,8 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
     if next_history is not None and prefix is not None:
         raise common.UsageError("--next and --prefix both given", "give the history of --next alone (it is the prefix)")
     if model_path == "-" and _stdin_is_terminal():
-        raise LmError("no model on stdin", "give -m FILE, or pipe a model in (lm-count ... | lm-gen)")
+        raise common.UsageError("no model given (-m) and standard input is a terminal",
+                                "give -m FILE, or pipe a model in (lm-count ... | lm-gen)")
 
     from lmtools.ngram.sample import check_options
 

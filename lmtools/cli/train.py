@@ -135,7 +135,8 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
 
         path = file or "-"
         if path == "-" and _stdin_is_terminal():
-            raise LmError("no counts on stdin", "pipe lm-count into lm-train or give a counts FILE")
+            raise common.UsageError("no counts FILE given and standard input is a terminal",
+                                    "pipe lm-count into lm-train or give a counts FILE")
         from lmtools.cli.warmup import input_is_pipe, warm_counts_path
 
         if input_is_pipe(path):  # load the kernels while upstream is still counting
