@@ -19,9 +19,10 @@ Per case (each in its own temporary directory holding copies of small real model
 - bounded time (a timeout per case) and, where the case says so, bounded memory (peak RSS).
 
 Model files are also mutated in bulk (truncations, byte flips in the header and the arrays, compressed
-copies, ARPA damage), a few hundred files checked in one worker process through
-``lmtools.io.models.load_model``: each must be refused with an LmError, or, if accepted, give exactly
-the scores of the intact model; a sample of them also goes through the programs.
+copies, ARPA damage, and models written with correct checksums but impossible contents), several
+hundred files checked in one worker process through ``lmtools.io.models.load_model``: each must be
+refused with an LmError, or, if accepted, give exactly the scores of the intact model (policy per
+mutation); a sample of them also goes through the programs.
 
 The harness is imported by tests/test_bad_input.py (one copy of the code). Exit status: 1 when any
 case fails.
@@ -582,6 +583,7 @@ class Fixtures:
         rng = random.Random(11)
         (d / "garbage.bin").write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
         (d / "nul.txt").write_bytes(b"the cat\x00sat\n" * 50)
+        (d / "odd-lines.txt").write_bytes(b"\n".join(ODD_LINES) + b"\n")
         big = self.dir / "big.txt"  # not copied: read-only input of the pipe cases
         big.write_bytes(SHAKESPEARE.read_bytes())
         (d / "hugeline.txt").write_bytes(b"abcd " * HUGE_LINE_TOKENS)  # one 20 MB line, no newline
@@ -845,6 +847,10 @@ def setups(*fns):
 
 FFNN_BASE = ["-q", "-m", "ffnn", "--epochs", "1", "--dim", "8", "--hidden", "8", "--context", "2"]
 HUGE_INT = "99999999999999999999"
+# lines that are each one sentence, whatever they hold
+ODD_LINES = [b"", b" ", b"\t\t", b"a\rb", "the\u00a0cat\u3000sat\u0085".encode(), b"<s> </s>",
+             b"<s>", b"<unk> <unk>", b"x" * 100000, b"\x1c\x1d\x1e\x1f", b"\x0b\x0c", "\ufeffthe".encode(),
+             "\U0001F600 \u0301".encode(), b"the the the the the the the the the the"]
 HUGE_LINE_TOKENS = 4 << 20
 HUGE_LINE_BYTES = 5 * HUGE_LINE_TOKENS
 HUGE_FLOAT = "1e300"
@@ -1212,6 +1218,14 @@ def input_cases(fx: "Fixtures") -> list:
         Case("text-input/lm-merge a single file", "lm-merge", ["counts.lm"], X),
         Case("text-input/lm-score stops at invalid UTF-8 after the lines before", "lm-score", ["-m", "kn.lm",
              "bad-utf8.txt"], D, check=expect_lines(20)),
+        Case("text-input/lm-score odd lines, one output line each", "lm-score", ["-m", "kn.lm", "odd-lines.txt"], O,
+             check=expect_lines(len(ODD_LINES))),
+        Case("text-input/lm-score --words odd lines, one output line each", "lm-score",
+             ["-m", "ffnn.lm", "--words", "odd-lines.txt"], O, check=expect_lines(len(ODD_LINES))),
+        Case("text-input/lm-ppl odd lines", "lm-ppl", ["-m", "kn.lm", "--json", "odd-lines.txt"], O,
+             check=expect_finite_output),
+        Case("text-input/lm-count --chars odd lines", "lm-count", ["--chars", "odd-lines.txt"], O,
+             check=expect_stdout_model),
         Case("text-input/lm-gen --prefix invalid UTF-8", "lm-gen", ["-m", "kn.lm", "--prefix", b"caf\xe9", "-n", "1",
              "--seed", "1"], E),
         Case("text-input/lm-gen --next invalid UTF-8", "lm-gen", ["-m", "kn.lm", "--next", b"\xff\xfe"], E),
@@ -1309,7 +1323,7 @@ def model_sample_cases(fx: "Fixtures", mutations: list) -> list:
         def setup(work, data=m["data"], name=name):
             (work / name).write_bytes(data)
         for prog, argv in (("lm-ppl", ["-m", name, "test.txt"]), ("lm-info", [name])):
-            cases.append(Case(f"mutation/{prog} {m['id']}", prog, argv, DATA if m["must_refuse"] else ANY,
+            cases.append(Case(f"mutation/{prog} {m['id']}", prog, argv, DATA if m["policy"] == "refuse" else ANY,
                               setup=setup, check=expect_finite_output, timeout=60))
     return cases
 
@@ -1344,7 +1358,7 @@ def mutations(fx: "Fixtures", per_kind: int = 80, seed: int = 7) -> list:
             if i < n * 0.25:  # truncations: in the header, then anywhere
                 cut = rng.randrange(1, header_end) if i % 2 == 0 else rng.randrange(header_end, len(data))
                 out.append({"id": mid + "-trunc", "kind": kind, "base": fname, "data": data[:cut],
-                            "what": f"truncated at {cut}/{len(data)}", "must_refuse": True})
+                            "what": f"truncated at {cut}/{len(data)}", "policy": "refuse"})
             elif i < n * 0.85:  # single-byte changes, mostly in the header
                 pos = rng.randrange(0, header_end) if r < 0.75 else rng.randrange(header_end, len(data))
                 b = bytearray(data)
@@ -1357,7 +1371,7 @@ def mutations(fx: "Fixtures", per_kind: int = 80, seed: int = 7) -> list:
                     b[pos] = (b[pos] + rng.randrange(1, 256)) % 256
                 out.append({"id": f"{mid}-{how}", "kind": kind, "base": fname, "data": bytes(b),
                             "what": f"{how} change at {pos} ({'header' if pos < header_end else 'arrays'})",
-                            "must_refuse": False})
+                            "policy": "same"})
             else:  # compressed, then damaged
                 comp = rng.choice((("gz", lambda x: gzip.compress(x, mtime=0)), ("xz", lzma.compress),
                                    ("bz2", bz2.compress)))
@@ -1371,7 +1385,7 @@ def mutations(fx: "Fixtures", per_kind: int = 80, seed: int = 7) -> list:
                     c[pos] ^= 1 << rng.randrange(8)
                     what = f"{comp[0]}, bit flip at {pos}"
                 out.append({"id": f"{mid}-{comp[0]}", "kind": kind, "base": fname, "data": bytes(c), "suffix": "." + comp[0],
-                            "what": what, "must_refuse": False})
+                            "what": what, "policy": "same"})
     arpa = (fx.dir / "kn.arpa").read_bytes()
     lines = arpa.split(b"\n")
     for i in range(per_kind // 2):
@@ -1380,19 +1394,99 @@ def mutations(fx: "Fixtures", per_kind: int = 80, seed: int = 7) -> list:
         if r < 0.3:
             cut = rng.randrange(1, len(arpa))
             out.append({"id": mid + "-trunc", "kind": "arpa", "base": "kn.arpa", "data": arpa[:cut],
-                        "what": f"truncated at {cut}", "must_refuse": cut < len(arpa) - 8})
+                        "what": f"truncated at {cut}", "policy": "refuse" if cut < len(arpa) - 8 else "any"})
         elif r < 0.7:
             b = bytearray(arpa)
             pos = rng.randrange(len(b))
             b[pos] = rng.choice(b"0123456789-.eE \t\nabc\xff")
             out.append({"id": mid + "-byte", "kind": "arpa", "base": "kn.arpa", "data": bytes(b),
-                        "what": f"byte {pos} replaced", "must_refuse": False})
+                        "what": f"byte {pos} replaced", "policy": "any"})
         else:
             j = rng.randrange(len(lines))
             new = list(lines)
             new[j] = rng.choice([b"", b"-1.0\tfoo", b"nan\tthe", b"\\3-grams:", b"-0.5\tthe the the the the", b"junk"])
             out.append({"id": mid + "-line", "kind": "arpa", "base": "kn.arpa", "data": b"\n".join(new),
-                        "what": f"line {j + 1} replaced", "must_refuse": False})
+                        "what": f"line {j + 1} replaced", "policy": "any"})
+    return out
+
+
+def semantic_mutations(fx: "Fixtures") -> list:
+    """Models whose checksums are right but whose contents are impossible: ids out of range, rows out of
+    order or repeated, nan/inf/positive log-probabilities, wrong dtypes and shapes, a header that does
+    not fit the arrays. Written by lmtools' own writer, so only the reader's validation can catch them.
+    Policy: refuse (must be refused), same (refused, or exactly the intact model's scores), any (no
+    crash, hang or runaway memory)."""
+    import io
+
+    import numpy as np
+
+    from lmtools.io.modelfile import read_model, write_model
+
+    out = []
+    for kind, fname in (("counts", "counts.lm"), ("ngram", "kn.lm"), ("ffnn", "ffnn.lm")):
+        with open(fx.dir / fname, "rb") as f:
+            h, arrays = read_model(f, fname)
+        header = {k: v for k, v in h.items() if k not in ("kind", "arrays")}
+        V = len(h["vocab"])
+
+        def emit(tag, policy, what, hdr=None, arrs=None, kind=kind, fname=fname, header=header, arrays=arrays):
+            buf = io.BytesIO()
+            try:
+                write_model(buf, kind, hdr if hdr is not None else header,
+                            arrs if arrs is not None else dict(arrays))
+            except Exception:  # noqa: BLE001 - the writer refuses it: nothing to read back
+                return
+            out.append({"id": f"{kind}-sem-{tag}", "kind": kind, "base": fname, "data": buf.getvalue(),
+                        "what": what, "policy": policy})
+
+        for name, arr in arrays.items():
+            arr = np.array(arr)
+            mid = arr.size // 2
+            is_id = name.startswith(("prefix_", "word_", "ngrams_"))
+            if arr.dtype.kind in "iu" and arr.size:
+                for val, tag in ((V, "V"), (-1, "neg"), (2**31 - 1, "max")):
+                    if arr.dtype.kind == "u" and val < 0:
+                        continue
+                    m = arr.copy()
+                    m.flat[mid] = val
+                    emit(f"{name}-{tag}", "refuse" if is_id else "any", f"{name}[{mid}] = {val}",
+                         arrs={**arrays, name: m})
+                emit(f"{name}-float", "same", f"{name} stored as float64",
+                     arrs={**arrays, name: arr.astype(np.float64)})
+            if arr.dtype.kind == "f" and arr.size:
+                for val, tag in ((np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf"), (5.0, "+5")):
+                    m = arr.copy()
+                    m.flat[mid] = val
+                    if name.startswith("logprob_"):
+                        policy = "any" if tag == "-inf" else "refuse"
+                    elif name.startswith("backoff_"):
+                        policy = "any" if tag in ("+5", "-inf") else "refuse"
+                    else:  # FFNN weights: any finite value is a model
+                        policy = "any" if tag == "+5" else "refuse"
+                    emit(f"{name}-{tag}", policy, f"{name}[{mid}] = {val}", arrs={**arrays, name: m})
+            if arr.size > 1:
+                emit(f"{name}-short", "refuse", f"{name} one element short", arrs={**arrays, name: arr.ravel()[:-1]})
+            if name.startswith("ngrams_") and len(arr) > 4:
+                m = arr.copy()
+                m[[1, 2]] = m[[2, 1]]
+                emit(f"{name}-unsorted", "same", f"{name}: rows 1 and 2 swapped", arrs={**arrays, name: m})
+                m = arr.copy()
+                m[2] = m[1]
+                emit(f"{name}-duplicate", "same", f"{name}: row 1 repeated", arrs={**arrays, name: m})
+        # a header that does not fit the arrays
+        emit("vocab-short", "refuse", "one word less in the vocabulary", hdr={**header, "vocab": header["vocab"][:-1]})
+        vocab = list(header["vocab"])
+        vocab[6] = vocab[5]
+        emit("vocab-duplicate", "same", "a word twice in the vocabulary", hdr={**header, "vocab": vocab})
+        # (an FFNN's order is its context + 1: the reader may take it from there)
+        emit("order-up", "same" if kind == "ffnn" else "refuse", "order + 1", hdr={**header, "order": header["order"] + 1})
+        emit("order-down", "same", "order - 1", hdr={**header, "order": header["order"] - 1})
+        if "sizes" in header:
+            emit("sizes", "same", "sizes[1] + 1", hdr={**header, "sizes": [header["sizes"][0], header["sizes"][1] + 1]
+                                                       + list(header["sizes"][2:])})
+        for key in ("context", "dim", "hidden"):
+            if key in header:
+                emit(f"{key}-up", "refuse", f"{key} + 1", hdr={**header, key: header[key] + 1})
     return out
 
 
@@ -1515,12 +1609,14 @@ def check_mutations(fx: "Fixtures", muts: list, work: Path, log=print) -> list:
         r = results.get(i, {"outcome": "missing"})
         outcome = r["outcome"]
         fail = None
-        if outcome in ("crash", "hang", "memory", "accepted-nonfinite", "missing"):
-            fail = {"crash": "model-reader-crash", "hang": "timeout", "memory": "memory",
-                    "accepted-nonfinite": "silently-wrong", "missing": "harness"}[outcome]
-        elif outcome == "accepted-different" and m["kind"] != "arpa":
+        policy = m["policy"]
+        if outcome in ("crash", "hang", "memory", "missing"):
+            fail = {"crash": "model-reader-crash", "hang": "timeout", "memory": "memory", "missing": "harness"}[outcome]
+        elif outcome == "accepted-nonfinite" and policy != "any":
             fail = "silently-wrong"
-        elif outcome in ("accepted-same", "accepted-different") and m["must_refuse"]:
+        elif outcome.startswith("accepted") and policy == "refuse":
+            fail = "silently-wrong"
+        elif outcome == "accepted-different" and policy == "same":
             fail = "silently-wrong"
         out.append({"id": m["id"], "kind": m["kind"], "what": m["what"], "outcome": outcome,
                     "detail": r.get("detail", ""), "failure": fail})
@@ -1638,8 +1734,11 @@ def write_record(path: Path, summary: dict, text: str, command: str, seconds: fl
         "exactly one `lm-x: error:` line, no traceback, no temporary file left, no file but the output",
         "touched (bytes, mtime and type of every entry), time and, where stated, peak memory.",
         "Model files are also mutated in bulk (truncations, byte flips in header and arrays, damaged",
-        "gzip/xz/bzip2 copies, ARPA damage) and loaded in one process: each must be refused with one",
-        "error, or give exactly the intact model's scores.",
+        "gzip/xz/bzip2 copies, ARPA damage; and, written with correct checksums, impossible contents: ids",
+        "out of range, rows out of order or repeated, nan/inf/positive log-probabilities, wrong dtypes and",
+        "shapes, a header that disagrees with the arrays) and loaded in one process: each must be refused",
+        "with one error, or give exactly the intact model's scores (a changed FFNN weight or count is a",
+        "valid model: only no crash is asked there).",
         "",
         f"Cases tried: {total} ({summary['cases']} program runs, {summary['mutations']} mutated model files); "
         f"passed: {passed}; failed: {total - passed}.",
@@ -1677,7 +1776,7 @@ def main(argv=None) -> int:
         log("reliability: building fixtures")
         fx.build(log)
         fixtures_before = snapshot(fx.dir)
-        muts = mutations(fx, per_kind=args.mutations) if args.mutations > 0 else []
+        muts = mutations(fx, per_kind=args.mutations) + semantic_mutations(fx) if args.mutations > 0 else []
         sample = [m for m in muts if m["id"].endswith(("000-trunc", "001-trunc"))] + \
             [m for m in muts if m["kind"] != "arpa" and "-bit" in m["id"]][:6]
         cases = all_cases(fx, sample)

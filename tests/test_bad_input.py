@@ -85,9 +85,9 @@ def test_bad_input_case(fixtures, table, name, tmp_path):
 
 
 def test_mutated_model_files(fixtures, tmp_path):
-    """Damaged model and ARPA files loaded in one process: refused with an LmError, or exactly the
-    intact model's scores."""
-    muts = rel.mutations(fixtures, per_kind=24, seed=3)
+    """Damaged model and ARPA files, and models with right checksums but impossible contents, loaded
+    in one process: refused with an LmError, or (where the policy allows) the intact model's scores."""
+    muts = rel.mutations(fixtures, per_kind=24, seed=3) + rel.semantic_mutations(fixtures)
     results = rel.check_mutations(fixtures, muts, tmp_path)
     assert len(results) == len(muts)
     bad = [f"{m['id']} ({m['what']}): {m['outcome']} {m['detail']}" for m in results if m["failure"]]
