@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lmtools.ngram.model import NGramModel
-from lmtools.ngram.query import LOG_ZERO, PplStats, QueryModel
+from lmtools.constants import LOG_ZERO
+from lmtools.ngram.query import PplStats, QueryModel
 from lmtools.ngram.smoothing import smooth
 from tests import naive_query as NQ
 from tests.conftest import SHAKESPEARE

@@ -30,11 +30,11 @@ from typing import BinaryIO, Callable, TextIO
 
 import numpy as np
 
+from lmtools.constants import LOG_ZERO  # what ARPA writes for log10(0)
 from lmtools.errors import LmError
 from lmtools.ngram.model import NGramModel
 from lmtools.vocab import SPECIALS
 
-LOG_ZERO = -99.0  # what ARPA writes for log10(0)
 MISSING_UNK_LOGPROB = -100.0  # log10 p given to <unk> when an ARPA has none
 _HEADER_RE = re.compile(rb"^\s*ngram\s+(\d{1,6})\s*=\s*(\d{1,18})\s*$")
 _SECTION_RE = re.compile(rb"^\\(\d{1,6})-grams:\s*$")

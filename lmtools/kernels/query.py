@@ -41,11 +41,11 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from lmtools.constants import LOG_ZERO  # log10 p at or below this is p = 0 (ARPA's convention)
 from lmtools.kernels.tokenize import find_word, fnv1a, is_space
 
 BOS = 1  # <s>: starts a sentence, only a context
 NO_CONTEXT = -1  # starts a sentence without <s> (the API's bos=False): an empty context
-LOG_ZERO = -99.0  # log10 p at or below this is p = 0 (ARPA's convention)
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

@@ -46,7 +46,6 @@ from lmtools.kernels.query import mix  # the splitmix64 finalizer, shared with t
 UNK = 0
 BOS = 1
 EOS = 2
-LOG_ZERO = -99.0  # log10 p at or below this is p = 0
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _STREAM = np.uint64(0xD1B54A32D192ED03)

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
 from lmtools.ngram.model import NGramModel
 from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
 
 NO_CONTEXT = -1  # a sentence start without <s> (bos=False): kernels/query.NO_CONTEXT
-LOG_ZERO = -99.0
 # Inputs up to this size (per chunk, and in total before the switch) are scored on the numpy path:
 # importing numba and loading its first cached kernel costs ~0.4 s, more than scoring them.
 SMALL_BYTES = 1 << 16

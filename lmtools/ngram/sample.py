@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
 from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
 
@@ -153,7 +154,7 @@ class NGramSampler(_Base):
         if g1.size and (g1.min() < 0 or g1.max() >= V):
             raise LmError(f"{name}: unigram ids outside the vocabulary", "recreate the model")
         lp1 = np.asarray(model.logprob[0], np.float64)
-        uni[g1] = np.where((lp1 <= -99.0) | np.isnan(lp1), 0.0, 10.0 ** lp1)
+        uni[g1] = np.where((lp1 <= LOG_ZERO) | np.isnan(lp1), 0.0, 10.0 ** lp1)
         bo1 = np.nan_to_num(np.asarray(model.backoff[0], np.float64))
         uni_bo[g1] = 10.0 ** bo1
         uni[BOS_ID] = 0.0
@@ -169,7 +170,7 @@ class NGramSampler(_Base):
                 raise LmError(f"{name}: order {n} ids outside the vocabulary", "recreate the model")
             n_rows[n], id_base[n], row_base[n] = g.shape[0], pos, rows
             lp = np.asarray(model.logprob[n - 1], np.float64)
-            pr = np.where((lp <= -99.0) | np.isnan(lp), 0.0, 10.0 ** lp)
+            pr = np.where((lp <= LOG_ZERO) | np.isnan(lp), 0.0, 10.0 ** lp)
             ids_parts.append(g.reshape(-1))
             pr_parts.append(pr)
             bo_parts.append(10.0 ** np.nan_to_num(np.asarray(model.backoff[n - 1], np.float64)))

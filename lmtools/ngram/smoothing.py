@@ -34,12 +34,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
 from lmtools.ngram.counts import Counts
 from lmtools.ngram.model import NGramModel
 from lmtools.vocab import BOS_ID, SPECIALS, UNK_ID
 
-LOG_ZERO = -99.0
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # used for an order whose modified-KN discounts are degenerate
 KATZ_K = 5  # Good-Turing discounts apply to counts 1..KATZ_K (Katz 1987)
 # Katz: a context whose discounts leave less than this share for unseen words (every count above K,

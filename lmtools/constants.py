@@ -1,0 +1,6 @@
+"""Numeric conventions shared by every layer (a leaf module: no lmtools imports).
+
+numba kernels read module globals as compile-time constants, so kernels import them from here too.
+"""
+
+LOG_ZERO = -99.0  # log10 p at or below this is p = 0; ARPA files write log10 0 as -99
