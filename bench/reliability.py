@@ -108,6 +108,7 @@ class Case:
     max_rss_mb: float | None = None
     env: dict = field(default_factory=dict)
     exit_class: str = "exit-status"  # the failure class of a wrong exit status (e.g. option-ignored)
+    nofile: int | None = None      # a lower limit on open files (RLIMIT_NOFILE) for the run
 
     @property
     def category(self) -> str:
@@ -387,6 +388,8 @@ def _run_in(case: Case, fixtures: "Fixtures", work: Path) -> Result:
                             start_new_session=True)
     try:
         resource.prlimit(proc.pid, resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
+        if case.nofile:
+            resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (case.nofile, case.nofile))
     except (OSError, ValueError):
         pass
     for f in (stdin_file, stdout_file):
@@ -1311,6 +1314,16 @@ def misc_cases() -> list:
         Case("misc/lm-train no input at all", "lm-train", ["-q"], DATA),
         Case("misc/lm-count a directory as input", "lm-count", ["."], ERROR),
         Case("misc/lm-count /proc file as input", "lm-count", ["/proc/self/status"], OK),
+        Case("misc/lm-merge 300 shards with 64 open files allowed", "lm-merge", [f"s{i}.lm" for i in range(300)], OK_DATA,
+             setup=lambda w: [os.symlink("counts.lm", w / f"s{i}.lm") for i in range(300)], nofile=64,
+             check=expect_stdout_model, timeout=120),
+        Case("misc/lm-count 300 files with 64 open files allowed", "lm-count", [f"t{i}.txt" for i in range(300)], OK,
+             setup=lambda w: [os.symlink("small.txt", w / f"t{i}.txt") for i in range(300)], nofile=64,
+             check=expect_stdout_model, timeout=120),
+        Case("misc/lm-train --device cuda (on a machine without one: one line)", "lm-train",
+             FFNN_BASE + ["--device", "cuda", "small.txt", "-o", "out.lm"], OK_DATA, output="out.lm", timeout=120),
+        Case("misc/lm-ppl NUMBA_CACHE_DIR not a directory", "lm-ppl", ["-m", "kn.lm", "{fx}/big.txt"], OK,
+             env={"NUMBA_CACHE_DIR": "{work}/small.txt/cache"}, timeout=120),
     ]
 
 
