@@ -193,12 +193,13 @@ def _block_sum(red, t, v):
 
 
 @cuda.jit(device=True)
-def _softmax_gradient(x, n, mx, target, scale, red, t):
+def _softmax_gradient(x, n, mx, target, scale, red, t, skip):
     # x[:n] holds logits whose max is mx: x <- scale * (softmax(x) - onehot(target)) in place,
-    # shared by the block's threads; returns the softmax denominator sum(exp(x - mx))
+    # shared by the block's threads; returns the softmax denominator sum(exp(x - mx)). Entry
+    # ``skip`` (>= 0: <s>, never predicted) is left out: p = 0, gradient 0 (as the CPU kernels)
     s = 0.0
     for j in range(t, n, ROW_THREADS):
-        v = math.exp(x[j] - mx)
+        v = 0.0 if j == skip else math.exp(x[j] - mx)
         x[j] = v
         s += v
     tot = _block_sum(red, t, s)
@@ -212,9 +213,10 @@ def _softmax_gradient(x, n, mx, target, scale, red, t):
 
 
 @cuda.jit
-def softmax_xent_rows(z, c, y, scale, loss, add):
+def softmax_xent_rows(z, c, y, scale, loss, add, skip):
     """One block per row: ``loss[r] (+)= -ln softmax(z[r] + c)[y[r]]``, ``z[r]`` <- its gradient
-    ``scale * (softmax - onehot(y))`` (``add``: add to loss[r] instead of setting it)."""
+    ``scale * (softmax - onehot(y))`` (``add``: add to loss[r] instead of setting it); column
+    ``skip`` (>= 0) is left out of the softmax."""
     red = cuda.shared.array(ROW_THREADS, float64)
     r = cuda.blockIdx.x
     t = cuda.threadIdx.x
@@ -223,22 +225,23 @@ def softmax_xent_rows(z, c, y, scale, loss, add):
     for j in range(t, V, ROW_THREADS):
         v = z[r, j] + c[j]
         z[r, j] = v
-        mx = max(mx, v)
+        if j != skip:
+            mx = max(mx, v)
     mx = _block_max(red, t, mx)
     zt = z[r, y[r]]
     cuda.syncthreads()
-    tot = _softmax_gradient(z[r], V, mx, y[r], scale, red, t)
+    tot = _softmax_gradient(z[r], V, mx, y[r], scale, red, t, skip)
     if t == 0:
         lr = math.log(tot) + mx - zt
         loss[r] = loss[r] + lr if add else lr
 
 
 @cuda.jit
-def class_words(U, c, cls_start, y, yc, hd, dh, gw, loss, scale):
+def class_words(U, c, cls_start, y, yc, hd, dh, gw, loss, scale, skip):
     """One block per example: the word softmax within its class (class layer).
 
     ``loss[r] += -ln p(y | class, h)``; ``gw[r, j]`` = ``scale * dL/dz_j`` for the class's words;
-    ``dh[r] += sum_j gw[r, j] U[class row j]``.
+    ``dh[r] += sum_j gw[r, j] U[class row j]``. Output row ``skip`` (>= 0, <s>) is left out.
     """
     red = cuda.shared.array(ROW_THREADS, float64)
     r = cuda.blockIdx.x
@@ -247,18 +250,20 @@ def class_words(U, c, cls_start, y, yc, hd, dh, gw, loss, scale):
     s = cls_start[k]
     ne = cls_start[k + 1] - s
     H = hd.shape[1]
+    jskip = skip - s if s <= skip < s + ne else -1
     mx = -math.inf
     for j in range(t, ne, ROW_THREADS):
         acc = c[s + j]
         for q in range(H):
             acc += U[s + j, q] * hd[r, q]
         gw[r, j] = acc
-        mx = max(mx, acc)
+        if j != jskip:
+            mx = max(mx, acc)
     mx = _block_max(red, t, mx)
     ty = y[r] - s
     zt = gw[r, ty]
     cuda.syncthreads()
-    tot = _softmax_gradient(gw[r], ne, mx, ty, scale, red, t)
+    tot = _softmax_gradient(gw[r], ne, mx, ty, scale, red, t, jskip)
     if t == 0:
         loss[r] += math.log(tot) + mx - zt
     cuda.syncthreads()

@@ -155,7 +155,7 @@ class CudaTrainer(Trainer):
         if self.model.word_class is None:
             z = self.d_z[:n]
             KC.gemm(1.0, hd, U, 0.0, z, False, True)
-            KC.softmax_xent_rows[n, KC.ROW_THREADS](z, c, y, scale, loss, False)
+            KC.softmax_xent_rows[n, KC.ROW_THREADS](z, c, y, scale, loss, False, self.bos)
             KC.gemm(1.0, z, hd, 0.0, gU, True, False)
             KC.on_items(KC.column_sums, z.shape[1])(z, gc)
             KC.gemm(1.0, z, U, 0.0, dh)
@@ -164,11 +164,11 @@ class CudaTrainer(Trainer):
             gw = self.d_gw[:n]
             first, by_class = c_groups
             KC.gemm(1.0, hd, Uc, 0.0, zc, False, True)
-            KC.softmax_xent_rows[n, KC.ROW_THREADS](zc, cc, yc, scale, loss, False)
+            KC.softmax_xent_rows[n, KC.ROW_THREADS](zc, cc, yc, scale, loss, False, self.bos_class)
             KC.gemm(1.0, zc, hd, 0.0, gUc, True, False)
             KC.on_items(KC.column_sums, zc.shape[1])(zc, gcc)
             KC.gemm(1.0, zc, Uc, 0.0, dh)
-            KC.class_words[n, KC.ROW_THREADS](U, c, self.d_start, y, yc, hd, dh, gw, loss, scale)
+            KC.class_words[n, KC.ROW_THREADS](U, c, self.d_start, y, yc, hd, dh, gw, loss, scale, self.bos)
             KC.on_rows(KC.class_rows_grad, U.shape[0], H)(self.d_cls, self.d_start, first, by_class, gw, hd, gU, gc)
         KC.on_rows(KC.hidden_backward, n, H)(h, dh, mh, self.act)
         KC.on_items(KC.column_sums, H)(dh, gb)

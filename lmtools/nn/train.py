@@ -171,6 +171,8 @@ class Trainer:
         self.inv = np.empty_like(perm)
         self.inv[perm] = np.arange(perm.size)
         self.bos = int(self.inv[BOS_ID])  # output row of <s>: the kernels leave it out of the softmax
+        k = int(cls[self.bos]) if cls.size else -1  # and its class, when <s> is alone in it
+        self.bos_class = k if k >= 0 and start[k + 1] - start[k] == 1 else -1
         self.G = tuple(np.zeros_like(a) for a in self.P)
         opt = cfg.optimizer
         need1 = opt in ("momentum", "adagrad", "adam")
