@@ -38,18 +38,25 @@ PROG = "lmtools"  # set by each command to its own name, for messages
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def stderr_is_terminal() -> bool:
+def is_terminal(stream) -> bool:
+    """True when ``stream`` (a file object or a descriptor) is a terminal; False for anything without
+    a descriptor (click's CliRunner streams) or a closed one."""
     try:
-        return os.isatty(sys.stderr.fileno())
+        return os.isatty(stream if isinstance(stream, int) else stream.fileno())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+def stderr_is_terminal() -> bool:
+    return is_terminal(sys.stderr)
 
 
 def stdout_is_terminal() -> bool:
-    try:
-        return os.isatty(sys.stdout.fileno())
-    except (AttributeError, OSError, ValueError):
-        return False
+    return is_terminal(sys.stdout)
+
+
+def stdin_is_terminal() -> bool:
+    return is_terminal(sys.stdin)
 
 
 class UsageError(click.UsageError):
@@ -454,9 +461,12 @@ def _remove_temp_files() -> None:
         _TEMP_FILES.discard(tmp)
 
 
-def _refuse_terminal(hint: str | None):
-    raise LmError("refusing to write a binary model to the terminal",
-                  hint or "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
+def refuse_binary_to_terminal(stream, hint: str | None = None) -> None:
+    """The one check that a binary model is never written to a terminal: LmError when ``stream`` (a
+    file object or a descriptor) is one."""
+    if is_terminal(stream):
+        raise LmError("refusing to write a binary model to the terminal",
+                      hint or "use -o FILE or pipe it into another program (lm-info, lm-train, lm-ppl)")
 
 
 def _fstat(fd: int):
@@ -620,8 +630,8 @@ def output_target(path: str | None, *, inputs=(), binary: bool = True, tty_hint:
     if path is None or path == "-":
         if isinstance(sys.stdout, _ClosedStream):
             sys.stdout.write(b"")  # the error line, before the work
-        if binary and stdout_is_terminal():
-            _refuse_terminal(tty_hint)
+        if binary:
+            refuse_binary_to_terminal(sys.stdout, tty_hint)
         st = _fstat(1)
         if st is not None and stat.S_ISREG(st.st_mode):  # `lm-count a.txt >> a.txt`
             _check_not_an_input(st, "stdout", inputs)
@@ -641,12 +651,12 @@ def output_target(path: str | None, *, inputs=(), binary: bool = True, tty_hint:
             raise LmError(f"{name}: is a directory", "give a file name, e.g. -o " + os.path.join(path, "model.lm"))
         _check_not_an_input(st, name, inputs)
         if _same_file(st, _fstat(1)):  # /dev/stdout, /proc/self/fd/1, or the file stdout already writes
-            if binary and stdout_is_terminal():
-                _refuse_terminal(tty_hint)
+            if binary:
+                refuse_binary_to_terminal(sys.stdout, tty_hint)
             return Output(name, "stdout")
         if _same_file(st, _fstat(2)):
-            if binary and stderr_is_terminal():
-                _refuse_terminal(tty_hint)
+            if binary:
+                refuse_binary_to_terminal(sys.stderr, tty_hint)
             return Output(name, "fd", fd=2)
         if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             # A device is written in place: open it now (a write-protected one fails before the work).
@@ -655,9 +665,12 @@ def output_target(path: str | None, *, inputs=(), binary: bool = True, tty_hint:
             except OSError as e:
                 raise LmError(f"{name}: cannot write ({e.strerror})", "check the device and its permissions") \
                     from None
-            if binary and os.isatty(fd):
-                os.close(fd)
-                _refuse_terminal(tty_hint)
+            if binary:
+                try:
+                    refuse_binary_to_terminal(fd, tty_hint)
+                except LmError:
+                    os.close(fd)
+                    raise
             return Output(name, "device", real=path, fd=fd)
         if stat.S_ISFIFO(mode):
             if not os.access(path, os.W_OK):
@@ -806,5 +819,5 @@ def make_text_options(lower: bool, chars: bool, encoding_errors: str):
 
 def stdin_note(paths: list[str]) -> None:
     """Tell a user at a terminal that we are waiting for text on stdin (instead of seeming to hang)."""
-    if (not paths or "-" in paths) and os.isatty(0):
+    if (not paths or "-" in paths) and is_terminal(0):
         click.echo(f"{PROG}: reading text from the terminal; end with Ctrl-D (see --help)", err=True)

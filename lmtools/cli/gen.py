@@ -119,10 +119,7 @@ def _check_meaningful(next_mode: bool, greedy: bool) -> None:
 
 
 def _stdin_is_terminal() -> bool:
-    try:
-        return os.isatty(sys.stdin.fileno())
-    except (AttributeError, OSError, ValueError):
-        return False
+    return common.stdin_is_terminal()
 
 
 def _load(path: str):

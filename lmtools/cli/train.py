@@ -227,13 +227,7 @@ def _without_timings(model) -> None:
 
 
 def _stdin_is_terminal() -> bool:
-    import os
-    import sys
-
-    try:
-        return os.isatty(sys.stdin.fileno())
-    except (AttributeError, OSError, ValueError):
-        return False
+    return common.stdin_is_terminal()
 
 
 def _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat, what):

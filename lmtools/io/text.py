@@ -19,7 +19,6 @@ import codecs
 import gzip
 import io
 import lzma
-import os
 import re
 import sys
 import zlib
@@ -499,10 +498,3 @@ _ASCII_WS = re.compile(r"[ \t\r\v\f]+")
 
 def split_ascii(line: str) -> list[str]:
     return [t for t in _ASCII_WS.split(line) if t]
-
-
-def is_terminal(stream) -> bool:
-    try:
-        return os.isatty(stream.fileno())
-    except (AttributeError, OSError, ValueError):
-        return False
