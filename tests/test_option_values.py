@@ -155,6 +155,8 @@ BAD = [
     ("lm-gen", ["-m", "a.lm", "--top", "-1"], "--top"),
     ("lm-gen", ["-m", "a.lm", "--threads", "0"], "--threads"),
     ("lm-gen", ["-m", "a.lm", "--next", "a", "--prefix", "b"], "--next"),
+    ("lm-gen", ["-m", "a.lm", "--prefix", "caf\udce9"], "UTF-8"),  # the bytes caf\xe9 as Python gets them
+    ("lm-gen", ["-m", "a.lm", "--next", "\udcff\udcfe"], "UTF-8"),
     # options that the other options leave without effect are refused, not ignored
     ("lm-gen", ["-m", "a.lm", "--top", "5", "-n", "1"], "--top"),
     ("lm-gen", ["-m", "a.lm", "--greedy", "--temperature", "0.5"], "--temperature"),

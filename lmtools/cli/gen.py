@@ -67,6 +67,10 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
       lm-gen -m kn5.lm --next "and thanks for all the" --top 10
     """
     _check_meaningful(next_history is not None, greedy)
+    for flag, text in (("--prefix", prefix), ("--next", next_history)):
+        if text is not None and not _is_utf8(text):
+            raise common.UsageError(f"{flag} is not valid UTF-8 text",
+                                    "give the words in UTF-8 (is the terminal's locale UTF-8?)")
     if next_history is not None and prefix is not None:
         raise common.UsageError("--next and --prefix both given", "give the history of --next alone (it is the prefix)")
     if model_path == "-" and _stdin_is_terminal():
@@ -98,6 +102,15 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for an argument whose bytes were not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _check_meaningful(next_mode: bool, greedy: bool) -> None:
