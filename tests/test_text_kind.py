@@ -211,6 +211,15 @@ def test_merge_refuses_shards_counted_differently(d, tmp_path, flags, needle):
     assert not out.exists()
 
 
+def test_merge_of_shards_with_their_own_vocabularies_warns(d, tmp_path):
+    for i, name in enumerate(("train.txt", "shard2.txt")):
+        ok(invoke("lm-count", "-n", "2", "--min-count", "2", d / name, "-o", tmp_path / f"s{i}.lm"))
+    r = ok(invoke("lm-merge", tmp_path / "s0.lm", tmp_path / "s1.lm", "-o", tmp_path / "m.lm"))
+    assert "lm-merge: warning:" in r.stderr and "--min-count" in r.stderr
+    r = ok(invoke("lm-merge", d / "words.counts", d / "words.counts", "-o", tmp_path / "m2.lm"))
+    assert r.stderr == ""
+
+
 def test_merge_of_different_closed_vocabularies_is_refused(d, tmp_path):
     (tmp_path / "v1.txt").write_text("the and of\n")
     (tmp_path / "v2.txt").write_text("the and to\n")

@@ -33,6 +33,10 @@ def main(files, output):
 
     parts = [load_levels(f) for f in files]
     merged = merge_levels(parts, list(files))
+    shared = merged.provenance.get("options", {})
+    if len(parts) > 1 and (shared.get("min_count", 1) > 1 or shared.get("vocab_size", 0) > 0):
+        common.warn("the shards were counted with --min-count or --vocab-size: each chose its own vocabulary, so "
+                    "the sum is not the counts of the whole text with that option (count the shards without it)")
     merged.provenance = {"program": "lm-merge", "inputs": list(files), "tokens": merged.tokens,
                          "options": {"order": len(merged.levels) + 1, **merged.provenance.get("options", {})}}
     with target.open() as out:
