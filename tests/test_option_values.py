@@ -172,6 +172,9 @@ BAD = [
     ("lm-merge", [], "FILES"),
     ("lm-merge", ["-", "-"], "stdin"),
     ("lm-info", ["--no-such-option"], "--no-such-option"),
+    ("lm-info", ["--json", "--vocab", "m.lm"], "--vocab"),
+    ("lm-count", ["--vocab", "v.txt", "--min-count", "2"], "--min-count"),
+    ("lm-count", ["--vocab", "v.txt", "--vocab-size", "10"], "--vocab-size"),
 ]
 
 

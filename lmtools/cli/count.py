@@ -49,6 +49,10 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
     if vocab_size < 0:
         raise common.UsageError(f"--vocab-size must be 0 (all) or positive, got {vocab_size}",
                                 "use --vocab-size 10000, say")
+    ignored = common.given_options("min_count", "vocab_size") if vocab_file else []
+    if ignored:
+        raise common.UsageError(f"{ignored[0]} has no effect with --vocab (the vocabulary is the file's words)",
+                                f"drop {ignored[0]} or --vocab")
     paths = list(files) or ["-"]
     if paths.count("-") > 1:
         raise common.UsageError("stdin ('-') given more than once", "name it once")

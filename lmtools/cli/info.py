@@ -25,6 +25,8 @@ def main(model, as_json, show_vocab):
       lm-count -n 3 corpus.txt | lm-info
       lm-info --json kn5.lm | jq .sizes
     """
+    if show_vocab and as_json:
+        raise common.UsageError("--json and --vocab both given", "--vocab prints one word per line; give one of them")
     from lmtools.io.models import load_model
 
     obj = load_model(model, sort_counts=False)
