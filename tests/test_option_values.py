@@ -345,3 +345,68 @@ def test_cli_huge_lr_exits_1_without_a_model(tmp_path):
     assert lines[0].startswith("lm-train: error: training diverged in epoch 1") and "no model" in lines[0]
     assert "internal error" not in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Property-based: the option parsers accept exactly the possible values
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=ANY_FLOAT, lo=st.sampled_from([None, 0.0, -1.0]), hi=st.sampled_from([None, 1.0, 5.0]),
+       min_open=st.booleans(), max_open=st.booleans())
+def test_number_accepts_exactly_finite_values_in_range(x, lo, hi, min_open, max_open):
+    t = common.Number(lo, hi, min_open=min_open, max_open=max_open)
+    inside = math.isfinite(x) and (lo is None or (x > lo if min_open else x >= lo)) and \
+        (hi is None or (x < hi if max_open else x <= hi))
+    try:
+        got = t.convert(repr(x), None, None)
+    except click.BadParameter:
+        assert not inside
+    else:
+        assert inside and got == x
+
+
+@settings(max_examples=300, deadline=None)
+@given(vals=st.lists(ANY_FLOAT, min_size=1, max_size=3), method=st.sampled_from(["kn-modified", "kn", "abs"]))
+def test_discounts_accepted_exactly_when_possible(vals, method):
+    from lmtools.cli.train import _parse_discounts
+    from lmtools.errors import LmError
+    from lmtools.ngram.smoothing import check_options
+
+    text = ",".join(repr(v) for v in vals)
+    bounds = (1.0, 2.0, 3.0) if len(vals) == 3 else (1.0,)
+    possible = (len(vals) in (1, 3) if method == "kn-modified" else len(vals) == 1) and \
+        all(math.isfinite(v) and 0.0 <= v <= b for v, b in zip(vals, bounds))
+    try:
+        check_options(method, discount=_parse_discounts((text,)))
+    except LmError:
+        assert not possible
+    else:
+        assert possible
+
+
+@settings(max_examples=300, deadline=None)
+@given(weights=st.lists(ANY_FLOAT, max_size=4), k=st.integers(1, 4))
+def test_mixture_weights_are_a_distribution(weights, k):
+    from lmtools.errors import LmError
+    from lmtools.ngram.query import check_lambdas
+
+    in_range = all(math.isfinite(w) and 0.0 <= w <= 1.0 for w in weights)
+    if k == 1:
+        possible = in_range and (not weights or abs(sum(weights) - 1.0) <= 1e-6)
+    else:
+        possible = in_range and (not weights or (len(weights) == k - 1 and sum(weights) <= 1.0 + 1e-9)
+                                 or (len(weights) == k and abs(sum(weights) - 1.0) <= 1e-6))
+    try:
+        out = check_lambdas(weights, k)
+    except LmError:
+        assert not possible
+        return
+    assert possible
+    assert len(out) == k and all(0.0 <= w <= 1.0 for w in out) and abs(sum(out) - 1.0) < 1e-6
