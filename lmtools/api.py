@@ -64,7 +64,9 @@ class Model:
         return text
 
     def _score_sentence(self, sentence: str, bos: bool, eos: bool) -> Scored:
-        words = [w.decode("utf-8") for w in self._read(sentence).encode("utf-8").split()]
+        from lmtools.io.text import line_words
+
+        words = line_words(self._read(sentence))[0]
         scorers = self._scorer.scorers if hasattr(self._scorer, "scorers") else [self._scorer]
         parts = []
         for s in scorers:

@@ -1,5 +1,6 @@
 """Text reading: whitespace, markers, UTF-8 errors, binary input, compression, the tokenizer kernel."""
 
+import numpy as np
 import pytest
 
 from lmtools.errors import LmError
@@ -83,3 +84,82 @@ def test_compressed_stdin_detected_by_magic(tmp_path):
 
     p = _w(tmp_path, gzip.compress(b"a b\n"), name="noext")
     assert open_binary(p).read() == b"a b\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# The text rule: io.text.line_words (Python) and kernels.tokenize.next_token (numba) agree
+
+# ASCII whitespace splits; \x1c-\x1f, U+0085, U+00A0 and U+3000 are whitespace to Python's str.split()
+# but part of a token here; literal <s> and </s> are dropped, <s>x and <unk> are words.
+_PIECES = [b"a", b"bb", b"<s>", b"</s>", b"<s>x", b"<unk>", b" ", b" ", b"\t", b"\r", b"\x0b", b"\x0c",
+           b"\n", b"\x1c", b"\x1d", b"\x1e", b"\x1f", b"\x00", "\u0085".encode(), "\u00a0".encode(),
+           "\u3000".encode(), "\u00e9".encode()]
+
+
+def _random_texts(n=300, seed=7):
+    import random
+
+    r = random.Random(seed)
+    return [b"".join(r.choice(_PIECES) for _ in range(r.randrange(0, 40))) for _ in range(n)]
+
+
+def _rule_sentences(data: bytes):
+    from lmtools.io.text import line_words
+
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    pairs = [line_words(line) for line in lines]
+    return [[w.decode() for w in words] for words, _ in pairs], sum(d for _, d in pairs)
+
+
+def test_python_and_numba_text_rules_agree():
+    from lmtools.io.text import TokenTable, line_words
+
+    for data in _random_texts():
+        want, dropped = _rule_sentences(data)
+        # the str form of the rule splits the decoded text the same way
+        assert [line_words(line)[0] for line in data.decode().split("\n")][:len(want)] == want
+        table = TokenTable()
+        ids, _, n_lines, n_dropped, _ = table.encode(data, grow=True)
+        words = table.words()
+        got, cur = [], None
+        for i in ids.tolist():
+            if i == 1:
+                cur = []
+            elif i == 2:
+                got.append(cur)
+            else:
+                cur.append(words[i])
+        assert (got, n_dropped, n_lines) == (want, dropped, len(want)), data
+
+
+def test_rule_splits_at_ascii_whitespace_only():
+    from lmtools.io.text import line_words, split_ascii
+
+    odd = "x\u00a0y\x1cz\x1d\x1e\x1fw\u3000v\u0085u"
+    assert split_ascii(f" {odd}\t<s>\x0b\x0c\r</s>\nb ") == [odd, "<s>", "</s>", "b"]
+    assert line_words(f" {odd}\t<s>\x0b\x0c\r</s> b ") == ([odd, "b"], 2)
+    assert line_words(f"{odd} <s>x".encode()) == ([odd.encode(), b"<s>x"], 0)
+
+
+def test_scoring_kernel_tokenizes_as_the_python_rule():
+    # the scorer's fused tokenize-and-score kernel (kernels.query) against its Python path
+    import io
+
+    from lmtools.io.models import load_model, save_model
+    from lmtools.io.text import Chunk
+    from lmtools.ngram.counting import count_small
+    from lmtools.ngram.query import scorer_for
+
+    train = b"a bb a\n\x1c a \xc2\xa0 bb\n\xe3\x80\x80 a \xc3\xa9\n" * 3
+    buf = io.BytesIO()
+    save_model(count_small([Chunk(train, 1, "t")], 3, None, None), buf)
+    counts = load_model(io.BufferedReader(io.BytesIO(buf.getvalue())))
+    s = scorer_for(counts, "t", warn=lambda m: None)
+    data = b"".join(t + b"\n" for t in _random_texts(200, seed=11))
+    fast, slow = s.line_scores(data, fast=True), s.line_scores(data, fast=False)
+    for field in ("tokens", "oovs", "zeros"):
+        assert getattr(fast, field).tolist() == getattr(slow, field).tolist(), field
+    assert np.allclose(fast.lp, slow.lp, rtol=1e-9, atol=1e-9)
+    assert fast.n_dropped == slow.n_dropped == _rule_sentences(data)[1]

@@ -142,6 +142,8 @@ def _word_rows(scored, data: bytes, n: int):
     """Per line: [(word, log10 p, order, oov)] for its tokens and </s>."""
     import numpy as np
 
+    from lmtools.io.text import line_words
+
     starts = scored.starts()
     ends = np.append(starts[1:], scored.ids.size)
     lp = scored.logp.tolist()
@@ -149,7 +151,7 @@ def _word_rows(scored, data: bytes, n: int):
     oov = scored.oov.tolist()
     rows = []
     for i, line in enumerate(_lines(data)):
-        toks = [t.decode("utf-8") for t in line.split() if t != b"<s>" and t != b"</s>"]
+        toks = [t.decode("utf-8") for t in line_words(line)[0]]
         toks.append("</s>")
         s, e = int(starts[i]) + 1, int(ends[i])
         if e - s != len(toks):

@@ -34,7 +34,14 @@ CHUNK_BYTES = 8 << 20
 DEFAULT_MAX_LINE = 64 << 20  # bytes in one line, at most (--max-line raises it)
 CHAR_SPACE = "<sp>"  # the token standing for a run of whitespace in --chars mode
 ENCODING_ERRORS = ("strict", "replace")
-_WS_RUN = re.compile(r"[ \t\r\v\f]+")
+# The text rule: tokens are split at ASCII whitespace only (bytes 9-13 and 32: tab, newline, VT, FF,
+# CR, space), as KenLM does; any other character (U+00A0, \x1c-\x1f, U+3000...) is part of a token.
+# A literal <s> or </s> in the text is dropped. line_words is the Python copy of the rule,
+# kernels.tokenize.next_token (with is_space and is_sentence_mark) the numba one; tests check they agree.
+ASCII_WHITESPACE = " \t\n\v\f\r"
+_ASCII_WS = re.compile(r"[ \t\n\v\f\r]+")
+_MARKS = (SPECIALS[1], SPECIALS[2])  # <s>, </s>
+_MARKS_BYTES = tuple(w.encode() for w in _MARKS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -345,7 +352,7 @@ def chars_text(text: str) -> str:
     """Character tokens: each character of a line becomes a token, whitespace runs ``<sp>``."""
     out = []
     for line in text.split("\n"):
-        line = _WS_RUN.sub("\x1f", line.strip(" \t\r\v\f"))
+        line = _ASCII_WS.sub("\x1f", line.strip(ASCII_WHITESPACE))
         out.append(" ".join(line).replace("\x1f", CHAR_SPACE))
     return "\n".join(out)
 
@@ -487,14 +494,23 @@ def read_sentences(paths: list[str], opts: TextOptions | None = None) -> Iterato
                 if lines and lines[-1] == "":
                     lines.pop()
                 for line in lines:
-                    yield [t for t in split_ascii(line) if t not in ("<s>", "</s>")]
+                    yield line_words(line)[0]
         finally:
             if path != "-":
                 stream.close()
 
 
-_ASCII_WS = re.compile(r"[ \t\r\v\f]+")
+def split_ascii(text):
+    """The tokens of ``text`` (str or bytes), split at ASCII whitespace only (see ASCII_WHITESPACE)."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).split()  # bytes.split() splits at exactly the six ASCII whitespace bytes
+    return [t for t in _ASCII_WS.split(text) if t]
 
 
-def split_ascii(line: str) -> list[str]:
-    return [t for t in _ASCII_WS.split(line) if t]
+def line_words(line) -> tuple[list, int]:
+    """The text rule for one line (str or bytes, no newline needed): its tokens split at ASCII
+    whitespace with a literal ``<s>`` or ``</s>`` dropped, and how many were dropped."""
+    marks = _MARKS_BYTES if isinstance(line, (bytes, bytearray, memoryview)) else _MARKS
+    tokens = split_ascii(line)
+    words = [t for t in tokens if t not in marks]
+    return words, len(tokens) - len(words)

@@ -11,6 +11,8 @@ probability above 0 (beyond LOGPROB_TOLERANCE, +inf included) and an infinite ba
 import numpy as np
 from numba import njit
 
+from lmtools.kernels.tokenize import is_space  # fields are split at ASCII whitespace, as text tokens
+
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -34,11 +36,6 @@ ERR_MESSAGES = {
     ERR_LOGPROB_VALUE: "the log10 probability is above 0 (p > 1)",
     ERR_BACKOFF_VALUE: "the backoff is infinite",
 }
-
-
-@njit(cache=True, inline="always")
-def _is_space(b):
-    return b == 32 or (b >= 9 and b <= 13)
 
 
 @njit(cache=True)
@@ -179,12 +176,12 @@ def parse_section(buf, start, end, n, hashes, slots, pool, offsets, ngrams, logp
         bad = 0
         has_bo = False
         while True:
-            while j < le and _is_space(buf[j]):
+            while j < le and is_space(buf[j]):
                 j += 1
             if j >= le:
                 break
             fs = j
-            while j < le and not _is_space(buf[j]):
+            while j < le and not is_space(buf[j]):
                 j += 1
             fe = j
             if field == 0:

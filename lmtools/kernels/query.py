@@ -42,7 +42,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from lmtools.constants import LOG_ZERO  # log10 p at or below this is p = 0 (ARPA's convention)
-from lmtools.kernels.tokenize import find_word, fnv1a, is_space
+from lmtools.kernels.tokenize import find_word, fnv1a, is_sentence_mark, next_token
 
 BOS = 1  # <s>: starts a sentence, only a context
 NO_CONTEXT = -1  # starts a sentence without <s> (the API's bos=False): an empty context
@@ -398,22 +398,18 @@ def line_sums(ids, oov, lp, zero, n_lines, out_lp, out_nz, out_iv, out_tokens, o
 @njit(cache=True, inline="always")
 def _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k):
     """Token ids of the line buf[i:e] (no newline inside) as ``<s> w.. </s>`` at ids[k:].
-    Returns (new k, literal <s>/</s> dropped). Same rules as kernels/tokenize.py."""
+    Returns (new k, literal <s>/</s> dropped). The text rule of kernels/tokenize.py (next_token)."""
     dropped = 0
     ids[k] = BOS
     oov[k] = False
     k += 1
-    while i < e:
-        b = buf[i]
-        if is_space(b):
-            i += 1
-            continue
-        start = i
-        while i < e and not is_space(buf[i]):
-            i += 1
+    while True:
+        start, i = next_token(buf, i, e)
+        if start == i:  # the end of the line
+            break
         h = fnv1a(buf, start, i)
         _, wid = find_word(buf, start, i, h, vh, vs, vp, vo, vmask)
-        if wid == 1 or wid == 2:
+        if is_sentence_mark(wid):
             dropped += 1
             continue
         if wid < 0:

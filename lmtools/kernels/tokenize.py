@@ -2,7 +2,9 @@
 
 A line is a sentence: the kernel writes ``<s>`` (id 1), the ids of its whitespace-separated tokens
 and ``</s>`` (id 2). Tokens are split at ASCII whitespace only (space, tab, CR, VT, FF), as KenLM
-does. Words are found through an open-addressing hash table of 64-bit FNV-1a hashes whose hits are
+does; a literal ``<s>`` or ``</s>`` in the text is dropped. ``next_token`` and ``is_sentence_mark``
+are that text rule in numba, for every kernel that reads text (io.text.line_words is the Python
+copy; tests check they agree). Words are found through an open-addressing hash table of 64-bit FNV-1a hashes whose hits are
 confirmed byte for byte against the word's stored bytes, so two words never share an id.
 
 The vocabulary state is a tuple of arrays (see ``new_table``); kernels return the grown arrays.
@@ -20,6 +22,30 @@ FNV_PRIME = np.uint64(0x100000001B3)
 def is_space(b):
     # space, \t, \n, \v, \f, \r
     return b == 32 or (b >= 9 and b <= 13)
+
+
+@njit(cache=True, inline="always")
+def next_token(buf, i, end):
+    """The text rule: (start, stop) of the next token of buf[i:end], skipping ASCII whitespace.
+    A newline is a sentence end, not skipped: start == stop at a newline (start is its position) and
+    at ``end`` (start == end)."""
+    while i < end:
+        b = buf[i]
+        if b == 10 or not is_space(b):
+            break
+        i += 1
+    start = i
+    if i < end and buf[i] == 10:
+        return start, start
+    while i < end and not is_space(buf[i]):
+        i += 1
+    return start, i
+
+
+@njit(cache=True, inline="always")
+def is_sentence_mark(wid):
+    """A literal <s> (id 1) or </s> (id 2) in the text: dropped from the sentence."""
+    return wid == 1 or wid == 2
 
 
 @njit(cache=True, inline="always")
@@ -100,8 +126,12 @@ def _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
     mask = np.uint64(hashes.shape[0] - 1)
     i, n_ids, n_lines, n_dropped, n_oov, line_open, n_words = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
     while i < n:
-        b = buf[i]
-        if b == 10:  # newline ends the sentence
+        start, end = next_token(buf, i, n)
+        if start == end:
+            i = start
+            if i == n:
+                break
+            # a newline ends the sentence
             if line_open == 0:
                 ids[n_ids] = 1
                 oov[n_ids] = False
@@ -113,18 +143,12 @@ def _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
             line_open = 0
             i += 1
             continue
-        if is_space(b):
-            i += 1
-            continue
         if line_open == 0:
             ids[n_ids] = 1
             oov[n_ids] = False
             n_ids += 1
             line_open = 1
-        start = i
-        while i < n and not is_space(buf[i]):
-            i += 1
-        end = i
+        i = end
         h = fnv1a(buf, start, end)
         j, wid = find_word(buf, start, end, h, hashes, slots, pool, offsets, mask)
         is_oov = False
@@ -148,13 +172,17 @@ def _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
                 wid = 0
                 is_oov = True
                 n_oov += 1
-        if wid == 1 or wid == 2:  # a literal <s> or </s> inside a line is dropped
+        if is_sentence_mark(wid):  # a literal <s> or </s> inside a line is dropped
             n_dropped += 1
             continue
         ids[n_ids] = wid
         oov[n_ids] = is_oov
         n_ids += 1
-    if line_open == 1:  # last line without a newline
+    if line_open == 1 or (n > 0 and buf[n - 1] != 10):  # last line without a newline (blank: an empty sentence)
+        if line_open == 0:
+            ids[n_ids] = 1
+            oov[n_ids] = False
+            n_ids += 1
         ids[n_ids] = 2
         oov[n_ids] = False
         n_ids += 1

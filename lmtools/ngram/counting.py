@@ -286,6 +286,7 @@ def count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
     """The same counts as the numba path, in plain Python, for inputs of a few kilobytes."""
     from collections import Counter
 
+    from lmtools.io.text import line_words
     from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS
 
     index = {w.encode(): i for i, w in enumerate(SPECIALS)}
@@ -297,13 +298,9 @@ def count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
         if lines and lines[-1] == b"":
             lines.pop()
         for line in lines:
-            ids = [BOS_ID]
-            for tok in line.split():  # bytes.split() splits at ASCII whitespace only
-                wid = index.setdefault(tok, len(index))
-                if wid == BOS_ID or wid == EOS_ID:
-                    dropped += 1
-                    continue
-                ids.append(wid)
+            words, n_marks = line_words(line)
+            dropped += n_marks
+            ids = [BOS_ID] + [index.setdefault(tok, len(index)) for tok in words]
             ids.append(EOS_ID)
             sentences += 1
             tokens += len(ids) - 1

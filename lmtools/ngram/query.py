@@ -213,6 +213,8 @@ class _Vocabulary:
         return Encoded(ids, oov, n_lines, n_dropped)
 
     def _encode_small(self, data: bytes):
+        from lmtools.io.text import line_words
+
         index = self.index()
         ids: list[int] = []
         oov: list[bool] = []
@@ -223,16 +225,12 @@ class _Vocabulary:
         for line in lines:
             ids.append(BOS_ID)
             oov.append(False)
-            for tok in line.split():  # bytes.split() splits at ASCII whitespace only, as the kernel
+            words, n_marks = line_words(line)
+            dropped += n_marks
+            for tok in words:
                 i = index.get(tok)
-                if i is None:
-                    ids.append(UNK_ID)
-                    oov.append(True)
-                elif i == BOS_ID or i == EOS_ID:
-                    dropped += 1
-                else:
-                    ids.append(i)
-                    oov.append(False)
+                ids.append(UNK_ID if i is None else i)
+                oov.append(i is None)
             ids.append(EOS_ID)
             oov.append(False)
         return np.array(ids, np.int32), np.array(oov, np.bool_), len(lines), dropped
