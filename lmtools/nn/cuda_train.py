@@ -21,7 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from lmtools.errors import LmError
-from lmtools.nn.train import Trainer
+from lmtools.nn.trainer import Trainer
 
 _HINT = "train with --device cpu"
 
