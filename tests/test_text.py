@@ -134,6 +134,15 @@ def test_python_and_numba_text_rules_agree():
         assert (got, n_dropped, n_lines) == (want, dropped, len(want)), data
 
 
+def test_one_whitespace_set():
+    from lmtools.constants import ASCII_WHITESPACE
+    from lmtools.kernels.tokenize import is_space
+
+    want = set(ASCII_WHITESPACE.encode())
+    assert want == {9, 10, 11, 12, 13, 32} == {b for b in range(256) if bytes([b]).isspace()}
+    assert {b for b in range(256) if is_space(np.uint8(b))} == want
+
+
 def test_rule_splits_at_ascii_whitespace_only():
     from lmtools.io.text import line_words, split_ascii
 

@@ -34,6 +34,7 @@ from typing import BinaryIO
 import msgpack
 import numpy as np
 
+from lmtools.constants import ASCII_WHITESPACE
 from lmtools.errors import LmError
 
 MAGIC = "lmtools-model"
@@ -46,7 +47,7 @@ _ARRAY_KEYS = ("name", "dtype", "shape", "crc32")
 _SMALL = 4096  # first window for a small msgpack object (header fields, array metadata)
 _PIECE = 1 << 20  # smallest read of array data from a stream of unknown length
 _RECREATE = "recreate the model"
-_ASCII_SPACE = frozenset(" \t\n\r\x0b\x0c")
+_ASCII_SPACE = frozenset(ASCII_WHITESPACE)
 
 
 def _crc(data, start: int = 0) -> int:

@@ -27,6 +27,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
+from lmtools.constants import ASCII_WHITESPACE
 from lmtools.errors import LmError
 from lmtools.vocab import SPECIALS
 
@@ -38,8 +39,7 @@ ENCODING_ERRORS = ("strict", "replace")
 # CR, space), as KenLM does; any other character (U+00A0, \x1c-\x1f, U+3000...) is part of a token.
 # A literal <s> or </s> in the text is dropped. line_words is the Python copy of the rule,
 # kernels.tokenize.next_token (with is_space and is_sentence_mark) the numba one; tests check they agree.
-ASCII_WHITESPACE = " \t\n\v\f\r"
-_ASCII_WS = re.compile(r"[ \t\n\v\f\r]+")
+_ASCII_WS = re.compile("[" + re.escape(ASCII_WHITESPACE) + "]+")
 _MARKS = (SPECIALS[1], SPECIALS[2])  # <s>, </s>
 _MARKS_BYTES = tuple(w.encode() for w in _MARKS)
 
