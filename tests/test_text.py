@@ -172,3 +172,20 @@ def test_scoring_kernel_tokenizes_as_the_python_rule():
         assert getattr(fast, field).tolist() == getattr(slow, field).tolist(), field
     assert np.allclose(fast.lp, slow.lp, rtol=1e-9, atol=1e-9)
     assert fast.n_dropped == slow.n_dropped == _rule_sentences(data)[1]
+
+
+@pytest.mark.parametrize("bad, message", [(b"bad \xe9 line\n", "invalid UTF-8"), (b"bad \x00 line\n", "NUL byte"),
+                                          (b"x" * 50 + b"\n", "line longer than 40 bytes")])
+def test_lines_before_a_bad_line_are_passed_on_first(bad, message):
+    # lm-score writes one output line for every input line before the one it cannot read.
+    import io
+
+    from lmtools.io.text import iter_line_chunks
+
+    good = b"".join(b"line %d\n" % i for i in range(7))
+    seen = []
+    with pytest.raises(LmError, match=message) as err:
+        for chunk in iter_line_chunks(io.BytesIO(good + bad + b"after\n"), "t.txt", opts=TextOptions(max_line=40)):
+            seen.append(chunk.data)
+    assert b"".join(seen) == good
+    assert "t.txt:8:" in str(err.value)

@@ -252,7 +252,7 @@ def iter_line_chunks(stream: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES
             if pending:
                 if pending_bytes > max_line:
                     raise line_too_long(path, line_no, max_line)
-                yield _validated(b"".join(pending), line_no, path, opts)
+                yield from _validated_lines(b"".join(pending), line_no, path, opts)
             return
         cut = block.rfind(b"\n")
         if cut < 0:
@@ -271,11 +271,8 @@ def iter_line_chunks(stream: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES
         rest = block[cut + 1:]
         pending = [rest] if rest else []
         pending_bytes = len(rest)
-        if max_line < len(whole):  # lines inside one block may exceed a low --max-line
-            _check_line_lengths(whole, line_no, path, max_line)
-        chunk = _validated(whole, line_no, path, opts)
+        yield from _validated_lines(whole, line_no, path, opts)
         line_no += whole.count(b"\n")
-        yield chunk
 
 
 def line_too_long(path: str, line: int, max_line: int) -> LmError:
@@ -284,20 +281,51 @@ def line_too_long(path: str, line: int, max_line: int) -> LmError:
                    "in memory)")
 
 
-def _check_line_lengths(data: bytes, first_line: int, path: str, max_line: int) -> None:
+class _BadLine(Exception):
+    """A line of a block that cannot be read: ``error`` to raise once the lines before it (the first
+    ``good_bytes`` bytes of the block) have been passed on, so that a streaming reader such as lm-score
+    writes every line before the bad one."""
+
+    def __init__(self, good_bytes: int, error: LmError):
+        super().__init__(str(error))
+        self.good_bytes, self.error = good_bytes, error
+
+
+def _bad_line(data: bytes, first_line: int, pos: int, error_for_line) -> _BadLine:
+    start = data.rfind(b"\n", 0, pos) + 1
+    return _BadLine(start, error_for_line(first_line + data.count(b"\n", 0, start)))
+
+
+def _validated_lines(data: bytes, first_line: int, path: str, opts: TextOptions) -> Iterator[Chunk]:
+    """The block as one Chunk; at a bad line, the lines before it as a Chunk, then the line's error."""
+    try:
+        chunk = _validated(data, first_line, path, opts)
+    except _BadLine as bad:
+        if bad.good_bytes:
+            yield _validated(data[: bad.good_bytes], first_line, path, opts)
+        raise bad.error from None
+    yield chunk
+
+
+def _line_length_error(data: bytes, first_line: int, path: str, max_line: int) -> _BadLine | None:
     ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
     lengths = np.diff(ends, prepend=-1) - 1
     bad = np.flatnonzero(lengths > max_line)
-    if bad.size:
-        raise line_too_long(path, first_line + int(bad[0]), max_line)
+    if not bad.size:
+        return None
+    return _bad_line(data, first_line, int(ends[bad[0]]), lambda line: line_too_long(path, line, max_line))
 
 
 def _validated(data: bytes, first_line: int, path: str, opts: TextOptions) -> Chunk:
+    """``data`` (whole lines) checked and transformed; raises _BadLine at the first line that cannot be read."""
+    if opts.max_line < len(data):  # lines inside one block may exceed a low --max-line
+        too_long = _line_length_error(data, first_line, path, opts.max_line)
+        if too_long is not None:
+            raise too_long
     nul = data.find(b"\x00")
     if nul >= 0:
-        line = first_line + data.count(b"\n", 0, nul)
-        raise LmError(f"{display_name(path)}:{line}: binary data (NUL byte), not text",
-                      "give UTF-8 text, one sentence per line")
+        raise _bad_line(data, first_line, nul, lambda line: LmError(
+            f"{display_name(path)}:{line}: binary data (NUL byte), not text", "give UTF-8 text, one sentence per line"))
     replaced = 0
     try:
         if opts.lower or opts.chars:
@@ -306,9 +334,10 @@ def _validated(data: bytes, first_line: int, path: str, opts: TextOptions) -> Ch
             _check_utf8(data)
     except UnicodeDecodeError as e:
         if opts.encoding_errors != "replace":
-            line = first_line + data.count(b"\n", 0, e.start)
-            raise LmError(f"{display_name(path)}:{line}: invalid UTF-8 (byte 0x{data[e.start]:02x})",
-                          "convert the file to UTF-8, or pass --encoding-errors=replace") from None
+            byte = data[e.start]
+            raise _bad_line(data, first_line, e.start, lambda line: LmError(
+                f"{display_name(path)}:{line}: invalid UTF-8 (byte 0x{byte:02x})",
+                "convert the file to UTF-8, or pass --encoding-errors=replace")) from None
         text, replaced = _decode_replacing(data)
     if opts.lower:
         text = text.lower()
