@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from lmtools.errors import LmError
 from lmtools.kernels import ffnn as K
-from lmtools.nn.cli_options import ffnn_options, run_ffnn_training
+from lmtools.cli.ffnn_options import ffnn_options, run_ffnn_training
 from lmtools.nn.model import FFNNModel, frequency_classes
 from lmtools.nn.train import Trainer, TrainConfig, TrainingDiverged, init_model, perplexity, train
 from tests import naive_ffnn as NV
@@ -337,7 +337,7 @@ def test_options_have_help_and_defaults():
 
 
 def test_options_except():
-    from lmtools.nn.cli_options import ffnn_options_except
+    from lmtools.cli.ffnn_options import ffnn_options_except
 
     @click.command()
     @click.option("--seed", default=5)
@@ -395,7 +395,7 @@ def test_one_training_step_is_the_minibatch_update(layer, opt, l2, u_layout):
 
 
 def test_progress_reporter_plain_lines():
-    from lmtools.nn.cli_options import progress_reporter
+    from lmtools.cli.ffnn_options import progress_reporter
 
     buf = io.StringIO()
     rep = progress_reporter(buf)

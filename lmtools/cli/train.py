@@ -8,7 +8,7 @@ import click
 
 from lmtools.cli import common
 from lmtools.errors import LmError
-from lmtools.nn.cli_options import ffnn_options
+from lmtools.cli.ffnn_options import ffnn_options
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -193,7 +193,7 @@ def _check_option_family(method: str) -> None:
 
 
 def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict) -> None:
-    from lmtools.nn.cli_options import progress_reporter, run_ffnn_training
+    from lmtools.cli.ffnn_options import progress_reporter, run_ffnn_training
     from lmtools.nn.train import TrainingDiverged
 
     paths = paths or ["-"]

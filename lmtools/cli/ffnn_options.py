@@ -1,4 +1,4 @@
-"""The ``lm-train -m ffnn`` options (one click decorator) and the one place that maps them to training.
+"""The ``lm-train --method ffnn`` options (one click decorator) and the one place that maps them to training.
 
     @click.command()
     @ffnn_options
