@@ -94,7 +94,7 @@ def test_lm_train_device_cuda(tmp_path):
     ppl = {}
     for device in ("cpu", "cuda"):
         out = tmp_path / f"{device}.lm"
-        r = run_prog("lm-train", "-m", "ffnn", "--device", device, "--context", "2", "--dim", "4", "--hidden", "4",
+        r = run_prog("lm-train", "--method", "ffnn", "--device", device, "--context", "2", "--dim", "4", "--hidden", "4",
                      "--batch", "64", "--epochs", "2", "--output-layer", "class", "--classes", "3", "--valid", train,
                      train, "-o", out, env={"NUMBA_ENABLE_CUDASIM": "1"})
         assert r.returncode == 0, r.stderr

@@ -185,9 +185,9 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path):
 
 
 def test_closed_pipe_is_quiet():
-    # lm-info --vocab | head -1: the reader goes away, the writer ends without a traceback.
+    # lm-info --list-vocab | head -1: the reader goes away, the writer ends without a traceback.
     model = run_prog("lm-count", SHAKESPEARE).stdout
-    sh = subprocess.run(f"{sys.executable} -m lmtools.cli.info --vocab | head -1", shell=True, input=model,
+    sh = subprocess.run(f"{sys.executable} -m lmtools.cli.info --list-vocab | head -1", shell=True, input=model,
                         capture_output=True)
     assert sh.stdout == b"<unk>\n" and sh.stderr == b""
 

@@ -18,7 +18,7 @@ def test_cold_and_warm_kernel_cache_give_the_same_model(tmp_path, layer):
     cache = tmp_path / "numba-cache"
     cache.mkdir()
     env = {"NUMBA_CACHE_DIR": str(cache)}
-    args = ["-m", "ffnn", "--context", "2", "--dim", "8", "--hidden", "8", "--epochs", "1", "--seed", "1",
+    args = ["--method", "ffnn", "--context", "2", "--dim", "8", "--hidden", "8", "--epochs", "1", "--seed", "1",
             "--output-layer", layer, text]
     cold = run_prog("lm-train", *args, "-o", tmp_path / "cold.lm", env=env)
     assert cold.returncode == 0, cold.stderr

@@ -26,23 +26,23 @@ def _error(r, code=1):
 
 def test_counts_from_stdin_and_seed_reproducible(counts3):
     data = counts3.read_bytes()
-    a = run_prog("lm-gen", "-n", "25", "--seed", "7", input=data)
+    a = run_prog("lm-gen", "-s", "25", "--seed", "7", input=data)
     assert a.returncode == 0, a.stderr
     assert a.stderr == b""
     lines = a.stdout.decode().split("\n")
     assert len(lines) == 26 and lines[-1] == ""
-    b = run_prog("lm-gen", "-m", counts3, "-n", "25", "--seed", "7")
+    b = run_prog("lm-gen", "-m", counts3, "-s", "25", "--seed", "7")
     assert a.stdout == b.stdout
-    c = run_prog("lm-gen", "-m", counts3, "-n", "25", "--seed", "8")
+    c = run_prog("lm-gen", "-m", counts3, "-s", "25", "--seed", "8")
     assert c.stdout != a.stdout
     words = set(TEXT.decode().split())
     assert all(w in words for line in lines for w in line.split())  # no <unk>, no specials
-    d = run_prog("lm-gen", "-m", counts3, "-n", "25", "--seed", "7", "--threads", "2")
+    d = run_prog("lm-gen", "-m", counts3, "-s", "25", "--seed", "7", "--threads", "2")
     assert d.stdout == a.stdout
 
 
 def test_scores_match_lm_score(counts3, tmp_path):
-    r = run_prog("lm-gen", "-m", counts3, "-n", "30", "--seed", "3", "--scores", "--max-len", "200")
+    r = run_prog("lm-gen", "-m", counts3, "-s", "30", "--seed", "3", "--scores", "--max-len", "200")
     assert r.returncode == 0, r.stderr
     rows = [line.split("\t", 1) for line in r.stdout.decode().splitlines()]
     assert len(rows) == 30
@@ -57,7 +57,7 @@ def test_scores_match_lm_score(counts3, tmp_path):
 
 
 def test_prefix_with_oov_warns_and_continues(counts3):
-    r = run_prog("lm-gen", "-m", counts3, "-n", "4", "--seed", "1", "--prefix", "I pray qqqqzz")
+    r = run_prog("lm-gen", "-m", counts3, "-s", "4", "--seed", "1", "--prefix", "I pray qqqqzz")
     assert r.returncode == 0
     assert all(line.startswith("I pray qqqqzz") for line in r.stdout.decode().splitlines())
     assert r.stderr.decode().count("warning") == 1 and "<unk>" in r.stderr.decode()
@@ -90,14 +90,14 @@ def test_next_table_sums_and_top(counts3):
 def test_character_model(tmp_path):
     r = run_prog("lm-count", "-n", "4", "--chars", input=TEXT)
     assert r.returncode == 0
-    g = run_prog("lm-gen", "-n", "20", "--seed", "5", "--prefix", "KING R", input=r.stdout)
+    g = run_prog("lm-gen", "-s", "20", "--seed", "5", "--prefix", "KING R", input=r.stdout)
     assert g.returncode == 0, g.stderr
     lines = g.stdout.decode().splitlines()
     assert len(lines) == 20 and all(line.startswith("KING R") for line in lines)
     assert "<sp>" not in g.stdout.decode() and any(" " in line[7:] for line in lines)
-    w = run_prog("lm-gen", "-n", "3", "--seed", "5", "--words", input=r.stdout)
+    w = run_prog("lm-gen", "-s", "3", "--seed", "5", "--no-chars", input=r.stdout)
     assert "<sp>" in w.stdout.decode() or all(len(t) == 1 for t in w.stdout.decode().split())
-    sp = run_prog("lm-gen", "-n", "5", "--seed", "5", "--prefix", "First ", input=r.stdout)
+    sp = run_prog("lm-gen", "-s", "5", "--seed", "5", "--prefix", "First ", input=r.stdout)
     assert all(line.startswith("First ") for line in sp.stdout.decode().splitlines())
     nx = run_prog("lm-gen", "--next", "First Citi", "--top", "3", input=r.stdout)
     assert nx.stdout.decode().split("\t")[0] == "z"
@@ -130,7 +130,7 @@ def test_arpa_model_and_head_closes_quietly(counts3, tmp_path):
     arpa = tmp_path / "m.arpa"
     t = run_prog("lm-train", "--arpa", "-o", arpa, counts3)
     assert t.returncode == 0, t.stderr
-    a = run_prog("lm-gen", "-m", arpa, "-n", "10", "--seed", "2")
+    a = run_prog("lm-gen", "-m", arpa, "-s", "10", "--seed", "2")
     assert a.returncode == 0, a.stderr
     assert len(a.stdout.splitlines()) == 10
     import subprocess
@@ -148,12 +148,12 @@ def test_ffnn_model_file(tmp_path):
     m = _ffnn("softmax", V=30, ctx=3)
     with open(tmp_path / "ffnn.lm", "wb") as f:
         save_model(m, f)
-    a = run_prog("lm-gen", "-m", tmp_path / "ffnn.lm", "-n", "8", "--seed", "4", "--scores", "--top-k", "5")
+    a = run_prog("lm-gen", "-m", tmp_path / "ffnn.lm", "-s", "8", "--seed", "4", "--scores", "--top-k", "5")
     assert a.returncode == 0, a.stderr
     rows = [line.split("\t") for line in a.stdout.decode().splitlines()]
     assert len(rows) == 8 and all(float(x) < 0 for x, _ in rows)
     assert all(w.startswith("w") for _, s in rows for w in s.split())
-    b = run_prog("lm-gen", "-m", tmp_path / "ffnn.lm", "-n", "8", "--seed", "4", "--scores", "--top-k", "5")
+    b = run_prog("lm-gen", "-m", tmp_path / "ffnn.lm", "-s", "8", "--seed", "4", "--scores", "--top-k", "5")
     assert a.stdout == b.stdout
     nx = run_prog("lm-gen", "-m", tmp_path / "ffnn.lm", "--next", "w1 w2", "--top", "0")
     assert abs(sum(float(line.split("\t")[1]) for line in nx.stdout.decode().splitlines()) - 1) < 1e-5

@@ -161,7 +161,7 @@ def test_missing_directory_refused_before_the_work(tmp_path):
     # Without the early check, this training would run for minutes before failing on its output.
     missing = tmp_path / "no" / "such" / "dir" / "f.lm"
     t = time.time()
-    r = run_prog("lm-train", "-m", "ffnn", "--epochs", "50", "--hidden", "200", SHAKESPEARE, "-o", missing)
+    r = run_prog("lm-train", "--method", "ffnn", "--epochs", "50", "--hidden", "200", SHAKESPEARE, "-o", missing)
     took = time.time() - t
     _one_error_line(r, str(missing), "does not exist")
     assert took < 30  # refused at start-up (about a second), not after the training

@@ -178,7 +178,7 @@ def test_ffnn_refused_before_training_under_ulimit_v(tmp_path):
     text = tmp_path / "t.txt"
     text.write_bytes(SHAKESPEARE.read_bytes()[:20000])
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "lmtools.cli.train", "-m", "ffnn", "--hidden", "1000000", "--dim",
+    r = subprocess.run([sys.executable, "-m", "lmtools.cli.train", "--method", "ffnn", "--hidden", "1000000", "--dim",
                         "1000", text, "-o", tmp_path / "f.lm"], capture_output=True, timeout=300,
                        preexec_fn=_no_address_space(3 << 30))
     elapsed = time.perf_counter() - t

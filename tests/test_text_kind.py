@@ -154,21 +154,21 @@ def test_mixtures_of_text_kinds_are_refused(d, prog, a, b):
 
 
 def test_gen_reads_prefix_and_history_as_the_model(d):
-    auto = ok(invoke("lm-gen", "-m", d / "chars.lm", "-n", "4", "--seed", "3", "--prefix", "First "))
-    explicit = ok(invoke("lm-gen", "-m", d / "chars.lm", "-n", "4", "--seed", "3", "--prefix", "First ", "--chars"))
+    auto = ok(invoke("lm-gen", "-m", d / "chars.lm", "-s", "4", "--seed", "3", "--prefix", "First "))
+    explicit = ok(invoke("lm-gen", "-m", d / "chars.lm", "-s", "4", "--seed", "3", "--prefix", "First ", "--chars"))
     assert auto.stdout == explicit.stdout
     assert all(line.startswith("First ") for line in auto.stdout.splitlines())
     # a lower-cased model: the history is lower-cased as its text was
     upper = ok(invoke("lm-gen", "-m", d / "lower.lm", "--next", "FIRST CITIZEN:", "--top", "5"))
     lower = ok(invoke("lm-gen", "-m", d / "lower.lm", "--next", "first citizen:", "--top", "5"))
     assert upper.stdout == lower.stdout and "warning" not in upper.stderr
-    assert "--words" in one_error(invoke("lm-gen", "-m", d / "chars.lm", "--words", "-n", "1"), "lm-gen", 2)
-    assert "--chars" in one_error(invoke("lm-gen", "-m", d / "words.lm", "--chars", "-n", "1"), "lm-gen", 2)
+    assert "--no-chars" in one_error(invoke("lm-gen", "-m", d / "chars.lm", "--no-chars", "-s", "1"), "lm-gen", 2)
+    assert "--chars" in one_error(invoke("lm-gen", "-m", d / "words.lm", "--chars", "-s", "1"), "lm-gen", 2)
 
 
 def test_ffnn_records_its_text_kind(d, tmp_path):
     out = tmp_path / "f.lm"
-    ok(invoke("lm-train", "-m", "ffnn", "-q", "--chars", "--epochs", "1", "--dim", "4", "--hidden", "4",
+    ok(invoke("lm-train", "--method", "ffnn", "-q", "--chars", "--epochs", "1", "--dim", "4", "--hidden", "4",
               "--context", "2", d / "train.txt", "-o", out))
     assert _header(out)["text"] == {"chars": True, "lower": False}
     auto = ok(invoke("lm-ppl", "--json", "-m", out, d / "test.txt"))

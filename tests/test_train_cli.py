@@ -65,7 +65,7 @@ def test_counts_pipe_to_model(counts3, tmp_path):
 def test_arpa_out_stdout_and_gz(counts3, tmp_path):
     from lmtools.io.arpa import read_arpa
 
-    r = run_prog("lm-train", "-m", "wb", "--arpa", "-q", input=counts3)
+    r = run_prog("lm-train", "--method", "wb", "--arpa", "-q", input=counts3)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(b"\\data\\\nngram 1=")
     text_model = read_arpa(io.BytesIO(r.stdout))
@@ -73,7 +73,7 @@ def test_arpa_out_stdout_and_gz(counts3, tmp_path):
 
     _same_model(text_model, smooth(_load(counts3), "wb"))
     gz = tmp_path / "wb3.arpa.gz"
-    r2 = run_prog("lm-train", "-m", "wb", "--arpa", "-q", "-o", gz, input=counts3)
+    r2 = run_prog("lm-train", "--method", "wb", "--arpa", "-q", "-o", gz, input=counts3)
     assert r2.returncode == 0
     assert gzip.decompress(gz.read_bytes()) == r.stdout
 
@@ -99,14 +99,14 @@ def test_options_reach_the_estimator(counts3):
     from lmtools.ngram.smoothing import smooth
 
     counts = _load(counts3)
-    r = run_prog("lm-train", "-q", "-n", "2", "-m", "kn", "--backoff", "--discount", "0.6", "--prune", "0,1",
+    r = run_prog("lm-train", "-q", "-n", "2", "--method", "kn", "--backoff", "--discount", "0.6", "--prune", "0,1",
                  input=counts3)
     assert r.returncode == 0, r.stderr
     _same_model(_load(r.stdout), smooth(counts, "kn", order=2, interpolate=False, discount=[0.6], prune=[0, 1]))
-    r = run_prog("lm-train", "-q", "-m", "add-k", "-k", "0.1", input=counts3)
+    r = run_prog("lm-train", "-q", "--method", "add-k", "-k", "0.1", input=counts3)
     assert r.returncode == 0
     _same_model(_load(r.stdout), smooth(counts, "add-k", k=0.1))
-    r = run_prog("lm-train", "-m", "stupid", "--alpha", "0.5", input=counts3)
+    r = run_prog("lm-train", "--method", "stupid", "--alpha", "0.5", input=counts3)
     assert r.returncode == 0 and b"not probabilities" in r.stderr
     assert _load(r.stdout).scores_only
     r = run_prog("lm-train", "-q", "--discount", "0.5,1,1.5", "--discount", "0.6 1.1 1.6", input=counts3)
@@ -135,17 +135,17 @@ def test_degenerate_data_warns_not_crashes():
 
 
 @pytest.mark.parametrize("args,needle,code", [
-    (["-m", "nope"], "unknown smoothing method", 2),
-    (["-m", "ffnn", "--prune", "1"], "applies to the n-gram methods only", 2),
+    (["--method", "nope"], "unknown smoothing method", 2),
+    (["--method", "ffnn", "--prune", "1"], "applies to the n-gram methods only", 2),
     (["-n", "4"], "larger than the counts' order 3", 1),
     (["-n", "0"], "order must be at least 1", 2),
     (["--prune", "1,1"], "unigrams cannot be pruned", 2),
     (["--prune", "0,2,1"], "must not decrease", 2),
     (["--prune", "x"], "not a list of numbers", 2),
     (["--discount", "0.5,1"], "three discounts", 2),
-    (["-m", "wb", "--discount", "0.5"], "does not apply", 2),
-    (["-m", "mle", "--interpolate"], "no interpolated form", 2),
-    (["-m", "wb", "--kenlm-compat"], "kn-modified only", 2),
+    (["--method", "wb", "--discount", "0.5"], "does not apply", 2),
+    (["--method", "mle", "--interpolate"], "no interpolated form", 2),
+    (["--method", "wb", "--kenlm-compat"], "kn-modified only", 2),
     (["no-such-file.lm"], "no such file", 1),
 ])
 def test_bad_arguments(counts3, args, needle, code):
@@ -168,7 +168,7 @@ def test_bad_inputs(tmp_path):
     mismatch.write_text("\\data\\\nngram 1=9\n\n\\1-grams:\n-1\t<unk>\n0\t<s>\n-0.5\t</s>\n\n\\end\\\n")
     r = run_prog("lm-train", "--from-arpa", mismatch, "--arpa")
     assert r.returncode == 1 and b"m.arpa:2: the ARPA header announces 9 1-grams" in r.stderr
-    msg = _one_error_line(run_prog("lm-train", "--from-arpa", mismatch, "-m", "wb", "--arpa"), code=2)
+    msg = _one_error_line(run_prog("lm-train", "--from-arpa", mismatch, "--method", "wb", "--arpa"), code=2)
     assert "cannot be applied" in msg
     # an n-gram model is not re-estimated
     clean = tmp_path / "c.arpa"

@@ -14,7 +14,7 @@ def _texts(tmp_path):
 def test_train_ffnn_then_score(tmp_path):
     train, valid = _texts(tmp_path)
     out = tmp_path / "f.lm"
-    args = ["-m", "ffnn", "--context", "2", "--dim", "8", "--hidden", "16", "--epochs", "2", "--seed", "3",
+    args = ["--method", "ffnn", "--context", "2", "--dim", "8", "--hidden", "16", "--epochs", "2", "--seed", "3",
             "--valid", valid, train, "-o", out]
     r = run_prog("lm-train", *args)
     assert r.returncode == 0, r.stderr
@@ -32,26 +32,26 @@ def test_train_ffnn_then_score(tmp_path):
 
 def test_option_families_are_not_mixed(tmp_path):
     train, _ = _texts(tmp_path)
-    r = run_prog("lm-train", "-m", "ffnn", "--prune", "0,1", train)
+    r = run_prog("lm-train", "--method", "ffnn", "--prune", "0,1", train)
     assert r.returncode == 2 and b"--prune applies to the n-gram methods only" in r.stderr
     counts = run_prog("lm-count", "-n", "2", train).stdout
     r = run_prog("lm-train", "--hidden", "10", input=counts)
-    assert r.returncode == 2 and b"--hidden applies to -m ffnn only" in r.stderr
+    assert r.returncode == 2 and b"--hidden applies to --method ffnn only" in r.stderr
 
 
 def test_ffnn_bad_input(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    r = run_prog("lm-train", "-m", "ffnn", empty, "-o", tmp_path / "x.lm")
+    r = run_prog("lm-train", "--method", "ffnn", empty, "-o", tmp_path / "x.lm")
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"no words" in r.stderr
     assert not (tmp_path / "x.lm").exists()
     train, _ = _texts(tmp_path)
     oov = tmp_path / "oov.txt"
     oov.write_text("zzqx yyqx\n")
-    r = run_prog("lm-train", "-m", "ffnn", "--valid", oov, train, "-o", tmp_path / "x.lm")
+    r = run_prog("lm-train", "--method", "ffnn", "--valid", oov, train, "-o", tmp_path / "x.lm")
     assert r.returncode == 1 and b"outside the vocabulary" in r.stderr
     # no GPU visible (whether or not this machine has one): one line, nothing written
-    r = run_prog("lm-train", "-m", "ffnn", "--device", "cuda", train, "-o", tmp_path / "x.lm",
+    r = run_prog("lm-train", "--method", "ffnn", "--device", "cuda", train, "-o", tmp_path / "x.lm",
                  env={"CUDA_VISIBLE_DEVICES": "", "NUMBA_ENABLE_CUDASIM": "0"})
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"--device cuda: no usable" in r.stderr
     assert not (tmp_path / "x.lm").exists()

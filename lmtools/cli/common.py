@@ -88,6 +88,18 @@ class _Command(click.Command):
             raise err from None
 
 
+def _show_version(ctx: click.Context, param, value) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"{ctx.command.name} (lmtools) {__version__}")
+        ctx.exit()
+
+
+def _show_help(ctx: click.Context, param, value) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(ctx.get_help(), color=ctx.color)
+        ctx.exit()
+
+
 INT_MAX = 2**63 - 1  # an integer option holds a 64-bit signed integer (numpy, numba and the model file)
 
 
@@ -134,9 +146,11 @@ def given_options(*names: str) -> list[str]:
             and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
 
 
-def command(name: str, **kwargs) -> Callable:
+def command(name: str, grouped: bool = False, **kwargs) -> Callable:
     """Decorator for a program's main function: a click command with --debug, --version, -h/--help,
-    and the error/exit/signal contract around its body."""
+    and the error/exit/signal contract around its body. These general options come last in --help;
+    ``grouped``: the program's options are in option groups (click-option-group), and these go in a
+    last group "General"."""
 
     def decorate(func: Callable) -> click.Command:
         @functools.wraps(func)
@@ -148,11 +162,24 @@ def command(name: str, **kwargs) -> Callable:
                 os.environ["LMTOOLS_DEBUG"] = "1"
             return _run_guarded(func, args, kw)
 
-        body = click.option("--debug", is_flag=True, help="Show the full traceback of an error (also LMTOOLS_DEBUG=1).")(body)
-        body = click.version_option(__version__, "-V", "--version", prog_name=name,
-                                    message="%(prog)s (lmtools) %(version)s")(body)
+        settings = dict(CONTEXT_SETTINGS)
+        option = click.option
+        before = len(getattr(body, "__click_params__", []))
+        if grouped:
+            from click_option_group import OptionGroup
+
+            option = OptionGroup("General (every method)" if name == "lm-train" else "General").option
+            settings["help_option_names"] = []  # -h/--help is one of the group's options instead
+            body = option("-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
+                          help="Show this message and exit.")(body)
+        body = option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+                      help="Show the version and exit.")(body)
+        body = option("--debug", is_flag=True, help="Show the full traceback of an error (also LMTOOLS_DEBUG=1).")(body)
+        added = len(body.__click_params__) - before
         kwargs.setdefault("cls", _Command)
-        return click.command(name, context_settings=CONTEXT_SETTINGS, **kwargs)(body)
+        cmd = click.command(name, context_settings=settings, **kwargs)(body)
+        cmd.params = cmd.params[added:] + cmd.params[:added]  # the general options after the program's own
+        return cmd
 
     return decorate
 
@@ -770,6 +797,67 @@ def input_size(paths: list[str]) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------------
+# One meaning per option: old spellings, and habits of other toolkits that would mean something else here
+
+
+def deprecated(old: str, new: str) -> None:
+    """One warning line for an old spelling that still works: ``OLD is deprecated; use NEW``."""
+    warn(f"{old} is deprecated; use {new}")
+
+
+def deprecated_alias(*decls: str, dest: str, **kwargs) -> Callable:
+    """A hidden option for an old spelling (listed in the man page as deprecated); the program reads it
+    under ``dest`` and warns with ``deprecated`` when it is given."""
+    return click.option(*decls, dest, hidden=True, default=None, **kwargs)
+
+
+def refuse_order_as_output(output: str | None, order_flag: str | None = "-n") -> None:
+    """``-o 5`` is the order in KenLM's lmplz but the output file here: an -o that is only digits and is
+    not an existing file is refused (``-o ./5`` writes a file named 5). ``order_flag``: the program's order
+    option (None: it has none, the order is its inputs')."""
+    if output is not None and output.isdigit() and output.isascii() and not os.path.lexists(output):
+        file = f"write -o ./{output} for a file named {output}"
+        raise UsageError(f"-o {output} would write a file named {output}",
+                         f"did you mean {order_flag} {output}? ({file})" if order_flag else
+                         f"-o is the output here, and the order is the inputs' own (lm-count -n); {file}")
+
+
+# The first run of a program compiles its numba kernels (up to half a minute, silent): say so once.
+
+
+def _kernel_cache_dirs() -> list[str]:
+    """Where numba keeps the compiled kernels of lmtools/kernels (see numba.core.caching's locators)."""
+    import hashlib
+
+    kernels = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
+    sub = "kernels_" + hashlib.sha1(kernels.encode()).hexdigest()
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return [os.path.join(os.environ["NUMBA_CACHE_DIR"], sub)]
+    user = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return [os.path.join(kernels, "__pycache__"), os.path.join(user, "numba", sub)]
+
+
+def kernels_cached(*modules: str) -> bool:
+    """True when numba's cache holds a compiled kernel of one of the kernel ``modules`` (e.g. "query"):
+    one directory listing, numba not imported."""
+    for d in _kernel_cache_dirs():
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        if any(n.endswith(".nbi") and n.split(".", 1)[0] in modules for n in names):
+            return True
+    return False
+
+
+def compile_note(*modules: str) -> None:
+    """On a terminal, before the work: one line saying that the kernels of ``modules`` are compiled now
+    (the first run only; nothing when their cache is there, or when stderr is a log or a pipe)."""
+    if stderr_is_terminal() and not kernels_cached(*modules):
+        info("compiling kernels on first use (about 30 s, once)")
+
+
+# ----------------------------------------------------------------------------------------------
 # Shared options
 
 
@@ -796,18 +884,19 @@ def max_line() -> int:
     return MAX_LINE
 
 
-def text_options(func: Callable) -> Callable:
-    """--lower, --chars, --encoding-errors and --max-line: how text is read (every program that reads text)."""
-    func = click.option("--max-line", metavar="BYTES", expose_value=False, callback=_max_line,
-                        help="Refuse a line longer than BYTES (suffixes K, M, G; default 64M): a line is held in "
-                             "memory whole, about twice its size.")(func)
-    func = click.option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict",
-                        show_default=True,
-                        help="On invalid UTF-8: stop with an error naming the line (strict), or replace the bad "
-                             "bytes with U+FFFD and go on, counting the lines (replace).")(func)
-    func = click.option("--chars", is_flag=True,
-                        help="Character tokens: every character is a token, runs of whitespace become <sp>.")(func)
-    func = click.option("--lower", is_flag=True, help="Lower-case the text before tokenizing.")(func)
+def text_options(func: Callable, option: Callable = click.option) -> Callable:
+    """--lower, --chars, --encoding-errors and --max-line: how text is read (every program that reads text);
+    ``option``: the decorator factory (an option group's ``option`` puts them in that group)."""
+    func = option("--max-line", metavar="BYTES", expose_value=False, callback=_max_line,
+                  help="Refuse a line longer than BYTES (suffixes K, M, G; default 64M): a line is held in "
+                       "memory whole, about twice its size.")(func)
+    func = option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict",
+                  show_default=True,
+                  help="On invalid UTF-8: stop with an error naming the line (strict), or replace the bad "
+                       "bytes with U+FFFD and go on, counting the lines (replace).")(func)
+    func = option("--chars", is_flag=True,
+                  help="Character tokens: every character is a token, runs of whitespace become <sp>.")(func)
+    func = option("--lower", is_flag=True, help="Lower-case the text before tokenizing.")(func)
     return func
 
 

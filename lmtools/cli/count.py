@@ -17,7 +17,8 @@ MAX_ORDER = 1000  # every order costs tables of its own: beyond this an order is
 @click.option("-n", "--order", type=int, default=3, show_default=True, metavar="N",
               help="Count n-grams of orders 1..N (1 <= N <= 1000).")
 @click.option("-o", "--output", metavar="FILE",
-              help="Write the counts model to FILE (atomically) instead of stdout.")
+              help="Write the counts model to FILE (atomically) instead of stdout. An -o of digits only that is "
+                   "not a file is refused (lmplz's -o is the order: -n here).")
 @click.option("--min-count", type=common.Limit(1), default=1, show_default=True, metavar="K",
               help="Words seen fewer than K times become <unk>.")
 @click.option("--vocab-size", type=common.Limit(0), default=0, show_default=True, metavar="V",
@@ -40,6 +41,7 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
       lm-count -n 5 -o counts.lm a.txt b.txt.gz
       lm-count -n 3 train.txt | lm-ppl test.txt
     """
+    common.refuse_order_as_output(output)
     if not 1 <= order <= MAX_ORDER:
         raise common.UsageError(f"order must be 1 to {MAX_ORDER}, got -n {order}",
                                 "use -n 1 or more (3 and 5 are usual)")
@@ -59,6 +61,7 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
     target = common.output_target(output, inputs=paths + [vocab_file])
     common.stdin_note(paths)
+    common.compile_note("count")
 
     from lmtools.kernels import skip_blas
 

@@ -19,65 +19,72 @@ import click
 from lmtools.cli.common import Limit, Number
 from lmtools.errors import LmError
 
+
+def _opt(*decls, **attrs):
+    """An option's declaration, applied by ``ffnn_options`` (plain, or inside an option group)."""
+    return decls, attrs
+
+
 FFNN_OPTIONS = [
-    click.option("--context", type=click.IntRange(1, 64), default=4, show_default=True,
-                 help="Previous tokens the network sees (n-1); <s> pads the start of a sentence."),
-    click.option("--dim", type=click.IntRange(1), default=100, show_default=True,
-                 help="Size of the word embeddings."),
-    click.option("--hidden", type=click.IntRange(1), default=200, show_default=True,
-                 help="Hidden units."),
-    click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
-                 help="Hidden-layer activation."),
-    click.option("--epochs", type=Limit(1), default=10, show_default=True,
-                 help="Most passes over the training text (validation may stop it earlier)."),
-    click.option("--batch", type=click.IntRange(1), default=128, show_default=True,
-                 help="Examples per minibatch; the gradient is their mean."),
-    click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adagrad", "adam"]), default="sgd",
-                 show_default=True, help="Update rule: plain minibatch SGD, SGD with momentum, Adagrad or Adam."),
-    click.option("--lr", type=Number(0, min_open=True), default=None,
-                 help="Learning rate [default: sgd 0.5, momentum 0.05, adagrad 0.1, adam 0.001]."),
-    click.option("--momentum", type=Number(0, 1, max_open=True), default=0.9, show_default=True,
-                 help="Momentum of --optimizer momentum."),
-    click.option("--l2", type=Number(0), default=0.0, show_default=True,
-                 help="L2 weight decay on the weight matrices (not the biases)."),
-    click.option("--dropout", type=Number(0, 1, max_open=True), default=0.0, show_default=True,
-                 help="Dropout rate of the hidden layer during training."),
-    click.option("--dropout-emb", type=Number(0, 1, max_open=True), default=None,
-                 help="Dropout rate of the embeddings [default: as --dropout]."),
-    click.option("--output-layer", type=click.Choice(["softmax", "class"]), default="softmax", show_default=True,
-                 help="Exact softmax over the vocabulary, or the class-based two-level softmax "
+    _opt("--context", type=click.IntRange(1, 64), default=4, show_default=True,
+         help="Previous tokens the network sees (n-1); <s> pads the start of a sentence."),
+    _opt("--dim", type=click.IntRange(1), default=100, show_default=True,
+         help="Size of the word embeddings."),
+    _opt("--hidden", type=click.IntRange(1), default=200, show_default=True,
+         help="Hidden units."),
+    _opt("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
+         help="Hidden-layer activation."),
+    _opt("--epochs", type=Limit(1), default=10, show_default=True,
+         help="Most passes over the training text (validation may stop it earlier)."),
+    _opt("--batch", type=click.IntRange(1), default=128, show_default=True,
+         help="Examples per minibatch; the gradient is their mean."),
+    _opt("--optimizer", type=click.Choice(["sgd", "momentum", "adagrad", "adam"]), default="sgd",
+         show_default=True, help="Update rule: plain minibatch SGD, SGD with momentum, Adagrad or Adam."),
+    _opt("--lr", type=Number(0, min_open=True), default=None,
+         help="Learning rate [default: sgd 0.5, momentum 0.05, adagrad 0.1, adam 0.001]."),
+    _opt("--momentum", type=Number(0, 1, max_open=True), default=0.9, show_default=True,
+         help="Momentum of --optimizer momentum."),
+    _opt("--l2", type=Number(0), default=0.0, show_default=True,
+         help="L2 weight decay on the weight matrices (not the biases)."),
+    _opt("--dropout", type=Number(0, 1, max_open=True), default=0.0, show_default=True,
+         help="Dropout rate of the hidden layer during training."),
+    _opt("--dropout-emb", type=Number(0, 1, max_open=True), default=None,
+         help="Dropout rate of the embeddings [default: as --dropout]."),
+    _opt("--output-layer", type=click.Choice(["softmax", "class"]), default="softmax", show_default=True,
+         help="Exact softmax over the vocabulary, or the class-based two-level softmax "
                       "(frequency-binned classes; exact probabilities, much faster training)."),
-    click.option("--classes", type=click.IntRange(0), default=0, show_default=True,
-                 help="Number of word classes of --output-layer class (0: about sqrt of the vocabulary size)."),
-    click.option("--valid", "valid", type=click.Path(dir_okay=False, allow_dash=False), default=None,
-                 help="Validation text: halves the learning rate on a plateau, stops early, keeps the best model."),
-    click.option("--lr-decay", type=Number(0, 1, min_open=True, max_open=True), default=0.5,
-                 show_default=True, help="Learning-rate multiplier when validation perplexity stops improving."),
-    click.option("--min-improvement", type=Number(0, 1, max_open=True), default=0.003, show_default=True,
-                 help="Relative improvement of validation perplexity that counts as progress."),
-    click.option("--patience", type=Limit(1), default=1, show_default=True,
-                 help="Plateaus tolerated once the learning rate decays, before stopping."),
-    click.option("--time-limit", type=Number(0), default=0.0, show_default=True,
-                 help="Seconds of training: no epoch is started that would end past it (0: no limit)."),
-    click.option("--vocab-size", type=Limit(0), default=0, show_default=True,
-                 help="Keep at most this many words (most frequent, <unk> <s> </s> included); 0: all."),
-    click.option("--min-count", type=Limit(1), default=1, show_default=True,
-                 help="Keep words seen at least this often; others become <unk>."),
-    click.option("--seed", type=click.IntRange(0), default=1, show_default=True,
-                 help="Random seed: the same seed and input give a byte-identical model."),
-    click.option("--threads", type=click.IntRange(0), default=0, show_default=True, metavar="T",
-                 help="CPU threads for training (0: one per core)."),
-    click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-                 help="Where to train: the CPU (numba + BLAS), or an NVIDIA GPU through numba.cuda."),
-    click.option("--u-layout", type=click.Choice(["vh", "hv"]), default="vh", show_default=True, hidden=True,
-                 help="Memory layout of the output matrix during training (benchmarking)."),
+    _opt("--classes", type=click.IntRange(0), default=0, show_default=True,
+         help="Number of word classes of --output-layer class (0: about sqrt of the vocabulary size)."),
+    _opt("--valid", "valid", type=click.Path(dir_okay=False, allow_dash=False), default=None,
+         help="Validation text: halves the learning rate on a plateau, stops early, keeps the best model."),
+    _opt("--lr-decay", type=Number(0, 1, min_open=True, max_open=True), default=0.5,
+         show_default=True, help="Learning-rate multiplier when validation perplexity stops improving."),
+    _opt("--min-improvement", type=Number(0, 1, max_open=True), default=0.003, show_default=True,
+         help="Relative improvement of validation perplexity that counts as progress."),
+    _opt("--patience", type=Limit(1), default=1, show_default=True,
+         help="Plateaus tolerated once the learning rate decays, before stopping."),
+    _opt("--time-limit", type=Number(0), default=0.0, show_default=True,
+         help="Seconds of training: no epoch is started that would end past it (0: no limit)."),
+    _opt("--vocab-size", type=Limit(0), default=0, show_default=True,
+         help="Keep at most this many words (most frequent, <unk> <s> </s> included); 0: all."),
+    _opt("--min-count", type=Limit(1), default=1, show_default=True,
+         help="Keep words seen at least this often; others become <unk>."),
+    _opt("--seed", type=click.IntRange(0), default=1, show_default=True,
+         help="Random seed: the same seed and input give a byte-identical model."),
+    _opt("--threads", type=click.IntRange(0), default=0, show_default=True, metavar="T",
+         help="CPU threads for training (0: one per core)."),
+    _opt("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+         help="Where to train: the CPU (numba + BLAS), or an NVIDIA GPU through numba.cuda."),
+    _opt("--u-layout", type=click.Choice(["vh", "hv"]), default="vh", show_default=True, hidden=True,
+         help="Memory layout of the output matrix during training (benchmarking)."),
 ]
 
 
-def ffnn_options(f):
-    """Add every FFNN training option to a click command (their values arrive as keyword arguments)."""
-    for opt in reversed(FFNN_OPTIONS):
-        f = opt(f)
+def ffnn_options(f, option=click.option):
+    """Add every FFNN training option to a click command (their values arrive as keyword arguments);
+    ``option``: the decorator factory (an option group's ``option`` puts them in that group)."""
+    for decls, attrs in reversed(FFNN_OPTIONS):
+        f = option(*decls, **attrs)(f)
     return f
 
 
@@ -85,10 +92,10 @@ def ffnn_options_except(*names: str):
     """``ffnn_options`` without the options whose parameter names are given (e.g. "seed", when the
     command already has a shared --seed): ``@ffnn_options_except("seed", "vocab_size")``."""
     def deco(f):
-        for opt in reversed(FFNN_OPTIONS):
-            probe = opt(lambda: None).__click_params__[-1]
+        for decls, attrs in reversed(FFNN_OPTIONS):
+            probe = click.option(*decls, **attrs)(lambda: None).__click_params__[-1]
             if probe.name not in names:
-                f = opt(f)
+                f = click.option(*decls, **attrs)(f)
         return f
 
     return deco

@@ -13,10 +13,13 @@ DEFAULT_N = 10
 
 
 @common.command("lm-gen", short_help="sample sentences from a model")
-@click.option("-m", "--model", "model_path", default="-", show_default=True, metavar="FILE",
-              help="The model: an lmtools model (counts, n-gram, ffnn) or an ARPA file (.gz too); '-' is stdin.")
-@click.option("-n", "--count", "count", type=click.IntRange(0), default=None, metavar="N",
+@click.option("-m", "--model", "model_paths", multiple=True, metavar="FILE",
+              help="The model: an lmtools model (counts, n-gram, ffnn) or an ARPA file (.gz too); '-' is stdin "
+                   "(the default). Sampling reads one model: a mixture (-m A -m B) is refused.")
+@click.option("-s", "--sentences", "count", type=click.IntRange(0), default=None, metavar="N",
               help=f"Number of sentences. Default {DEFAULT_N} (1 with --greedy).")
+@common.deprecated_alias("-n", "--count", dest="count_old", type=click.IntRange(0), metavar="N",
+                         help="Deprecated spelling of -s/--sentences (-n is the order in the other programs).")
 @click.option("--seed", type=int, default=None, metavar="S",
               help="Seed of the random numbers: the same model, options and seed give byte-identical output. "
                    "Default: a fresh random seed every run.")
@@ -35,10 +38,12 @@ DEFAULT_N = 10
 @click.option("--allow-unk", "allow_unk", is_flag=True, help="Let <unk> be drawn (it is excluded by default).")
 @click.option("--scores", is_flag=True,
               help="Print each sentence's log10 probability under the model before it, tab-separated.")
-@click.option("--chars/--words", "chars", default=None,
-              help="Print tokens as characters (joined, <sp> as a space) or as words (space-separated). "
-                   "Default: as the model records (characters for a model counted with --chars); a flag "
-                   "that contradicts the model is an error.")
+@click.option("--chars/--no-chars", "chars", default=None,
+              help="Character tokens (printed joined, <sp> as a space) or word tokens (space-separated), for "
+                   "--prefix, --next and the output. Default: as the model records (characters for a model "
+                   "counted with --chars); a flag that contradicts the model is an error.")
+@common.deprecated_alias("--words", dest="words_old", is_flag=True,
+                         help="Deprecated spelling of --no-chars (--words is lm-score's per-word scores).")
 @click.option("--next", "next_history", metavar="HISTORY",
               help="Instead of sampling, print the next-word distribution after <s> HISTORY: word, probability "
                    "and log10 p, most likely first.")
@@ -46,8 +51,8 @@ DEFAULT_N = 10
               help="With --next: print the K most likely words (0: the whole vocabulary).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, metavar="T",
               help="Sample n-gram sentences with T threads (the output does not depend on T).")
-def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max_len, allow_unk, scores, chars,
-         next_history, top, threads):
+def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p, greedy, max_len, allow_unk, scores,
+         chars, words_old, next_history, top, threads):
     """Sample sentences from a model, one per line on stdout, or (--next) show the model's
     next-word distribution for a history.
 
@@ -59,13 +64,18 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
 
     \b
     Examples:
-      lm-gen -m kn5.lm -n 20 --seed 7
-      lm-gen -m kn5.lm --prefix "the company said" -n 5
+      lm-gen -m kn5.lm -s 20 --seed 7
+      lm-gen -m kn5.lm --prefix "the company said" -s 5
       lm-gen -m ffnn.lm --temperature 0.8 --top-k 50
       lm-gen -m kn5.lm --greedy --max-len 30
-      lm-count -n 3 corpus.txt | lm-gen -n 3
+      lm-count -n 3 corpus.txt | lm-gen -s 3
       lm-gen -m kn5.lm --next "and thanks for all the" --top 10
     """
+    count, chars = _old_spellings(count, count_old, chars, words_old)
+    if len(model_paths) > 1:
+        raise common.UsageError(f"-m given {len(model_paths)} times: lm-gen samples from one model",
+                                "give one -m FILE (mixtures are scored by lm-ppl and lm-score, not sampled)")
+    model_path = model_paths[0] if model_paths else "-"
     _check_meaningful(next_history is not None, greedy)
     for flag, text in (("--prefix", prefix), ("--next", next_history)):
         if text is not None and not _is_utf8(text):
@@ -80,6 +90,7 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
     from lmtools.ngram.sample import check_options
 
     opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
+    common.compile_note("sample")
     sampler, kind = _load(model_path)
     chars, lower = text_flags(kind, chars, model_path)
     if lower:  # the model was counted from lower-cased text: so is the prefix or history
@@ -104,6 +115,22 @@ def main(model_path, count, seed, prefix, temperature, top_k, top_p, greedy, max
     _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads)
 
 
+def _old_spellings(count, count_old, chars, words_old):
+    """-n/--count (now -s/--sentences) and --words (now --no-chars) still work, with a warning."""
+    if count_old is not None:
+        flag = common.given_options("count_old")
+        if count is not None:
+            raise common.UsageError("both -s/--sentences and -n/--count given", f"give -s {count} alone")
+        common.deprecated(f"lm-gen {flag[0] if flag else '-n'} N", "-s N (--sentences N)")
+        count = count_old
+    if words_old:
+        if chars is not None:
+            raise common.UsageError("--words given with --chars or --no-chars", "give --no-chars alone")
+        common.deprecated("lm-gen --words", "--no-chars")
+        chars = False
+    return count, chars
+
+
 def _is_utf8(text: str) -> bool:
     """False for an argument whose bytes were not UTF-8 (Python keeps them as lone surrogates)."""
     try:
@@ -116,14 +143,15 @@ def _is_utf8(text: str) -> bool:
 def _check_meaningful(next_mode: bool, greedy: bool) -> None:
     """Refuse options that the mode leaves without effect instead of ignoring them."""
     if next_mode:
-        flags = common.given_options("count", "temperature", "top_k", "top_p", "greedy", "max_len", "scores")
+        flags = common.given_options("count", "count_old", "temperature", "top_k", "top_p", "greedy", "max_len",
+                                     "scores")
         if flags:
             raise common.UsageError(f"{flags[0]} applies to sampling, not to --next",
                                     "--next prints the model's own distribution (--top K limits it)")
         return
     flags = common.given_options("top")
     if flags:
-        raise common.UsageError("--top applies to --next only", "drop --top (-n sets the number of sentences)")
+        raise common.UsageError("--top applies to --next only", "drop --top (-s sets the number of sentences)")
     if greedy:
         flags = common.given_options("temperature", "top_k", "top_p")
         if flags:
@@ -153,7 +181,7 @@ def text_flags(kind: dict | None, chars: bool | None, model_path: str) -> tuple[
         return bool(chars), False
     if chars is not None and chars != kind["chars"]:
         name = "<stdin>" if model_path == "-" else model_path
-        flag, what = ("--chars", "words") if chars else ("--words", "characters (lm-count --chars)")
+        flag, what = ("--chars", "words") if chars else ("--no-chars", "characters (lm-count --chars)")
         raise common.UsageError(f"{flag} given, but {name} is a model of {what}",
                                 f"drop {flag}: the model's own text kind applies")
     return kind["chars"], kind["lower"]

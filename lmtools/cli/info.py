@@ -11,22 +11,35 @@ from lmtools.cli import common
 
 @common.command("lm-info", short_help="describe a model file")
 @click.argument("model", default="-", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of 'key: value' lines.")
-@click.option("--vocab", "show_vocab", is_flag=True,
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object instead of KEY<TAB>VALUE lines (nested: provenance and its options are objects).")
+@click.option("--list-vocab", "show_vocab", is_flag=True,
               help="Print the vocabulary instead, one word per line (id order).")
-def main(model, as_json, show_vocab):
+@common.deprecated_alias("--vocab", dest="show_vocab_old", is_flag=True,
+                         help="Deprecated spelling of --list-vocab (--vocab is a vocabulary FILE in lm-count, "
+                              "lm-train).")
+def main(model, as_json, show_vocab, show_vocab_old):
     """Describe MODEL (default: stdin): kind, order, vocabulary size, n-grams per order, provenance.
 
     MODEL is an lmtools model file (counts, n-gram or ffnn) or an ARPA file (plain or compressed).
+    One fact per line, KEY<TAB>VALUE: nested facts have dotted keys (provenance.options.order), lists
+    are space-separated (a list per order: its values joined by commas), and a tab or newline inside
+    a value is written as \\t or \\n.
 
     \b
     Examples:
       lm-info counts.lm
       lm-count -n 3 corpus.txt | lm-info
       lm-info --json kn5.lm | jq .sizes
+      lm-info kn5.lm | awk -F'\t' '$1 == "sizes"'
     """
+    if show_vocab_old:
+        common.deprecated("lm-info --vocab", "--list-vocab")
+        show_vocab = True
     if show_vocab and as_json:
-        raise common.UsageError("--json and --vocab both given", "--vocab prints one word per line; give one of them")
+        flag = "--vocab" if show_vocab_old else "--list-vocab"
+        raise common.UsageError(f"--json and {flag} both given",
+                                f"{flag} prints one word per line; give one of them")
     from lmtools.io.models import load_model
 
     obj = load_model(model, sort_counts=False)
@@ -35,19 +48,49 @@ def main(model, as_json, show_vocab):
         return
     facts = describe(obj)
     if as_json:
-        click.echo(json.dumps(facts, ensure_ascii=False))
+        click.echo(json.dumps(facts, ensure_ascii=False, allow_nan=False))
         return
+    click.echo("".join(f"{key}\t{value}\n" for key, value in text_lines(facts)), nl=False)
+
+
+def text_lines(facts: dict, prefix: str = ""):
+    """(dotted key, value as text) for every fact, nested dicts flattened."""
     for key, value in facts.items():
-        if isinstance(value, dict):
-            for k, v in value.items():
-                click.echo(f"{key}.{k}\t{_plain(v)}")
+        if isinstance(value, dict) and value:
+            yield from text_lines(value, f"{prefix}{key}.")
         else:
-            click.echo(f"{key}\t{_plain(value)}")
+            yield f"{prefix}{key}", _plain(value)
 
 
 def _plain(v) -> str:
     if isinstance(v, (list, tuple)):
-        return " ".join(str(x) for x in v)
+        return " ".join(",".join(_plain(y) for y in x) if isinstance(x, (list, tuple)) else _plain(x) for x in v)
+    if v is None:
+        return ""
+    if isinstance(v, dict):
+        return ""
+    text = str(v).lower() if isinstance(v, bool) else str(v)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _jsonable(v):
+    """A JSON value for ``v``: nested dicts and lists kept as objects and arrays (never a JSON string
+    inside JSON), numpy scalars as numbers, nan and inf as null."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # a numpy scalar or 0-d array
+        try:
+            v = v.item()
+        except (ValueError, TypeError):
+            return str(v)
+    if isinstance(v, float):
+        return v if v == v and abs(v) != float("inf") else None
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
     return str(v)
 
 
@@ -82,8 +125,8 @@ def describe(obj) -> dict:
         facts["text"] = {"chars": bool(text["chars"]), "lower": bool(text["lower"])}
     prov = getattr(obj, "provenance", None) or {}
     if prov:
-        facts["provenance"] = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in prov.items()}
-    return facts
+        facts["provenance"] = dict(prov)
+    return _jsonable(facts)
 
 
 def _levels_facts(lv):

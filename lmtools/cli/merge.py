@@ -9,7 +9,8 @@ from lmtools.cli import common
 
 @common.command("lm-merge", short_help="sum count files")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
-@click.option("-o", "--output", metavar="FILE", help="Write the merged counts to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", metavar="FILE", help="Write the merged counts to FILE (atomically) instead of stdout (an -o of digits only "
+                   "that is not a file is refused: write ./5 for a file named 5).")
 def main(files, output):
     """Sum the counts models FILES (all of the same order) into one counts model.
 
@@ -22,9 +23,11 @@ def main(files, output):
       ls shard.* | xargs -P 2 -I{} sh -c 'lm-count -n 5 {} > {}.lm'
       lm-merge shard.*.lm -o counts.lm
     """
+    common.refuse_order_as_output(output, None)
     if list(files).count("-") > 1:
         raise common.UsageError("stdin ('-') given more than once", "name it once")
     target = common.output_target(output, inputs=list(files))  # before reading any input
+    common.compile_note("count")
     from lmtools.kernels import skip_blas
 
     skip_blas()

@@ -82,6 +82,7 @@ def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities
     if "-" in models and input_is_pipe("-") and (common.input_size(text_paths or ["-"]) or 0) >= SMALL_TOTAL_BYTES:
         warm_scoring_path()
 
+    common.compile_note("query")
     scorer = load_scorer(models, lambdas, warn=common.warn, skip_blas=True)
     if scorer.scores_only:
         if need_probabilities or scorer.kind == "mixture":
@@ -136,14 +137,29 @@ def summary_lines(label: str, f: dict) -> list[str]:
     ]
 
 
+def srilm_lines(label: str, f: dict) -> list[str]:
+    """SRILM ``ngram -ppl``'s two lines: OOVs and zero-probability tokens are left out of logprob; ppl
+    counts </s>, ppl1 does not (formatted as C++ streams print doubles: 6 significant digits)."""
+    ppl = "undefined" if f["ppl_excl_oov"] is None else "%g" % f["ppl_excl_oov"]
+    ppl1 = "undefined" if f["ppl1"] is None else "%g" % f["ppl1"]
+    lines = [f"file {label}: {f['sentences']} sentences, {f['words']} words, {f['oovs']} OOVs"]
+    if f["words"] + f["sentences"] > 0:
+        lines.append(f"{f['zeroprobs']} zeroprobs, logprob= {'%g' % f['logprob_excl_oov']} ppl= {ppl} ppl1= {ppl1}")
+    return lines
+
+
 @common.command("lm-ppl", short_help="perplexity of text under a model")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (per file and total) instead of text.")
+@click.option("--srilm", is_flag=True,
+              help="Print SRILM ngram -ppl's report instead: per file 'file F: N sentences, M words, K OOVs' and "
+                   "'Z zeroprobs, logprob= L ppl= P ppl1= P1' (OOVs left out; ppl1 without </s>), and a "
+                   "'file TOTAL' report for several files, as add-ppls.")
 @click.option("--per-sentence", is_flag=True,
               help="First one row per sentence: FILE, LINE, log10 prob, tokens, OOVs, perplexity (tab-separated).")
 @common.text_options
-def main(files, models, lambdas, threads, as_json, per_sentence, lower, chars, encoding_errors):
+def main(files, models, lambdas, threads, as_json, srilm, per_sentence, lower, chars, encoding_errors):
     """Perplexity of the text FILES (default: stdin) under a model.
 
     Prints per file, and in total when there are several: sentences, words, OOVs (words outside the
@@ -161,7 +177,10 @@ def main(files, models, lambdas, threads, as_json, per_sentence, lower, chars, e
       lm-ppl -m kn5.lm test.txt
       lm-ppl -m kn5.lm --json test.txt
       lm-ppl -m kn5.lm -m ffnn.lm --lambda 0.6 test.txt
+      lm-ppl -m kn5.lm --srilm test.txt
     """
+    if srilm and as_json:
+        raise common.UsageError("--srilm and --json both given", "give one of them")
     check_threads(threads)
     model_srcs, paths = resolve_sources(models, files)
     weights = parse_lambdas(lambdas)
@@ -197,7 +216,7 @@ def main(files, models, lambdas, threads, as_json, per_sentence, lower, chars, e
                         out.write("".join(f"{name}\t{line0 + i}\t{a:.6f}\t{b}\t{c}\t{10.0 ** (-a / b):.6g}\n"
                                           for i, (a, b, c) in enumerate(zip(lp.tolist(), tok.tolist(), oov.tolist()))))
                 bar.advance(len(chunk.data))
-            per_file.append((display_name(path), stats, rows))
+            per_file.append((path if srilm else display_name(path), stats, rows))
             total.merge(stats)
     if total.dropped:
         common.warn(f"dropped {total.dropped} literal <s>/</s> tokens inside lines")
@@ -216,6 +235,13 @@ def main(files, models, lambdas, threads, as_json, per_sentence, lower, chars, e
         out.write(json.dumps(_finite(obj)) + "\n")
         return
     lines = []
+    if srilm:
+        for name, stats, _ in per_file:
+            lines += srilm_lines(name, stats.figures())
+        if len(per_file) > 1:
+            lines += srilm_lines("TOTAL", total.figures())
+        out.write("\n".join(lines) + "\n")
+        return
     for name, stats, _ in per_file:
         lines += summary_lines(f"file {name}", stats.figures())
     if len(per_file) > 1:

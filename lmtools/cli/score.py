@@ -19,12 +19,13 @@ CHUNK_BYTES = 1 << 20  # text read (and output flushed) per step, at most; less 
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
 @model_options
 @click.option("--format", "fmt", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True,
-              help="tsv: tab-separated columns; jsonl: one JSON object per line.")
+              help="tsv: tab-separated columns; jsonl: one JSON object per line (also --json).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: the same as --format jsonl.")
 @click.option("--text", "with_text", is_flag=True, help="Add the input line itself (last column / \"text\").")
 @click.option("--words", is_flag=True,
               help="Add every token's log10 p, matched n-gram order and OOV flag (</s> included).")
 @common.text_options
-def main(files, models, lambdas, threads, fmt, with_text, words, lower, chars, encoding_errors):
+def main(files, models, lambdas, threads, fmt, as_json, with_text, words, lower, chars, encoding_errors):
     """Score every line of the text FILES (default: stdin): exactly one output line per input line,
     in input order, whatever the line holds (empty, all OOV, very long).
 
@@ -41,8 +42,13 @@ def main(files, models, lambdas, threads, fmt, with_text, words, lower, chars, e
     Examples:
       lm-score -m kn5.lm < crawl.txt > scores.tsv
       lm-score -m kn5.lm --text crawl.txt | awk -F'\\t' '$4 < 500'
-      lm-score -m kn5.lm --words --format jsonl some.txt
+      lm-score -m kn5.lm --words --json some.txt
+      lm-score -m kn5.lm -m ffnn.lm --lambda 0.5 test.txt
     """
+    if as_json:
+        if common.given_options("fmt") and fmt != "jsonl":
+            raise common.UsageError(f"--json and --format {fmt} both given", "give one of them")
+        fmt = "jsonl"
     check_threads(threads)
     model_srcs, paths = resolve_sources(models, files)
     weights = parse_lambdas(lambdas)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import click
+from click_option_group import GroupedOption, OptionGroup
 
 from lmtools.cli import common
 from lmtools.errors import LmError
@@ -13,7 +15,7 @@ from lmtools.cli.ffnn_options import ffnn_options
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-class _GreedyNumbers(click.Option):
+class _GreedyNumbers(GroupedOption):
     """An option whose value may continue over the following plain numbers, so that KenLM's
     ``--prune 0 0 1`` and ``--discount 0.5 1 1.5`` work unquoted (as '0 0 1' and '0.5 1 1.5')."""
 
@@ -46,54 +48,66 @@ FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optim
              "encoding_errors", "max_line")
 
 
-@common.command("lm-train", short_help="estimate a smoothed n-gram model, or train the feedforward neural LM")
+NGRAM = OptionGroup("N-gram estimation (every --method but ffnn; input: a counts model FILE)")
+NEURAL = OptionGroup("Neural model (--method ffnn; input: text FILES)")
+TEXT = OptionGroup("Text (--method ffnn; the n-gram methods read it as lm-count did)")
+OUTPUT = OptionGroup("Output (every method)")
+
+
+@common.command("lm-train", grouped=True, short_help="estimate a smoothed n-gram model, or train the feedforward neural LM")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
-@click.option("-o", "--output", metavar="FILE",
-              help="Write the model to FILE (atomically) instead of stdout; with --arpa a FILE ending in .gz is gzipped.")
-@click.option("-m", "--method", default="kn-modified", show_default=True, metavar="NAME", help=METHOD_HELP)
-@click.option("-n", "--order", type=int, default=None, metavar="N",
+@click.option("--method", default="kn-modified", show_default=True, metavar="NAME", help=METHOD_HELP)
+@common.deprecated_alias("-m", dest="method_m", multiple=True, metavar="NAME",
+                         help="Deprecated spelling of --method (-m is the model in the other programs).")
+@NGRAM.option("-n", "--order", type=int, default=None, metavar="N",
               help="Model order (default: the order of the counts); lower than the counts' order uses orders 1..N.")
-@click.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
-@click.option("--from-arpa", metavar="FILE",
+@NGRAM.option("--from-arpa", metavar="FILE",
               help="Read the model from an ARPA file (plain or compressed) instead of estimating one.")
-@click.option("--interpolate/--backoff", default=None,
+@NGRAM.option("--interpolate/--backoff", default=None,
               help="Interpolated (default for kn-modified, kn, wb, abs) or backoff form.")
-@click.option("--discount", cls=_GreedyNumbers, multiple=True, metavar="D[,D2,D3]",
+@NGRAM.option("--discount", cls=_GreedyNumbers, multiple=True, metavar="D[,D2,D3]",
               help="Fixed discounts, one option per order (the last repeats): three values 'D1,D2,D3+' for "
                    "kn-modified, one for kn and abs. Default: estimated from the counts of counts.")
-@click.option("--prune", cls=_GreedyNumbers, multiple=True, metavar="T[,T..]",
+@NGRAM.option("--prune", cls=_GreedyNumbers, multiple=True, metavar="T[,T..]",
               help="Count cutoffs per order, KenLM's meaning: drop n-grams of order n whose count is <= T_n "
                    "(e.g. --prune 0 0 1 or 0,0,1; the last repeats; unigrams cannot be pruned).")
-@click.option("-k", "k", type=common.Number(0, min_open=True), default=1.0, show_default=True, metavar="K",
+@NGRAM.option("-k", "k", type=common.Number(0, min_open=True), default=1.0, show_default=True, metavar="K",
               help="The k of add-k (k = 1 is Laplace).")
-@click.option("--alpha", type=common.Number(0, 1, min_open=True), default=0.4, show_default=True, metavar="A",
+@NGRAM.option("--alpha", type=common.Number(0, 1, min_open=True), default=0.4, show_default=True, metavar="A",
               help="The back-off factor of stupid backoff.")
-@click.option("--vocab", "vocab_file", metavar="FILE",
+@NGRAM.option("--vocab", "vocab_file", metavar="FILE",
               help="Closed vocabulary: the whitespace-separated words of FILE; every other word becomes <unk>.")
-@click.option("--kenlm-compat", is_flag=True,
+@NGRAM.option("--kenlm-compat", is_flag=True,
               help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
-@click.option("-q", "--quiet", is_flag=True, help="No discounts or summary on stderr.")
-@ffnn_options
-@common.text_options
-def main(files, output, method, order, arpa_out, from_arpa, interpolate, discount, prune, k, alpha, vocab_file,
-         kenlm_compat, quiet, lower, chars, encoding_errors, **ffnn):
-    """Estimate a smoothed n-gram model from a counts model FILE (default: stdin), or, with -m ffnn,
-    train the feedforward neural LM on text FILES.
+@NGRAM.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
+@functools.partial(ffnn_options, option=NEURAL.option)
+@functools.partial(common.text_options, option=TEXT.option)
+@OUTPUT.option("-o", "--output", metavar="FILE",
+               help="Write the model to FILE (atomically) instead of stdout; with --arpa a FILE ending in .gz is "
+                    "gzipped. An -o of digits only that is not a file is refused (lmplz's -o is the order: -n here).")
+@OUTPUT.option("-q", "--quiet", is_flag=True, help="No discounts, summary or training progress on stderr.")
+def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, k, alpha,
+         vocab_file, kenlm_compat, quiet, lower, chars, encoding_errors, **ffnn):
+    """Estimate a smoothed n-gram model from a counts model FILE (default: stdin), or, with
+    --method ffnn, train the feedforward neural LM on text FILES.
 
     The counts come from lm-count; the model goes to stdout or -o FILE, as an lmtools model file
     or, with --arpa, as ARPA text for KenLM, SRILM and decoders. --from-arpa converts an ARPA file.
-    The n-gram options apply to the n-gram methods and the FFNN options to -m ffnn only.
+    Each group of options below applies to the methods its title names; given with another
+    method, an option is refused rather than ignored.
 
     \b
     Examples:
       lm-count -n 5 train.txt | lm-train -o kn5.lm
-      lm-count -n 3 train.txt | lm-train -m wb --arpa > wb3.arpa
+      lm-count -n 3 train.txt | lm-train --method wb --arpa > wb3.arpa
       lm-train --from-arpa other.arpa.gz -o other.lm
-      lm-train -m kn-modified --prune 0,0,1 counts.lm -o pruned.lm
-      lm-train -m ffnn --context 4 --dim 100 --hidden 200 --valid valid.txt train.txt -o ffnn.lm
+      lm-train --prune 0,0,1 counts.lm -o pruned.lm
+      lm-train --method ffnn --context 4 --dim 100 --hidden 200 --valid valid.txt train.txt -o ffnn.lm
     """
     from lmtools.ngram.smoothing import canonical_method, check_options
 
+    common.refuse_order_as_output(output)
+    method = _method(method, method_m)
     m = _usage(canonical_method, method)
     _check_option_family(m)
     _check_meaningful(m, ffnn)
@@ -102,7 +116,7 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
         return
     if len(files) > 1:
         raise common.UsageError(f"{len(files)} input files given; n-gram methods read one counts model",
-                      "merge count files with lm-merge first (or use -m ffnn for text)")
+                      "merge count files with lm-merge first (or use --method ffnn for text)")
     file = files[0] if files else None
     if order is not None and order < 1:
         raise common.UsageError(f"order must be at least 1, got -n {order}", "use -n 1 or more")
@@ -137,6 +151,7 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
         if path == "-" and _stdin_is_terminal():
             raise common.UsageError("no counts FILE given and standard input is a terminal",
                                     "pipe lm-count into lm-train or give a counts FILE")
+        common.compile_note("smooth")
         from lmtools.cli.warmup import input_is_pipe, warm_counts_path
 
         if input_is_pipe(path):  # load the kernels while upstream is still counting
@@ -162,6 +177,29 @@ def main(files, output, method, order, arpa_out, from_arpa, interpolate, discoun
                     + " ".join(str(s) for s in model.sizes()))
 
 
+def _method(method: str, old: tuple) -> str:
+    """--method, or the deprecated -m NAME (-m is the model in every other program): a method name still
+    works with a warning; a file name (``-m kn5.lm``) or a repeated -m is a usage error."""
+    if not old:
+        return method
+    from lmtools.ngram.smoothing import canonical_method
+
+    if len(old) > 1:
+        raise common.UsageError(f"-m given {len(old)} times: lm-train estimates or trains one model",
+                                "give the method once with --method NAME (a mixture of models is "
+                                "lm-ppl/lm-score -m A -m B)")
+    if common.given_options("method"):
+        raise common.UsageError("both -m and --method given", f"give the method once: --method {method}")
+    try:
+        canonical_method(old[0])
+    except LmError:
+        raise common.UsageError(f"-m {old[0]}: lm-train has no -m model (its method is --method NAME)",
+                                "give the counts or model as FILE (lm-train FILE), or an ARPA file as "
+                                "--from-arpa FILE") from None
+    common.deprecated("-m for the method", f"--method {old[0]}")
+    return old[0]
+
+
 def _usage(check, *args, **kw):
     """``check(*args, **kw)``, its LmError (an impossible option value) made a usage error (exit 2)."""
     try:
@@ -172,7 +210,8 @@ def _usage(check, *args, **kw):
 
 def _check_meaningful(method: str, ffnn: dict) -> None:
     """Refuse an option that the method or the other options leave without effect (it would be ignored)."""
-    for name, applies, what in (("k", method == "add-k", "-m add-k"), ("alpha", method == "stupid", "-m stupid"),
+    for name, applies, what in (("k", method == "add-k", "--method add-k"),
+                                ("alpha", method == "stupid", "--method stupid"),
                                 ("momentum", ffnn.get("optimizer") == "momentum", "--optimizer momentum"),
                                 ("classes", ffnn.get("output_layer") == "class", "--output-layer class")):
         flags = common.given_options(name)
@@ -188,8 +227,9 @@ def _check_option_family(method: str) -> None:
     wrong = NGRAM_ONLY if method == "ffnn" else FFNN_ONLY
     bad = [p.opts[-1] for p in given if p.name in wrong]
     if bad:
-        what = "the n-gram methods" if method == "ffnn" else "-m ffnn"
-        raise common.UsageError(f"{', '.join(bad)} applies to {what} only, not -m {method}", "drop it, or change -m")
+        what = "the n-gram methods" if method == "ffnn" else "--method ffnn"
+        raise common.UsageError(f"{', '.join(bad)} applies to {what} only, not --method {method}",
+                                "drop it, or change --method")
 
 
 def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict) -> None:
@@ -201,6 +241,7 @@ def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict)
     target = common.output_target(output, inputs=paths + [options.get("valid")],
                                   tty_hint="use -o FILE or pipe it into lm-ppl")
     common.stdin_note(paths)
+    common.compile_note("ffnn")
     report = (lambda ev, info: None) if quiet else progress_reporter()
     try:
         model = run_ffnn_training(paths, options.get("valid"), options, report, text_opts)
@@ -236,7 +277,7 @@ def _no_estimation_options(method, order, interpolate, discounts, thresholds, vo
     if kenlm_compat:
         given.append("--kenlm-compat")
     if method != "kn-modified":
-        given.insert(0, "-m")
+        given.insert(0, "--method")
     if given:  # with --from-arpa the options alone are impossible (a usage error); else the input decides
         raise (common.UsageError if what == "--from-arpa" else LmError)(
             f"{', '.join(given)} cannot be applied to {what} (it is already smoothed)",
