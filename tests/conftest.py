@@ -27,3 +27,61 @@ def run_prog(prog: str, *args, input: bytes | None = None, env: dict | None = No
 @pytest.fixture
 def prog():
     return run_prog
+
+
+# ----------------------------------------------------------------------------------------------
+# Models built once per session and shared by the test modules (never modify them in a test)
+
+KENLM = DATA / "kenlm"
+KENLM_O3 = KENLM / "tinyshakespeare-train.o3.arpa.xz"
+# every n-gram of lmplz -o 5 whose text hashes into 1 of 8 buckets (tests/data/kenlm/README.md)
+KENLM_O5_SAMPLE = KENLM / "tinyshakespeare-train.o5.sample8.arpa.xz"
+KENLM_O5_SAMPLE_BUCKETS = 8
+
+
+def shakespeare_lines() -> list[str]:
+    """Tiny Shakespeare's lines (40,000, no newlines)."""
+    lines = SHAKESPEARE.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+@pytest.fixture(scope="session")
+def kenlm_train_file(tmp_path_factory) -> Path:
+    """KenLM's training text for its reference models: head -n 36000 of Tiny Shakespeare."""
+    path = tmp_path_factory.mktemp("kenlm-train") / "train.txt"
+    path.write_text("\n".join(shakespeare_lines()[:36000]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kenlm_train_counts5(kenlm_train_file):
+    """Counts of orders 1..5 of KenLM's training text (truncate() gives lower orders)."""
+    from lmtools.ngram.counting import count_text
+
+    return count_text([str(kenlm_train_file)], 5)
+
+
+@pytest.fixture(scope="session")
+def kenlm_train_kn5(kenlm_train_counts5):
+    """Our modified Kneser-Ney 5-gram of KenLM's training text (lmplz -o 5's model)."""
+    from lmtools.ngram.smoothing import smooth
+
+    return smooth(kenlm_train_counts5, "kn-modified", warn=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def kenlm_train_kn3(kenlm_train_counts5):
+    """Our modified Kneser-Ney trigram of KenLM's training text (lmplz -o 3's model)."""
+    from lmtools.ngram.smoothing import smooth
+
+    return smooth(kenlm_train_counts5, "kn-modified", order=3, warn=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def kenlm_arpa3():
+    """KenLM's own trigram (the vendored ARPA), read once."""
+    from lmtools.io.arpa import read_arpa
+
+    return read_arpa(str(KENLM_O3), warn=lambda m: None)

@@ -150,7 +150,7 @@ def test_mixture(files):
 def test_slow_ptb_5gram_if_present(tmp_path):
     """The published PTB figure (KN5 141.19): needs ../shared/data/ptb."""
     if not (PTB / "train.txt").exists():
-        pytest.skip("PTB data not present")
+        pytest.skip("PTB absent: it lives in ../shared/data/ptb beside the checkout (CI has it)")
     pytest.importorskip("numba")
     model = tmp_path / "kn5.lm"
     from lmtools.io.models import save_model

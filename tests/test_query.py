@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from lmtools.errors import LmError
-from lmtools.io.arpa import read_arpa
 from lmtools.ngram import query as Q
 from lmtools.ngram.model import NGramModel
 from lmtools.ngram.query import Mixture, PplStats, QueryModel, check_lambdas
@@ -26,8 +25,8 @@ def _lines():
 
 
 @pytest.fixture(scope="module")
-def o3():
-    return read_arpa(str(ARPA3), warn=lambda m: None)
+def o3(kenlm_arpa3):
+    return kenlm_arpa3
 
 
 @pytest.fixture(scope="module")
@@ -46,28 +45,20 @@ def scored(q3, test_text):
 
 
 @pytest.fixture(scope="module")
-def own_counts5(tmp_path_factory):
+def own_counts5(kenlm_train_counts5):
     """Counts of orders 1..5 of the same training text as KenLM's models (head -n 36000)."""
-    from lmtools.ngram.counting import count_text
-
-    path = tmp_path_factory.mktemp("train") / "train.txt"
-    path.write_text("\n".join(_lines()[:36000]) + "\n", encoding="utf-8")
-    return count_text([str(path)], 5)
+    return kenlm_train_counts5
 
 
 @pytest.fixture(scope="module")
-def own_kn3(own_counts5):
+def own_kn3(kenlm_train_kn3):
     """Our own modified Kneser-Ney trigram of KenLM's training text."""
-    from lmtools.ngram.smoothing import smooth
-
-    return smooth(own_counts5, "kn-modified", order=3, warn=lambda m: None)
+    return kenlm_train_kn3
 
 
 @pytest.fixture(scope="module")
-def own_kn5(own_counts5):
-    from lmtools.ngram.smoothing import smooth
-
-    return smooth(own_counts5, "kn-modified", warn=lambda m: None)
+def own_kn5(kenlm_train_kn5):
+    return kenlm_train_kn5
 
 
 # ---------------------------------------------------------------------------------------------

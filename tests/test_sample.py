@@ -366,14 +366,10 @@ def test_ffnn_distribution_and_samples(layer):
 
 
 def test_kenlm_reference_arpa_is_sampled_exactly():
-    from tests.conftest import SHARED
-
-    path = SHARED / "reference" / "kenlm" / "tinyshakespeare-train.o3.arpa.gz"
-    if not path.exists():
-        pytest.skip("KenLM reference ARPA not present")
     from lmtools.io.models import load_model
+    from tests.conftest import KENLM_O3
 
-    m = load_model(str(path))
+    m = load_model(str(KENLM_O3))
     s = sampler_for(m)
     assert s.normalized
     lp, bo = ref.tables(m)
