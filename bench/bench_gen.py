@@ -111,7 +111,7 @@ def main() -> None:
     if not train.exists():
         raise SystemExit(f"PTB not found at {train}")
     from lmtools.io.models import load_model, save_model
-    from lmtools.ngram.sample import sampler_for
+    from lmtools.kinds import sampler_for
 
     rows, notes = [], []
     with tempfile.TemporaryDirectory(prefix="bench-gen-") as d:

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lmtools.ngram.query import load_scorer  # noqa: E402
+from lmtools.kinds import load_scorer  # noqa: E402
 
 PTB = os.environ.get("PTB_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
                                              "data", "ptb"))

@@ -18,7 +18,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from lmtools.ngram.query import NO_CONTEXT, PplStats, Scored, load_scorer, scorer_for
+from lmtools.kinds import load_scorer, scorer_for
+from lmtools.ngram.query import NO_CONTEXT, PplStats, Scored
 from lmtools.vocab import BOS_ID, EOS_ID
 
 

@@ -7,6 +7,13 @@ functions count too): cli -> ngram, nn, io -> kernels; messages, errors and cons
 - no module imports a private name (``_x``) of another lmtools module, nor reads one through an
   imported module (``module._x``): a name used across modules is a public name of its owner;
 - no two modules import each other, directly or through others (lazy imports count);
+- io imports of ngram and nn only the model data types (MODEL_TYPES), and these import nothing of
+  lmtools but leaves and kernels: reading a model file needs no scorer, smoother or trainer;
+- ngram and nn read no file themselves: no model-file reader (io.models, io.modelfile, io.arpa), no
+  io.text.open_binary, no builtin open() (text comes through io.text's readers, models through
+  io.models.load_model);
+- every model kind has its scorer and sampler beside its model (lmtools.kinds.implementations, the
+  one dispatch), and they keep the Scorer and Sampler interfaces;
 - every module imports cleanly.
 """
 
@@ -23,6 +30,10 @@ import lmtools
 
 # Modules with no lmtools import of their own: any layer may use them.
 LEAVES = {"lmtools.constants", "lmtools.errors", "lmtools.messages", "lmtools.vocab"}
+# The model data types: what lmtools.io builds when it reads a model file.
+MODEL_TYPES = {"lmtools.ngram.counts", "lmtools.ngram.model", "lmtools.nn.model"}
+# The readers of model files, which only lmtools.io (and above it kinds, api, cli) may call.
+MODEL_READERS = {"lmtools.io.models", "lmtools.io.modelfile", "lmtools.io.arpa"}
 # Known exceptions to "nothing below cli imports cli", each with its reason; an entry whose module is
 # gone must be removed from here.
 CLI_IMPORT_EXCEPTIONS: dict[str, str] = {}
@@ -132,6 +143,61 @@ def test_no_private_names_across_modules():
             if m != name:
                 bad.append(f"{name}:{line} reads {m}.{n}")
     assert not bad, "make these public names of the module that owns them:\n" + "\n".join(bad)
+
+
+def test_io_imports_only_the_model_types_of_ngram_and_nn():
+    bad = [f"{name}:{line} imports {m}" for name in MODULES if _within(name, "lmtools.io")
+           for m, _, line in _lmtools_imports(name)
+           if (_within(m, "lmtools.ngram") or _within(m, "lmtools.nn")) and m not in MODEL_TYPES
+           and m not in ("lmtools.ngram", "lmtools.nn")]
+    assert not bad, "io reads and writes files; scoring, smoothing and training live above it:\n" + "\n".join(bad)
+
+
+def test_model_types_import_only_leaves_and_kernels():
+    assert MODEL_TYPES <= set(MODULES)
+    bad = [f"{name}:{line} imports {m}" for name in MODEL_TYPES for m, n, line in _lmtools_imports(name)
+           if m not in LEAVES and not _within(m, "lmtools.kernels") and (m, n) != ("lmtools", "__version__")]
+    assert not bad, "the model data types are leaves (plus kernels):\n" + "\n".join(bad)
+
+
+def _calls_open(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and ((isinstance(node.func, ast.Name) and node.func.id == "open")
+                 or (isinstance(node.func, ast.Attribute) and node.func.attr == "open"
+                     and isinstance(node.func.value, ast.Name) and node.func.value.id in ("os", "io")))]
+
+
+def test_ngram_and_nn_read_no_files():
+    mods = [n for n in MODULES if _within(n, "lmtools.ngram") or _within(n, "lmtools.nn")]
+    bad = [f"{name}:{line} imports {m}" for name in mods for m, _, line in _lmtools_imports(name)
+           if m in MODEL_READERS]
+    bad += [f"{name}:{line} imports {m}.{n}" for name in mods for m, n, line in _lmtools_imports(name)
+            if m == "lmtools.io.text" and n == "open_binary"]
+    bad += [f"{name}:{line} calls open()" for name in mods for line in _calls_open(MODULES[name])]
+    assert not bad, "files are opened in lmtools.io (models: io.models.load_model):\n" + "\n".join(bad)
+
+
+def test_the_open_check_sees_calls(tmp_path):
+    src = tmp_path / "fake.py"
+    src.write_text("import os\nf = open('x')\ng = os.open('y', 0)\nh = opener('z')\n")
+    assert _calls_open(src) == [2, 3]
+
+
+def test_every_model_kind_scores_and_samples_beside_its_model():
+    from lmtools.kinds import Sampler, Scorer, implementations
+
+    kinds = implementations()
+    assert {t.__module__ for t in kinds} | {"lmtools.ngram.counts"} == MODEL_TYPES
+    for model_type, classes in kinds.items():
+        package = model_type.__module__.rpartition(".")[0]
+        for cls, protocol in zip(classes, (Scorer, Sampler)):
+            assert cls.__module__.rpartition(".")[0] == package, (cls, model_type)
+            missing = [a for a in protocol.__annotations__ if a != "text" and not hasattr(cls, a)
+                       and a not in cls.__init__.__code__.co_names]
+            missing += [f for f in dir(protocol) if not f.startswith("_") and callable(getattr(protocol, f))
+                        and not callable(getattr(cls, f, None))]
+            assert not missing, (cls, missing)
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

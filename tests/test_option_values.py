@@ -395,7 +395,7 @@ def test_discounts_accepted_exactly_when_possible(vals, method):
 @given(weights=st.lists(ANY_FLOAT, max_size=4), k=st.integers(1, 4))
 def test_mixture_weights_are_a_distribution(weights, k):
     from lmtools.errors import LmError
-    from lmtools.ngram.query import check_lambdas
+    from lmtools.mixture import check_lambdas
 
     in_range = all(math.isfinite(w) and 0.0 <= w <= 1.0 for w in weights)
     if k == 1:

@@ -10,7 +10,8 @@ import pytest
 from lmtools.errors import LmError
 from lmtools.ngram import query as Q
 from lmtools.ngram.model import NGramModel
-from lmtools.ngram.query import Mixture, PplStats, QueryModel, check_lambdas
+from lmtools.mixture import Mixture, check_lambdas
+from lmtools.ngram.query import PplStats, QueryModel
 from tests import naive_query as NQ
 from tests.conftest import DATA, SHAKESPEARE
 
@@ -378,7 +379,7 @@ def _tiny_ffnn(vocab, seed=0):
 
 
 def test_ffnn_scores_and_mixes_with_an_ngram_model(o3):
-    from lmtools.ngram.query import FFNNScorer
+    from lmtools.nn.score import FFNNScorer
 
     vocab = ["<unk>", "<s>", "</s>", "the", "king", "is", "dead"]
     ff = _tiny_ffnn(vocab)

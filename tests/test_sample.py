@@ -9,8 +9,9 @@ import pytest
 from lmtools.errors import LmError
 from lmtools.kernels.sample import dense_distribution
 from lmtools.ngram.model import NGramModel
-from lmtools.ngram.sample import (FFNNSampler, NGramSampler, check_options, next_word_distribution, sample,
-                                  sampler_for)
+from lmtools.kinds import next_word_distribution, sample, sampler_for
+from lmtools.ngram.sample import NGramSampler, check_options
+from lmtools.nn.sample import FFNNSampler
 from tests import naive_sample as ref
 from tests.conftest import SHAKESPEARE
 

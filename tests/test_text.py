@@ -159,7 +159,7 @@ def test_scoring_kernel_tokenizes_as_the_python_rule():
     from lmtools.io.models import load_model, save_model
     from lmtools.io.text import Chunk
     from lmtools.ngram.counting import count_small
-    from lmtools.ngram.query import scorer_for
+    from lmtools.kinds import scorer_for
 
     train = b"a bb a\n\x1c a \xc2\xa0 bb\n\xe3\x80\x80 a \xc3\xa9\n" * 3
     buf = io.BytesIO()

@@ -165,7 +165,7 @@ def _stdin_is_terminal() -> bool:
 
 def _load(path: str):
     from lmtools.io.models import load_model
-    from lmtools.ngram.sample import sampler_for
+    from lmtools.kinds import sampler_for
 
     obj = load_model(path)
     name = "<stdin>" if path == "-" else path

@@ -60,7 +60,7 @@ def parse_lambdas(values: tuple) -> list[float]:
 
 def check_weights(weights: list[float], k: int) -> None:
     """The --lambda weights for k models, checked before any model is read (a usage error, exit 2)."""
-    from lmtools.ngram.query import check_lambdas
+    from lmtools.mixture import check_lambdas
 
     try:
         check_lambdas(weights, k)
@@ -74,7 +74,8 @@ def check_threads(threads: int) -> None:
 
 
 def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities: bool, text_paths=None):
-    from lmtools.ngram.query import SMALL_TOTAL_BYTES, load_scorer
+    from lmtools.kinds import load_scorer
+    from lmtools.ngram.query import SMALL_TOTAL_BYTES
     from lmtools.cli.warmup import input_is_pipe, warm_scoring_path
 
     # `lm-count big.txt | lm-ppl test.txt`: load the kernels while upstream is still counting, when

@@ -48,7 +48,7 @@ def warm_scoring_path() -> None:
         from lmtools.io.models import load_model, save_model
         from lmtools.ngram.counting import count_small
         from lmtools.io.text import Chunk
-        from lmtools.ngram.query import scorer_for
+        from lmtools.kinds import scorer_for
 
         levels = count_small([Chunk(_TEXT.encode(), 1, "warm-up")], 3, None, None)
         buf = io.BytesIO()

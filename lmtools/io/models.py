@@ -15,7 +15,7 @@ import numpy as np
 from lmtools import __version__
 from lmtools.errors import LmError
 from lmtools.io.modelfile import read_model, stream_size, write_model
-from lmtools.ngram.counts import Counts
+from lmtools.ngram.counts import Counts, Levels
 from lmtools.ngram.model import NGramModel
 
 
@@ -31,8 +31,6 @@ def counts_to_parts(c) -> tuple[dict, dict[str, np.ndarray]]:
     On file, order n >= 2 is stored as each n-gram's prefix (row of its first n-1 words in order
     n-1) and last word: 8 bytes per n-gram whatever n, and what the counter produces directly.
     """
-    from lmtools.ngram.counting import Levels
-
     if isinstance(c, Levels):
         levels, unigrams, order = c.levels, c.unigrams, len(c.levels) + 1
     else:
@@ -74,8 +72,6 @@ def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
 
 def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
     """A counts file as stored (``Levels``: trie levels, not sorted)."""
-    from lmtools.ngram.counting import Levels
-
     order = _order(h, name)
     V = len(h["vocab"])
     hint = "recreate it with lm-count"
@@ -258,8 +254,6 @@ def check_ffnn_arrays(h: dict, a: dict[str, np.ndarray], name: str) -> None:
 
 def save_model(obj, stream: BinaryIO) -> None:
     """Write a Counts, NGramModel or FFNNModel to a binary stream."""
-    from lmtools.ngram.counting import Levels
-
     if isinstance(obj, (Counts, Levels)):
         kind, (header, arrays) = "counts", counts_to_parts(obj)
     elif isinstance(obj, NGramModel):
@@ -304,30 +298,77 @@ def load_levels(source: str = "-"):
     return levels_from_parts(header, arrays, name)
 
 
-def load_model(source: str | BinaryIO = "-", sort_counts: bool = True):
-    """Load any model: an lmtools model file or an ARPA file (plain, .gz, .bz2, .xz), path or '-'.
+class Unread:
+    """A model source whose kind is known but whose contents are not yet built: the parts of an
+    lmtools model file (read, checksums checked) or an ARPA file still to parse.
 
-    A counts file becomes ``Counts`` (sorted rows), or with ``sort_counts=False`` the ``Levels`` as
-    stored (cheaper, for looking inside or merging)."""
+    Reading every source of a mixture this far first lets a caller choose how to start numba
+    (kernels.skip_blas) and check the models' text kinds before any kernel is loaded."""
+
+    def __init__(self, name: str, header: dict | None = None, arrays: dict | None = None, arpa=None, owner=None):
+        self.name, self.header, self.arrays = name, header, arrays
+        self.arpa, self._owner = arpa, owner  # the ARPA stream, and the stream to close after it
+
+    @property
+    def kind(self) -> str:
+        """One of counts, ngram, ffnn (the header's kind) or arpa."""
+        return "arpa" if self.header is None else self.header["kind"]
+
+    def text_kind(self) -> dict | None:
+        """How the model read its text ({"chars", "lower"}), None when it records none (ARPA)."""
+        return None if self.header is None else _text_kind(self.header, self.name)
+
+    def build(self, sort_counts: bool = True, warn=None):
+        """The model object (``Counts``/``Levels``, ``NGramModel``, ``FFNNModel``)."""
+        if self.header is not None:
+            return model_from_parts(self.header, self.arrays, self.name, sort_counts)
+        from lmtools.io.arpa import read_arpa
+
+        try:
+            return read_arpa(self.arpa, name=self.name, warn=warn)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close an ARPA source left unread (a path's file; stdin stays open)."""
+        if self._owner is not None:
+            self._owner.close()
+        self.arpa = self._owner = None
+
+
+def read_source(source: str | BinaryIO = "-") -> Unread:
+    """Open a model source (path, '-' for stdin, or a binary stream) and tell its format: the one
+    detection of lmtools model files and ARPA files (plain, .gz, .bz2, .xz). A model file is read
+    whole here; an ARPA file is left open for ``Unread.build``."""
     from lmtools.io.text import open_binary
 
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
     stream = open_binary(source) if isinstance(source, str) else source
+    keep_open = False
     try:
         size = stream_size(stream)  # bytes in a regular file: what a model in it may claim
-        if size is not None and hasattr(stream, "peek"):
-            head, whole = stream.peek(64)[:64], stream
-        else:
+        head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
+        if len(head) == 64 or (size is not None and len(head) >= size):
+            whole = stream
+        else:  # a pipe's peek may return fewer bytes than asked for before its end
             head, whole = _peek(stream, 64)
         if head.lstrip()[:6] == b"\\data\\":
-            from lmtools.io.arpa import read_arpa
-
-            return read_arpa(whole, name=name)
+            keep_open = True
+            return Unread(name, arpa=whole, owner=None if stream is sys.stdin.buffer else stream)
         header, arrays = read_model(whole, name, size)  # refuses anything that is not a model file
-        return model_from_parts(header, arrays, name, sort_counts)
+        return Unread(name, header, arrays)
     finally:
-        if stream is not sys.stdin.buffer:
+        if not keep_open and stream is not sys.stdin.buffer:
             stream.close()
+
+
+def load_model(source: str | BinaryIO = "-", sort_counts: bool = True, warn=None):
+    """Load any model: an lmtools model file or an ARPA file (plain, .gz, .bz2, .xz), path or '-'.
+
+    A counts file becomes ``Counts`` (sorted rows), or with ``sort_counts=False`` the ``Levels`` as
+    stored (cheaper, for looking inside or merging). ``warn``: where the ARPA reader's warnings go
+    (default: lmtools.messages.warn)."""
+    return read_source(source).build(sort_counts, warn)
 
 
 def _peek(stream, n: int) -> tuple[bytes, BinaryIO]:

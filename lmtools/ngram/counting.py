@@ -8,14 +8,14 @@ Memory: the tables (proportional to the distinct n-grams) plus one chunk of ids 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from lmtools import memory
 from lmtools.errors import LmError
-from lmtools.ngram.counts import Counts
+from lmtools.ngram.counts import Counts, Levels
 from lmtools.vocab import SPECIALS, UNK_ID
 
 
@@ -156,34 +156,6 @@ class NgramCounter:
     def result(self, vocab: list[str], vocab_opts: VocabOptions | None = None, provenance: dict | None = None) -> Counts:
         """The counts as sorted arrays (the Counts contract), after the vocabulary restriction if any."""
         return self.levels(vocab, vocab_opts).to_counts(provenance)
-
-
-@dataclass
-class Levels:
-    """Counts as lm-count computes and stores them: per order n >= 2, each n-gram's prefix (the id of
-    its first n-1 words among order n-1) and last word, ids in order of first occurrence."""
-
-    vocab: list[str]
-    unigrams: np.ndarray  # int64 (V,)
-    levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (prefix int32, word int32, count int64)
-    tokens: int
-    sentences: int
-    provenance: dict = field(default_factory=dict)
-    text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown
-
-    def to_counts(self, provenance: dict | None = None) -> Counts:
-        from lmtools.kernels.count import build_sorted
-
-        V = len(self.vocab)
-        rows = np.arange(V, dtype=np.int32).reshape(V, 1)
-        rank = np.arange(V, dtype=np.int64)
-        ngrams, counts = [rows], [self.unigrams]
-        for prefix, word, count in self.levels:
-            rows, rank, order = build_sorted(prefix, word, rank, rows, V)
-            ngrams.append(rows)
-            counts.append(count[order])
-        return Counts(vocab=self.vocab, ngrams=ngrams, counts=counts, tokens=self.tokens,
-                      sentences=self.sentences, provenance=dict(provenance or {}), text=self.text)
 
 
 def _restriction(vocab: list[str], uni: np.ndarray, opts: VocabOptions) -> tuple[np.ndarray, list[str]]:

@@ -10,6 +10,10 @@ Contract (every producer and consumer keeps it):
   vocabulary) has a row with count 0. ``<s>``'s unigram count is the number of sentences.
 - N-grams come from ``<s> w1 .. wk </s>`` per sentence: none crosses a sentence boundary, ``<s>``
   appears only first and ``</s>`` only last.
+
+``Levels`` is the same counts as lm-count computes and stores them (trie levels, unsorted);
+``Levels.to_counts`` gives the sorted form. Both are plain data: this module imports no other part
+of lmtools (but the kernel that sorts), so that the readers in lmtools.io can build them.
 """
 
 from __future__ import annotations
@@ -40,3 +44,31 @@ class Counts:
     def as_dict(self, n: int) -> dict[tuple[int, ...], int]:
         """Order-n counts as {id tuple: count}: slow, for tests and small data only."""
         return {tuple(int(x) for x in row): int(c) for row, c in zip(self.ngrams[n - 1], self.counts[n - 1])}
+
+
+@dataclass
+class Levels:
+    """Counts as lm-count computes and stores them: per order n >= 2, each n-gram's prefix (the id of
+    its first n-1 words among order n-1) and last word, ids in order of first occurrence."""
+
+    vocab: list[str]
+    unigrams: np.ndarray  # int64 (V,)
+    levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (prefix int32, word int32, count int64)
+    tokens: int
+    sentences: int
+    provenance: dict = field(default_factory=dict)
+    text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown
+
+    def to_counts(self, provenance: dict | None = None) -> Counts:
+        from lmtools.kernels.count import build_sorted
+
+        V = len(self.vocab)
+        rows = np.arange(V, dtype=np.int32).reshape(V, 1)
+        rank = np.arange(V, dtype=np.int64)
+        ngrams, counts = [rows], [self.unigrams]
+        for prefix, word, count in self.levels:
+            rows, rank, order = build_sorted(prefix, word, rank, rows, V)
+            ngrams.append(rows)
+            counts.append(count[order])
+        return Counts(vocab=self.vocab, ngrams=ngrams, counts=counts, tokens=self.tokens,
+                      sentences=self.sentences, provenance=dict(provenance or {}), text=self.text)

@@ -6,10 +6,9 @@ A *scorer* turns whole lines of UTF-8 text into per-token log10 probabilities:
   same numbers bit for bit: the numba kernels of kernels/query.py over hash tables (built on first
   use), and a plain-numpy path (binary search in the model's sorted n-gram arrays, Python
   tokenizing) for small inputs, which answers before numba would even have loaded;
-- ``FFNNScorer`` wraps the feedforward neural model;
-- ``Mixture`` interpolates several scorers linearly: p(w|h) = sum_i lambda_i p_i(w|h), each model
-  seeing the text through its own vocabulary (a word outside it is that model's ``<unk>``); a token
-  is an OOV of the mixture when it is outside every model's vocabulary.
+- the other kinds keep their scorers beside their models (``lmtools.nn.score.FFNNScorer``,
+  ``lmtools.mixture.Mixture``); ``lmtools.kinds`` loads any model and wraps it (``load_scorer``,
+  ``scorer_for``: the one dispatch), and names the interface every scorer keeps (``Scorer``).
 
 ``Scored`` holds one chunk's per-token results, ``LineScores`` its per-line sums (what lm-score
 prints), ``PplStats`` accumulates the perplexity figures (defined in man/lm-ppl.1). Every path
@@ -174,7 +173,7 @@ class PplStats:
 # Tokenizing for scorers
 
 
-class _Vocabulary:
+class Vocabulary:
     """Text -> ids for a fixed vocabulary: a Python dict for small inputs, the numba table for the rest."""
 
     def __init__(self, vocab: list[str], remap: np.ndarray | None = None):
@@ -287,7 +286,7 @@ class QueryModel:
                 self.uni_lp[UNK_ID] = -100.0  # as an ARPA file without <unk> is read
             remap = np.arange(V, dtype=np.int32)
             remap[missing] = UNK_ID
-        self.vocabulary = _Vocabulary(list(model.vocab), remap)
+        self.vocabulary = Vocabulary(list(model.vocab), remap)
         self._tables = None
         self._identity = None
         self._seen_bytes = 0
@@ -568,207 +567,3 @@ def _score_numpy(qm: QueryModel, ids: np.ndarray):
     m[~tokens] = 0
     zero = tokens & ((total <= LOG_ZERO) | (lp <= LOG_ZERO))  # as kernels/query._score_range
     return total, m, zero
-
-
-# ----------------------------------------------------------------------------------------------
-# The neural model and mixtures
-
-
-class FFNNScorer:
-    kind = "ffnn"
-    scores_only = False
-
-    def __init__(self, model, name: str = "model"):
-        self.model = model
-        self.name = name
-        self.order = model.order
-        self.vocabulary = _Vocabulary(list(model.vocab))
-
-    @property
-    def vocab(self):
-        return self.vocabulary.vocab
-
-    def score_ids(self, ids, fast: bool = True, threads: int = 1):
-        ids = np.ascontiguousarray(ids, dtype=np.int32)
-        if ids.size and ids[0] == NO_CONTEXT:
-            raise LmError("the neural model always starts from <s>", "score with bos=True")
-        lp = np.asarray(self.model.score_ids(ids), np.float64)
-        is_start = ids == BOS_ID
-        st = np.flatnonzero(is_start)
-        pos = np.arange(ids.size) - st[np.cumsum(is_start) - 1] if ids.size else np.zeros(0, np.int64)
-        order = np.minimum(pos + 1, self.order).astype(np.int32)
-        order[is_start] = 0
-        return lp, order, (lp <= LOG_ZERO) & ~is_start
-
-    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
-        enc = self.vocabulary.encode(data, True)
-        lp, order, zero = self.score_ids(enc.ids)
-        return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
-
-    def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None) -> LineScores:
-        return self.score_text(data, threads, fast).line_scores()
-
-    def warm(self) -> None:
-        self.vocabulary.table()
-
-
-class Mixture:
-    """Linear interpolation: log10 sum_i lambda_i 10^(log10 p_i) per token."""
-
-    kind = "mixture"
-
-    def __init__(self, scorers: list, lambdas: list[float]):
-        self.scorers = scorers
-        self.lambdas = np.asarray(lambdas, np.float64)
-        self.order = max(s.order for s in scorers)
-        self.scores_only = any(s.scores_only for s in scorers)
-        self.name = " + ".join(s.name for s in scorers)
-        self.vocab = scorers[0].vocab
-
-    def combine(self, parts: list[Scored]) -> Scored:
-        first = parts[0]
-        for p in parts[1:]:
-            if p.ids.size != first.ids.size:
-                raise AssertionError("models tokenized the text differently")
-        L = np.stack([p.logp for p in parts])  # (k, T)
-        lam = self.lambdas[:, None]
-        with np.errstate(divide="ignore"):
-            top = L.max(axis=0)
-            safe = np.where(np.isfinite(top), top, 0.0)
-            acc = (lam * np.power(10.0, L - safe)).sum(axis=0)
-            lp = np.log10(acc) + safe
-        is_start = (first.ids == BOS_ID) | (first.ids == NO_CONTEXT)
-        lp[is_start] = 0.0
-        oov = np.logical_and.reduce([p.oov for p in parts])
-        order = np.max(np.stack([p.order for p in parts]), axis=0).astype(np.int32)
-        zero = (lp <= LOG_ZERO) & ~is_start
-        return Scored(first.ids, oov, lp, order, zero, first.n_lines, first.n_dropped)
-
-    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
-        return self.combine([s.score_text(data, threads, fast) for s in self.scorers])
-
-    def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None) -> LineScores:
-        return self.score_text(data, threads, fast).line_scores()
-
-    def warm(self) -> None:
-        for s in self.scorers:
-            s.warm()
-
-
-# ----------------------------------------------------------------------------------------------
-# Loading
-
-
-def check_lambdas(lambdas: list[float], k: int) -> list[float]:
-    """Weights for k models from the given ones: k of them summing to 1, or k-1 (the last is the rest)."""
-    if any(not (0.0 <= x <= 1.0) or math.isnan(x) for x in lambdas):
-        raise LmError(f"interpolation weights must lie in [0, 1], got {lambdas}", "give weights like --lambda 0.6")
-    if k == 1:
-        if lambdas and abs(sum(lambdas) - 1.0) > 1e-6:
-            raise LmError("--lambda needs two or more models (-m A -m B)", "give another -m or drop --lambda")
-        return [1.0]
-    if not lambdas:
-        return [1.0 / k] * k
-    if any(not (0.0 <= x <= 1.0) or math.isnan(x) for x in lambdas):
-        raise LmError(f"interpolation weights must lie in [0, 1], got {lambdas}", "give weights like --lambda 0.6")
-    if len(lambdas) == k - 1:
-        rest = 1.0 - sum(lambdas)
-        if rest < -1e-9:
-            raise LmError(f"the weights {lambdas} sum to more than 1", "give weights that sum to at most 1")
-        return list(lambdas) + [max(rest, 0.0)]
-    if len(lambdas) == k:
-        if abs(sum(lambdas) - 1.0) > 1e-6:
-            raise LmError(f"the weights {lambdas} sum to {sum(lambdas):g}, not 1",
-                          f"give {k} weights that sum to 1, or {k - 1} (the last model gets the rest)")
-        return list(lambdas)
-    raise LmError(f"{len(lambdas)} weights for {k} models", f"give {k - 1} or {k} weights with --lambda")
-
-
-def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=None, skip_blas: bool = False):
-    """A scorer for one model or a linear mixture of several (paths, '-' for stdin).
-
-    Any model kind: lmtools counts (smoothed on the fly with interpolated modified Kneser-Ney),
-    n-gram and ffnn models, ARPA files. With ``skip_blas`` (programs, not libraries: the process
-    could not use BLAS kernels later) numba is started without its BLAS probe when no ffnn model
-    is involved.
-    """
-    import sys
-
-    from lmtools.io.modelfile import MAGIC_BYTES, read_model
-    from lmtools.io.text import header_text_kind, open_binary
-
-    weights = check_lambdas(list(lambdas or []), len(sources))
-    pending = []
-    for src in sources:
-        name = "<stdin>" if src == "-" else src
-        stream = open_binary(src)
-        head = stream.peek(64)[:64]
-        if head[: len(MAGIC_BYTES)] == MAGIC_BYTES:
-            try:
-                header, arrays = read_model(stream, name)
-            finally:
-                if stream is not sys.stdin.buffer:
-                    stream.close()
-            pending.append((name, "file", (header, arrays)))
-        elif head.lstrip()[:6] == b"\\data\\":
-            pending.append((name, "arpa", stream))
-        else:
-            if stream is not sys.stdin.buffer:
-                stream.close()
-            if not head:
-                raise LmError(f"{name}: empty input, expected a model", "give a model file or pipe one in")
-            raise LmError(f"{name}: not a model (neither an lmtools model file nor an ARPA file)",
-                          "give a model written by lm-count or lm-train, or an ARPA file (plain or compressed)")
-    kinds = [header_text_kind(payload[0], name) if kind == "file" else None for name, kind, payload in pending]
-    text = mixture_text_kind([name for name, _, _ in pending], kinds)
-    if skip_blas and not any(kind == "file" and parts[0].get("kind") == "ffnn" for _, kind, parts in pending):
-        from lmtools.kernels import skip_blas as _skip
-
-        _skip()
-    scorers = []
-    for name, kind, payload in pending:
-        if kind == "arpa":
-            from lmtools.io.arpa import read_arpa
-
-            try:
-                obj = read_arpa(payload, warn=warn)
-            finally:
-                if payload is not sys.stdin.buffer:
-                    payload.close()
-        else:
-            from lmtools.io.models import model_from_parts
-
-            obj = model_from_parts(payload[0], payload[1], name)
-        scorers.append(scorer_for(obj, name, warn))
-    scorer = scorers[0] if len(scorers) == 1 else Mixture(scorers, weights)
-    scorer.text = text  # how to read text for it: {"chars", "lower"}, or None when no model records it
-    return scorer
-
-
-def mixture_text_kind(names: list[str], kinds: list[dict | None]) -> dict | None:
-    """The one text kind of models scored together (None: none records one, as ARPA files); models
-    that read their text differently (characters and words, lower-cased or not) cannot be mixed."""
-    from lmtools.io.text import describe_text_kind
-
-    known = [(n, k) for n, k in zip(names, kinds) if k is not None]
-    for n, k in known[1:]:
-        if k != known[0][1]:
-            raise LmError(f"{known[0][0]} is a model of {describe_text_kind(known[0][1])}, {n} of "
-                          f"{describe_text_kind(k)}: they read text differently and cannot be mixed",
-                          "mix models counted with the same --chars and --lower")
-    return known[0][1] if known else None
-
-
-def scorer_for(obj, name: str = "model", warn=None):
-    """Wrap a loaded model object (Counts, NGramModel, FFNNModel) as a scorer."""
-    from lmtools.ngram.counts import Counts
-
-    if isinstance(obj, Counts):
-        from lmtools.ngram.smoothing import smooth_if_counts
-
-        obj = smooth_if_counts(obj, name, warn)
-    if isinstance(obj, NGramModel):
-        return QueryModel(obj, name)
-    if hasattr(obj, "score_ids") and hasattr(obj, "context"):
-        return FFNNScorer(obj, name)
-    raise LmError(f"{name}: cannot score with a {type(obj).__name__}", "give an n-gram or ffnn model")

@@ -1,24 +1,25 @@
-"""Sampling sentences and next-word distributions from every model kind (the API behind lm-gen).
+"""Sampling from back-off n-gram models, and what every sampler shares (the API behind lm-gen).
 
     from lmtools.io.models import load_model
-    from lmtools.ngram.sample import sample, next_word_distribution
+    from lmtools.kinds import sample, next_word_distribution
     m = load_model("kn5.lm")
     sents = sample(m, 5, seed=7)                       # lists of word ids (prefix included)
     p = next_word_distribution(m, "the company said")  # p[w] = p(w | <s> the company said)
 
-A counts model is smoothed on the fly with the default method (interpolated modified Kneser-Ney);
-an n-gram model (or ARPA file) is sampled from its exact back-off distribution over the whole
-vocabulary (``lmtools.kernels.sample``); an FFNN model from its softmax output. Every sentence
-starts after ``<s>`` (and the prefix) and ends with ``</s>`` or after ``max_len`` words; ``<unk>``
-is never drawn unless ``allow_unk``. Sentence i of a call with seed s always uses the same random
-stream, whatever n and however the work is split, so a seed reproduces the output exactly.
-For repeated calls, ``sampler_for(model)`` prepares the model once.
+An n-gram model (or ARPA file) is sampled from its exact back-off distribution over the whole
+vocabulary (``lmtools.kernels.sample``); an FFNN model from its softmax output (its sampler lives
+beside it, lmtools/nn/sample.py); a counts model is smoothed first (lmtools.kinds, the one
+dispatch). Every sentence starts after ``<s>`` (and the prefix) and ends with ``</s>`` or after
+``max_len`` words; ``<unk>`` is never drawn unless ``allow_unk``. Sentence i of a call with seed s
+always uses the same random stream, whatever n and however the work is split, so a seed
+reproduces the output exactly. ``SamplerBase`` is the base of every kind's sampler (the
+``Sampler`` interface of lmtools.kinds); ``sampler_for(model)`` prepares a model once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def check_options(temperature: float = 1.0, top_k: int | None = None, top_p: flo
 # Samplers
 
 
-class _Base:
+class SamplerBase:
     vocab: list[str]
     order: int
     scores_only = False
@@ -130,7 +131,7 @@ class _Base:
             first += m
 
 
-class NGramSampler(_Base):
+class NGramSampler(SamplerBase):
     """A back-off n-gram model prepared for sampling: flat sorted rows, dense unigrams.
 
     ``force_explicit``: draw every step the explicit way (tests compare the two ways)."""
@@ -270,182 +271,7 @@ class NGramSampler(_Base):
         return Samples(tok, lens, ended, logp, int(failed))
 
 
-class FFNNSampler(_Base):
-    """An FFNN model prepared for sampling: the whole batch of sentences advances one word a step.
-
-    The full softmax layer is computed as three matrix products through BLAS (numpy), and the
-    draw works on the logits directly (one exp per word); the class layer uses the model's own
-    next-word kernel (exact, normalized)."""
-
-    BATCH = 512
-
-    def __init__(self, model, name: str = "model"):
-        V = len(model.vocab)
-        if V < 3 or list(model.vocab[:3]) != list(SPECIALS):
-            raise LmError(f"{name}: the vocabulary does not start with <unk> <s> </s>", "recreate the model")
-        self.model = model
-        self.vocab = list(model.vocab)
-        self.order = model.order
-        self.context = model.context
-        self._view = None
-        self._Wt = None
-
-    def logits(self, X: np.ndarray) -> np.ndarray:
-        """(B, V) logits of the next word after the contexts X (int32 (B, context)): log p up to a
-        constant per row (natural log)."""
-        m = self.model
-        X = np.ascontiguousarray(X, dtype=np.int32).reshape(-1, self.context)
-        if m.word_class is not None:
-            return self.log10_next(X) * np.log(10.0)
-        if self._Wt is None:
-            self._Wt = np.ascontiguousarray(m.W.T)
-        e = m.E[X].reshape(X.shape[0], -1)
-        a = e @ self._Wt + m.b
-        if m.activation == "tanh":
-            h = np.tanh(a)
-        elif m.activation == "sigmoid":
-            h = 1.0 / (1.0 + np.exp(-a))
-        else:
-            h = np.maximum(a, 0)
-        return h.astype(m.U.dtype, copy=False) @ m.U.T + m.c
-
-    def log10_next(self, X: np.ndarray) -> np.ndarray:
-        """log10 p(. | X[i]) for contexts X (int32 (B, context)), word-id order (the model's kernel)."""
-        from lmtools.kernels.ffnn import ACTIVATIONS, next_word_logprobs
-        from lmtools.nn.model import bos_row
-
-        if self._view is None:
-            self._view = self.model.kernel_view()
-        P, cls, start, perm = self._view
-        X = np.ascontiguousarray(X, dtype=np.int32).reshape(-1, self.context)
-        ln = np.empty((X.shape[0], len(self.vocab)), np.float64)
-        next_word_logprobs(P, X, ACTIVATIONS[self.model.activation], 0, cls, start, ln, bos_row(perm))
-        if self.model.word_class is not None:
-            out = np.empty_like(ln)
-            out[:, perm] = ln
-            ln = out
-        return ln / np.log(10.0)
-
-    def _start(self, prefix) -> np.ndarray:
-        return np.concatenate([np.full(self.context, BOS_ID), np.asarray(prefix, np.int32)]).astype(np.int32)
-
-    def distribution(self, history: np.ndarray) -> np.ndarray:
-        h = self._start(history)
-        return 10.0 ** self.log10_next(h[-self.context:][None, :])[0]
-
-    def prefix_log10(self, prefix: np.ndarray) -> float:
-        if not len(prefix):
-            return 0.0
-        h = self._start(prefix)
-        m = self.context
-        X = np.lib.stride_tricks.sliding_window_view(h[:-1], m)[: len(prefix)]
-        lp = self.log10_next(X)
-        return float(lp[np.arange(len(prefix)), np.asarray(prefix)].sum())
-
-    def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: SamplingOptions,
-                     threads: int = 0) -> Samples:
-        from lmtools.kernels.sample import choose_logits, init_states
-
-        inv_t = 1.0 / opts.temperature
-        m = self.context
-        start = self._start(prefix)
-        ns = start.shape[0]
-        states = init_states(np.uint64(seed & 0xFFFFFFFFFFFFFFFF), np.uint64(first), n)
-        hist = np.zeros((n, ns + opts.max_len), np.int32)
-        hist[:, :ns] = start
-        lens = np.zeros(n, np.int64)
-        ended = np.zeros(n, np.bool_)
-        logp = np.zeros(n, np.float64)
-        failed = 0
-        for b0 in range(0, n, self.BATCH):
-            alive = np.arange(b0, min(n, b0 + self.BATCH))
-            for t in range(ns, ns + opts.max_len):
-                if not alive.size:
-                    break
-                Z = self.logits(hist[alive, t - m:t])
-                words = np.empty(alive.size, np.int64)
-                lp = np.empty(alive.size, np.float64)
-                choose_logits(Z, alive.astype(np.int64), inv_t, opts.top_k, opts.top_p, opts.greedy,
-                              opts.allow_unk, states, words, lp)
-                ok = words >= 0
-                failed += int((~ok).sum())
-                w = words[ok]
-                rows = alive[ok]
-                logp[rows] += lp[ok]
-                stop = w == EOS_ID
-                ended[rows[stop]] = True
-                go = rows[~stop]
-                hist[go, t] = w[~stop]
-                lens[go] += 1
-                alive = go
-        tok = np.ascontiguousarray(hist[:, ns:])
-        logp += self.prefix_log10(prefix)
-        return Samples(tok, lens, ended, logp, failed)
-
-
 def _threads() -> int:
     import numba
 
     return int(numba.get_num_threads())
-
-
-def sampler_for(model, name: str = "model", warn: Callable[[str], None] | None = None):
-    """Prepare a loaded model (Counts, NGramModel, FFNNModel; a sampler passes through) for sampling."""
-    if isinstance(model, _Base):
-        return model
-    from lmtools.ngram.counts import Counts
-    from lmtools.ngram.model import NGramModel
-
-    if isinstance(model, Counts):
-        from lmtools.ngram.smoothing import smooth_if_counts
-
-        model = smooth_if_counts(model, name, warn)
-    if isinstance(model, NGramModel):
-        return NGramSampler(model, name)
-    if hasattr(model, "kernel_view") and hasattr(model, "context"):
-        return FFNNSampler(model, name)
-    raise LmError(f"{name}: cannot sample from a {type(model).__name__}", "give a counts, n-gram or ffnn model")
-
-
-def _ids(s, words) -> tuple[np.ndarray, int]:
-    if words is None:
-        return np.zeros(0, np.int32), 0
-    if isinstance(words, str):
-        from lmtools.io.text import split_ascii
-
-        words = split_ascii(words)
-    return s.encode(list(words))
-
-
-# ----------------------------------------------------------------------------------------------
-# The simple API
-
-
-def sample(model, n: int = 1, seed: int = 0, *, prefix: str | Sequence[str | int] | None = None,
-           temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, greedy: bool = False,
-           max_len: int = DEFAULT_MAX_LEN, allow_unk: bool = False) -> list[list[int]]:
-    """n sentences as lists of word ids (the prefix's ids first; no ``<s>``/``</s>``).
-
-    ``prefix``: words (a string is split at ASCII whitespace, or a list of words or ids); words
-    outside the vocabulary are taken as ``<unk>``. Same model, arguments and seed: same sentences.
-    """
-    opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
-    s = sampler_for(model)
-    pre, _ = _ids(s, prefix)
-    out: list[list[int]] = []
-    head = pre.tolist()
-    for batch in s.sample_all(int(n), int(seed), pre, opts):
-        out.extend(head + r for r in batch.rows())
-    return out
-
-
-def next_word_distribution(model, history: str | Sequence[str | int] = ()) -> np.ndarray:
-    """p(w | <s> history) for every word w of the vocabulary (float64, word-id order).
-
-    ``history``: the start of a sentence (a string split at ASCII whitespace, or words or ids);
-    words outside the vocabulary are taken as ``<unk>``. For an n-gram model ``<s>`` has p = 0 and
-    the whole vector sums to 1 (to the precision of the model's float32 log10 values).
-    """
-    s = sampler_for(model)
-    ids, _ = _ids(s, history)
-    return s.distribution(ids)
