@@ -130,8 +130,8 @@ def main() -> None:
                          ("kn5 --top-p 0.9", dict(top_p=0.9)), ("kn5 --greedy -n 1", dict(greedy=True))):
             res[name] = ours(s5, 1 if "greedy" in name else max(1, args.sentences // 10), **kw)
         n_cli = args.sentences
-        cli = sh(f"{PY} -m lmtools.cli.gen -m {d}/kn5.lm -n {n_cli} --seed 1 > {d}/out.txt")
-        cli_small = sh(f"{PY} -m lmtools.cli.gen -m {d}/kn5.lm -n 10 --seed 1 > /dev/null")
+        cli = sh(f"{PY} -m lmtools.cli.gen -m {d}/kn5.lm -s {n_cli} --seed 1 > {d}/out.txt")
+        cli_small = sh(f"{PY} -m lmtools.cli.gen -m {d}/kn5.lm -s 10 --seed 1 > /dev/null")
         # FFNN
         ffnn = None
         try:

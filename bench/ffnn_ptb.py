@@ -4,7 +4,7 @@
         --save-test-probs /tmp/ffnn_test_log10.npy
 
 Prints one line per epoch to stderr and a final JSON line to stdout. Uses only lmtools'
-Python API (the same code as ``lm-train -m ffnn``).
+Python API (the same code as ``lm-train --method ffnn``).
 """
 
 import argparse

@@ -616,7 +616,8 @@ class Fixtures:
             p.wait()
             self.rss[name] = sink.get("rss_kb", 0) / 1024.0
 
-        for name, old, new in (("lm-gen", "-n", "-s"), ("lm-info", "--vocab", "--list-vocab")):
+        for name, old, new in (("lm-gen", "-n", "-s"), ("lm-info", "--vocab", "--list-vocab"),
+                               ("lm-train", "-m", "--method")):
             helptext = subprocess.run([program_path(name), "--help"], capture_output=True, text=True).stdout
             if re.search(rf"^\s+{re.escape(new)}\b", helptext, re.M):
                 self.renamed[(name, old)] = new
@@ -961,7 +962,7 @@ def wrong_option_cases() -> list:
         ("lm-merge", ["--chars", "counts.lm", "other-counts.lm"], U),
         ("lm-ppl", ["--seed", "1", "-m", "kn.lm", "test.txt"], U),
         ("lm-ppl", ["--format", "jsonl", "-m", "kn.lm", "test.txt"], U),
-        ("lm-score", ["--json", "-m", "kn.lm", "test.txt"], U),
+        ("lm-score", ["--per-sentence", "-m", "kn.lm", "test.txt"], U),
         ("lm-gen", ["--lambda", "0.5", "-m", "kn.lm"], U),
         ("lm-gen", ["-m", "kn.lm", "--top", "5", "-n", "1", "--seed", "1"], IGN),
         ("lm-gen", ["-m", "kn.lm", "--greedy", "--temperature", "0.5"], IGN),

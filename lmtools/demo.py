@@ -49,9 +49,9 @@ def main() -> None:
             sh("lm-train -o kn5.lm counts5.lm", d)
             print(sh('lm-gen -m kn5.lm --next "I pray you" --top 10', d))
             print("Sentences sampled from the word 5-gram model:")
-            print(sh("lm-gen -m kn5.lm -n 5 --seed 7", d))
+            print(sh("lm-gen -m kn5.lm -s 5 --seed 7", d))
             print("A character-level 7-gram model, sampled:")
-            print(sh("lm-count -n 7 --chars train.txt | lm-train | lm-gen -n 8 --seed 7", d))
+            print(sh("lm-count -n 7 --chars train.txt | lm-train | lm-gen -s 8 --seed 7", d))
 
 
 if __name__ == "__main__":

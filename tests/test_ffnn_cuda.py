@@ -1,4 +1,4 @@
-"""The optional CUDA path (lm-train -m ffnn --device cuda).
+"""The optional CUDA path (lm-train --method ffnn --device cuda).
 
 Its kernels are compared with the CPU kernels in tests/cudasim_checks.py, run here in a child
 process under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM must be set before numba loads), so

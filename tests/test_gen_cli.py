@@ -136,7 +136,7 @@ def test_arpa_model_and_head_closes_quietly(counts3, tmp_path):
     import subprocess
     import sys
 
-    p = subprocess.run(f"{sys.executable} -m lmtools.cli.gen -m {arpa} -n 2000000 --seed 1 | head -3",
+    p = subprocess.run(f"{sys.executable} -m lmtools.cli.gen -m {arpa} -s 2000000 --seed 1 | head -3",
                        shell=True, capture_output=True, timeout=120)
     assert len(p.stdout.splitlines()) == 3 and b"Traceback" not in p.stderr and b"error" not in p.stderr
 

@@ -90,7 +90,7 @@ BAD = [
     ("lm-train", ["--from-arpa", "x.arpa", "--discount", "0.5"], "--from-arpa"),
     ("lm-train", ["--method", "wb", "--kenlm-compat"], "kn-modified only"),
     ("lm-train", ["a.lm", "b.lm"], "lm-merge"),
-    # lm-train -m ffnn
+    # lm-train --method ffnn
     ("lm-train", ["--method", "ffnn", "--lr", "nan"], "--lr"),
     ("lm-train", ["--method", "ffnn", "--lr", "inf"], "--lr"),
     ("lm-train", ["--method", "ffnn", "--lr", "0"], "--lr"),

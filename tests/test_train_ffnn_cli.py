@@ -1,4 +1,4 @@
-"""lm-train -m ffnn through real processes: trains from text, scores with lm-ppl, refuses mixed options."""
+"""lm-train --method ffnn through real processes: trains from text, scores with lm-ppl, refuses mixed options."""
 
 from tests.conftest import SHAKESPEARE, run_prog
 

@@ -88,7 +88,7 @@ def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities
     if scorer.scores_only:
         if need_probabilities or scorer.kind == "mixture":
             raise LmError(f"{scorer.name}: a stupid-backoff model gives scores, not probabilities",
-                          "perplexity and mixtures need a normalized model (lm-train -m kn-modified); "
+                          "perplexity and mixtures need a normalized model (lm-train --method kn-modified); "
                           "lm-score prints stupid-backoff scores of a single model")
     return scorer
 

@@ -230,7 +230,7 @@ _FFNN_NDIM = {"E": 2, "W": 2, "b": 1, "U": 2, "c": 1, "Uc": 2, "cc": 1, "word_cl
 def check_ffnn_arrays(h: dict, a: dict[str, np.ndarray], name: str) -> None:
     """Refuse FFNN parameters of the wrong type or rank, not all of one float type, or not finite;
     shapes against each other are checked by FFNNModel.check."""
-    hint = "retrain it with lm-train -m ffnn"
+    hint = "retrain it with lm-train --method ffnn"
     want = ["E", "W", "b", "U", "c"] + (["word_class", "Uc", "cc"] if h.get("output_layer") == "class" else [])
     missing = [k for k in want if k not in a]
     if missing:

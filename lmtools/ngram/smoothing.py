@@ -666,7 +666,7 @@ def check_options(method: str, *, interpolate: bool | None = None, discount=None
     method name. (Called by ``smooth``; a CLI can call it before reading any input.)"""
     m = canonical_method(method)
     if m == "ffnn":
-        raise LmError("ffnn is not an n-gram smoothing method", "train it with lm-train -m ffnn on text")
+        raise LmError("ffnn is not an n-gram smoothing method", "train it with lm-train --method ffnn on text")
     if interpolate is not None and m in ("add-k", "laplace", "mle", "katz", "stupid"):
         if interpolate:
             raise LmError(f"{m} has no interpolated form", "drop --interpolate")

@@ -1,6 +1,6 @@
 """Training on an NVIDIA GPU: ``Trainer``'s interface over the numba.cuda kernels.
 
-``lm-train -m ffnn --device cuda`` trains with ``CudaTrainer`` instead of ``Trainer``; the epoch
+``lm-train --method ffnn --device cuda`` trains with ``CudaTrainer`` instead of ``Trainer``; the epoch
 loop, schedule, validation and model file are the same (``lmtools.nn.train``). Parameters,
 gradients, optimizer state and the training examples live on the GPU; per span of minibatches
 the host sends the epoch order, the dropout masks (the CPU path's xorshift stream, so both paths

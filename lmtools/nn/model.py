@@ -103,7 +103,7 @@ class FFNNModel:
     @classmethod
     def from_file_parts(cls, header: dict, arrays: dict[str, np.ndarray], name: str = "model") -> "FFNNModel":
         """Inverse of ``to_file_parts``; a file whose arrays do not fit its header raises LmError."""
-        hint = "retrain it with lm-train -m ffnn"
+        hint = "retrain it with lm-train --method ffnn"
         try:
             vocab = list(header["vocab"])
             ctx = int(header["context"])
