@@ -136,6 +136,15 @@ def test_ppl_and_score_mix_repeated_m(d):
     assert mix["lambdas"] == [0.5, 0.5] and mix["total"]["ppl"] == pytest.approx(one["total"]["ppl"], rel=1e-9)
 
 
+@pytest.mark.parametrize("prog,args", [("lm-ppl", ["t.txt"]), ("lm-score", ["t.txt"]), ("lm-info", []),
+                                       ("lm-ppl", ["-m", "-", "t.txt"])])
+def test_no_model_and_a_terminal_on_stdin_is_a_usage_error(prog, args, monkeypatch):
+    """It would wait, silently, for a binary model typed at the keyboard: say what is missing."""
+    module = "ppl" if prog in ("lm-ppl", "lm-score") else "info"
+    monkeypatch.setattr(importlib.import_module(f"lmtools.cli.{module}"), "_stdin_is_terminal", lambda: True)
+    assert "standard input is a terminal" in usage_error(invoke(prog, *args), prog)
+
+
 # ----------------------------------------------------------------------------------------------
 # Output options: --json is JSON output everywhere; --words is lm-score's; --vocab is an input FILE
 

@@ -40,6 +40,9 @@ def main(model, as_json, show_vocab, show_vocab_old):
         flag = "--vocab" if show_vocab_old else "--list-vocab"
         raise common.UsageError(f"--json and {flag} both given",
                                 f"{flag} prints one word per line; give one of them")
+    if model == "-" and _stdin_is_terminal():  # it would wait for a binary model typed at the keyboard
+        raise common.UsageError("no MODEL given and standard input is a terminal",
+                                "give a model FILE, or pipe a model in (lm-count ... | lm-info)")
     from lmtools.io.models import load_model
 
     obj = load_model(model, sort_counts=False)
@@ -51,6 +54,10 @@ def main(model, as_json, show_vocab, show_vocab_old):
         click.echo(json.dumps(facts, ensure_ascii=False, allow_nan=False))
         return
     click.echo("".join(f"{key}\t{value}\n" for key, value in text_lines(facts)), nl=False)
+
+
+def _stdin_is_terminal() -> bool:
+    return common.stdin_is_terminal()
 
 
 def text_lines(facts: dict, prefix: str = ""):

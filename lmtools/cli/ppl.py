@@ -41,7 +41,14 @@ def resolve_sources(models: tuple, files: tuple) -> tuple[list[str], list[str]]:
     if "-" in models and "-" in paths:
         raise common.UsageError("both the model and the text would be read from stdin",
                       "give one of them as a file (-m FILE, or text FILEs)")
+    if "-" in models and _stdin_is_terminal():  # it would wait for a binary model typed at the keyboard
+        raise common.UsageError("no model given (-m) and standard input is a terminal",
+                                "give -m FILE, or pipe a model in (lm-count ... | lm-ppl FILE)")
     return models, paths
+
+
+def _stdin_is_terminal() -> bool:
+    return common.stdin_is_terminal()
 
 
 def parse_lambdas(values: tuple) -> list[float]:
@@ -83,7 +90,9 @@ def load_for_scoring(models: list[str], lambdas: list[float], need_probabilities
     if "-" in models and input_is_pipe("-") and (common.input_size(text_paths or ["-"]) or 0) >= SMALL_TOTAL_BYTES:
         warm_scoring_path()
 
-    common.compile_note("query")
+    size = common.input_size(text_paths or ["-"])
+    if size is None or size > SMALL_TOTAL_BYTES:  # a small text is scored without the kernels
+        common.compile_note("query")
     scorer = load_scorer(models, lambdas, warn=common.warn, skip_blas=True)
     if scorer.scores_only:
         if need_probabilities or scorer.kind == "mixture":
