@@ -304,3 +304,18 @@ def test_compile_note_finds_numbas_own_cache(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=300)
     assert r.returncode == 0 and r.stdout == b"True\n", r.stderr
+
+
+def test_compile_note_thresholds_match_the_small_paths():
+    """lm-count and lm-ppl say nothing of compiling for a text their plain paths take (no kernels)."""
+    from lmtools.cli import count
+    from lmtools.ngram import counting
+
+    assert count.SMALL_INPUT_BYTES == counting.SMALL_INPUT_BYTES
+
+
+def test_no_compile_note_for_a_small_text(d, monkeypatch, tmp_path):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(common, "stderr_is_terminal", lambda: True)
+    r = ok(invoke("lm-count", "-q", "-o", tmp_path / "c.lm", d / "test.txt"))
+    assert "compiling" not in r.stderr

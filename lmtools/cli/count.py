@@ -9,6 +9,7 @@ from lmtools.cli import common
 from lmtools.errors import LmError
 
 
+SMALL_INPUT_BYTES = 1 << 16  # lmtools.ngram.counting.SMALL_INPUT_BYTES (not imported: it imports numpy)
 MAX_ORDER = 1000  # every order costs tables of its own: beyond this an order is a typo, not a model
 
 
@@ -61,7 +62,9 @@ def main(files, order, output, min_count, vocab_size, vocab_file, lower, chars, 
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
     target = common.output_target(output, inputs=paths + [vocab_file])
     common.stdin_note(paths)
-    common.compile_note("count")
+    size = common.input_size(paths)
+    if size is None or size > SMALL_INPUT_BYTES:  # a small text is counted without the kernels
+        common.compile_note("count")
 
     from lmtools.kernels import skip_blas
 
