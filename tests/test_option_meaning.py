@@ -186,12 +186,16 @@ def test_info_json_is_nested(d):
 
 
 def test_info_text_is_key_tab_value(d):
+    from lmtools.cli.info import text_lines
+
     text = ok(invoke("lm-info", d / "kn.lm")).stdout
     facts = dict(line.split("\t", 1) for line in text.splitlines())
     assert all(line.count("\t") == 1 for line in text.splitlines())
     assert facts["kind"] == "ngram" and facts["provenance.options.method"] == "kn-modified"
     assert facts["provenance.counts.options.order"] == "3" and facts["scores_only"] == "false"
     assert len(facts["info.discounts"].split()) == 3 and len(facts["info.discounts"].split()[0].split(",")) == 3
+    records = dict(text_lines({"a": {"epochs": [{"lr": 0.5}, {"lr": 0.25}], "sizes": [[1, 2], [3]]}}))
+    assert records == {"a.epochs.0.lr": "0.5", "a.epochs.1.lr": "0.25", "a.sizes": "1,2 3"}
     help_text = ok(invoke("lm-info", "--help")).stdout
     assert "KEY<TAB>VALUE" in help_text
 

@@ -22,8 +22,8 @@ def main(model, as_json, show_vocab, show_vocab_old):
     """Describe MODEL (default: stdin): kind, order, vocabulary size, n-grams per order, provenance.
 
     MODEL is an lmtools model file (counts, n-gram or ffnn) or an ARPA file (plain or compressed).
-    One fact per line, KEY<TAB>VALUE: nested facts have dotted keys (provenance.options.order), lists
-    are space-separated (a list per order: its values joined by commas), and a tab or newline inside
+    One fact per line, KEY<TAB>VALUE: nested facts have dotted keys (provenance.options.order; a list of
+    records by index from 0: provenance.training.epochs.0.lr), other lists are space-separated (a list per order: its values joined by commas), and a tab or newline inside
     a value is written as \\t or \\n.
 
     \b
@@ -61,10 +61,12 @@ def _stdin_is_terminal() -> bool:
 
 
 def text_lines(facts: dict, prefix: str = ""):
-    """(dotted key, value as text) for every fact, nested dicts flattened."""
+    """(dotted key, value as text) for every fact, nested dicts flattened (a list of records by index)."""
     for key, value in facts.items():
         if isinstance(value, dict) and value:
             yield from text_lines(value, f"{prefix}{key}.")
+        elif isinstance(value, list) and any(isinstance(x, dict) for x in value):  # records: key.0.field
+            yield from text_lines({str(i): x for i, x in enumerate(value)}, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", _plain(value)
 
