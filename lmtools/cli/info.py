@@ -31,7 +31,7 @@ def main(model, as_json, show_vocab, show_vocab_old):
       lm-info counts.lm
       lm-count -n 3 corpus.txt | lm-info
       lm-info --json kn5.lm | jq .sizes
-      lm-info kn5.lm | awk -F'\t' '$1 == "sizes"'
+      lm-info kn5.lm | awk -F'\\t' '$1 == "sizes"'
     """
     if show_vocab_old:
         common.deprecated("lm-info --vocab", "--list-vocab")
