@@ -323,3 +323,27 @@ def test_no_compile_note_for_a_small_text(d, monkeypatch, tmp_path):
     monkeypatch.setattr(common, "stderr_is_terminal", lambda: True)
     r = ok(invoke("lm-count", "-q", "-o", tmp_path / "c.lm", d / "test.txt"))
     assert "compiling" not in r.stderr
+
+
+def test_one_meaning_per_option_name():
+    """Every visible spelling of these names means one thing in every program (a hidden one is a
+    deprecated alias, which warns)."""
+    import click
+
+    meaning = {"-m": lambda p: p.name in ("models", "model_paths") and not p.is_flag,
+               "-n": lambda p: p.name == "order", "-o": lambda p: p.name == "output",
+               "--json": lambda p: p.is_flag, "--vocab": lambda p: p.name == "vocab_file" and not p.is_flag,
+               "--words": lambda p: p.is_flag and p.name == "words", "-s": lambda p: p.name == "count",
+               "--chars": lambda p: p.name == "chars", "-q": lambda p: p.name == "quiet"}
+    seen = set()
+    for prog, module in PROGRAMS.items():
+        for p in importlib.import_module(f"lmtools.cli.{module}").main.params:
+            if not isinstance(p, click.Option):
+                continue
+            for opt in p.opts + p.secondary_opts:
+                if opt in meaning:
+                    seen.add(opt)
+                    assert p.hidden or meaning[opt](p), f"{prog} {opt} means {p.name}"
+                    if p.hidden:
+                        assert "Deprecated" in (p.help or ""), f"{prog} {opt}"
+    assert seen == set(meaning)
