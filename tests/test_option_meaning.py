@@ -114,7 +114,7 @@ def test_gen_sentences_and_the_old_n(d):
     old = ok(invoke("lm-gen", "-m", d / "kn.lm", "-n", "4", "--seed", "3"))
     assert len(new.stdout.splitlines()) == 4 and new.stdout == long.stdout == old.stdout
     assert new.stderr == ""
-    assert old.stderr == "lm-gen: warning: lm-gen -n N is deprecated; use -s N (--sentences N)\n"
+    assert old.stderr == "lm-gen: warning: -n/--count for the number of sentences is deprecated; use -s 4\n"
     usage_error(invoke("lm-gen", "-m", d / "kn.lm", "-n", "4", "-s", "4"), "lm-gen")
 
 
@@ -122,7 +122,7 @@ def test_gen_no_chars_and_the_old_words(d):
     new = ok(invoke("lm-gen", "-m", d / "kn.lm", "-s", "3", "--seed", "1", "--no-chars"))
     old = ok(invoke("lm-gen", "-m", d / "kn.lm", "-s", "3", "--seed", "1", "--words"))
     assert new.stdout == old.stdout and new.stderr == ""
-    assert old.stderr == "lm-gen: warning: lm-gen --words is deprecated; use --no-chars\n"
+    assert old.stderr == "lm-gen: warning: --words for word tokens is deprecated; use --no-chars\n"
 
 
 def test_gen_refuses_a_mixture(d):
@@ -163,7 +163,7 @@ def test_info_list_vocab_and_the_old_vocab(d):
     new = ok(invoke("lm-info", "--list-vocab", d / "kn.lm"))
     old = ok(invoke("lm-info", "--vocab", d / "kn.lm"))
     assert new.stdout == old.stdout and new.stdout.splitlines()[:3] == ["<unk>", "<s>", "</s>"]
-    assert old.stderr == "lm-info: warning: lm-info --vocab is deprecated; use --list-vocab\n"
+    assert old.stderr == "lm-info: warning: --vocab for the word list is deprecated; use --list-vocab\n"
 
 
 def _strings(x):

@@ -118,15 +118,14 @@ def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p,
 def _old_spellings(count, count_old, chars, words_old):
     """-n/--count (now -s/--sentences) and --words (now --no-chars) still work, with a warning."""
     if count_old is not None:
-        flag = common.given_options("count_old")
         if count is not None:
             raise common.UsageError("both -s/--sentences and -n/--count given", f"give -s {count} alone")
-        common.deprecated(f"lm-gen {flag[0] if flag else '-n'} N", "-s N (--sentences N)")
+        common.deprecated("-n/--count for the number of sentences", f"-s {count_old}")
         count = count_old
     if words_old:
         if chars is not None:
             raise common.UsageError("--words given with --chars or --no-chars", "give --no-chars alone")
-        common.deprecated("lm-gen --words", "--no-chars")
+        common.deprecated("--words for word tokens", "--no-chars")
         chars = False
     return count, chars
 

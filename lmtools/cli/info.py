@@ -34,7 +34,7 @@ def main(model, as_json, show_vocab, show_vocab_old):
       lm-info kn5.lm | awk -F'\\t' '$1 == "sizes"'
     """
     if show_vocab_old:
-        common.deprecated("lm-info --vocab", "--list-vocab")
+        common.deprecated("--vocab for the word list", "--list-vocab")
         show_vocab = True
     if show_vocab and as_json:
         flag = "--vocab" if show_vocab_old else "--list-vocab"
