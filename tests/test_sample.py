@@ -366,6 +366,27 @@ def test_ffnn_distribution_and_samples(layer):
     assert a.rows() == c.rows() and a.lengths.sum() > 40
 
 
+@pytest.mark.parametrize("layer", ["softmax", "class"])
+def test_ffnn_sample_scores_equal_the_scorer_bit_for_bit(layer):
+    # one forward pass: a drawn sentence's log10 p (prefix, words, </s>) is the scorer's line sum,
+    # ==, not approx; float32 as a trained model; a batch whose live rows shrink to one as
+    # sentences end, so every step's matrix shape is met
+    from lmtools.kinds import scorer_for
+
+    m = _ffnn(layer, V=40, ctx=3)
+    for k in ("E", "W", "b", "U", "c", "Uc", "cc"):
+        if getattr(m, k) is not None:
+            setattr(m, k, getattr(m, k).astype(np.float32))
+    s, sc = sampler_for(m), scorer_for(m)
+    for prefix in ([], [5, 7]):
+        b = s.sample_batch(200, 3, 0, np.array(prefix, np.int32), check_options(max_len=12, temperature=1.3))
+        text = "".join(" ".join(m.vocab[w] for w in prefix + b.tokens[i, : b.lengths[i]].tolist()) + "\n"
+                       for i in range(len(b)))
+        lp = sc.line_scores(text.encode()).lp
+        assert b.ended.sum() > 20
+        assert lp[b.ended].tolist() == b.log10[b.ended].tolist()
+
+
 def test_kenlm_reference_arpa_is_sampled_exactly():
     from lmtools.io.models import load_model
     from tests.conftest import KENLM_O3

@@ -527,16 +527,44 @@ def _layer_step(A, B, delta, W, gW, bias, gbias, direct_lr, beta, bias_parts, pa
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def log_softmax_parts(zr, c, skip, scratch, work):
+    """``zr += c``; returns ``(mx, lg)`` with ``ln softmax(zr)[j] = zr[j] - mx - lg`` for every j but
+    ``skip`` (>= 0: left out). The one normalizer of the FFNN on the CPU: scoring (``log_softmax_at``)
+    and the next-word distribution (``next_word_logprobs``, which sampling draws from) evaluate that
+    same expression, so a word's log-probability has the same bits whichever asks.
+    ``work`` (at least len(zr)) receives the exponentials; ``scratch`` as for ``exp_shifted``."""
+    mx = _max_without(zr, skip, add_bias_max(zr, c))
+    n = zr.shape[0]
+    w = work[:n]
+    for j in range(n):
+        w[j] = zr[j]
+    return mx, np.log(exp_shifted(w, mx, scratch, skip))
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def log_softmax_at(z, c, y, out, skip=-1):
-    """``out[r] = ln softmax(z[r] + c)[y[r]]`` (z is overwritten), column ``skip`` (>= 0) left out."""
+    """``out[r] = ln softmax(z[r] + c)[y[r]]`` (``z += c``), column ``skip`` (>= 0) left out."""
     V = z.shape[1]
     scratch = np.empty(V, np.int32)
+    work = np.empty(V, z.dtype)
     for r in range(z.shape[0]):
         zr = z[r]
-        mx = _max_without(zr, skip, add_bias_max(zr, c))
-        zt = zr[y[r]]
-        s = exp_shifted(zr, mx, scratch, skip)
-        out[r] = zt - mx - np.log(s)
+        mx, lg = log_softmax_parts(zr, c, skip, scratch, work)
+        out[r] = zr[y[r]] - mx - lg
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def class_word_parts(U, c, cls_start, k, hd_r, zw, jskip):
+    """The words of class k: ``zw[j] = U[s+j] . hd_r + c[s+j]``; returns ``(mw, lg)`` with
+    ``ln p(word j | class k) = zw[j] - mw - lg`` (j = ``jskip`` >= 0 left out). Shared by scoring and
+    the next-word distribution, as ``log_softmax_parts``."""
+    ne = cls_start[k + 1] - cls_start[k]
+    mw = _max_without(zw[:ne], jskip, _class_words(U, c, cls_start, k, hd_r, zw))
+    tot = 0.0
+    for j in range(ne):
+        if j != jskip:
+            tot += np.exp(zw[j] - mw)
+    return mw, np.log(tot)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -1032,12 +1060,8 @@ def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out, bos=-1):
                 st = cls_start[k]
                 ne = cls_start[k + 1] - st
                 jskip = skip - st if st <= skip < st + ne else -1
-                mx = _max_without(zw[:ne], jskip, _class_words(U, c, cls_start, k, hh[r], zw))
-                tot = 0.0
-                for j in range(ne):
-                    if j != jskip:
-                        tot += np.exp(zw[j] - mx)
-                o[r] += zw[y[r] - st] - mx - np.log(tot)
+                mw, lw = class_word_parts(U, c, cls_start, k, hh[r], zw, jskip)
+                o[r] += zw[y[r] - st] - mw - lw
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -1068,22 +1092,17 @@ def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out, bos=-1):
     hh = _hidden_forward(P, X, np.arange(n), e, h, nomask, nomask, act)
     V = c.shape[0]
     skip = _bos_row(bos, cls, V)
+    # every log-probability as score_examples computes it (log_softmax_parts, class_word_parts)
     if cls.shape[0] == 0:
         z = np.empty((n, V), dt)
         _output_logits(U, hh, z, u_layout)
+        scratch = np.empty(V, np.int32)
+        work = np.empty(V, dt)
         for r in range(n):
-            mx = -np.inf
+            zr = z[r]
+            mx, lg = log_softmax_parts(zr, c, skip, scratch, work)
             for j in range(V):
-                z[r, j] += c[j]
-                if j != skip:
-                    mx = max(mx, z[r, j])
-            s = 0.0
-            for j in range(V):
-                if j != skip:
-                    s += np.exp(z[r, j] - mx)
-            ls = mx + np.log(s)
-            for j in range(V):
-                out[r, j] = z[r, j] - ls if j != skip else -np.inf
+                out[r, j] = zr[j] - mx - lg if j != skip else -np.inf
     else:
         C = cc.shape[0]
         zc = np.empty((n, C), dt)
@@ -1093,29 +1112,19 @@ def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out, bos=-1):
             maxc = max(maxc, cls_start[k + 1] - cls_start[k])
         zw = np.empty(maxc, dt)
         skip_class = _bos_class(cls, cls_start, skip)
+        scratch = np.empty(C, np.int32)
+        work = np.empty(C, dt)
         for r in range(n):
-            mx = -np.inf
-            for k in range(C):
-                zc[r, k] += cc[k]
-                if k != skip_class:
-                    mx = max(mx, zc[r, k])
-            s = 0.0
-            for k in range(C):
-                if k != skip_class:
-                    s += np.exp(zc[r, k] - mx)
-            lsc = mx + np.log(s)
+            zr = zc[r]
+            mxc, lgc = log_softmax_parts(zr, cc, skip_class, scratch, work)
             for k in range(C):
                 st = cls_start[k]
                 ne = cls_start[k + 1] - st
                 if k == skip_class:
                     out[r, skip] = -np.inf
                     continue
+                lpc = zr[k] - mxc - lgc
                 jskip = skip - st if st <= skip < st + ne else -1
-                mw = _max_without(zw[:ne], jskip, _class_words(U, c, cls_start, k, hh[r], zw))
-                tot = 0.0
+                mw, lw = class_word_parts(U, c, cls_start, k, hh[r], zw, jskip)
                 for j in range(ne):
-                    if j != jskip:
-                        tot += np.exp(zw[j] - mw)
-                lw = mw + np.log(tot)
-                for j in range(ne):
-                    out[r, st + j] = zc[r, k] - lsc + zw[j] - lw if j != jskip else -np.inf
+                    out[r, st + j] = lpc + (zw[j] - mw - lw) if j != jskip else -np.inf

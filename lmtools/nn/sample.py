@@ -6,15 +6,17 @@ import numpy as np
 
 from lmtools.errors import LmError
 from lmtools.ngram.sample import Samples, SamplerBase, SamplingOptions
+from lmtools.nn.model import LN10
 from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS
 
 
 class FFNNSampler(SamplerBase):
     """An FFNN model prepared for sampling: the whole batch of sentences advances one word a step.
 
-    The full softmax layer is computed as three matrix products through BLAS (numpy), and the
-    draw works on the logits directly (one exp per word); the class layer uses the model's own
-    next-word kernel (exact, normalized)."""
+    Each step takes the next-word distributions of the batch from the model's one forward pass
+    (``kernels.ffnn.next_word_logprobs``: the arithmetic of scoring, word for word), draws from
+    them, and adds the drawn word's log10 p as lm-score computes it: a sentence's score equals
+    lm-score's for the same sentence to the last bit."""
 
     BATCH = 512
 
@@ -27,29 +29,9 @@ class FFNNSampler(SamplerBase):
         self.order = model.order
         self.context = model.context
         self._view = None
-        self._Wt = None
 
-    def logits(self, X: np.ndarray) -> np.ndarray:
-        """(B, V) logits of the next word after the contexts X (int32 (B, context)): log p up to a
-        constant per row (natural log)."""
-        m = self.model
-        X = np.ascontiguousarray(X, dtype=np.int32).reshape(-1, self.context)
-        if m.word_class is not None:
-            return self.log10_next(X) * np.log(10.0)
-        if self._Wt is None:
-            self._Wt = np.ascontiguousarray(m.W.T)
-        e = m.E[X].reshape(X.shape[0], -1)
-        a = e @ self._Wt + m.b
-        if m.activation == "tanh":
-            h = np.tanh(a)
-        elif m.activation == "sigmoid":
-            h = 1.0 / (1.0 + np.exp(-a))
-        else:
-            h = np.maximum(a, 0)
-        return h.astype(m.U.dtype, copy=False) @ m.U.T + m.c
-
-    def log10_next(self, X: np.ndarray) -> np.ndarray:
-        """log10 p(. | X[i]) for contexts X (int32 (B, context)), word-id order (the model's kernel)."""
+    def ln_next(self, X: np.ndarray) -> np.ndarray:
+        """ln p(. | X[i]) for contexts X (int32 (B, context)), word-id order, -inf at ``<s>``."""
         from lmtools.kernels.ffnn import ACTIVATIONS, next_word_logprobs
         from lmtools.nn.model import bos_row
 
@@ -63,7 +45,11 @@ class FFNNSampler(SamplerBase):
             out = np.empty_like(ln)
             out[:, perm] = ln
             ln = out
-        return ln / np.log(10.0)
+        return ln
+
+    def log10_next(self, X: np.ndarray) -> np.ndarray:
+        """log10 p(. | X[i]) for contexts X (int32 (B, context)), word-id order (as FFNNModel.score_ids)."""
+        return self.ln_next(X) / LN10
 
     def _start(self, prefix) -> np.ndarray:
         return np.concatenate([np.full(self.context, BOS_ID), np.asarray(prefix, np.int32)]).astype(np.int32)
@@ -78,8 +64,11 @@ class FFNNSampler(SamplerBase):
         h = self._start(prefix)
         m = self.context
         X = np.lib.stride_tricks.sliding_window_view(h[:-1], m)[: len(prefix)]
-        lp = self.log10_next(X)
-        return float(lp[np.arange(len(prefix)), np.asarray(prefix)].sum())
+        lp = self.log10_next(X)[np.arange(len(prefix)), np.asarray(prefix)]
+        total = 0.0
+        for v in lp.tolist():  # in token order, as lm-score sums a line
+            total += v
+        return total
 
     def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: SamplingOptions,
                      threads: int = 0) -> Samples:
@@ -94,19 +83,21 @@ class FFNNSampler(SamplerBase):
         hist[:, :ns] = start
         lens = np.zeros(n, np.int64)
         ended = np.zeros(n, np.bool_)
-        logp = np.zeros(n, np.float64)
+        logp = np.full(n, self.prefix_log10(prefix), np.float64)  # the prefix's words come first
         failed = 0
         for b0 in range(0, n, self.BATCH):
             alive = np.arange(b0, min(n, b0 + self.BATCH))
             for t in range(ns, ns + opts.max_len):
                 if not alive.size:
                     break
-                Z = self.logits(hist[alive, t - m:t])
+                Z = self.ln_next(hist[alive, t - m:t])
                 words = np.empty(alive.size, np.int64)
                 lp = np.empty(alive.size, np.float64)
                 choose_logits(Z, alive.astype(np.int64), inv_t, opts.top_k, opts.top_p, opts.greedy,
                               opts.allow_unk, states, words, lp)
                 ok = words >= 0
+                # the drawn word's log10 p exactly as scoring gives it (choose_logits normalizes anew)
+                lp[ok] = Z[np.flatnonzero(ok), words[ok]] / LN10
                 failed += int((~ok).sum())
                 w = words[ok]
                 rows = alive[ok]
@@ -118,5 +109,4 @@ class FFNNSampler(SamplerBase):
                 lens[go] += 1
                 alive = go
         tok = np.ascontiguousarray(hist[:, ns:])
-        logp += self.prefix_log10(prefix)
         return Samples(tok, lens, ended, logp, failed)
