@@ -155,8 +155,15 @@ def test_ffnn_model_file(tmp_path):
     assert all(w.startswith("w") for _, s in rows for w in s.split())
     b = run_prog("lm-gen", "-m", tmp_path / "ffnn.lm", "-s", "8", "--seed", "4", "--scores", "--top-k", "5")
     assert a.stdout == b.stdout
-    # the scores lm-gen prints are lm-score's, to the last digit (one forward pass for both)
-    sc = run_prog("lm-score", "-m", tmp_path / "ffnn.lm", input="".join(s + "\n" for _, s in rows).encode())
+    # the scores lm-gen prints are lm-score's, to the last digit (one forward pass for both; a model
+    # whose matrix products are exact, see exact_products_ffnn)
+    from tests.test_sample import exact_products_ffnn
+
+    with open(tmp_path / "exact.lm", "wb") as f:
+        save_model(exact_products_ffnn("class"), f)
+    g = run_prog("lm-gen", "-m", tmp_path / "exact.lm", "-s", "40", "--seed", "2", "--scores", "--max-len", "500")
+    rows = [line.split("\t") for line in g.stdout.decode().splitlines()]
+    sc = run_prog("lm-score", "-m", tmp_path / "exact.lm", input="".join(s + "\n" for _, s in rows).encode())
     assert sc.returncode == 0, sc.stderr
     assert [x for x, _ in rows] == [line.split("\t")[0] for line in sc.stdout.decode().splitlines()]
     nx = run_prog("lm-gen", "-m", tmp_path / "ffnn.lm", "--next", "w1 w2", "--top", "0")
