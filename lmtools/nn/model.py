@@ -212,21 +212,29 @@ class FFNNModel:
 
     log10_probs = score_ids
 
-    def next_log10_probs(self, contexts: np.ndarray) -> np.ndarray:
-        """Next-word distributions: ``out[i, w] = log10 p(w | contexts[i])``, word-id order
-        (``-inf`` at ``<s>``, which is never predicted).
+    def next_ln_probs(self, contexts: np.ndarray, view=None) -> np.ndarray:
+        """Next-word distributions: ``out[i, w] = ln p(w | contexts[i])``, word-id order (``-inf`` at
+        ``<s>``, which is never predicted), each value the bits ``score_ids`` gives that word (one
+        normalizer, kernels.ffnn.log_softmax_parts).
 
-        ``contexts`` is int32 (B, context), oldest word first (``<s>``-padded at a sentence start).
+        ``contexts`` is int32 (B, context), oldest word first (``<s>``-padded at a sentence start);
+        ``view``: ``kernel_view()`` when the caller keeps it between calls.
         """
         from lmtools.kernels.ffnn import ACTIVATIONS, next_word_logprobs
 
         X = np.ascontiguousarray(contexts, dtype=np.int32).reshape(-1, self.context)
-        P, cls, start, perm = self.kernel_view()
+        P, cls, start, perm = view if view is not None else self.kernel_view()
         ln = np.empty((X.shape[0], len(self.vocab)), np.float64)
         next_word_logprobs(P, X, ACTIVATIONS[self.activation], 0, cls, start, ln, bos_row(perm))
+        if self.word_class is None:
+            return ln
         out = np.empty_like(ln)
         out[:, perm] = ln
-        return out / LN10
+        return out
+
+    def next_log10_probs(self, contexts: np.ndarray) -> np.ndarray:
+        """``next_ln_probs`` in log10 (as ``score_ids``)."""
+        return self.next_ln_probs(contexts) / LN10
 
 
 def bos_row(perm: np.ndarray) -> int:

@@ -32,20 +32,9 @@ class FFNNSampler(SamplerBase):
 
     def ln_next(self, X: np.ndarray) -> np.ndarray:
         """ln p(. | X[i]) for contexts X (int32 (B, context)), word-id order, -inf at ``<s>``."""
-        from lmtools.kernels.ffnn import ACTIVATIONS, next_word_logprobs
-        from lmtools.nn.model import bos_row
-
         if self._view is None:
             self._view = self.model.kernel_view()
-        P, cls, start, perm = self._view
-        X = np.ascontiguousarray(X, dtype=np.int32).reshape(-1, self.context)
-        ln = np.empty((X.shape[0], len(self.vocab)), np.float64)
-        next_word_logprobs(P, X, ACTIVATIONS[self.model.activation], 0, cls, start, ln, bos_row(perm))
-        if self.model.word_class is not None:
-            out = np.empty_like(ln)
-            out[:, perm] = ln
-            ln = out
-        return ln
+        return self.model.next_ln_probs(X, self._view)
 
     def log10_next(self, X: np.ndarray) -> np.ndarray:
         """log10 p(. | X[i]) for contexts X (int32 (B, context)), word-id order (as FFNNModel.score_ids)."""
