@@ -2,6 +2,10 @@
 
 ``load_model`` accepts an lmtools model file (any kind) or an ARPA file (plain or compressed),
 from a path or ``-`` (stdin), and returns a ``Counts``, ``NGramModel`` or ``FFNNModel``.
+``read_source`` is its first half and the one place that tells the formats apart: it reads a
+model file's parts (or leaves an ARPA file open) and says what kind the source holds, so that a
+caller with several sources (lmtools.kinds.load_scorer) can look at all of them before building
+any. Of lmtools.ngram and lmtools.nn this module imports only the model data types.
 """
 
 from __future__ import annotations
