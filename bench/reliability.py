@@ -674,7 +674,8 @@ class Fixtures:
         (d / "kn.arpa.gz").write_bytes(gzip.compress(arpa.encode(), mtime=0))
         (d / "kn-trunc.arpa.gz").write_bytes(gzip.compress(arpa.encode(), mtime=0)[:-300])
 
-        self.small = sorted(p.name for p in d.iterdir() if p.is_file() and p.name not in ("big.txt", "hugeline.txt", "manylines.txt", "big-counts.lm"))
+        large = ("big.txt", "hugeline.txt", "manylines.txt", "big-counts.lm")
+        self.small = sorted(p.name for p in d.iterdir() if p.is_file() and p.name not in large)
         return self
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from lmtools.errors import LmError
 from lmtools.io.text import TextOptions, iter_line_chunks
-from tests.conftest import ROOT, SHAKESPEARE, run_prog
+from tests.conftest import ROOT, SHAKESPEARE
 
 
 def _chunks(data: bytes, chunk_bytes: int, max_line: int, streaming: bool = False):

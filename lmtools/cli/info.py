@@ -23,8 +23,8 @@ def main(model, as_json, show_vocab, show_vocab_old):
 
     MODEL is an lmtools model file (counts, n-gram or ffnn) or an ARPA file (plain or compressed).
     One fact per line, KEY<TAB>VALUE: nested facts have dotted keys (provenance.options.order; a list of
-    records by index from 0: provenance.training.epochs.0.lr), other lists are space-separated (a list per order: its values joined by commas), and a tab or newline inside
-    a value is written as \\t or \\n.
+    records by index from 0: provenance.training.epochs.0.lr), other lists are space-separated (a list
+    per order: its values joined by commas), and a tab or newline inside a value is written as \\t or \\n.
 
     \b
     Examples:
