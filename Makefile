@@ -16,12 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The tests run in TEST_JOBS processes (pytest-xdist; each test file in one process, so a file's
+# module fixtures are built once); on a fresh clone conftest.py first compiles the kernels in two lanes.
+TEST_JOBS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 # The slow end-to-end set (marked @pytest.mark.slow): CI runs it after `make test`.
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m slow
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lmtools.demo

@@ -29,6 +29,20 @@ def prog():
     return run_prog
 
 
+def pytest_sessionstart(session):
+    """On a fresh clone (no kernel in numba's cache), compile the programs' kernels first, two processes
+    at once (tests/warm_kernels.py); once, in the main process, not in each xdist worker."""
+    import tempfile
+
+    from tests import warm_kernels
+
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("LMTOOLS_TEST_WARM") == "0":
+        return
+    if warm_kernels.cache_is_cold():
+        with tempfile.TemporaryDirectory(prefix="lmtools-warm-") as d:
+            warm_kernels.warm_in_parallel(Path(d))
+
+
 # ----------------------------------------------------------------------------------------------
 # Models built once per session and shared by the test modules (never modify them in a test)
 

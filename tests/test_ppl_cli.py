@@ -75,10 +75,14 @@ def test_counts_on_stdin_pipeline(files):
 def test_counts_pipe_with_a_large_text_loads_kernels_first(files):
     # text over SMALL_TOTAL_BYTES: lm-ppl runs its warm-up before the counts arrive (LMTOOLS_DEBUG
     # makes a failing warm-up an error instead of a silent loss of time); same figures as the model file
+    from lmtools.ngram.query import SMALL_TOTAL_BYTES
+
     counts = (files / "counts.lm").read_bytes()
-    r = run_prog("lm-ppl", "--json", SHAKESPEARE, input=counts, env={"LMTOOLS_DEBUG": "1"})
+    text = files / "large.txt"  # just over the threshold (the whole of Tiny Shakespeare is 4 times that)
+    text.write_bytes(SHAKESPEARE.read_bytes()[:SMALL_TOTAL_BYTES + 50_000])
+    r = run_prog("lm-ppl", "--json", text, input=counts, env={"LMTOOLS_DEBUG": "1"})
     assert r.returncode == 0, r.stderr
-    b = run_prog("lm-ppl", "--json", "-m", files / "kn.lm", SHAKESPEARE)
+    b = run_prog("lm-ppl", "--json", "-m", files / "kn.lm", text)
     assert _report(r.stdout)["total"] == _report(b.stdout)["total"]
 
 
