@@ -23,9 +23,10 @@ TEST_JOBS ?= 2
 test: install
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
-# The slow end-to-end set (marked @pytest.mark.slow): CI runs it after `make test`.
+# The slow end-to-end set (marked @pytest.mark.slow): CI runs it after `make test`, in one process
+# (some of its checks time a signal during a compilation).
 test-slow: install
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m slow
+	$(BIN)/python -m pytest -q -m slow
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m lmtools.demo
