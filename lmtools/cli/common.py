@@ -19,7 +19,6 @@ import contextlib
 import errno
 import functools
 import io
-import math
 import os
 import signal
 import stat
@@ -33,6 +32,11 @@ from lmtools import __version__
 from lmtools import messages
 from lmtools.errors import LmError
 from lmtools.messages import debug_enabled, info, warn  # noqa: F401  (the programs import them from here)
+
+# the option types and shared options, which the programs read from here
+from lmtools.cli.options import (  # noqa: F401, E402
+    INT_MAX, Limit, Number, deprecated, deprecated_alias, given_options, make_text_options, max_line, text_options,
+)
 
 PROG = "lmtools"  # set by each command to its own name, for messages
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -100,9 +104,6 @@ def _show_help(ctx: click.Context, param, value) -> None:
         ctx.exit()
 
 
-INT_MAX = 2**63 - 1  # an integer option holds a 64-bit signed integer (numpy, numba and the model file)
-
-
 def _check_int_sizes(command: click.Command, ctx: click.Context) -> None:
     """Refuse an integer option beyond 64 bits (every option, whatever its type says)."""
     for p in command.params:
@@ -111,39 +112,6 @@ def _check_int_sizes(command: click.Command, ctx: click.Context) -> None:
             if isinstance(x, int) and not isinstance(x, bool) and not -INT_MAX <= x <= INT_MAX:
                 raise UsageError(f"{p.opts[0]} {x} is too large (at most {INT_MAX})", f"see {command.name} --help",
                                  ctx)
-
-
-class Limit(click.IntRange):
-    """An integer option that is an upper limit (at most N epochs, words, ...): a value beyond 64 bits
-    means no limit and is taken as INT_MAX, which no count reaches; below ``min`` it is refused."""
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str) and value.strip().lstrip("+").isdigit() and int(value) > INT_MAX:
-            value = INT_MAX
-        elif isinstance(value, int) and value > INT_MAX:
-            value = INT_MAX
-        return super().convert(value, param, ctx)
-
-
-class Number(click.FloatRange):
-    """A float option that must be a finite number (nan and inf are refused), optionally in a range:
-    ``type=common.Number(0, min_open=True)`` for x > 0."""
-
-    name = "number"
-
-    def convert(self, value, param, ctx):
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return rv
-
-
-def given_options(*names: str) -> list[str]:
-    """The flags (as written in --help) of those parameter ``names`` given on the command line of the
-    running command: for refusing an option that its other options make meaningless."""
-    ctx = click.get_current_context()
-    return [p.opts[0] for p in ctx.command.params if p.name in names
-            and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
 
 
 def command(name: str, grouped: bool = False, **kwargs) -> Callable:
@@ -800,17 +768,6 @@ def input_size(paths: list[str]) -> int | None:
 # One meaning per option: old spellings, and habits of other toolkits that would mean something else here
 
 
-def deprecated(old: str, new: str) -> None:
-    """One warning line for an old spelling that still works: ``OLD is deprecated; use NEW``."""
-    warn(f"{old} is deprecated; use {new}")
-
-
-def deprecated_alias(*decls: str, dest: str, **kwargs) -> Callable:
-    """A hidden option for an old spelling (listed in the man page as deprecated); the program reads it
-    under ``dest`` and warns with ``deprecated`` when it is given."""
-    return click.option(*decls, dest, hidden=True, default=None, **kwargs)
-
-
 def refuse_order_as_output(output: str | None, order_flag: str | None = "-n") -> None:
     """``-o 5`` is the order in KenLM's lmplz but the output file here: an -o that is only digits and is
     not an existing file is refused (``-o ./5`` writes a file named 5). ``order_flag``: the program's order
@@ -855,55 +812,6 @@ def compile_note(*modules: str) -> None:
     (the first run only; nothing when their cache is there, or when stderr is a log or a pipe)."""
     if stderr_is_terminal() and not kernels_cached(*modules):
         info("compiling kernels on first use (about 30 s, once)")
-
-
-# ----------------------------------------------------------------------------------------------
-# Shared options
-
-
-MAX_LINE = 64 << 20  # --max-line: bytes in one line of text, at most (lmtools.io.text.DEFAULT_MAX_LINE)
-
-
-def _max_line(ctx, param, value):
-    """Parse --max-line (bytes, or with a K/M/G suffix) and keep it for make_text_options."""
-    global MAX_LINE
-    if value is None:
-        return None
-    import re
-
-    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtT]?)(i?[bB])?\s*", str(value))
-    n = int(m.group(1)) << (10 * " KMGT".index(m.group(2).upper() or " ")) if m else 0
-    if n < 1:
-        raise click.BadParameter(f"{value!r} is not a size in bytes (e.g. 1000000, 64M, 1G)", ctx, param)
-    MAX_LINE = n
-    return n
-
-
-def max_line() -> int:
-    """The --max-line of this run (the default when not given)."""
-    return MAX_LINE
-
-
-def text_options(func: Callable, option: Callable = click.option) -> Callable:
-    """--lower, --chars, --encoding-errors and --max-line: how text is read (every program that reads text);
-    ``option``: the decorator factory (an option group's ``option`` puts them in that group)."""
-    func = option("--max-line", metavar="BYTES", expose_value=False, callback=_max_line,
-                  help="Refuse a line longer than BYTES (suffixes K, M, G; default 64M): a line is held in "
-                       "memory whole, about twice its size.")(func)
-    func = option("--encoding-errors", type=click.Choice(["strict", "replace"]), default="strict",
-                  show_default=True,
-                  help="On invalid UTF-8: stop with an error naming the line (strict), or replace the bad "
-                       "bytes with U+FFFD and go on, counting the lines (replace).")(func)
-    func = option("--chars", is_flag=True,
-                  help="Character tokens: every character is a token, runs of whitespace become <sp>.")(func)
-    func = option("--lower", is_flag=True, help="Lower-case the text before tokenizing.")(func)
-    return func
-
-
-def make_text_options(lower: bool, chars: bool, encoding_errors: str):
-    from lmtools.io.text import TextOptions
-
-    return TextOptions(lower=lower, chars=chars, encoding_errors=encoding_errors, max_line=MAX_LINE)
 
 
 def stdin_note(paths: list[str]) -> None:
