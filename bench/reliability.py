@@ -1795,7 +1795,13 @@ def write_record(path: Path, summary: dict, text: str, command: str, seconds: fl
         "```",
         "",
     ]
-    path.write_text("\n".join(body))
+    # Sections kept by hand below the campaign's (the fuzzing record) survive a new --record.
+    record = "\n".join(body)
+    if path.exists():
+        _, heading, rest = path.read_text().partition("\n## Fuzzing")
+        if heading:
+            record += heading.lstrip("\n") + rest
+    path.write_text(record)
 
 
 def main(argv=None) -> int:
