@@ -30,6 +30,8 @@ import click
 
 from lmtools import __version__
 from lmtools import messages
+from lmtools.cli import signals
+from lmtools.cli.signals import Interrupted
 from lmtools.errors import LmError
 from lmtools.messages import debug_enabled, info, warn  # noqa: F401  (the programs import them from here)
 
@@ -152,162 +154,14 @@ def command(name: str, grouped: bool = False, **kwargs) -> Callable:
     return decorate
 
 
-# ----------------------------------------------------------------------------------------------
-# Signals: SIGINT (Ctrl-C), SIGTERM (kill, timeout, cron) and SIGHUP (a closed terminal) end a program
-# quietly with exit 128 + the signal's number, leaving no temporary file, whatever it is doing.
-
-_EXIT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-_SIGNALLED: int | None = None  # the first exit signal received
-_HANDLED = 0  # how many times the Python-level handler ran (a second signal ends the program at once)
-_WATCHER = None  # the thread that learns of a signal even while the main thread is busy in C code
-_GUARDED = False  # inside a program's body, where the signal's exception is caught by _run_guarded
-_GRACE_S = 3.0  # how long the program may take to stop after a signal before it is made to
-
-
-class Interrupted(KeyboardInterrupt):
-    """Raised by a SIGINT, SIGTERM or SIGHUP (a KeyboardInterrupt, so that Ctrl-C code paths apply)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _exit_now(status: int) -> None:
-    """End the process at once: no flush of standard output, which may be a full pipe that nobody reads
-    (a flush there would block the exit for ever, where the signal's default action would have ended it)."""
-    _remove_temp_files()
-    os._exit(status)
-
-
-def _on_signal(signum, frame) -> None:
-    global _SIGNALLED, _HANDLED
-    _HANDLED += 1
-    if _SIGNALLED is None:
-        _SIGNALLED = signum
-    _remove_temp_files()  # first of all: whatever happens next, no .part file is left
-    if _HANDLED > 1 or not _GUARDED:
-        _exit_now(128 + _SIGNALLED)  # a second signal, or one outside the body (start-up, shutdown)
-    # The exception may be swallowed where Python cannot pass it on (a ctypes callback during numba's
-    # compilation: see _unraisable) or by a library's own `except BaseException`: then the program is
-    # stopped after a grace period (by _watch_signals, or this timer without it), and meanwhile no output
-    # is renamed into place (see Output._atomic).
-    if _WATCHER is None:
-        import threading
-
-        timer = threading.Timer(_GRACE_S, _exit_now, (128 + _SIGNALLED,))
-        timer.daemon = True
-        timer.start()
-    if _HOLD:
-        return  # raised when the held block ends
-    raise Interrupted(_SIGNALLED)
-
-
-def _watch_signals(fd: int, signums: set[int]) -> None:
-    """A thread: Python runs a signal's handler in the main thread only between two bytecodes, which
-    can be half a minute away while numba compiles a kernel in LLVM (C code). Told of the signal at
-    once through the wakeup fd, this thread removes the temporary files and, if the program has not
-    ended by then, ends it after a grace period."""
-    global _SIGNALLED
-    import time
-
-    while True:
-        try:
-            data = os.read(fd, 64)
-        except OSError:
-            return
-        if not data:
-            return
-        hits = [s for s in data if s in signums]
-        if hits:
-            if _SIGNALLED is None:
-                _SIGNALLED = hits[0]
-            _remove_temp_files()
-            time.sleep(_GRACE_S)
-            _exit_now(128 + _SIGNALLED)
-
-
-_HOLD = 0  # > 0 while a temporary file is being created and registered: a signal waits for the end
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Let a signal's exception wait until the block ends (its temporary file is registered by then)."""
-    global _HOLD
-    _HOLD += 1
-    try:
-        yield
-    finally:
-        _HOLD -= 1
-    if _HOLD == 0 and _SIGNALLED is not None and _GUARDED:
-        _remove_temp_files()
-        raise Interrupted(_SIGNALLED)
-
-
-def _unraisable(unraisable) -> None:
-    """Where Python cannot pass a signal's exception on (a ctypes callback during numba's compilation, a
-    __del__), it would print "Exception ignored ..." and carry on: stop the program there instead."""
-    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _SIGNALLED is not None:
-        _exit_now(128 + _SIGNALLED)
-    sys.__unraisablehook__(unraisable)
-
-
-_WAKEUP_FD = -1  # the write end of the pipe _WATCHER reads
-
-
-def _install_signal_handlers() -> dict:
-    """Our handlers for SIGINT, SIGTERM and SIGHUP (and the watcher thread); returns what they replaced,
-    for _restore_signal_handlers when a program runs inside another process (click's CliRunner)."""
-    global _WATCHER, _WAKEUP_FD
-    saved = {"hook": sys.unraisablehook, "handlers": {}, "wakeup": None}
-    sys.unraisablehook = _unraisable
-    for name in _EXIT_SIGNALS:
-        signum = getattr(signal, name, None)
-        if signum is None:
-            continue
-        try:
-            previous = signal.getsignal(signum)
-            if previous == signal.SIG_IGN:
-                continue  # ignored by whoever started us (nohup, a background job): stay so
-            signal.signal(signum, _on_signal)
-        except (ValueError, OSError):  # not the main thread (a program run inside another one)
-            return saved
-        saved["handlers"][signum] = previous
-    if saved["handlers"]:
-        try:
-            if _WATCHER is None:
-                import threading
-
-                r, w = os.pipe()
-                os.set_blocking(w, False)
-                signums = {int(getattr(signal, n)) for n in _EXIT_SIGNALS if hasattr(signal, n)}
-                _WATCHER = threading.Thread(target=_watch_signals, args=(r, signums), name="lmtools-signals",
-                                            daemon=True)
-                _WATCHER.start()
-                _WAKEUP_FD = w
-            saved["wakeup"] = signal.set_wakeup_fd(_WAKEUP_FD, warn_on_full_buffer=False)
-        except (ValueError, OSError):
-            pass  # the timer in _on_signal stands in
-    return saved
-
-
-def _restore_signal_handlers(saved: dict) -> None:
-    sys.unraisablehook = saved["hook"]
-    for signum, previous in saved["handlers"].items():
-        with contextlib.suppress(ValueError, OSError, TypeError):
-            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
-    if saved["wakeup"] is not None:
-        with contextlib.suppress(ValueError, OSError):
-            signal.set_wakeup_fd(saved["wakeup"])
-
-
 def _signal_exit(signum: int | None = None) -> None:
     """After a signal: exit with its status and no message, whatever else went wrong since."""
-    signum = _SIGNALLED if _SIGNALLED is not None else signum
+    signum = signals.signalled() if signals.signalled() is not None else signum
     if signum is not None:
         if signum == signal.SIGINT and stderr_is_terminal():
             with contextlib.suppress(OSError):
                 os.write(2, b"\n")  # end the line where the terminal echoed ^C
-        _exit_now(128 + signum)
+        signals.exit_now(128 + signum)
 
 
 class _ClosedStream:
@@ -378,12 +232,11 @@ def _standard_streams() -> None:
 
 
 def _run_guarded(func, args, kw):
-    global _GUARDED
     # A closed pipe ends the program quietly, as for any Unix filter (`lm-score ... | head`).
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _standard_streams()  # first: nothing may take the number of a closed standard descriptor
-    saved = _install_signal_handlers()
-    _GUARDED = True
+    saved = signals.install_signal_handlers()
+    signals.set_guarded(True)
     try:
         result = func(*args, **kw)
         _signal_exit()  # a signal whose exception was swallowed still ends the program with its status
@@ -425,9 +278,9 @@ def _run_guarded(func, args, kw):
                    err=True)
         sys.exit(1)
     finally:
-        _GUARDED = False
+        signals.set_guarded(False)
         # In its own process the program ends now; inside another one (tests), leave it as it was.
-        _restore_signal_handlers(saved)
+        signals.restore_signal_handlers(saved)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -444,17 +297,7 @@ def _run_guarded(func, args, kw):
 # - a directory, '' or a path whose directory is missing or unwritable, and an output that is the same
 #   file as one of the inputs, are refused with one line naming the user's path.
 # A write error (a full disk or device) is an error (exit 1) naming the path, and a signal removes the
-# temporary file (see _on_signal).
-
-_TEMP_FILES: set[str] = set()  # temporary files of outputs being written: removed on a signal
-
-
-def _remove_temp_files() -> None:
-    for tmp in list(_TEMP_FILES):
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        _TEMP_FILES.discard(tmp)
-
+# temporary file (see lmtools.cli.signals).
 
 def refuse_binary_to_terminal(stream, hint: str | None = None) -> None:
     """The one check that a binary model is never written to a terminal: LmError when ``stream`` (a
@@ -579,13 +422,13 @@ class Output:
     @contextlib.contextmanager
     def _atomic(self):
         directory, base = os.path.split(self.real)
-        with _signals_held():
+        with signals.signals_held():
             try:
                 fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part", dir=directory)
             except OSError as e:
                 raise LmError(f"{self.name}: cannot write ({e.strerror})",
                               "check that the directory exists and is writable") from None
-            _TEMP_FILES.add(tmp)
+            signals.TEMP_FILES.add(tmp)
         try:
             raw = os.fdopen(fd, "wb")
             with raw:
@@ -601,18 +444,18 @@ class Output:
                 umask = os.umask(0)
                 os.umask(umask)
                 os.chmod(tmp, 0o666 & ~umask)
-            if _SIGNALLED is not None:  # a signal whose exception was swallowed: never replace the output
-                raise Interrupted(_SIGNALLED)
+            if signals.signalled() is not None:  # a signal whose exception was swallowed: never replace the output
+                raise Interrupted(signals.signalled())
             try:
                 os.replace(tmp, self.real)
             except OSError as e:
                 raise LmError(f"{self.name}: cannot write ({e.strerror})", "check the path and its directory") \
                     from None
-            _TEMP_FILES.discard(tmp)
+            signals.TEMP_FILES.discard(tmp)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            _TEMP_FILES.discard(tmp)
+            signals.TEMP_FILES.discard(tmp)
             raise
 
 
@@ -685,7 +528,7 @@ def output_target(path: str | None, *, inputs=(), binary: bool = True, tty_hint:
                       "create it first (mkdir -p) or write elsewhere")
     # Probe the directory now: an unwritable one (permissions, a read-only file system) fails before the work.
     try:
-        with _signals_held():
+        with signals.signals_held():
             fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".part", dir=directory)
             os.close(fd)
             os.unlink(probe)
