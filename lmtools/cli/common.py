@@ -9,7 +9,11 @@
   temporary file and renamed, so no half-written file is ever left, a device or fifo is written in place,
   an output that is an input is refused; a binary model is never written to a terminal.
 
-This module imports only click and the standard library, so that ``--help`` and usage errors stay fast
+The signal handling lives in ``lmtools.cli.signals``, the standard streams and output targets in
+``lmtools.cli.output``, the option types and shared options in ``lmtools.cli.options``; this module
+keeps the command decorator and the guarded run, and re-exports what the programs use.
+
+These modules import only click and the standard library, so that ``--help`` and usage errors stay fast
 (numpy and numba are imported inside the commands).
 """
 
