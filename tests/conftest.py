@@ -12,10 +12,14 @@ SHARED = ROOT.parent / "shared"
 PTB = SHARED / "data" / "ptb"
 
 
+# Each program and its module under lmtools.cli.
+PROGRAMS = {"lm-count": "count", "lm-train": "train", "lm-ppl": "ppl", "lm-score": "score", "lm-gen": "gen",
+            "lm-info": "info", "lm-merge": "merge"}
+
+
 def run_prog(prog: str, *args, input: bytes | None = None, env: dict | None = None, cwd=None):
     """Run an lm-* program as a real process (python -m lmtools.cli.<module>), bytes in and out."""
-    module = {"lm-count": "count", "lm-info": "info", "lm-train": "train", "lm-ppl": "ppl",
-              "lm-score": "score", "lm-gen": "gen", "lm-merge": "merge"}[prog]
+    module = PROGRAMS[prog]
     full_env = dict(os.environ)
     full_env.pop("LMTOOLS_DEBUG", None)
     if env:

@@ -14,34 +14,14 @@ import os
 import re
 import signal
 
-import numba  # noqa: F401  (before any program runs in process: lm-count's skip_blas would leave the FFNN without BLAS)
 import pytest
-from click.testing import CliRunner
 
 from lmtools.cli import common
-from tests.conftest import SHAKESPEARE
+from tests.conftest import PROGRAMS, SHAKESPEARE
+from tests.inprocess import invoke, keep_signal_handlers, ok  # noqa: F401 (an autouse fixture)
 
-PROGRAMS = {"lm-count": "count", "lm-train": "train", "lm-ppl": "ppl", "lm-score": "score", "lm-gen": "gen",
-            "lm-info": "info", "lm-merge": "merge"}
 LINES = SHAKESPEARE.read_bytes().splitlines(keepends=True)
 
-
-@pytest.fixture(autouse=True)
-def _keep_signal_handlers():
-    saved = {s: signal.getsignal(s) for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
-
-
-def invoke(prog: str, *args, input: bytes | None = None):
-    main = importlib.import_module(f"lmtools.cli.{PROGRAMS[prog]}").main
-    return CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name=prog)
-
-
-def ok(r):
-    assert r.exit_code == 0, (r.exit_code, r.stderr, r.exception)
-    return r
 
 
 def usage_error(r, prog: str) -> str:

@@ -8,32 +8,16 @@ from __future__ import annotations
 
 import importlib
 import math
-import signal
 
 import click
 import numpy as np
-import numba  # noqa: F401  (before any program runs in process: lm-count's skip_blas would leave the FFNN without BLAS)
 import pytest
 from click.testing import CliRunner
 
 from lmtools.cli import common
-from tests.conftest import SHAKESPEARE
-
-PROGRAMS = {"lm-count": "count", "lm-train": "train", "lm-ppl": "ppl", "lm-score": "score", "lm-gen": "gen",
-            "lm-info": "info", "lm-merge": "merge"}
-
-
-@pytest.fixture(autouse=True)
-def _keep_signal_handlers():
-    """The programs set signal handlers for their process; keep pytest's own."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
-
-
-def _main(prog: str):
-    return importlib.import_module(f"lmtools.cli.{PROGRAMS[prog]}").main
+from tests.conftest import PROGRAMS, SHAKESPEARE
+from tests.inprocess import keep_signal_handlers  # noqa: F401 (an autouse fixture)
+from tests.inprocess import program_main as _main
 
 
 def invoke(prog: str, args: list[str], input: bytes | None = None):

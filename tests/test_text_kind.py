@@ -6,41 +6,20 @@ In process through click's CliRunner (the programs are the same functions the la
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import signal
 
-import numba  # noqa: F401  (before any program runs in process: lm-count's skip_blas would leave the FFNN without BLAS)
 import pytest
-from click.testing import CliRunner
 
 from lmtools.io.text import header_text_kind, provenance_text_kind
 from tests.conftest import SHAKESPEARE
+from tests.inprocess import invoke, keep_signal_handlers, ok  # noqa: F401 (an autouse fixture)
 
-PROGRAMS = {"lm-count": "count", "lm-train": "train", "lm-ppl": "ppl", "lm-score": "score", "lm-gen": "gen",
-            "lm-info": "info", "lm-merge": "merge"}
 LINES = SHAKESPEARE.read_bytes().splitlines(keepends=True)
 TRAIN = b"".join(LINES[:600])
 TEST = b"".join(LINES[600:660])
 
-
-@pytest.fixture(autouse=True)
-def _keep_signal_handlers():
-    saved = {s: signal.getsignal(s) for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
-
-
-def invoke(prog: str, *args, input: bytes | None = None):
-    main = importlib.import_module(f"lmtools.cli.{PROGRAMS[prog]}").main
-    return CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name=prog)
-
-
-def ok(r):
-    assert r.exit_code == 0, (r.exit_code, r.stderr, r.exception)
-    return r
 
 
 def one_error(r, prog: str, code: int) -> str:
