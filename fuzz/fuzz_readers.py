@@ -49,37 +49,16 @@ def _imports():
 
 def seeds() -> list[tuple[str, bytes]]:
     """(mode, bytes) of small real inputs."""
-    import numpy as np
+    from tests.model_seeds import small_models
 
-    from lmtools.io.arpa import write_arpa
-    from lmtools.io.models import save_model
-    from lmtools.ngram.counting import count_text
-    from lmtools.ngram.smoothing import smooth
-    from lmtools.nn.model import FFNNModel
-
-    text = (ROOT / "lmtools" / "data" / "tinyshakespeare.txt").read_bytes()[:400]
-    with tempfile.NamedTemporaryFile(suffix=".txt") as f:
-        f.write(text)
-        f.flush()
-        counts = count_text([f.name], 3)
-    model = smooth(counts, "kn-modified", warn=lambda s: None)
-    V = len(counts.vocab)
-    rng = np.random.default_rng(0)
-    ffnn = FFNNModel(vocab=list(counts.vocab), context=2, E=rng.standard_normal((V, 3)).astype(np.float32),
-                     W=rng.standard_normal((4, 6)).astype(np.float32), b=np.zeros(4, np.float32),
-                     U=rng.standard_normal((V, 4)).astype(np.float32), c=np.zeros(V, np.float32))
-    out = []
-    for obj in (counts, model, ffnn):
-        buf = io.BytesIO()
-        save_model(obj, buf)
-        out.append(("model", buf.getvalue()))
-    arpa = io.BytesIO()
-    write_arpa(model, arpa)
-    out.append(("arpa", arpa.getvalue()))
-    out.append(("auto", arpa.getvalue()))
+    models = small_models((ROOT / "lmtools" / "data" / "tinyshakespeare.txt").read_bytes()[:400], seed=0, dim=3,
+                          hidden=4)
+    out = [("model", models[kind]) for kind in ("counts", "ngram", "ffnn")]
+    out.append(("arpa", models["arpa"]))
+    out.append(("auto", models["arpa"]))
     for comp in (gzip.compress, bz2.compress, lzma.compress):
-        out.append(("file", comp(out[1][1])))
-        out.append(("file", comp(arpa.getvalue())))
+        out.append(("file", comp(models["ngram"])))
+        out.append(("file", comp(models["arpa"])))
     return out
 
 

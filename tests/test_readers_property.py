@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lmtools.errors import LmError
-from lmtools.io.arpa import read_arpa, write_arpa
-from lmtools.io.models import load_model, rows_increasing, save_model
+from lmtools.io.arpa import read_arpa
+from lmtools.io.models import load_model, rows_increasing
 from lmtools.ngram.model import NGramModel
 
 from .conftest import SHAKESPEARE
+from .model_seeds import small_models
 
 SETTINGS = dict(max_examples=150, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -38,32 +39,7 @@ SETTINGS = dict(max_examples=150, derandomize=True, deadline=None, suppress_heal
 
 @lru_cache(maxsize=None)
 def _models() -> dict[str, bytes]:
-    from lmtools.ngram.counting import count_text
-    from lmtools.ngram.smoothing import smooth
-    from lmtools.nn.model import FFNNModel
-
-    import tempfile
-
-    text = SHAKESPEARE.read_bytes()[:700]
-    with tempfile.NamedTemporaryFile(suffix=".txt") as f:
-        f.write(text)
-        f.flush()
-        counts = count_text([f.name], 3)
-    model = smooth(counts, "kn-modified", warn=lambda s: None)
-    V = len(counts.vocab)
-    rng = np.random.default_rng(1)
-    ffnn = FFNNModel(vocab=list(counts.vocab), context=2, E=rng.standard_normal((V, 4)).astype(np.float32),
-                     W=rng.standard_normal((5, 8)).astype(np.float32), b=np.zeros(5, np.float32),
-                     U=rng.standard_normal((V, 5)).astype(np.float32), c=np.zeros(V, np.float32))
-    out = {}
-    for kind, obj in (("counts", counts), ("ngram", model), ("ffnn", ffnn)):
-        buf = io.BytesIO()
-        save_model(obj, buf)
-        out[kind] = buf.getvalue()
-    arpa = io.BytesIO()
-    write_arpa(model, arpa)
-    out["arpa"] = arpa.getvalue()
-    return out
+    return small_models(SHAKESPEARE.read_bytes()[:700], seed=1, dim=4, hidden=5)
 
 
 def _load(data: bytes):
