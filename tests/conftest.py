@@ -12,6 +12,20 @@ SHARED = ROOT.parent / "shared"
 PTB = SHARED / "data" / "ptb"
 
 
+def error_line(r, prog: str, code: int) -> str:
+    """The one line ``prog: error: what; what to do`` of a failed run, after checking its exit status.
+    ``r`` is a subprocess result (bytes) or a click CliRunner result."""
+    if hasattr(r, "exit_code"):
+        status, err = r.exit_code, r.stderr
+    else:
+        status, err = r.returncode, r.stderr.decode(errors="replace")
+    lines = err.strip().splitlines()
+    assert status == code, (status, err)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{prog}: error: ") and "; " in lines[0], lines[0]
+    return lines[0]
+
+
 # Each program and its module under lmtools.cli.
 PROGRAMS = {"lm-count": "count", "lm-train": "train", "lm-ppl": "ppl", "lm-score": "score", "lm-gen": "gen",
             "lm-info": "info", "lm-merge": "merge"}

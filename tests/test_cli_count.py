@@ -8,16 +8,13 @@ import time
 
 import pytest
 
-from tests.conftest import SHAKESPEARE, run_prog
+from tests.conftest import SHAKESPEARE, error_line, run_prog
 
 
 def _one_error_line(r, prog="lm-count", code=1):
-    lines = r.stderr.decode().strip().splitlines()
-    assert r.returncode == code, r.stderr
-    assert len(lines) == 1, lines
-    assert lines[0].startswith(f"{prog}: error: ") and "; " in lines[0], lines[0]
+    line = error_line(r, prog, code)
     assert b"Traceback" not in r.stderr
-    return lines[0]
+    return line
 
 
 def test_count_pipe_to_info(tmp_path):

@@ -17,7 +17,7 @@ import signal
 import pytest
 
 from lmtools.cli import common
-from tests.conftest import PROGRAMS, SHAKESPEARE
+from tests.conftest import PROGRAMS, SHAKESPEARE, error_line
 from tests.inprocess import invoke, keep_signal_handlers, ok  # noqa: F401 (an autouse fixture)
 
 LINES = SHAKESPEARE.read_bytes().splitlines(keepends=True)
@@ -25,11 +25,9 @@ LINES = SHAKESPEARE.read_bytes().splitlines(keepends=True)
 
 
 def usage_error(r, prog: str) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert r.exit_code == 2, (r.exit_code, r.stderr, r.exception)
-    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: ") and "; " in lines[0], lines
+    line = error_line(r, prog, 2)
     assert r.stdout == ""
-    return lines[0]
+    return line
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from lmtools.cli import common
-from tests.conftest import PROGRAMS, SHAKESPEARE
+from tests.conftest import PROGRAMS, SHAKESPEARE, error_line
 from tests.inprocess import keep_signal_handlers  # noqa: F401 (an autouse fixture)
 from tests.inprocess import program_main as _main
 
@@ -25,14 +25,11 @@ def invoke(prog: str, args: list[str], input: bytes | None = None):
 
 
 def assert_usage_error(r, prog: str, needle: str | None = None) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert r.exit_code == 2, (r.exit_code, r.stderr, r.exception)
-    assert len(lines) == 1, lines
-    assert lines[0].startswith(f"{prog}: error: ") and "; " in lines[0], lines[0]
+    line = error_line(r, prog, 2)
     assert "Traceback" not in r.stderr and r.stdout == ""
     if needle is not None:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+        assert needle in line, line
+    return line
 
 
 # Every case: (program, arguments, a word the message names). Paths need not exist: the values are

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import naive_query as NQ
-from tests.conftest import DATA, PTB, SHAKESPEARE, run_prog
+from tests.conftest import DATA, PTB, SHAKESPEARE, error_line, run_prog
 
 ARPA3 = DATA / "kenlm" / "tinyshakespeare-train.o3.arpa.xz"
 TRAIN = b"the cat sat on the mat\nthe dog sat on the log\na cat and a dog\nthe mat\n"
@@ -16,11 +16,7 @@ TEST = b"the cat sat\nthe bird sat on a log\n\n"
 
 
 def _one_error_line(r, prog="lm-ppl", code=1):
-    lines = r.stderr.decode().strip().splitlines()
-    assert r.returncode == code, r.stderr
-    assert len(lines) == 1, lines
-    assert lines[0].startswith(f"{prog}: error: ") and "; " in lines[0], lines[0]
-    return lines[0]
+    return error_line(r, prog, code)
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,13 @@ import pytest
 
 from lmtools.io.text import header_text_kind, provenance_text_kind
 from tests.conftest import SHAKESPEARE
+from tests.conftest import error_line as one_error
 from tests.inprocess import invoke, keep_signal_handlers, ok  # noqa: F401 (an autouse fixture)
 
 LINES = SHAKESPEARE.read_bytes().splitlines(keepends=True)
 TRAIN = b"".join(LINES[:600])
 TEST = b"".join(LINES[600:660])
 
-
-
-def one_error(r, prog: str, code: int) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert r.exit_code == code, (r.exit_code, r.stderr, r.exception)
-    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: ") and "; " in lines[0], lines
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
