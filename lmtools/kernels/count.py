@@ -133,3 +133,27 @@ def build_sorted(prefix, word, rank_prev, rows_prev, vocab_size):
     order = np.argsort(key)
     rows, rank = gather_rows(rows_prev, major, word, order)
     return rows, rank, order
+
+
+@njit(cache=True)
+def find_pairs(pref_in, word_in, table, shift, out):
+    """``out[i]``: the id of n-gram (pref_in[i], word_in[i]) in a table, -1 where it is absent (or
+    where pref_in[i] < 0). A lookup only: nothing is inserted (reading text counts checks with it
+    that every n-gram's prefix and suffix has a line of its own)."""
+    mask = (table.shape[0] >> 1) - 1
+    for i in range(pref_in.shape[0]):
+        p = pref_in[i]
+        if p < 0:
+            out[i] = -1
+            continue
+        key = (np.int64(p) << 32) | np.int64(word_in[i])
+        j = np.int64(_slot(key, shift))
+        out[i] = -1
+        while True:
+            k = table[2 * j]
+            if k == key:
+                out[i] = table[2 * j + 1]
+                break
+            if k == -1:
+                break
+            j = (j + 1) & mask

@@ -101,7 +101,7 @@ def find_word(buf, start, end, h, hashes, slots, pool, offsets, mask):
 
 
 @njit(cache=True)
-def _grow(hashes, slots, pool, offsets, n_words, length):
+def grow_table(hashes, slots, pool, offsets, n_words, length):
     """Room for one more word of ``length`` bytes: bigger pool, offsets or hash table as needed."""
     if offsets[n_words] + length > pool.shape[0]:
         new_pool = np.empty(max(2 * pool.shape[0], offsets[n_words] + length), np.uint8)
@@ -214,7 +214,7 @@ def tokenize(buf, hashes, slots, pool, offsets, n_words, grow, ids, oov):
     st = np.zeros(8, np.int64)
     st[6] = n_words
     while not _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
-        hashes, slots, pool, offsets = _grow(hashes, slots, pool, offsets, st[6], st[7])
+        hashes, slots, pool, offsets = grow_table(hashes, slots, pool, offsets, st[6], st[7])
     return st[1], st[2], st[3], st[4], hashes, slots, pool, offsets, st[6]
 
 
