@@ -145,6 +145,42 @@ def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=Non
     return scorer
 
 
+def load_models(sources: list[str], warn=None, skip_blas: bool = False) -> tuple[list, list[str], dict | None]:
+    """(models, names, text kind) of several sources, for a caller that needs the model objects
+    themselves (lm-mix's static mixture, a mixture's sampler and scorer): every source read first
+    and the text kinds checked (as ``load_scorer``), then built; a counts model is smoothed here,
+    once (interpolated modified Kneser-Ney, as ``scorer_for`` and ``sampler_for`` would)."""
+    from lmtools.io.models import read_source
+    from lmtools.mixture import mixture_text_kind
+    from lmtools.ngram.smoothing import smooth_if_counts
+
+    unread = []
+    try:
+        for src in sources:
+            unread.append(read_source(src))
+        text = mixture_text_kind([u.name for u in unread], [u.text_kind() for u in unread])
+        if skip_blas and not any(u.kind == "ffnn" for u in unread):
+            from lmtools.kernels import skip_blas as _skip
+
+            _skip()
+        models = [smooth_if_counts(u.build(warn=warn), u.name, warn) for u in unread]
+    finally:
+        for u in unread:
+            u.close()
+    return models, [u.name for u in unread], text
+
+
+def mixture_sampler(models: list, names: list[str], lambdas: list[float] | None = None, warn=None) -> Sampler:
+    """A sampler of the linear mixture of loaded models (``lmtools.mixture.MixtureSampler``), whose
+    sentence scores are those of the ``Mixture`` scorer of the same models (lm-score's numbers)."""
+    from lmtools.mixture import Mixture, MixtureSampler, check_lambdas
+
+    weights = check_lambdas(list(lambdas or []), len(models))
+    samplers = [sampler_for(m, n, warn) for m, n in zip(models, names)]
+    scorer = Mixture([scorer_for(m, n, warn) for m, n in zip(models, names)], weights)
+    return MixtureSampler(samplers, weights, scorer)
+
+
 # ----------------------------------------------------------------------------------------------
 # Sampling in one call
 

@@ -14,7 +14,8 @@ import numpy as np
 from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
 from lmtools.ngram.query import NO_CONTEXT, LineScores, Scored
-from lmtools.vocab import BOS_ID
+from lmtools.ngram.sample import Samples, SamplerBase, SamplingOptions
+from lmtools.vocab import BOS_ID, EOS_ID, UNK_ID
 
 
 class Mixture:
@@ -98,3 +99,211 @@ def mixture_text_kind(names: list[str], kinds: list[dict | None]) -> dict | None
                           f"{describe_text_kind(k)}: they read text differently and cannot be mixed",
                           "mix models counted with the same --chars and --lower")
     return known[0][1] if known else None
+
+
+# ----------------------------------------------------------------------------------------------
+# The best weights: EM on held-out text
+
+
+class Fit:
+    """What ``fit_lambdas`` found: the weights, the iterations run, whether the weights settled
+    (changed by less than the tolerance), and the log10 likelihood of the fitted tokens."""
+
+    def __init__(self, lambdas: np.ndarray, iterations: int, converged: bool, log10_likelihood: float, tokens: int):
+        self.lambdas = lambdas
+        self.iterations = iterations
+        self.converged = converged
+        self.log10_likelihood = log10_likelihood
+        self.tokens = tokens
+
+    @property
+    def ppl(self) -> float:
+        return 10.0 ** (-self.log10_likelihood / self.tokens) if self.tokens else math.nan
+
+
+def fit_tokens(L: np.ndarray) -> np.ndarray:
+    """The tokens the weights are fitted to (bool per column of L, (k, T) log10 p): those that some
+    model gives p > 0; a token every model gives p = 0 is a zero-probability token of every mixture,
+    left out of perplexity as lm-ppl leaves it out."""
+    L = np.asarray(L, np.float64)
+    return L.max(axis=0, initial=-np.inf) > LOG_ZERO if L.shape[1] else np.zeros(0, np.bool_)
+
+
+def mixture_log10_likelihood(L: np.ndarray, lambdas) -> float:
+    """sum over tokens of log10 sum_k lambda_k 10^L[k, t] (tokens with p = 0 under the mix left out)."""
+    L = np.asarray(L, np.float64)
+    top = L.max(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mix = np.asarray(lambdas, np.float64) @ np.power(10.0, L - top)
+        lp = np.log10(mix) + top
+    return float(math.fsum(lp[np.isfinite(lp) & (lp > LOG_ZERO)].tolist()))
+
+
+def fit_lambdas(L: np.ndarray, start=None, tol: float = 1e-6, max_iter: int = 1000, report=None) -> Fit:
+    """Interpolation weights that maximize the likelihood of held-out tokens, by EM (Jelinek and
+    Mercer 1980; SRILM's compute-best-mix): with the posterior of model k at token t,
+    r_kt = lambda_k p_k(t) / sum_j lambda_j p_j(t), the new lambda_k is the mean of r_kt over the tokens.
+    Each step raises the likelihood (the problem is concave in lambda), so the weights approach the
+    best mix; iteration stops when no weight moves by ``tol`` or more, or after ``max_iter`` steps.
+
+    ``L``: (k, T) log10 p of each model at each token, -inf or <= -99 for p = 0 (tokens that no model
+    gives p > 0 are left out, see ``fit_tokens``). ``start``: the first weights (default uniform);
+    a model that starts at 0 stays at 0. ``report(iteration, lambdas, ppl)`` hears of each step.
+    """
+    L = np.asarray(L, np.float64)
+    K = L.shape[0]
+    L = L[:, fit_tokens(L)]
+    T = L.shape[1]
+    lam = np.full(K, 1.0 / K) if start is None else np.asarray(start, np.float64).copy()
+    if T == 0:
+        return Fit(lam, 0, True, 0.0, 0)
+    top = L.max(axis=0)
+    with np.errstate(under="ignore"):
+        P = np.power(10.0, L - top)  # each token scaled by its best model: the posteriors do not change
+    converged = False
+    it = 0
+    while it < max_iter:
+        mix = lam @ P
+        live = mix > 0.0  # a token only zero-weight models predict: no posterior, left out this step
+        R = P[:, live] * (lam[:, None] / mix[live])
+        new = R.sum(axis=1) / max(int(live.sum()), 1)
+        new /= new.sum()
+        it += 1
+        moved = float(np.abs(new - lam).max())
+        lam = new
+        if report is not None:
+            report(it, lam, 10.0 ** (-mixture_log10_likelihood(L, lam) / T))
+        if moved < tol:
+            converged = True
+            break
+    return Fit(lam, it, converged, mixture_log10_likelihood(L, lam), T)
+
+
+def round_lambdas(lambdas, digits: int = 6) -> list[float]:
+    """The weights rounded to ``digits`` decimals, still summing to 1 (the largest takes the rest):
+    printed with that many decimals, they read back as exactly these floats."""
+    scale = 10 ** digits
+    units = [int(round(float(x) * scale)) for x in lambdas]
+    units[int(np.argmax(units))] += scale - sum(units)
+    return [u / scale for u in units]
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling from a mixture
+
+
+class MixtureSampler(SamplerBase):
+    """Sentences drawn from the linear mixture sum_k lambda_k p_k(.|h) of several models' samplers.
+
+    The vocabulary is the union of the models' (lmtools.ngram.mix.union_vocab); a word outside model
+    k's vocabulary gets p_k = 0 from it, so every step's distribution sums to one; a history word
+    outside it is model k's ``<unk>``. Temperature, top-k and top-p apply to the mixed distribution.
+    Sentence i of a seed draws from its own random stream (numpy's PCG64 seeded with (seed, i)), so
+    a seed reproduces the output whatever the number of sentences.
+
+    ``scorer``: the ``Mixture`` of the same models; the log10 probability of a sentence is its score
+    (each model's own vocabulary, OOVs as that model's ``<unk>``), so that lm-gen --scores prints
+    what lm-score prints for the sentence."""
+
+    def __init__(self, samplers: list, lambdas, scorer: "Mixture | None" = None):
+        from lmtools.ngram.mix import union_vocab
+
+        self.samplers = samplers
+        self.lambdas = np.asarray(lambdas, np.float64)
+        self.scores_only = any(s.scores_only for s in samplers)
+        self.order = max(s.order for s in samplers)
+        self.vocab, self.maps = union_vocab([list(s.vocab) for s in samplers])
+        self.history_maps = [np.where(m < 0, UNK_ID, m).astype(np.int32) for m in self.maps]
+        self.scorer = scorer
+
+    def distribution(self, history: np.ndarray) -> np.ndarray:
+        """p(w | <s> history) = sum_k lambda_k p_k(w | <s> history), union-vocabulary order."""
+        h = np.asarray(history, np.int64)
+        p = np.zeros(len(self.vocab), np.float64)
+        for lam, s, m, hm in zip(self.lambdas.tolist(), self.samplers, self.maps, self.history_maps):
+            if lam == 0.0:
+                continue
+            d = s.distribution(hm[h])
+            ok = m >= 0
+            p[ok] += lam * d[m[ok]]
+        p[BOS_ID] = 0.0
+        return p
+
+    def log10_scores(self, rows: list[list[int]], ended: list[bool]) -> np.ndarray:
+        """The mixture scorer's log10 p of each sentence (union ids, no <s>), with </s> where ended:
+        its per-token numbers summed in token order, as LineScores sums a line."""
+        out = np.zeros(len(rows), np.float64)
+        if self.scorer is None or not rows:
+            return out
+        vocab = self.vocab
+        data = "".join(" ".join(vocab[w] for w in r) + "\n" for r in rows).encode("utf-8")
+        sc = self.scorer.score_text(data)
+        starts = sc.starts().tolist() + [int(sc.ids.size)]
+        logp = sc.logp.tolist()
+        for i in range(len(rows)):
+            a, b = starts[i] + 1, starts[i + 1] - (0 if ended[i] else 1)
+            total = 0.0
+            for v in logp[a:b]:
+                total += v
+            out[i] = total
+        return out
+
+    def prefix_log10(self, prefix: np.ndarray) -> float:
+        return float(self.log10_scores([list(np.asarray(prefix).tolist())], [False])[0])
+
+    def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: "SamplingOptions",
+                     threads: int = 0) -> "Samples":
+        if opts.greedy and n > 1:  # one sentence, the same every time
+            one = self.sample_batch(1, seed, first, prefix, opts, threads)
+            return Samples(np.repeat(one.tokens, n, 0), np.repeat(one.lengths, n), np.repeat(one.ended, n),
+                           np.repeat(one.log10, n), one.failed * n)
+        pre = [int(x) for x in np.asarray(prefix).tolist()]
+        tok = np.zeros((n, opts.max_len), np.int32)
+        lens = np.zeros(n, np.int64)
+        ended = np.zeros(n, np.bool_)
+        failed = 0
+        for i in range(n):
+            rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, first + i])
+            hist = list(pre)
+            for t in range(opts.max_len + 1):
+                w = choose(self.distribution(np.asarray(hist, np.int64)), opts, rng)
+                if w < 0:
+                    failed += 1
+                    break
+                if w == EOS_ID:
+                    ended[i] = True
+                    break
+                if t == opts.max_len:  # cut after max_len words
+                    break
+                tok[i, t] = w
+                hist.append(w)
+                lens[i] += 1
+        rows = [pre + tok[i, : lens[i]].tolist() for i in range(n)]
+        return Samples(tok, lens, ended, self.log10_scores(rows, ended.tolist()), failed)
+
+
+def choose(p: np.ndarray, opts: "SamplingOptions", rng) -> int:
+    """One word drawn from p (a distribution over word ids) as the sampling options say: <s> never,
+    <unk> only with allow_unk; p^(1/T); the top_k most likely (ties: the smaller id); then the
+    smallest most-likely-first set whose mass reaches top_p of what is left; renormalized.
+    Greedy: the most likely word. -1 when no allowed word has probability."""
+    q = np.array(p, np.float64)
+    q[BOS_ID] = 0.0
+    if not opts.allow_unk:
+        q[UNK_ID] = 0.0
+    pos = np.flatnonzero(q > 0.0)
+    if pos.size == 0:
+        return -1
+    if opts.greedy:
+        return int(pos[np.argmax(q[pos])])
+    w = (q[pos] / q[pos].max()) ** (1.0 / opts.temperature)  # scaled first: no underflow at small T
+    order = np.lexsort((pos, -w))
+    pos, w = pos[order], w[order]
+    if opts.top_k:
+        pos, w = pos[: opts.top_k], w[: opts.top_k]
+    cum = np.cumsum(w)
+    if opts.top_p < 1.0:
+        keep = int(np.searchsorted(cum, opts.top_p * cum[-1], side="left")) + 1
+        pos, cum = pos[:keep], cum[:keep]
+    x = rng.random() * cum[-1]
+    return int(pos[min(int(np.searchsorted(cum, x, side="right")), pos.size - 1)])

@@ -103,9 +103,12 @@ def test_gen_no_chars_and_the_old_words(d):
     assert old.stderr == "lm-gen: warning: --words for word tokens is deprecated; use --no-chars\n"
 
 
-def test_gen_refuses_a_mixture(d):
-    line = usage_error(invoke("lm-gen", "-m", d / "kn.lm", "-m", d / "c.lm"), "lm-gen")
-    assert "-m given 2 times" in line
+def test_gen_mixture_weights_as_lm_ppl(d):
+    """-m A -m B is a mixture (as lm-ppl); --lambda is spelled and checked as lm-ppl's."""
+    ok(invoke("lm-gen", "-m", d / "kn.lm", "-m", d / "c.lm", "--lambda", "0.3", "-s", "2", "--seed", "1"))
+    assert "two or more models" in usage_error(invoke("lm-gen", "-m", d / "kn.lm", "--lambda", "0.3"), "lm-gen")
+    assert "3 weights for 2 models" in usage_error(
+        invoke("lm-gen", "-m", d / "kn.lm", "-m", d / "c.lm", "--lambda", "0.3,0.3,0.4"), "lm-gen")
 
 
 def test_ppl_and_score_mix_repeated_m(d):

@@ -15,7 +15,11 @@ DEFAULT_N = 10
 @common.command("lm-gen", short_help="sample sentences from a model")
 @click.option("-m", "--model", "model_paths", multiple=True, metavar="FILE",
               help="The model: an lmtools model (counts, n-gram, ffnn) or an ARPA file (.gz too); '-' is stdin "
-                   "(the default). Sampling reads one model: a mixture (-m A -m B) is refused.")
+                   "(the default). Repeat for a linear mixture, sampled as lm-ppl scores it: each step draws from "
+                   "sum_k lambda_k p_k(w | h).")
+@click.option("--lambda", "lambdas", type=str, multiple=True, metavar="W",
+              help="Interpolation weight of the models, in -m order, as lm-ppl --lambda: k-1 weights (the last "
+                   "model gets the rest) or k summing to 1; repeat or separate by commas. Default: equal weights.")
 @click.option("-s", "--sentences", "count", type=click.IntRange(0), default=None, metavar="N",
               help=f"Number of sentences. Default {DEFAULT_N} (1 with --greedy).")
 @common.deprecated_alias("-n", "--count", dest="count_old", type=click.IntRange(0), metavar="N",
@@ -51,7 +55,7 @@ DEFAULT_N = 10
               help="With --next: print the K most likely words (0: the whole vocabulary).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, metavar="T",
               help="Sample n-gram sentences with T threads (the output does not depend on T).")
-def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p, greedy, max_len, allow_unk, scores,
+def main(model_paths, lambdas, count, count_old, seed, prefix, temperature, top_k, top_p, greedy, max_len, allow_unk, scores,
          chars, words_old, next_history, top, threads):
     """Sample sentences from a model, one per line on stdout, or (--next) show the model's
     next-word distribution for a history.
@@ -62,6 +66,12 @@ def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p,
     model follows its back-off rule, an FFNN model its softmax. <unk> is never drawn unless
     --allow-unk.
 
+    Several -m models are sampled as their linear mixture (the weights of --lambda, as lm-ppl):
+    the next word's distribution is sum_k lambda_k p_k(w | h) over the union of the vocabularies (a
+    word missing from one model gets p = 0 from it), and --temperature, --top-k and --top-p apply
+    to that mixed distribution; --scores prints the mixture's score of each sentence as lm-score
+    prints it.
+
     \b
     Examples:
       lm-gen -m kn5.lm -s 20 --seed 7
@@ -70,12 +80,18 @@ def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p,
       lm-gen -m kn5.lm --greedy --max-len 30
       lm-count -n 3 corpus.txt | lm-gen -s 3
       lm-gen -m kn5.lm --next "and thanks for all the" --top 10
+      lm-gen -m kn5.lm -m ffnn.lm --lambda 0.6 -s 5 --seed 1
     """
     count, chars = _old_spellings(count, count_old, chars, words_old)
-    if len(model_paths) > 1:
-        raise common.UsageError(f"-m given {len(model_paths)} times: lm-gen samples from one model",
-                                "give one -m FILE (mixtures are scored by lm-ppl and lm-score, not sampled)")
-    model_path = model_paths[0] if model_paths else "-"
+    from lmtools.cli.ppl import check_weights, parse_lambdas
+
+    model_paths = list(model_paths) or ["-"]
+    if model_paths.count("-") > 1:
+        raise common.UsageError("stdin ('-') given as more than one model", "read at most one model from stdin")
+    weights = parse_lambdas(lambdas)
+    check_weights(weights, len(model_paths))  # before reading any model
+    model_path = model_paths[0] if len(model_paths) == 1 else ", ".join(
+        "<stdin>" if m == "-" else m for m in model_paths)
     _check_meaningful(next_history is not None, greedy)
     for flag, text in (("--prefix", prefix), ("--next", next_history)):
         if text is not None and not _is_utf8(text):
@@ -83,7 +99,7 @@ def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p,
                                     "give the words in UTF-8 (is the terminal's locale UTF-8?)")
     if next_history is not None and prefix is not None:
         raise common.UsageError("--next and --prefix both given", "give the history of --next alone (it is the prefix)")
-    if model_path == "-" and _stdin_is_terminal():
+    if "-" in model_paths and _stdin_is_terminal():
         raise common.UsageError("no model given (-m) and standard input is a terminal",
                                 "give -m FILE, or pipe a model in (lm-count ... | lm-gen)")
 
@@ -91,7 +107,7 @@ def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p,
 
     opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
     common.compile_note("sample")
-    sampler, kind = _load(model_path)
+    sampler, kind = _load(model_paths[0]) if len(model_paths) == 1 else _load_mixture(model_paths, weights)
     chars, lower = text_flags(kind, chars, model_path)
     if lower:  # the model was counted from lower-cased text: so is the prefix or history
         prefix = prefix.lower() if prefix is not None else None
@@ -170,6 +186,19 @@ def _load(path: str):
     name = "<stdin>" if path == "-" else path
     sampler = sampler_for(obj, name, warn=common.warn)
     return sampler, getattr(obj, "text", None)
+
+
+def _load_mixture(paths: list[str], weights: list[float]):
+    from lmtools.errors import LmError
+    from lmtools.kinds import load_models, mixture_sampler
+
+    models, names, kind = load_models(paths, warn=common.warn)
+    for m, name in zip(models, names):
+        if getattr(m, "scores_only", False):
+            raise LmError(f"{name}: a stupid-backoff model gives scores, not probabilities",
+                          "a mixture needs normalized models (lm-train --method kn-modified); lm-gen samples "
+                          "a stupid-backoff model alone")
+    return mixture_sampler(models, names, weights, warn=common.warn), kind
 
 
 def text_flags(kind: dict | None, chars: bool | None, model_path: str) -> tuple[bool, bool]:
