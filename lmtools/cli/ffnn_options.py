@@ -88,14 +88,14 @@ def ffnn_options(f, option=click.option):
     return f
 
 
-def ffnn_options_except(*names: str):
+def ffnn_options_except(*names: str, option=click.option):
     """``ffnn_options`` without the options whose parameter names are given (e.g. "seed", when the
     command already has a shared --seed): ``@ffnn_options_except("seed", "vocab_size")``."""
     def deco(f):
         for decls, attrs in reversed(FFNN_OPTIONS):
             probe = click.option(*decls, **attrs)(lambda: None).__click_params__[-1]
             if probe.name not in names:
-                f = click.option(*decls, **attrs)(f)
+                f = option(*decls, **attrs)(f)
         return f
 
     return deco

@@ -10,7 +10,8 @@ from click_option_group import GroupedOption, OptionGroup
 
 from lmtools.cli import common
 from lmtools.errors import LmError
-from lmtools.cli.ffnn_options import ffnn_options
+from lmtools.cli import count_options
+from lmtools.cli.ffnn_options import ffnn_options_except
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -37,20 +38,21 @@ class _GreedyNumbers(GroupedOption):
             opt.process = process
 
 
-METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, stupid (from counts); "
+METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, stupid (from text or counts); "
                "ffnn: the feedforward neural LM (from text FILES).")
 # Options that only make sense for one family: given with the other, they are an error, not ignored.
 NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prune", "k", "alpha", "vocab_file",
               "kenlm_compat")
 FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
              "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
-             "time_limit", "vocab_size", "min_count", "seed", "threads", "device", "u_layout", "lower", "chars",
-             "encoding_errors", "max_line")
+             "time_limit", "seed", "threads", "device", "u_layout")
+# (The text options, --min-count and --vocab-size serve both families: the n-gram methods count text
+# FILES with them, and refuse them for counts or a model: lmtools.cli.train_input.TEXT_ONLY.)
 
 
-NGRAM = OptionGroup("N-gram estimation (every --method but ffnn; input: a counts model FILE)")
+NGRAM = OptionGroup("N-gram estimation (every --method but ffnn; input: text FILES, text counts or a counts model)")
 NEURAL = OptionGroup("Neural model (--method ffnn; input: text FILES)")
-TEXT = OptionGroup("Text (--method ffnn; the n-gram methods read it as lm-count did)")
+TEXT = OptionGroup("Text FILES (counted as lm-count counts them for the n-gram methods; --method ffnn)")
 OUTPUT = OptionGroup("Output (every method)")
 
 
@@ -60,7 +62,8 @@ OUTPUT = OptionGroup("Output (every method)")
 @common.deprecated_alias("-m", dest="method_m", multiple=True, metavar="NAME",
                          help="Deprecated spelling of --method (-m is the model in the other programs).")
 @NGRAM.option("-n", "--order", type=int, default=None, metavar="N",
-              help="Model order (default: the order of the counts); lower than the counts' order uses orders 1..N.")
+              help="Model order: the order counted from text FILES (default 3, as lm-count); from counts, "
+                   "orders 1..N of them (default: all).")
 @NGRAM.option("--from-arpa", metavar="FILE",
               help="Read the model from an ARPA file (plain or compressed) instead of estimating one.")
 @NGRAM.option("--interpolate/--backoff", default=None,
@@ -80,18 +83,24 @@ OUTPUT = OptionGroup("Output (every method)")
 @NGRAM.option("--kenlm-compat", is_flag=True,
               help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
 @NGRAM.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
-@functools.partial(ffnn_options, option=NEURAL.option)
+@ffnn_options_except("min_count", "vocab_size", option=NEURAL.option)
 @functools.partial(common.text_options, option=TEXT.option)
+@functools.partial(count_options.vocabulary_options, option=TEXT.option,
+                   min_count_help=count_options.MIN_COUNT_HELP + " (--method ffnn too)",
+                   vocab_size_help=count_options.VOCAB_SIZE_HELP + " <unk> <s> </s> come on top of V; with "
+                   "--method ffnn, V includes them.")
 @OUTPUT.option("-o", "--output", metavar="FILE",
                help="Write the model to FILE (atomically) instead of stdout; with --arpa a FILE ending in .gz is "
                     "gzipped. An -o of digits only that is not a file is refused (lmplz's -o is the order: -n here).")
 @OUTPUT.option("-q", "--quiet", is_flag=True, help="No discounts, summary or training progress on stderr.")
 def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, k, alpha,
          vocab_file, kenlm_compat, quiet, lower, chars, encoding_errors, **ffnn):
-    """Estimate a smoothed n-gram model from a counts model FILE (default: stdin), or, with
-    --method ffnn, train the feedforward neural LM on text FILES.
+    """Estimate a smoothed n-gram model from text FILES, text counts or a counts model (default:
+    stdin), or, with --method ffnn, train the feedforward neural LM on text FILES.
 
-    The counts come from lm-count; the model goes to stdout or -o FILE, as an lmtools model file
+    Text is counted first as lm-count counts it (one process, the same model as the pipe); text
+    counts ('w1 .. wn<TAB>count' lines: a TAB in the first line) and counts models (lm-count's) are
+    estimated from directly. The model goes to stdout or -o FILE, as an lmtools model file
     or, with --arpa, as ARPA text for KenLM, SRILM and decoders. --from-arpa converts an ARPA file.
     Each group of options below applies to the methods its title names; given with another
     method, an option is refused rather than ignored.
@@ -99,6 +108,8 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
     \b
     Examples:
       lm-count -n 5 train.txt | lm-train -o kn5.lm
+      lm-train -n 5 train.txt -o kn5.lm
+      awk '{print $1 "\t" $2}' counts.tsv | lm-train -o kn.lm
       lm-count -n 3 train.txt | lm-train --method wb --arpa > wb3.arpa
       lm-train --from-arpa other.arpa.gz -o other.lm
       lm-train --prune 0,0,1 counts.lm -o pruned.lm
@@ -114,19 +125,16 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
     if m == "ffnn":
         _train_ffnn(list(files), output, quiet, common.make_text_options(lower, chars, encoding_errors), ffnn)
         return
-    if len(files) > 1:
-        raise common.UsageError(f"{len(files)} input files given; n-gram methods read one counts model",
-                      "merge count files with lm-merge first (or use --method ffnn for text)")
-    file = files[0] if files else None
+    paths = list(files) or ["-"]
     if order is not None and order < 1:
         raise common.UsageError(f"order must be at least 1, got -n {order}", "use -n 1 or more")
     discounts = _usage(_parse_discounts, discount)
     thresholds = _usage(_parse_prune, prune)
     _usage(check_options, m, interpolate=interpolate, discount=discounts, k=k, alpha=alpha, prune=thresholds)
-    if from_arpa is not None and file is not None:
+    if from_arpa is not None and files:
         raise common.UsageError("both --from-arpa and an input FILE given", "give one of them")
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
-    target = common.output_target(output, inputs=[from_arpa if from_arpa is not None else file or "-", vocab_file],
+    target = common.output_target(output, inputs=([from_arpa] if from_arpa is not None else paths) + [vocab_file],
                                   binary=not arpa_out,
                                   tty_hint="use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
     if kenlm_compat and m != "kn-modified":
@@ -138,26 +146,31 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
     from lmtools.ngram.model import NGramModel
 
     if from_arpa is not None:
+        from lmtools.cli.train_input import refuse_text_options
         from lmtools.io.arpa import read_arpa
 
         _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat,
                                "--from-arpa")
+        refuse_text_options("--from-arpa")
         model = read_arpa(from_arpa, warn=common.warn)
         model.provenance = {"program": "lm-train", "from_arpa": from_arpa}
     else:
-        from lmtools.io.models import load_model
+        from lmtools.cli.train_input import read_ngram_input
 
-        path = file or "-"
-        if path == "-" and _stdin_is_terminal():
-            raise common.UsageError("no counts FILE given and standard input is a terminal",
-                                    "pipe lm-count into lm-train or give a counts FILE")
+        if paths == ["-"] and _stdin_is_terminal():
+            raise common.UsageError("no FILE given and standard input is a terminal",
+                                    "give text FILES or a counts FILE, or pipe lm-count into lm-train")
         common.compile_note("smooth")
         from lmtools.cli.warmup import input_is_pipe, warm_counts_path
 
-        if input_is_pipe(path):  # load the kernels while upstream is still counting
+        if input_is_pipe(paths[0]):  # load the kernels while upstream is still counting
             warm_counts_path(order or 3, {"method": m, "interpolate": interpolate, "k": k, "alpha": alpha,
                                           "kenlm_compat": kenlm_compat})
-        obj = load_model(path)
+        obj, counted = read_ngram_input(paths, order, lower=lower, chars=chars, encoding_errors=encoding_errors,
+                                        min_count=ffnn["min_count"], vocab_size=ffnn["vocab_size"])
+        path = "-" if counted else paths[0]  # counted here: recorded as the pipe records it (same bytes)
+        if counted:  # -n was the order counted: the counts hold orders 1..N, as lm-count's would
+            order = options["order"] = None
         if isinstance(obj, NGramModel):
             _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat,
                                    "an n-gram model input")
