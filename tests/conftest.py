@@ -28,7 +28,8 @@ def error_line(r, prog: str, code: int) -> str:
 
 # Each program and its module under lmtools.cli.
 PROGRAMS = {"lm-count": "count", "lm-train": "train", "lm-ppl": "ppl", "lm-score": "score", "lm-gen": "gen",
-            "lm-info": "info", "lm-merge": "merge", "lm-mix": "mix"}
+            "lm-info": "info", "lm-merge": "merge", "lm-mix": "mix",
+            "lm-prune": "prune"}
 
 
 def run_prog(prog: str, *args, input: bytes | None = None, env: dict | None = None, cwd=None):

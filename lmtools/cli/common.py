@@ -168,7 +168,7 @@ def _standard_streams() -> None:
         if fd == 0:
             sys.stdin = ClosedStream("input", "give a FILE, or redirect standard input (< FILE or a pipe)")
         elif fd == 1:
-            has_o = PROG in ("lm-count", "lm-merge", "lm-train")
+            has_o = PROG in ("lm-count", "lm-merge", "lm-train", "lm-prune")
             sys.stdout = ClosedStream("output", "redirect standard output (> FILE or a pipe)"
                                                  + (", or use -o FILE" if has_o else ""))
 

@@ -42,7 +42,7 @@ METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, s
                "ffnn: the feedforward neural LM (from text FILES).")
 # Options that only make sense for one family: given with the other, they are an error, not ignored.
 NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prune", "k", "alpha", "vocab_file",
-              "kenlm_compat")
+              "kenlm_compat", "prune_entropy", "prune_size")
 FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
              "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
              "time_limit", "seed", "threads", "device", "u_layout")
@@ -74,6 +74,11 @@ OUTPUT = OptionGroup("Output (every method)")
 @NGRAM.option("--prune", cls=_GreedyNumbers, multiple=True, metavar="T[,T..]",
               help="Count cutoffs per order, KenLM's meaning: drop n-grams of order n whose count is <= T_n "
                    "(e.g. --prune 0 0 1 or 0,0,1; the last repeats; unigrams cannot be pruned).")
+@NGRAM.option("--prune-entropy", type=common.Number(0), metavar="T",
+              help="Then entropy pruning (Stolcke 1998, SRILM's -prune; lm-prune --threshold): drop the n-grams "
+                   "whose removal raises perplexity by a relative amount below T (e.g. 1e-8).")
+@NGRAM.option("--prune-size", type=click.IntRange(1), metavar="N",
+              help="Then entropy pruning to at most N n-grams in all (lm-prune --size; N >= the unigram count).")
 @NGRAM.option("-k", "k", type=common.Number(0, min_open=True), default=1.0, show_default=True, metavar="K",
               help="The k of add-k (k = 1 is Laplace).")
 @NGRAM.option("--alpha", type=common.Number(0, 1, min_open=True), default=0.4, show_default=True, metavar="A",
@@ -93,8 +98,8 @@ OUTPUT = OptionGroup("Output (every method)")
                help="Write the model to FILE (atomically) instead of stdout; with --arpa a FILE ending in .gz is "
                     "gzipped. An -o of digits only that is not a file is refused (lmplz's -o is the order: -n here).")
 @OUTPUT.option("-q", "--quiet", is_flag=True, help="No discounts, summary or training progress on stderr.")
-def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, k, alpha,
-         vocab_file, kenlm_compat, quiet, lower, chars, encoding_errors, **ffnn):
+def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, prune_entropy,
+         prune_size, k, alpha, vocab_file, kenlm_compat, quiet, lower, chars, encoding_errors, **ffnn):
     """Estimate a smoothed n-gram model from text FILES, text counts or a counts model (default:
     stdin), or, with --method ffnn, train the feedforward neural LM on text FILES.
 
@@ -131,6 +136,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
     discounts = _usage(_parse_discounts, discount)
     thresholds = _usage(_parse_prune, prune)
     _usage(check_options, m, interpolate=interpolate, discount=discounts, k=k, alpha=alpha, prune=thresholds)
+    _check_entropy_pruning(m, prune_entropy, prune_size)
     if from_arpa is not None and files:
         raise common.UsageError("both --from-arpa and an input FILE given", "give one of them")
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
@@ -184,6 +190,8 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
         else:
             raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
                           "give a counts model from lm-count")
+    if prune_entropy is not None or prune_size is not None:
+        model = _entropy_prune(model, prune_entropy, prune_size, quiet)
     _write(model, target, arpa_out)
     if not quiet and common.stderr_is_terminal():
         common.info(f"{model.method} order {model.order}, n-grams per order: "
@@ -230,6 +238,25 @@ def _check_meaningful(method: str, ffnn: dict) -> None:
         flags = common.given_options(name)
         if flags and not applies:
             raise common.UsageError(f"{flags[0]} applies to {what} only", f"drop {flags[0]}, or use {what}")
+
+
+def _check_entropy_pruning(method: str, threshold, size) -> None:
+    if threshold is not None and size is not None:
+        raise common.UsageError("both --prune-entropy and --prune-size given", "give one of them")
+    if method == "stupid" and (threshold is not None or size is not None):
+        flag = "--prune-entropy" if threshold is not None else "--prune-size"
+        raise common.UsageError(f"{flag} needs probabilities; stupid backoff gives scores",
+                                "use count cutoffs (--prune) or another --method")
+
+
+def _entropy_prune(model, threshold, size, quiet):
+    """Entropy pruning of the estimated (or read) model, as lm-prune does it."""
+    from lmtools.cli.prune import entropy_prune
+
+    if size is not None and size < model.sizes()[0]:
+        raise common.UsageError(f"--prune-size {size} is below the model's {model.sizes()[0]} unigrams, which are "
+                                "never pruned", f"give --prune-size {model.sizes()[0]} or more")
+    return entropy_prune(model, threshold, size, quiet)
 
 
 def _check_option_family(method: str) -> None:
