@@ -38,6 +38,8 @@ SNIFF_BYTES = 1 << 20  # the first line is looked at up to this many bytes
 SMALL_WRITE = 20000  # n-grams written in plain Python below this (no kernel to load)
 WRITE_BLOCK = 1 << 18  # n-grams formatted per kernel call (bounds the output buffer)
 HINT_FORMAT = "text counts have one 'w1 w2 .. wn<TAB>count' per line"
+HINT_CORPUS = ("a text corpus whose first line has a TAB is read as counts: replace its TABs with spaces "
+               "(tr '\\t' ' ' gives the same tokens)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,11 +170,10 @@ class _Parser:
         what = {
             k.NO_TAB: ("an empty line, not 'n-gram TAB count'" if not line.strip() else
                        f"no TAB in {_show(line)}: not 'n-gram TAB count'",
-                       f"{HINT_FORMAT}; a text corpus whose first line has a TAB is read as counts: "
-                       "replace its TABs with spaces (tr '\\t' ' ': the same tokens)"),
+                       f"{HINT_FORMAT}; " + HINT_CORPUS),
             k.NO_WORDS: ("an empty n-gram (nothing before the TAB)", HINT_FORMAT),
             k.NOT_INTEGER: (f"count {_show(count)} is not an integer",
-                            "counts are whole numbers (fractional counts are not read)"),
+                            "counts are whole numbers (fractional counts are not read); " + HINT_CORPUS),
             k.NEGATIVE: (f"negative count {_show(count)}", "counts are whole numbers >= 1"),
             k.TOO_LARGE: (f"count {_show(count)} does not fit 64 bits", "counts are at most 2^63-1"),
             k.ZERO: (f"count 0 for the {len(words.split())}-gram {_show(words)}",
