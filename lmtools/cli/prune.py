@@ -45,6 +45,9 @@ def main(model, threshold, size, arpa_out, output, quiet):
                                 "give a model FILE, or pipe one in (lm-train ... | lm-prune)")
     target = common.output_target(output, inputs=[model], binary=not arpa_out,
                                   tty_hint="use -o FILE, --arpa, or pipe it into another program (lm-ppl, lm-info)")
+    from lmtools.kernels import skip_blas
+
+    skip_blas()  # no kernel here calls np.dot: numba need not probe scipy's BLAS (0.1 s)
     from lmtools.errors import LmError
     from lmtools.io.models import load_model
     from lmtools.ngram.model import NGramModel
