@@ -214,18 +214,29 @@ class MixtureSampler(SamplerBase):
         self.order = max(s.order for s in samplers)
         self.vocab, self.maps = union_vocab([list(s.vocab) for s in samplers])
         self.history_maps = [np.where(m < 0, UNK_ID, m).astype(np.int32) for m in self.maps]
+        # where each model's distribution goes in the union's: a slice when its words come first in
+        # their own order (the first model always), else (union ids, model ids)
+        self._places = []
+        for m in self.maps:
+            u = np.flatnonzero(m >= 0)
+            if np.array_equal(m[u], np.arange(u.size)) and np.array_equal(u, np.arange(u.size)):
+                self._places.append(slice(0, int(u.size)))
+            else:
+                self._places.append((u, m[u]))
         self.scorer = scorer
 
     def distribution(self, history: np.ndarray) -> np.ndarray:
         """p(w | <s> history) = sum_k lambda_k p_k(w | <s> history), union-vocabulary order."""
         h = np.asarray(history, np.int64)
         p = np.zeros(len(self.vocab), np.float64)
-        for lam, s, m, hm in zip(self.lambdas.tolist(), self.samplers, self.maps, self.history_maps):
+        for lam, s, place, hm in zip(self.lambdas.tolist(), self.samplers, self._places, self.history_maps):
             if lam == 0.0:
                 continue
             d = s.distribution(hm[h])
-            ok = m >= 0
-            p[ok] += lam * d[m[ok]]
+            if isinstance(place, slice):
+                p[place] += lam * d[: place.stop]
+            else:
+                p[place[0]] += lam * d[place[1]]
         p[BOS_ID] = 0.0
         return p
 
@@ -296,11 +307,19 @@ def choose(p: np.ndarray, opts: "SamplingOptions", rng) -> int:
         return -1
     if opts.greedy:
         return int(pos[np.argmax(q[pos])])
-    w = (q[pos] / q[pos].max()) ** (1.0 / opts.temperature)  # scaled first: no underflow at small T
-    order = np.lexsort((pos, -w))
-    pos, w = pos[order], w[order]
-    if opts.top_k:
-        pos, w = pos[: opts.top_k], w[: opts.top_k]
+    w = q[pos]
+    if opts.temperature != 1.0:
+        w = (w / w.max()) ** (1.0 / opts.temperature)  # scaled first: no underflow at small T
+    if opts.top_k or opts.top_p < 1.0:  # most likely first (ties: the smaller id); else id order will do
+        if opts.top_k and opts.top_k < pos.size:
+            # the k largest, and every word tied with the k-th (the smaller ids among them win below)
+            kth = np.partition(w, pos.size - opts.top_k)[pos.size - opts.top_k]
+            near = w >= kth
+            pos, w = pos[near], w[near]
+        order = np.lexsort((pos, -w))
+        pos, w = pos[order], w[order]
+        if opts.top_k:
+            pos, w = pos[: opts.top_k], w[: opts.top_k]
     cum = np.cumsum(w)
     if opts.top_p < 1.0:
         keep = int(np.searchsorted(cum, opts.top_p * cum[-1], side="left")) + 1
