@@ -154,8 +154,9 @@ def test_bad_arguments(counts3, args, needle, code):
 
 
 def test_bad_inputs(tmp_path):
-    r = run_prog("lm-train", input=b"this is text, not counts\n")
-    _one_error_line(r)
+    # text is counted now (lm-train FILE as lmplz); binary data that is no model is still an error
+    r = run_prog("lm-train", input=b"this is text\x00 not counts\n")
+    assert "binary data" in _one_error_line(r)
     bad = tmp_path / "bad.arpa"
     bad.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\t<unk>\n-1\n\n\\end\\\n")
     msg = _one_error_line(run_prog("lm-train", "--from-arpa", bad, "-o", tmp_path / "x.lm"))

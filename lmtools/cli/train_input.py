@@ -42,8 +42,7 @@ def read_ngram_input(paths: list[str], order: int | None, *, lower: bool, chars:
     if kinds[0] == inputs.TEXT:
         n = DEFAULT_ORDER if order is None else order
         count_options.check_order(n)
-        if vocab_size < 0 or min_count < 1:
-            count_options.check_vocabulary(min_count, vocab_size)
+        count_options.check_vocabulary(min_count, vocab_size)
         common.stdin_note(paths)
         levels = count_options.count_corpus(paths, n, min_count=min_count, vocab_size=vocab_size,
                                             lower=lower, chars=chars, encoding_errors=encoding_errors)
