@@ -40,7 +40,7 @@ def main(model, threshold, size, arpa_out, output, quiet):
         raise common.UsageError("give exactly one of --threshold T and --size N"
                                 + (" (both given)" if threshold is not None else ""),
                                 "e.g. lm-prune --threshold 1e-8 MODEL")
-    if model == "-" and common.stdin_is_terminal():
+    if model == "-" and _stdin_is_terminal():
         raise common.UsageError("no MODEL given and standard input is a terminal",
                                 "give a model FILE, or pipe one in (lm-train ... | lm-prune)")
     target = common.output_target(output, inputs=[model], binary=not arpa_out,
@@ -67,6 +67,10 @@ def main(model, threshold, size, arpa_out, output, quiet):
     pruned.provenance = {"program": "lm-prune", "input": model,
                          "options": {"threshold": threshold, "size": size}, "model": dict(obj.provenance)}
     write_model(pruned, target, arpa_out)
+
+
+def _stdin_is_terminal() -> bool:
+    return common.stdin_is_terminal()
 
 
 def entropy_prune(model, threshold: float | None, size: int | None, quiet: bool):

@@ -118,6 +118,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
       lm-count -n 3 train.txt | lm-train --method wb --arpa > wb3.arpa
       lm-train --from-arpa other.arpa.gz -o other.lm
       lm-train --prune 0,0,1 counts.lm -o pruned.lm
+      lm-train --prune-entropy 1e-8 counts.lm -o small.lm
       lm-train --method ffnn --context 4 --dim 100 --hidden 200 --valid valid.txt train.txt -o ffnn.lm
     """
     from lmtools.ngram.smoothing import canonical_method, check_options
@@ -182,6 +183,8 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
                                    "an n-gram model input")
             model = obj
         elif isinstance(obj, Counts):
+            if vocab_file is None:  # the model will have the counts' unigrams: refuse before estimating
+                _check_prune_size(prune_size, obj.sizes()[0])
             model = _estimate(obj, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file, kenlm_compat,
                               quiet)
             model.provenance = {"program": "lm-train", "input": path, "options": options,
@@ -253,10 +256,14 @@ def _entropy_prune(model, threshold, size, quiet):
     """Entropy pruning of the estimated (or read) model, as lm-prune does it."""
     from lmtools.cli.prune import entropy_prune
 
-    if size is not None and size < model.sizes()[0]:
-        raise common.UsageError(f"--prune-size {size} is below the model's {model.sizes()[0]} unigrams, which are "
-                                "never pruned", f"give --prune-size {model.sizes()[0]} or more")
+    _check_prune_size(size, model.sizes()[0])
     return entropy_prune(model, threshold, size, quiet)
+
+
+def _check_prune_size(size, unigrams: int) -> None:
+    if size is not None and size < unigrams:
+        raise common.UsageError(f"--prune-size {size} is below the model's {unigrams} unigrams, which are never "
+                                "pruned", f"give --prune-size {unigrams} or more")
 
 
 def _check_option_family(method: str) -> None:
