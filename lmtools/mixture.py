@@ -2,7 +2,10 @@
 
 Each model sees the text through its own vocabulary (a word outside it is that model's ``<unk>``);
 a token is an OOV of the mixture when it is outside every model's vocabulary. ``Mixture`` keeps the
-``Scorer`` interface of lmtools.kinds, over the scorers of its models.
+``Scorer`` interface of lmtools.kinds, over the scorers of its models; ``fit_lambdas`` finds the
+weights that maximize the likelihood of held-out tokens by EM (lm-mix); ``MixtureSampler`` keeps
+the ``Sampler`` interface, drawing from the mixed next-word distribution (lm-gen -m A -m B). The
+static mixture of n-gram models, written as one model, is lmtools.ngram.mix.
 """
 
 from __future__ import annotations
@@ -123,8 +126,9 @@ class Fit:
 
 def fit_tokens(L: np.ndarray) -> np.ndarray:
     """The tokens the weights are fitted to (bool per column of L, (k, T) log10 p): those that some
-    model gives p > 0; a token every model gives p = 0 is a zero-probability token of every mixture,
-    left out of perplexity as lm-ppl leaves it out."""
+    model gives p > 0. A token every model gives p = 0 is a zero-probability token of every mixture,
+    left out of perplexity as lm-ppl leaves it out (an OOV that every model gives p ~ 0, which lm-ppl
+    counts, adds the same to the likelihood of every mixture: leaving it out moves no weight)."""
     L = np.asarray(L, np.float64)
     return L.max(axis=0, initial=-np.inf) > LOG_ZERO if L.shape[1] else np.zeros(0, np.bool_)
 

@@ -168,7 +168,7 @@ def _fit(objs, names, text, files, start, max_iter, tol, skip_oovs, verbose, thr
 
     from lmtools.io.text import iter_text_chunks
     from lmtools.kinds import scorer_for
-    from lmtools.mixture import Mixture, fit_lambdas, round_lambdas
+    from lmtools.mixture import Mixture, fit_lambdas, fit_tokens, round_lambdas
     from lmtools.ngram.query import NO_CONTEXT, PplStats
     from lmtools.vocab import BOS_ID
 
@@ -190,6 +190,11 @@ def _fit(objs, names, text, files, start, max_iter, tol, skip_oovs, verbose, thr
             columns.append(np.stack([p.logp[keep] for p in parts]))
             bar.advance(len(chunk.data))
     L = np.concatenate(columns, axis=1) if columns else np.zeros((len(scorers), 0))
+    if not fit_tokens(L).any():
+        shown = ", ".join("<stdin>" if f == "-" else f for f in files)
+        raise LmError(f"{shown}: no token to fit the weights on" + (" (every word is an OOV)" if L.shape[1] else ""),
+                      "give held-out text with words the models know" + ("" if not skip_oovs else
+                                                                          ", or drop --skip-oovs"))
 
     def say(it, lam, ppl):
         common.info(f"iteration {it}: perplexity {ppl:.6f}, weights " + " ".join(f"{x:.6f}" for x in lam.tolist()))

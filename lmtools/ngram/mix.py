@@ -164,10 +164,6 @@ def static_mixture(models: list[NGramModel], lambdas, names: list[str] | None = 
         present.append(p)
     vocab, umaps = union_vocab([list(m.vocab) for m in models], present)
     U = len(vocab)
-    for k, m in enumerate(models):
-        p = present[k].copy()
-        if not p[UNK_ID]:
-            umaps[k][UNK_ID] = UNK_ID  # scored as the reader of an ARPA file without <unk> does (p ~ 0)
     N = max(m.order for m in models)
     # model id -> union id, for each model's own n-grams (-1: a word without a unigram, never in the union)
     to_union = []
