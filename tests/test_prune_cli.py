@@ -113,7 +113,7 @@ def test_usage_errors(d, tmp_path, monkeypatch, prog, args, needle):
 
 
 @pytest.mark.parametrize("model,needle", [("c.lm", "not an n-gram model"), ("stupid.lm", "not probabilities"),
-                                          ("train.txt", "")])
+                                          ("train.txt", "looks like text")])
 def test_data_errors(d, tmp_path, model, needle):
     r = invoke("lm-prune", "--threshold", "1e-8", d / model, "-o", tmp_path / "out.lm")
     assert needle in error_line(r, "lm-prune", 1)

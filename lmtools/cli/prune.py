@@ -62,7 +62,7 @@ def main(model, threshold, size, arpa_out, output, quiet):
     if size is not None and size < obj.sizes()[0]:
         raise common.UsageError(f"--size {size} is below the model's {obj.sizes()[0]} unigrams, which are never "
                                 "pruned", f"give --size {obj.sizes()[0]} or more")
-    common.compile_note("prune", "smooth")
+    common.compile_note("prune")
     pruned = entropy_prune(obj, threshold, size, quiet)
     pruned.provenance = {"program": "lm-prune", "input": model,
                          "options": {"threshold": threshold, "size": size}, "model": dict(obj.provenance)}
