@@ -13,7 +13,6 @@ lmtools, KenLM and SRILM write such models, the caller refuses others, and pruni
 A row marked removed has no live extensions, so a walk can stop at the first one it meets.
 """
 
-import numpy as np
 from numba import njit
 
 UNK = 0  # a word without a unigram is scored as <unk> (ngram/model.py)
