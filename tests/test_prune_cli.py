@@ -133,3 +133,17 @@ def test_output_that_is_the_input_is_refused(d, tmp_path):
     r = invoke("lm-prune", "--threshold", "1e-8", model, "-o", model)
     error_line(r, "lm-prune", 1)
     assert model.read_bytes() == (d / "kn.lm").read_bytes()
+
+
+def test_real_pipe(d):
+    """As a shell runs it: the model on stdin of a real process, the pruned model on its stdout, the
+    summary on stderr, read by lm-ppl from its stdin."""
+    from tests.conftest import run_prog
+
+    r = run_prog("lm-prune", "--threshold", "1e-7", input=(d / "kn.lm").read_bytes())
+    assert r.returncode == 0, r.stderr
+    assert b"entropy pruning (threshold 1e-07): kept" in r.stderr
+    _same_arrays(load_model(io.BufferedReader(io.BytesIO(r.stdout))),
+                 prune_entropy(load_model(str(d / "kn.lm")), threshold=1e-7))
+    ppl = run_prog("lm-ppl", "-m", "-", d / "train.txt", input=r.stdout)
+    assert ppl.returncode == 0 and b"perplexity:" in ppl.stdout, ppl.stderr
