@@ -96,8 +96,7 @@ def main(files, models, lambdas, max_iter, tol, skip_oovs, verbose, as_json, out
         if not static:
             raise common.UsageError("--lambda without text and without -o/--arpa: nothing to fit or write",
                                     "give a held-out text FILE to fit the weights, or -o FILE for the static mixture")
-        flags = common.given_options("max_iter", "tol", "skip_oovs", "verbose", "threads", "lower", "chars",
-                                     "encoding_errors")
+        flags = common.given_options("max_iter", "tol", "skip_oovs", "threads", "lower", "chars", "encoding_errors")
         if flags:
             raise common.UsageError(f"{flags[0]} applies to fitting on text, and no text FILE is given",
                                     f"drop {flags[0]}, or give a held-out text FILE")
