@@ -354,3 +354,35 @@ def test_bad_input(d, args, code, words):
 def test_gen_refuses_a_stupid_backoff_mixture(d):
     line = error_line(invoke("lm-gen", "-m", d / "kn3.lm", "-m", d / "sb.lm", "-s", "1"), "lm-gen", 1)
     assert "stupid-backoff" in line
+
+
+def test_static_mixture_of_arpa_files_is_the_same_model(d, tmp_path):
+    """ARPA inputs (lm-train --arpa of the same models) give the same static mixture."""
+    from lmtools.io.models import load_model
+
+    for name in ("kn3", "wb2"):
+        (tmp_path / f"{name}.arpa").write_bytes(ok(invoke("lm-train", "--arpa", d / f"{name}.lm")).stdout_bytes)
+    ok(invoke("lm-mix", "-m", d / "kn3.lm", "-m", d / "wb2.lm", "--lambda", "0.3", "-o", tmp_path / "a.lm"))
+    ok(invoke("lm-mix", "-m", tmp_path / "kn3.arpa", "-m", tmp_path / "wb2.arpa", "--lambda", "0.3",
+              "-o", tmp_path / "b.lm"))
+    a, b = load_model(str(tmp_path / "a.lm")), load_model(str(tmp_path / "b.lm"))
+    assert a.vocab == b.vocab and a.sizes() == b.sizes()
+    for n in range(a.order):
+        assert np.array_equal(a.ngrams[n], b.ngrams[n])
+        assert np.allclose(a.logprob[n], b.logprob[n], atol=1e-6) and np.allclose(a.backoff[n], b.backoff[n], atol=1e-5)
+
+
+def test_gen_mixture_greedy_takes_the_mixed_argmax(d):
+    """Each greedy word is the most likely word of the mixed distribution (lm-gen --next) after the words so far."""
+    args = ["-m", d / "kn3.lm", "-m", d / "wb2.lm", "--lambda", ",".join(map(str, LAMBDAS))]
+    words = ok(invoke("lm-gen", *args, "--greedy", "--prefix", "I am", "--max-len", "4")).stdout.split()[2:]
+    history = ["I", "am"]
+    for step in range(4):
+        rows = ok(invoke("lm-gen", *args, "--next", " ".join(history), "--top", "2")).stdout.splitlines()
+        top = [r.split("\t")[0] for r in rows if r.split("\t")[0] != "<unk>"][0]
+        if top == "</s>":
+            assert len(words) == step
+            break
+        assert words[step] == top
+        history.append(top)
+    assert len(history) > 2
