@@ -248,7 +248,9 @@ def _json_safe(x):
 
 
 def _fmt_weight(x: float) -> str:
-    return f"{x:.{DIGITS}f}"
+    """DIGITS decimals, or all of them for a given weight that has more: it reads back as the same float."""
+    short = f"{x:.{DIGITS}f}"
+    return short if float(short) == x else repr(float(x))
 
 
 def _ppl(f: dict, skip_oovs: bool) -> float | None:
@@ -275,14 +277,14 @@ def _report(result: dict, names, skip_oovs: bool, as_json: bool, out, target) ->
     lines = [f"model {i + 1}: {n}: weight {_fmt_weight(w)}, perplexity alone {_fmt(_ppl(f, skip_oovs))}"
              for i, (n, w, f) in enumerate(zip(names, lam, result["alone"]))]
     lines.append(f"uniform mixture: perplexity {_fmt(_ppl(result['uniform'], skip_oovs))}")
-    if fit is None:
-        how = "weights as given (--max-iter 0)"
-    else:
-        how = f"EM: {fit.iterations} iteration{'s' if fit.iterations != 1 else ''}, " + (
-            "converged" if fit.converged else "not converged (--max-iter reached)")
     m = result["mixture"]
-    lines.append(f"best mixture: perplexity {_fmt(m['ppl'])} (OOVs as <unk>), {_fmt(m['ppl_excl_oov'])} "
-                 f"(OOVs left out); fitted to the perplexity with {which}; {how}")
+    figures = f"perplexity {_fmt(m['ppl'])} (OOVs as <unk>), {_fmt(m['ppl_excl_oov'])} (OOVs left out)"
+    if fit is None:
+        lines.append(f"mixture: {figures}; weights as given (--max-iter 0)")
+    else:
+        lines.append(f"best mixture: {figures}; fitted to the perplexity with {which}; EM: {fit.iterations} "
+                     f"iteration{'s' if fit.iterations != 1 else ''}, "
+                     + ("converged" if fit.converged else "not converged (--max-iter reached)"))
     if result["static"] is not None:
         s = result["static"]
         lines.append(f"static mixture: perplexity {_fmt(s['ppl'])} (OOVs as <unk>), {_fmt(s['ppl_excl_oov'])} "
