@@ -29,6 +29,8 @@ def ngram(d: Path) -> None:
     text.write_bytes(SHAKESPEARE.read_bytes()[:300_000])  # above the small-input threshold: the numba paths
     _run("count", "-n", "3", text, "-o", d / "c3.lm")
     _run("train", "-q", "-o", d / "kn3.lm", d / "c3.lm")
+    _run("count", "-n", "3", "--text", text, "-o", d / "c3.txt")  # text counts: writer and reader kernels
+    _run("train", "-q", "-o", d / "kn3t.lm", d / "c3.txt")
     _run("ppl", "-m", d / "kn3.lm", text)
     _run("ppl", "-m", d / "c3.lm", text)
     _run("score", "-m", d / "kn3.lm", text)

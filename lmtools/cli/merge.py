@@ -49,6 +49,8 @@ def main(files, output, as_text):
         if kind == inputs.TEXT:
             raise LmError(f"{'<stdin>' if f == '-' else f}: neither a counts model nor text counts (no TAB in its "
                           "first line)", "count text with lm-count first")
+        if kind == inputs.COUNTS:
+            common.compile_note("countstext")
         parts.append(load_levels(f) if kind == inputs.MODEL else read_text_counts(f, max_line=common.max_line()))
     merged = merge_levels(parts, list(files))
     shared = merged.provenance.get("options", {})

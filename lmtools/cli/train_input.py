@@ -50,6 +50,7 @@ def read_ngram_input(paths: list[str], order: int | None, *, lower: bool, chars:
     if kinds[0] == inputs.COUNTS:
         from lmtools.io.countstext import read_text_counts
 
+        common.compile_note("countstext")
         return read_text_counts(paths[0], max_line=common.max_line()).to_counts(), False
     from lmtools.io.models import load_model
 
