@@ -266,6 +266,12 @@ class MixtureSampler(SamplerBase):
     def prefix_log10(self, prefix: np.ndarray) -> float:
         return float(self.log10_scores([list(np.asarray(prefix).tolist())], [False])[0])
 
+    def sample_all(self, n: int, seed: int, prefix: np.ndarray, opts: "SamplingOptions", chunk: int = 64,
+                   threads: int = 0):
+        """As SamplerBase.sample_all, in small batches: a mixture draws word by word in Python, and
+        `lm-gen ... | head` should see its first sentences at once."""
+        return super().sample_all(n, seed, prefix, opts, min(chunk, 64), threads)
+
     def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: "SamplingOptions",
                      threads: int = 0) -> "Samples":
         if opts.greedy and n > 1:  # one sentence, the same every time
