@@ -364,7 +364,7 @@ def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alph
     from lmtools.ngram.smoothing import smooth
 
     lower = bool(counts.text and counts.text["lower"])  # the words of a lower-cased model are lower-case
-    vocab = _read_vocab_file(vocab_file, lower) if vocab_file else None
+    vocab = count_options.read_vocab_file(vocab_file, lower) if vocab_file else None
     if discounts is not None and method == "kn-modified":
         discounts = [d if isinstance(d, tuple) else (d,) for d in discounts]
     model = smooth(counts, method, order=order, interpolate=interpolate, discount=discounts, k=k, alpha=alpha,
@@ -377,17 +377,6 @@ def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alph
     if method == "stupid" and not quiet:
         common.warn("stupid backoff gives scores, not probabilities: perplexity is not defined for it")
     return model
-
-
-def _read_vocab_file(path: str, lower: bool = False) -> list[str]:
-    from lmtools.io.text import TextOptions, read_sentences
-
-    words: list[str] = []
-    for toks in read_sentences([path], TextOptions(lower=lower)):
-        words.extend(toks)
-    if not words:
-        raise LmError(f"{path}: the vocabulary file has no words", "list one word per line")
-    return words
 
 
 def _write(model, target: common.Output, arpa_out: bool) -> None:
