@@ -293,3 +293,21 @@ def test_a_corpus_whose_first_line_has_a_tab_is_refused_with_the_way_out(d, tmp_
 def test_lm_merge_refuses_a_corpus(d):
     line = error_line(invoke("lm-merge", d / "train.txt"), "lm-merge", 1)
     assert "neither a counts model nor text counts" in line
+
+
+def test_the_readme_awk_counts_give_lm_trains_bigram_model(d, tmp_path):
+    """README's example: bigram counts made by awk (unordered, <s> and </s> added by hand) give the
+    model lm-train makes from the text itself (the same ARPA lines; words numbered otherwise)."""
+    import re
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    cmd = re.search(r"(awk '\{ w\[0\].*?)\| lm-train -o kn2\.lm", readme, re.S).group(1)
+    cmd = cmd.replace("corpus.txt", str(d / "train.txt"))
+    counts = subprocess.run(["sh", "-c", cmd], capture_output=True, check=True).stdout
+    assert counts.count(b"\n") > 10000
+    got = ok(invoke("lm-train", "-q", "--arpa", input=counts)).stdout_bytes
+    want = ok(invoke("lm-train", "-q", "-n", "2", "--arpa", d / "train.txt")).stdout_bytes
+    assert sorted(got.splitlines()) == sorted(want.splitlines())

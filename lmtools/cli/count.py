@@ -39,7 +39,7 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, lower
       cat corpus.txt | lm-count -n 5 -o counts.lm
       lm-count -n 5 -o counts.lm a.txt b.txt.gz
       lm-count -n 3 train.txt | lm-ppl test.txt
-      lm-count -n 3 --text corpus.txt | sort -t "$(printf '\t')" -k2,2nr | head
+      lm-count -n 3 --text corpus.txt | sort -t "$(printf '\\t')" -k2,2nr | head
     """
     common.refuse_order_as_output(output)
     count_options.check_order(order)

@@ -28,7 +28,7 @@ def main(files, output, as_text):
       split -n l/4 corpus.txt shard.
       ls shard.* | xargs -P 2 -I{} sh -c 'lm-count -n 5 {} > {}.lm'
       lm-merge shard.*.lm -o counts.lm
-      lm-merge --text counts.lm | sort -t "$(printf '\t')" -k2,2nr | head
+      lm-merge --text counts.lm | sort -t "$(printf '\\t')" -k2,2nr | head
     """
     common.refuse_order_as_output(output, None)
     if list(files).count("-") > 1:

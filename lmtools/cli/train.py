@@ -114,7 +114,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
     Examples:
       lm-count -n 5 train.txt | lm-train -o kn5.lm
       lm-train -n 5 train.txt -o kn5.lm
-      awk '{print $1 "\t" $2}' counts.tsv | lm-train -o kn.lm
+      lm-train srilm-counts.txt.gz -o kn3.lm
       lm-count -n 3 train.txt | lm-train --method wb --arpa > wb3.arpa
       lm-train --from-arpa other.arpa.gz -o other.lm
       lm-train --prune 0,0,1 counts.lm -o pruned.lm
