@@ -138,3 +138,19 @@ def test_ffnn_keeps_its_vocabulary_options(d, tmp_path):
 
     assert len(load_model(str(tmp_path / "f.lm")).vocab) == 50
     assert r.stderr == ""
+
+
+@pytest.mark.parametrize("producer", ["lm-count -q -n 2 --text {a}", "lm-count -q -n 2 {a}", "cat {a}",
+                                      "gzip -c {a}"])
+def test_named_pipes_are_read_once(d, tmp_path, producer):
+    """A FILE that is a pipe (bash's <(command)) is looked at and then read from where it was: the
+    bytes looked at are put back, since a pipe cannot be opened twice."""
+    import subprocess
+    import sys
+
+    want = ok(invoke("lm-train", "-q", "-n", "2", "--arpa", d / "a.txt")).stdout_bytes
+    cmd = (f"{sys.executable} -m lmtools.cli.train -q -n 2 --arpa <({producer.format(a=d / 'a.txt')})"
+           .replace("lm-count", f"{sys.executable} -m lmtools.cli.count"))
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == want

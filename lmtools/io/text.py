@@ -48,11 +48,24 @@ _MARKS_BYTES = tuple(w.encode() for w in _MARKS)
 # Opening files
 
 
+_PUT_BACK: dict[str, BinaryIO] = {}  # see put_back
+
+
+def put_back(path: str, stream: BinaryIO) -> None:
+    """Have the next ``open_binary(path)`` return ``stream``: the input of a named pipe (a FIFO,
+    ``<(command)``) already read from to tell what it holds, put back in front of the rest (it cannot be
+    opened again); ``stream`` is decompressed already."""
+    _PUT_BACK[path] = stream
+
+
 def open_binary(path: str) -> BinaryIO:
     """Open a path (or ``-`` for stdin) for reading bytes, decompressing gzip, bzip2 or xz.
 
     Compression is recognised by its magic bytes, so compressed stdin works too.
     """
+    again = _PUT_BACK.pop(path, None) if path != "-" else None
+    if again is not None:
+        return again
     if path == "-":
         raw = sys.stdin.buffer
         if not hasattr(raw, "peek"):
