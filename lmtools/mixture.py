@@ -143,28 +143,8 @@ def mixture_log10_likelihood(L: np.ndarray, lambdas) -> float:
     return float(math.fsum(lp[np.isfinite(lp) & (lp > LOG_ZERO)].tolist()))
 
 
-def fit_lambdas(L: np.ndarray, start=None, tol: float = 1e-6, max_iter: int = 1000, report=None) -> Fit:
-    """Interpolation weights that maximize the likelihood of held-out tokens, by EM (Jelinek and
-    Mercer 1980; SRILM's compute-best-mix): with the posterior of model k at token t,
-    r_kt = lambda_k p_k(t) / sum_j lambda_j p_j(t), the new lambda_k is the mean of r_kt over the tokens.
-    Each step raises the likelihood (the problem is concave in lambda), so the weights approach the
-    best mix; iteration stops when no weight moves by ``tol`` or more, or after ``max_iter`` steps.
-
-    ``L``: (k, T) log10 p of each model at each token, -inf or <= -99 for p = 0 (tokens that no model
-    gives p > 0 are left out, see ``fit_tokens``). ``start``: the first weights (default uniform);
-    a model that starts at 0 stays at 0. ``report(iteration, lambdas, ppl)`` hears of each step.
-    """
-    L = np.asarray(L, np.float64)
-    K = L.shape[0]
-    L = L[:, fit_tokens(L)]
-    T = L.shape[1]
-    lam = np.full(K, 1.0 / K) if start is None else np.asarray(start, np.float64).copy()
-    if T == 0:
-        return Fit(lam, 0, True, 0.0, 0)
-    top = L.max(axis=0)
-    with np.errstate(under="ignore"):
-        P = np.power(10.0, L - top)  # each token scaled by its best model: the posteriors do not change
-    converged = False
+def _em_steps(P: np.ndarray, lam: np.ndarray, tol: float, max_iter: int, report=None, L=None):
+    """EM steps on token probabilities P (k, T) from lam: (weights, steps run, settled)."""
     it = 0
     while it < max_iter:
         mix = lam @ P
@@ -176,10 +156,133 @@ def fit_lambdas(L: np.ndarray, start=None, tol: float = 1e-6, max_iter: int = 10
         moved = float(np.abs(new - lam).max())
         lam = new
         if report is not None:
-            report(it, lam, 10.0 ** (-mixture_log10_likelihood(L, lam) / T))
+            report(it, lam, 10.0 ** (-mixture_log10_likelihood(L, lam) / L.shape[1]))
         if moved < tol:
-            converged = True
+            return lam, it, True
+    return lam, it, False
+
+
+def _loglik(P: np.ndarray, lam: np.ndarray) -> float:
+    """sum_t ln(lam . P[:, t]) (-inf when a token gets p = 0)."""
+    with np.errstate(divide="ignore"):
+        return float(np.log(lam @ P).sum())
+
+
+def _gradient(P: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """g_k = mean_t p_k(t) / mix(t) over the tokens the mix predicts: 1 for every weight > 0 at the
+    best weights, at most 1 for every weight 0 there (the KKT conditions of this concave problem)."""
+    mix = lam @ P
+    live = mix > 0.0
+    return (P[:, live] / mix[live]).mean(axis=1)
+
+
+def _newton_face(P: np.ndarray, lam: np.ndarray, steps: int = 100) -> np.ndarray:
+    """Newton's method on the weights that are nonzero. Each step maximizes the quadratic model of
+    the likelihood within sum(lambda) = 1 (the KKT system of the gradient g = sum_t p_t / mix_t and
+    Hessian H = -sum_t p_t p_t^T / mix_t^2); a weight the step would take below 0 stops it at 0 and
+    leaves the face; a step is halved until the likelihood rises, and none rising ends it."""
+    lam = lam.copy()
+    f = _loglik(P, lam)
+    for _ in range(steps):
+        act = np.flatnonzero(lam > 0.0)
+        a = act.size
+        if a < 2:
             break
+        Q = P[act]
+        mix = lam[act] @ Q
+        live = mix > 0.0
+        Qn = Q[:, live] / mix[live]
+        g = Qn.sum(axis=1)
+        A = np.zeros((a + 1, a + 1))
+        A[:a, :a] = -(Qn @ Qn.T)
+        A[:a, a] = A[a, :a] = 1.0
+        d = np.linalg.lstsq(A, np.concatenate([-g, [0.0]]), rcond=None)[0][:a]
+        d -= d.mean()  # exactly along the simplex
+        if not (g @ d > 0.0):
+            break
+        reach = np.full(a, np.inf)  # the step length at which each falling weight reaches 0
+        neg = d < 0.0
+        reach[neg] = lam[act][neg] / -d[neg]
+        t_max = float(reach.min())
+        t = min(1.0, t_max)
+        for _ in range(60):
+            trial = lam.copy()
+            trial[act] = lam[act] + t * d
+            if t == t_max:
+                trial[act[reach <= t_max]] = 0.0  # exactly 0, not a rounding error either side
+            trial = np.maximum(trial, 0.0)
+            trial /= trial.sum()
+            ft = _loglik(P, trial)
+            if ft > f or (t == t_max and ft >= f):  # a weight too small to matter leaves at no cost
+                break
+            t /= 2.0
+        else:
+            break
+        lam, f = trial, ft
+    return lam
+
+
+def _newton(P: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """The best weights from EM's, by an active-set Newton method: Newton on the nonzero weights
+    (``_newton_face``; a weight it takes to 0 leaves), then any weight at 0 whose gradient says it
+    should grow (g_k > 1) comes back with a little weight, and Newton again; until none does. Only the
+    models EM left nonzero take part (a model given weight 0 stays at 0)."""
+    support = lam > 0.0
+    for _ in range(4 * lam.size + 4):
+        lam = _newton_face(P, lam)
+        g = _gradient(P, lam)
+        enter = support & (lam == 0.0) & (g > 1.0 + 1e-12)
+        if not enter.any():
+            break
+        k = int(np.argmax(np.where(enter, g, -np.inf)))
+        f = _loglik(P, lam)
+        eps = 1e-2
+        for _ in range(40):
+            trial = lam * (1.0 - eps)
+            trial[k] = eps
+            if _loglik(P, trial) > f:
+                lam = trial
+                break
+            eps /= 2.0
+        else:
+            break
+    return lam
+
+
+def fit_lambdas(L: np.ndarray, start=None, tol: float = 1e-6, max_iter: int = 10000, report=None,
+                finish: bool = True) -> Fit:
+    """Interpolation weights that maximize the likelihood of held-out tokens, by EM (Jelinek and
+    Mercer 1980; SRILM's compute-best-mix): with the posterior of model k at token t,
+    r_kt = lambda_k p_k(t) / sum_j lambda_j p_j(t), the new lambda_k is the mean of r_kt over the tokens.
+    Each step raises the likelihood (the problem is concave in lambda), so the weights approach the
+    best mix; iteration stops when no weight moves by ``tol`` or more, or after ``max_iter`` steps.
+
+    ``finish``: then an active-set Newton method takes EM's weights to the best ones (``_newton``),
+    kept only if the likelihood rises. EM is slow where the likelihood is flat: a weight whose best
+    value is 0 is approached geometrically, by the factor g_k = mean_t p_k(t) / mix(t) < 1 a step
+    (slowly when g_k is near 1), so EM alone stops with that model still holding a little weight
+    and a perplexity a little above the best (above the better model alone when the other adds
+    nothing), and along a flat ridge its steps shrink before the weights arrive.
+
+    ``L``: (k, T) log10 p of each model at each token, -inf or <= -99 for p = 0 (tokens that no model
+    gives p > 0 are left out, see ``fit_tokens``). ``start``: the first weights (default uniform);
+    a model that starts at 0 stays at 0. ``report(iteration, lambdas, ppl)`` hears of each EM step.
+    """
+    L = np.asarray(L, np.float64)
+    K = L.shape[0]
+    L = L[:, fit_tokens(L)]
+    T = L.shape[1]
+    lam = np.full(K, 1.0 / K) if start is None else np.asarray(start, np.float64).copy()
+    if T == 0:
+        return Fit(lam, 0, True, 0.0, 0)
+    top = L.max(axis=0)
+    with np.errstate(under="ignore"):
+        P = np.power(10.0, L - top)  # each token scaled by its best model: the posteriors do not change
+    lam, it, converged = _em_steps(P, lam, tol, max_iter, report, L)
+    if finish and max_iter > 0:
+        newton = _newton(P, lam)
+        if mixture_log10_likelihood(L, newton) >= mixture_log10_likelihood(L, lam):
+            lam = newton
     return Fit(lam, it, converged, mixture_log10_likelihood(L, lam), T)
 
 

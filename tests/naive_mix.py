@@ -24,6 +24,18 @@ def em(rows, lambdas, iterations):
     return lam
 
 
+def gradient(rows, lambdas):
+    """g_k = mean over tokens of p_k(t) / sum_j lambda_j p_j(t). The log-likelihood is concave in the
+    weights, so they are the best on the simplex exactly when g_k = 1 where lambda_k > 0 and g_k <= 1
+    where lambda_k = 0 (the KKT conditions): a certificate of optimality that needs no optimizer."""
+    g = [0.0] * len(lambdas)
+    for ps in rows:
+        mix = sum(l * p for l, p in zip(lambdas, ps))
+        for k, p in enumerate(ps):
+            g[k] += p / mix
+    return [x / len(rows) for x in g]
+
+
 def perplexity(rows, lambdas):
     total = 0.0
     for ps in rows:

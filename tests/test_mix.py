@@ -78,33 +78,79 @@ def ppl_json(d, models, lambdas, text):
 # EM
 
 
-def test_em_equals_plain_python_em(d):
-    """A fixed number of EM steps over the models' per-token probabilities (lm-score's), three kinds."""
+def assert_best(rows, lambdas, slack=1e-4):
+    """The weights are the best mix of these per-token probabilities: the KKT conditions, in plain
+    Python (slack: the printed weights' 6 decimals)."""
+    for lam, g in zip(lambdas, naive_mix.gradient(rows, lambdas)):
+        if lam > 0:
+            assert abs(g - 1.0) <= slack, (lambdas, g)
+        else:
+            assert g <= 1.0 + slack, (lambdas, g)
+
+
+def test_em_weights_are_the_best_for_plain_python(d):
+    """Three kinds (KN, Witten-Bell, FFNN) on lm-score's per-token probabilities: the weights lm-mix
+    prints satisfy the optimality conditions, their perplexity is no higher than plain-Python EM's
+    after as many steps, and a short EM (--max-iter 25) finished by Newton ends at the same weights."""
     models = ["kn3.lm", "wb2.lm", "ffnn.lm"]
     rows = [list(map(lambda x: 10.0 ** x, ps)) for ps in zip(*(token_log10(d, m, "held.txt") for m in models))]
-    ref = naive_mix.em(rows, [0.2, 0.3, 0.5], 25)
-    out = mix_json(d, *[a for m in models for a in ("-m", d / m)], "--lambda", "0.2,0.3,0.5", "--max-iter", "25",
-                   "--tol", "1e-300", d / "held.txt")
-    assert out["iterations"] == 25 and out["converged"] is False
-    assert out["tokens_fitted"] == len(rows)
-    assert out["lambdas"] == pytest.approx(ref, abs=1.5e-6)  # 6 decimals; the largest takes the rounding of all
-    assert sum(out["lambdas"]) == pytest.approx(1.0, abs=1e-12)
+    args = [a for m in models for a in ("-m", d / m)]
+    out = mix_json(d, *args, "--lambda", "0.2,0.3,0.5", d / "held.txt")
+    assert out["converged"] is True and out["tokens_fitted"] == len(rows)
+    assert sum(out["lambdas"]) == pytest.approx(1.0, abs=1e-12) and min(out["lambdas"]) > 0
+    assert_best(rows, out["lambdas"])
+    em = naive_mix.em(rows, [0.2, 0.3, 0.5], out["iterations"])
     assert out["mixture"]["ppl"] == pytest.approx(naive_mix.perplexity(rows, out["lambdas"]), rel=1e-9)
+    assert out["mixture"]["ppl"] <= naive_mix.perplexity(rows, em) * (1 + 1e-9)
+    short = mix_json(d, *args, "--lambda", "0.2,0.3,0.5", "--max-iter", "25", "--tol", "1e-300", d / "held.txt")
+    assert short["iterations"] == 25 and short["converged"] is False
+    assert short["lambdas"] == pytest.approx(out["lambdas"], abs=2e-6)
     for m, entry in zip(models, out["models"]):
         assert entry["ppl"] == pytest.approx(naive_mix.perplexity([[r[models.index(m)]] for r in rows], [1.0]),
                                              rel=1e-9)
 
 
 def test_fit_lambdas_module_against_reference():
-    """lmtools.mixture.fit_lambdas on random per-token probabilities, to the last digits."""
+    """lmtools.mixture.fit_lambdas's EM steps on random per-token probabilities, to the last digits;
+    with the finish, the best weights."""
     from lmtools.mixture import fit_lambdas
 
     rng = np.random.default_rng(7)
     L = np.log10(rng.uniform(1e-6, 1.0, size=(4, 300))) - rng.uniform(0, 3, size=(4, 1))
-    fit = fit_lambdas(L, [0.1, 0.2, 0.3, 0.4], tol=1e-300, max_iter=40)
+    fit = fit_lambdas(L, [0.1, 0.2, 0.3, 0.4], tol=1e-300, max_iter=40, finish=False)
     rows = [[10.0 ** x for x in col] for col in L.T.tolist()]
     assert fit.lambdas.tolist() == pytest.approx(naive_mix.em(rows, [0.1, 0.2, 0.3, 0.4], 40), abs=1e-12)
+    assert fit.iterations == 40 and not fit.converged
     assert fit.ppl == pytest.approx(naive_mix.perplexity(rows, fit.lambdas.tolist()), rel=1e-12)
+    best = fit_lambdas(L, [0.1, 0.2, 0.3, 0.4], max_iter=40)
+    assert_best(rows, best.lambdas.tolist(), slack=1e-9)
+    assert best.ppl <= fit.ppl
+
+
+def test_fit_lambdas_reaches_a_zero_weight():
+    """A model that never helps gets weight 0 exactly (plain EM only creeps towards it), and the
+    mixture's perplexity is the better model's; one that helps on a few tokens keeps the weight the
+    grid finds."""
+    from lmtools.mixture import fit_lambdas
+
+    rng = np.random.default_rng(3)
+    L1 = np.log10(rng.uniform(1e-4, 1.0, 3000))
+    useless = L1 + math.log10(0.999)
+    fit = fit_lambdas(np.stack([L1, useless]))
+    assert fit.lambdas.tolist() == [1.0, 0.0]
+    alone = naive_mix.perplexity([[10.0 ** x] for x in L1.tolist()], [1.0])
+    assert fit.ppl <= alone * (1 + 1e-12)
+    helpful = L1 + math.log10(0.99)
+    helpful[:5] += 1.0  # much better on a few tokens: the best mix gives it a little weight
+    fit = fit_lambdas(np.stack([L1, helpful]))
+    assert fit.converged
+    rows = [[10.0 ** a, 10.0 ** b] for a, b in zip(L1.tolist(), helpful.tolist())]
+    grid = [i / 5000 for i in range(1001)]  # lambda_2 in [0, 0.2]
+    ppls = [naive_mix.perplexity(rows, [1 - x, x]) for x in grid]
+    best = min(range(len(grid)), key=ppls.__getitem__)
+    assert 0 < best < len(grid) - 1
+    assert fit.lambdas[1] == pytest.approx(grid[best], abs=2e-4)
+    assert fit.ppl <= ppls[best] * (1 + 1e-12) and fit.ppl < alone
 
 
 def test_em_perplexity_is_lm_ppl_and_the_best(d):
@@ -153,7 +199,9 @@ def test_skip_oovs_fits_the_other_figure(d):
     out = mix_json(d, "-m", d / "kn3.lm", "-m", d / "wb2.lm", "--skip-oovs", "--max-iter", "30", "--tol", "1e-300",
                    d / "held.txt")
     assert out["objective"] == "ppl_excl_oov" and out["tokens_fitted"] == len(rows)
-    assert out["lambdas"] == pytest.approx(naive_mix.em(rows, [0.5, 0.5], 30), abs=6e-7)
+    assert_best(rows, out["lambdas"])
+    every = [[10.0 ** x, 10.0 ** y] for x, y in zip(a, b)]
+    assert naive_mix.gradient(every, out["lambdas"]) != pytest.approx([1.0, 1.0], abs=1e-4)  # another optimum
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ DIGITS = 6  # decimals of the printed weights; the perplexity reported is that o
               help="The weights, in -m order, as lm-ppl --lambda: k-1 (the last model gets the rest) or k summing "
                    "to 1; repeat or separate by commas. With text FILEs, EM starts from them (default: equal "
                    "weights); without, they are the weights of the static mixture (-o, --arpa).")
-@click.option("--max-iter", "max_iter", type=common.Limit(0), default=1000, show_default=True,
+@click.option("--max-iter", "max_iter", type=common.Limit(0), default=10000, show_default=True,
               metavar="N", help="Stop EM after N iterations (0: no EM, the --lambda weights as given).")
 @click.option("--tol", type=common.Number(0, min_open=True), default=1e-6, show_default=True, metavar="X",
               help="Stop EM when no weight moves by X or more in an iteration.")
