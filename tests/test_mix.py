@@ -434,3 +434,41 @@ def test_gen_mixture_greedy_takes_the_mixed_argmax(d):
         assert words[step] == top
         history.append(top)
     assert len(history) > 2
+
+
+def test_mixture_with_an_ffnn_after_a_history(d):
+    """KN + FFNN after "I am": the mixed distribution against the back-off rule and the FFNN's
+    forward pass written out (tests/naive_ffnn.py), and the first words drawn at temperature 0.8
+    (chi-square against the tempered mixed distribution)."""
+    from lmtools.io.models import load_model
+    from lmtools.kinds import mixture_sampler
+    from lmtools.ngram.sample import check_options
+    from tests import naive_ffnn
+
+    stats = pytest.importorskip("scipy.stats")
+    (a,) = _models(d, "kn3.lm")
+    f = load_model(str(d / "ffnn.lm"))
+    s = mixture_sampler([a, f], ["kn", "ffnn"], [0.4, 0.6])
+    assert s.vocab == list(a.vocab)
+    hist, oov = s.encode(["I", "am"])
+    assert oov == 0
+    pk = naive_sample.distribution(a, [1] + hist.tolist())
+    ctx = ([1, 1] + hist.tolist())[-f.context:]
+    e = np.concatenate([f.E[w] for w in ctx]).astype(np.float64)
+    hidden = naive_ffnn.act_fwd(f.W.astype(np.float64) @ e + f.b, f.activation)
+    pf = np.exp(naive_ffnn.log_softmax(f.U.astype(np.float64) @ hidden + f.c, naive_ffnn.BOS))
+    p = 0.4 * np.asarray(pk) + 0.6 * pf
+    assert s.distribution(hist) == pytest.approx(p, rel=1e-4, abs=1e-9)
+    q = np.asarray(naive_sample.truncated(p.tolist(), temperature=0.8))
+    n = 3000
+    batch = s.sample_batch(n, 21, 0, hist, check_options(temperature=0.8, max_len=1))
+    first = np.where(batch.lengths > 0, batch.tokens[:, 0], 2)
+    seen = np.bincount(first, minlength=len(p))
+    expected = q * n
+    big = expected >= 5
+    obs = np.append(seen[big], seen[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    keep = exp > 0
+    assert big.sum() >= 5
+    chi2, pval = stats.chisquare(obs[keep], exp[keep] * obs[keep].sum() / exp[keep].sum())
+    assert pval > 1e-4, (chi2, pval)
