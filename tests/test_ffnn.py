@@ -43,11 +43,8 @@ def make(layer="softmax", act="tanh", dtype="float64", u_layout="vh", **kw):
 
 def kernel_grads(cfg, model, X, Y, rows, me=None, mh=None, parts=1):
     tr = Trainer(model, cfg)
-    dt = tr.P[0].dtype
-    me = np.zeros((0, X.shape[1] * model.dim), dt) if me is None else me
-    mh = np.zeros((0, model.hidden), dt) if mh is None else mh
-    loss = K.forward_backward(tr.P, tr.G, X, tr.out_ids(Y), rows, tr.bufs, me, mh, tr.act, tr.u_layout, tr.cls,
-                              tr.start, tr.gE_rows, tr.mark, 0.0, 0.0, parts, tr.bos)
+    bufs = tr.bufs._replace(me=tr.bufs.me if me is None else me, mh=tr.bufs.mh if mh is None else mh)
+    loss = K.forward_backward(tr.P, tr.G, tr.net, X, tr.out_ids(Y), rows, bufs, tr.touched, 0.0, 0.0, parts)
     return loss, tr.to_model(tr.G).param_arrays()
 
 
@@ -91,6 +88,27 @@ def test_dropout_masks_enter_forward_and_backward(layer):
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     for k in ref:
         np.testing.assert_allclose(g[k], ref[k], rtol=1e-9, atol=1e-13, err_msg=k)
+
+
+@pytest.mark.parametrize("layer,dropout", [("softmax", 0.0), ("class", 0.3)])
+def test_trainer_structures_have_the_documented_shapes(layer, dropout):
+    # the named structures the kernels read by field: a swapped field would be a wrong shape here
+    cfg, model, ids = make(layer, dropout=dropout)
+    tr = Trainer(model, cfg)
+    B, md, H, C = cfg.batch, 3 * model.dim, model.hidden, model.n_classes
+    maxc = int(np.bincount(model.word_class).max()) if C else 1
+    want = {"e": (B, md), "h": (B, H), "z": (B, C if C else V), "dh": (B, H), "de": (B, md), "loss": (B,),
+            "gw": (B, maxc) if C else (0, 1), "me": (B, md) if dropout else (0, md), "mh": (B, H) if dropout else (0, H)}
+    assert {k: getattr(tr.bufs, k).shape for k in K.Buffers._fields} == want
+    assert tr.bufs.loss.dtype == np.float64 and tr.bufs.e.dtype == model.E.dtype
+    assert tr.touched.e_rows.shape == (V + 1,) and tr.touched.mark.shape == (V + C,)
+    assert tr.P.Wt.shape == (md, H) and tr.P.U.shape == (V, H) and tr.P.Uc.shape == ((C, H) if C else (0, H))
+    assert [a.shape for a in tr.G] == [a.shape for a in tr.P]
+    # plain SGD keeps no state: every moment has 0 rows
+    assert all(a.shape[0] == 0 for s in tr.S for a in s)
+    opts = tr.options(2)
+    assert (opts.keep_e, opts.keep_h, opts.batch, opts.parts) == (1 - dropout, 1 - dropout, B, 2)
+    assert isinstance(K.Options.make(0, 1, 0, 0, 0.9, 0.999, 1, 1, 8, 1).lr, float)
 
 
 def test_dropout_mask_statistics():

@@ -19,9 +19,13 @@ Layout inside the kernels (batch-major, row-major, float32 or float64 throughout
   the layouts differ in how BLAS walks memory; bench/bench_ffnn.py measures both; c (V,).
   Uc (C, H), cc (C,) exist (with C > 0) only for the class-based layer.
 
-The parameters travel as one tuple ``P = (E, Wt, b, U, c, Uc, cc)``; gradients ``G``, and the
-optimizer's state ``S1``, ``S2`` are tuples of the same shapes (``S1``/``S2`` entries are empty
-arrays when an optimizer does not use them). All GEMMs go to BLAS (scipy's): ``np.dot`` on
+The kernels take named structures (``lmtools.kernels.ffnn_types``): the parameters travel as one
+``Params`` ``P = (E, Wt, b, U, c, Uc, cc)``; the gradients ``G`` are a ``Params`` of the same
+shapes, the optimizer's state an ``OptState`` of two more (``s1``, ``s2``: arrays with 0 rows when
+a rule does not use them); ``Net`` is what the kernels must know of the network besides its
+parameters (activation, U layout, the class layer's rows, the row of ``<s>``), ``Options`` the
+training options, ``Buffers`` a minibatch's work arrays (built by ``work_buffers``) and ``Touched``
+the rows its gradient touched. All GEMMs go to BLAS (scipy's): ``np.dot`` on
 contiguous arrays, or ``gemm`` where plain SGD folds the update into the gradient GEMM. With
 ``parts`` > 1 (training, BLAS set to one thread by the caller) the products, the softmax, the bias
 and dense optimizer updates and the class layer's word loops run in blocks on numba's threads;
@@ -44,9 +48,12 @@ from lmtools.kernels.ffnn_math import (
 )
 from lmtools.kernels.ffnn_optim import OPT_SGD, apply_update
 
-# the codes and tables the model and the trainer read from here
+# the codes, tables and structures the model and the trainers read from here
 from lmtools.kernels.ffnn_math import ACT_RELU, ACT_SIGMOID, ACT_TANH, ACTIVATIONS, BOS_ROW, U_HV  # noqa: F401, E402
 from lmtools.kernels.ffnn_optim import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPTIMIZERS  # noqa: F401, E402
+from lmtools.kernels.ffnn_types import (  # noqa: F401, E402
+    Buffers, Net, Options, OptState, Params, Touched, empty_touched, work_buffers,
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,46 +273,39 @@ def _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, gw, lossv, scale, 
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark, direct_lr=0.0,
-                     l2=0.0, parts=1, bos=-1):
+def forward_backward(P, G, net, X, Y, rows, bufs, touched, direct_lr=0.0, l2=0.0, parts=1):
     """Loss and gradients of one minibatch (mean loss over its examples).
 
     Parameters
     ----------
-    P : tuple
-        ``(E, Wt, b, U, c, Uc, cc)`` (see the module docstring).
-    G : tuple
-        Gradients, same shapes as P. Dense ones are overwritten; ``G[0]`` (for E) is accumulated
-        into only at the rows listed in ``gE_rows`` (sparse: the caller zeroes them after use);
-        with the class layer ``G[3]``, ``G[4]`` are accumulated into at the rows of the classes met
-        (``mark``ed), likewise sparse.
+    P : Params
+        The parameters (see the module docstring).
+    G : Params
+        Gradients, same shapes as P. Dense ones are overwritten; ``G.E`` is accumulated into only
+        at the rows listed in ``touched.e_rows`` (sparse: the caller zeroes them after use); with
+        the class layer ``G.U``, ``G.c`` are accumulated into at the rows of the classes met
+        (``touched.mark``), likewise sparse.
+    net : Net
+        Activation, U layout, class layer (``cls``, ``cls_start``: empty for the exact softmax) and
+        the output row of ``<s>``, left out of the softmax (-1: see ``bos_row``; the class layer's
+        callers give it).
     X, Y : int32[N, m], int32[N]
         All examples; ``rows`` (int64[B]) picks this minibatch.
-    bufs : tuple
-        Work arrays ``(e (B, m*d), h (B, H), z (B, V or C), dh (B, H), de (B, m*d), lossv (B,),
-        zw (unused here), gw (B, max class size) or (0, 1))``, B at least len(rows).
-    me, mh : float[B, m*d], float[B, H]
-        Dropout masks, or arrays with 0 rows for no dropout.
-    act, u_layout : int
-        Activation code, U layout code.
-    cls, cls_start : int32[V], int32[C+1]
-        Class of each word and class row ranges (class layer), or empty arrays (exact softmax).
-    gE_rows : int64[V + 1]
-        Output: ``gE_rows[0]`` = n, then the n distinct E rows touched.
-    mark : int8[V + C]
-        Zero on entry and on return (scratch for the distinct rows and classes).
+    bufs : Buffers
+        Work arrays of at least len(rows) rows; the dropout masks ``bufs.me``, ``bufs.mh`` are
+        used as they are (0 rows: no dropout).
+    touched : Touched
+        Output: ``e_rows[0]`` = n, then the n distinct E rows touched; ``mark`` is zero on entry
+        and on return but for the classes met (``mark[V + k]``, for ``apply_update``).
     direct_lr, l2 : float
         Plain SGD: when ``direct_lr`` > 0 every parameter takes its step here, ``p -= direct_lr *
         (gradient + l2 p)`` (no l2 on biases; E and the class-layer word rows only where used,
         as in ``apply_update``), each right after the gradient that needs its old value: weight
         matrices inside the gradient GEMM (alpha = -lr, beta = 1 - lr l2), and nothing goes
         through ``G``. The result equals ``apply_update``'s SGD step; it saves a write and a read
-        of every gradient. (``gw`` holds the class layer's per-example word gradients.)
+        of every gradient. (``bufs.gw`` holds the class layer's per-example word gradients.)
     parts : int
         Row blocks of the hidden and class-layer GEMMs (see ``pgemm``).
-    bos : int
-        Output row of ``<s>``, left out of the softmax (-1: see ``bos_row``; the class layer's
-        callers pass it).
 
     Returns
     -------
@@ -314,14 +314,18 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     """
     E, Wt, b, U, c, Uc, cc = P
     gE, gWt, gb, gU, gc, gUc, gcc = G
+    act, u_layout, cls, cls_start, bos = net
+    gE_rows, mark = touched
+    me = bufs.me
+    mh = bufs.mh
     n = rows.shape[0]
-    if n > bufs[0].shape[0] or (me.shape[0] > 0 and n > me.shape[0]) or (mh.shape[0] > 0 and n > mh.shape[0]):
+    if n > bufs.e.shape[0] or (me.shape[0] > 0 and n > me.shape[0]) or (mh.shape[0] > 0 and n > mh.shape[0]):
         raise ValueError("minibatch larger than the work buffers")
-    e = bufs[0][:n]
-    h = bufs[1][:n]
-    dh = bufs[3][:n]
-    de = bufs[4][:n]
-    lossv = bufs[5][:n]
+    e = bufs.e[:n]
+    h = bufs.h[:n]
+    dh = bufs.dh[:n]
+    de = bufs.de[:n]
+    lossv = bufs.loss[:n]
     med = me[:n] if me.shape[0] > 0 else me
     mhd = mh[:n] if mh.shape[0] > 0 else mh
     hd = hidden_forward(P, X, rows, e, h, med, mhd, act, parts)
@@ -333,7 +337,7 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
     beta = 1.0 - direct_lr * l2
     skip = bos_row(bos, cls, c.shape[0])
     if cls.shape[0] == 0:
-        z = bufs[2][:n]
+        z = bufs.z[:n]
         u_t = u_layout == U_VH  # U is (V, H): z = hd U^T
         pgemm(1.0, hd, U, 0.0, z, False, u_t, parts)
         if parts > 1:
@@ -347,7 +351,7 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         else:  # U (H, V): hd^T dz
             _layer_step(hd, z, z, U, gU, c, gc, direct_lr, beta, parts, parts)
     else:
-        zc = bufs[2][:n]  # (B, C) in class mode
+        zc = bufs.z[:n]  # (B, C) in class mode
         pgemm(1.0, hd, Uc, 0.0, zc, False, True, parts)
         yc = np.empty(n, np.int32)
         for r in range(n):
@@ -355,7 +359,7 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
         softmax_xent(zc, cc, yc, scale, lossv, bos_class(cls, cls_start, skip))
         pgemm(1.0, zc, Uc, 0.0, dh, False, False, parts)  # dh through the old Uc
         _layer_step(zc, hd, zc, Uc, gUc, cc, gcc, direct_lr, beta, 1, parts)
-        _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, bufs[7][:n], lossv, scale, mark, direct_lr, beta,
+        _class_words_step(U, c, gU, gc, cls_start, y, yc, hd, dh, bufs.gw[:n], lossv, scale, mark, direct_lr, beta,
                           skip)
     # hidden layer
     if mhd.shape[0] > 0:
@@ -406,54 +410,61 @@ def forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_sta
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e, keep_h, rng,
-                  act, u_layout, cls, cls_start, gE_rows, mark, hp, t0, losses, parts=1, bos=-1):
-    """Run minibatches ``order[lo:hi]`` in steps of ``batch``: forward, backward, update.
+def train_batches(P, G, S, net, opts, bufs, touched, rng, X, Y, order, lo, hi, t0, losses):
+    """Run minibatches ``order[lo:hi]`` in steps of ``opts.batch``: forward, backward, update.
 
     Parameters
     ----------
-    order : int64[N]
-        The epoch's permutation of example indices.
-    lo, hi, batch : int
-        Range of ``order`` to run and minibatch size.
-    me, mh : float[batch, m*d], float[batch, H]
-        Dropout mask buffers (0 rows: no dropout); filled per minibatch from ``rng``.
-    keep_e, keep_h : float
-        Keep probabilities of the embedding and hidden layers.
+    P, G, S : Params, Params, OptState
+        Parameters, gradients and the optimizer's state (updated in place).
+    net : Net
+        See ``forward_backward``.
+    opts : Options
+        The optimizer and its settings, the dropout keep rates, the minibatch size, and ``parts``:
+        split each hidden-layer and class-layer GEMM into this many row blocks on numba's threads
+        (``pgemm``; for BLAS set to one thread), 1: plain BLAS calls.
+    bufs : Buffers
+        Work arrays of ``opts.batch`` rows; the dropout masks (0 rows: no dropout) are filled per
+        minibatch from ``rng``.
+    touched : Touched
+        Scratch between the backward pass and the update (see ``forward_backward``).
     rng : uint64[1]
         Dropout random state (advanced).
+    X, Y : int32[N, m], int32[N]
+        All examples.
+    order : int64[N]
+        The epoch's permutation of example indices.
+    lo, hi : int
+        Range of ``order`` to run.
     t0 : int
         Number of optimizer steps taken before this call.
     losses : float64[n_batches]
         Output: summed loss of each minibatch (NaN or inf stops the run at that minibatch).
-    parts : int
-        Split each hidden-layer and class-layer GEMM into this many row blocks on numba's threads
-        (``pgemm``; for BLAS set to one thread), 1: plain BLAS calls.
-    bos : int
-        Output row of ``<s>`` (see ``forward_backward``).
 
     Returns
     -------
     int
         Number of minibatches run (fewer than asked when a loss was not finite).
     """
+    batch = opts.batch
+    me = bufs.me
+    mh = bufs.mh
     nb = 0
     for s in range(lo, hi, batch):
         rows = order[s:min(s + batch, hi)]
         n = rows.shape[0]
         if me.shape[0] > 0:
-            fill_dropout_mask(me[:n], keep_e, rng)
+            fill_dropout_mask(me[:n], opts.keep_e, rng)
         if mh.shape[0] > 0:
-            fill_dropout_mask(mh[:n], keep_h, rng)
-        direct = hp[1] if int(hp[0]) == OPT_SGD else 0.0  # plain SGD steps inside the backward pass
-        loss = forward_backward(P, G, X, Y, rows, bufs, me, mh, act, u_layout, cls, cls_start, gE_rows, mark,
-                                direct, hp[3], parts, bos)
+            fill_dropout_mask(mh[:n], opts.keep_h, rng)
+        direct = opts.lr if opts.optimizer == OPT_SGD else 0.0  # plain SGD steps inside the backward pass
+        loss = forward_backward(P, G, net, X, Y, rows, bufs, touched, direct, opts.l2, opts.parts)
         losses[nb] = loss
         nb += 1
         if not np.isfinite(loss):
             return nb  # the caller stops and restores its last good parameters
         if direct == 0.0:
-            apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t0 + nb, parts)
+            apply_update(P, G, S, opts, net.cls_start, touched, t0 + nb)
     return nb
 
 
@@ -462,27 +473,24 @@ def train_batches(P, G, S1, S2, X, Y, order, lo, hi, batch, bufs, me, mh, keep_e
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out, bos=-1):
+def score_examples(P, net, X, Y, batch, out):
     """Natural-log probability ``ln p(Y[i] | X[i])`` of every example (no dropout).
 
     Parameters
     ----------
-    P : tuple
+    P : Params
         Parameters (see the module docstring).
+    net : Net
+        Activation, U layout, class layer, output row of ``<s>`` (see ``forward_backward``).
     X, Y : int32[N, m], int32[N]
         Examples.
-    act, u_layout : int
-        Activation and U layout codes.
-    cls, cls_start : int32[V], int32[C+1]
-        Class layer (empty arrays: exact softmax).
     batch : int
         Examples per GEMM.
     out : float64[N]
         Output.
-    bos : int
-        Output row of ``<s>``, left out of the softmax (see ``forward_backward``).
     """
     E, Wt, b, U, c, Uc, cc = P
+    act, u_layout, cls, cls_start, bos = net
     N = X.shape[0]
     mdim = Wt.shape[0]
     H = Wt.shape[1]
@@ -526,25 +534,22 @@ def score_examples(P, X, Y, act, u_layout, cls, cls_start, batch, out, bos=-1):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def next_word_logprobs(P, X, act, u_layout, cls, cls_start, out, bos=-1):
+def next_word_logprobs(P, net, X, out):
     """Full next-word distribution ``out[i, w] = ln p(w | X[i])`` for every word w (in place).
 
     Parameters
     ----------
-    P : tuple
+    P : Params
         Parameters.
+    net : Net
+        As for ``score_examples``; ln p = -inf at the output row of ``<s>``, the other words sum to 1.
     X : int32[B, m]
         Contexts.
-    act, u_layout : int
-        Activation and U layout codes.
-    cls, cls_start : int32[V], int32[C+1]
-        Class layer, or empty arrays.
     out : float64[B, V]
         Output, in the kernel's word numbering (class order for the class layer).
-    bos : int
-        Output row of ``<s>`` (see ``forward_backward``): ln p = -inf there, the other words sum to 1.
     """
     E, Wt, b, U, c, Uc, cc = P
+    act, u_layout, cls, cls_start, bos = net
     n = X.shape[0]
     dt = E.dtype
     e = np.empty((n, Wt.shape[0]), dt)

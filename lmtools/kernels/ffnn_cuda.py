@@ -1,9 +1,9 @@
 """numba.cuda kernels of the feedforward neural LM: the steps of ``lmtools.kernels.ffnn`` on a GPU.
 
 The same model, layout and arithmetic as the CPU kernels (see that module's docstring):
-parameters ``P = (E, Wt, b, U, c, Uc, cc)`` with U as (V, H), words in class order for the
-class-based layer, gradients ``G`` of the same shapes, the mean loss over a minibatch. One kernel
-per step of a minibatch:
+parameters ``P = (E, Wt, b, U, c, Uc, cc)`` (a ``Params``; the host keeps them as one of device
+arrays) with U as (V, H), words in class order for the class-based layer, gradients ``G`` of the
+same shapes, the mean loss over a minibatch. One kernel per step of a minibatch:
 
     gather_embeddings     e = [E[x_1]; ...; E[x_m]] (times the dropout mask)
     gemm                  every matrix product (shared-memory tiles; op(A), op(B) transposed or not)

@@ -124,19 +124,19 @@ def _gather_bias_act_split(E, X, rows, e, h, b, act, stage, parts):
 
 @njit(cache=True, fastmath=FASTMATH)
 def hidden_forward(P, X, rows, e, h, me, mh, act, parts=1):
-    # e = gather(E), dropout; h = act(e @ Wt + b); hd = h * mh (returned). parts > 1: the work is
-    # split in row blocks over numba's threads (BLAS on one thread, see pgemm)
+    # P: Params. e = gather(E), dropout; h = act(e @ Wt + b); hd = h * mh (returned). parts > 1:
+    # the work is split in row blocks over numba's threads (BLAS on one thread, see pgemm)
     if parts > 1:
-        _gather_bias_act_split(P[0], X, rows, e, h, P[2], act, 0, parts)
+        _gather_bias_act_split(P.E, X, rows, e, h, P.b, act, 0, parts)
     else:
-        gather_concat(P[0], X, rows, e)
+        gather_concat(P.E, X, rows, e)
     if me.shape[0] > 0:
         e *= me
-    pgemm(1.0, e, P[1], 0.0, h, False, False, parts)
+    pgemm(1.0, e, P.Wt, 0.0, h, False, False, parts)
     if parts > 1:
-        _gather_bias_act_split(P[0], X, rows, e, h, P[2], act, 1, parts)
+        _gather_bias_act_split(P.E, X, rows, e, h, P.b, act, 1, parts)
     else:
-        _bias_act(h, P[2], act)
+        _bias_act(h, P.b, act)
     if mh.shape[0] > 0:
         return h * mh
     return h

@@ -1,5 +1,6 @@
-"""Optimizer steps of the FFNN kernels (SGD, momentum, Adagrad, Adam), in place on the parameter
-tuples of ``lmtools.kernels.ffnn``; sparse rows for E and the class layer's words. No I/O here."""
+"""Optimizer steps of the FFNN kernels (SGD, momentum, Adagrad, Adam), in place on the parameters
+(``Params``, ``OptState``: ``lmtools.kernels.ffnn_types``); sparse rows for E and the class layer's
+words. No I/O here."""
 
 import numpy as np
 from numba import njit, prange
@@ -78,48 +79,52 @@ def _update_dense(p, g, s1, s2, opt, lr, mom, l2, b1, b2, eps, t, parts=1):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t, parts=1):
+def apply_update(P, G, S, opts, cls_start, touched, t):
     """One optimizer step on every parameter (in place); sparse rows for E (and class-layer U, c).
 
     Parameters
     ----------
-    P, G, S1, S2 : tuple
-        Parameters, gradients and optimizer state (see ``forward_backward``).
-    gE_rows : int64[V + 1]
-        Count then ids of the E rows with a gradient (from ``forward_backward``).
+    P, G : Params
+        Parameters and their gradients (see ``forward_backward``).
+    S : OptState
+        The optimizer's state.
+    opts : Options
+        The rule (``opts.optimizer``) and its settings; eps is fixed (1e-8 Adam, 1e-10 Adagrad).
+        The large dense matrices are updated in ``opts.parts`` blocks on numba's threads.
     cls_start : int32[C + 1]
         Class row ranges, or an empty array for the exact softmax.
-    mark : int8[V + C]
-        Classes met in this minibatch at ``V + k`` (class layer); cleared here.
-    hp : float64[6]
-        ``(opt, lr, momentum, l2, beta1, beta2)``; eps is fixed (1e-8 Adam, 1e-10 Adagrad).
+    touched : Touched
+        The E rows with a gradient (from ``forward_backward``) and the classes met in this minibatch
+        (class layer: ``mark[V + k]``); the marks are cleared here.
     t : int
         Step number from 1 (Adam's bias correction).
-    parts : int
-        Update the large dense matrices in this many blocks on numba's threads.
     """
-    opt = int(hp[0])
-    lr = hp[1]
-    mom = hp[2]
-    l2 = hp[3]
-    b1 = hp[4]
-    b2 = hp[5]
+    opt = opts.optimizer
+    lr = opts.lr
+    mom = opts.momentum
+    l2 = opts.l2
+    b1 = opts.beta1
+    b2 = opts.beta2
+    parts = opts.parts
+    S1, S2 = S
+    e_rows = touched.e_rows
+    mark = touched.mark
     eps = 1e-8 if opt == OPT_ADAM else 1e-10
-    _update_rows(P[0], G[0], S1[0], S2[0], gE_rows[1:], gE_rows[0], opt, lr, mom, l2, b1, b2, eps, t)
-    _update_dense(P[1], G[1], S1[1], S2[1], opt, lr, mom, l2, b1, b2, eps, t, parts)
-    _update_dense(P[2], G[2], S1[2], S2[2], opt, lr, mom, 0.0, b1, b2, eps, t)
+    _update_rows(P.E, G.E, S1.E, S2.E, e_rows[1:], e_rows[0], opt, lr, mom, l2, b1, b2, eps, t)
+    _update_dense(P.Wt, G.Wt, S1.Wt, S2.Wt, opt, lr, mom, l2, b1, b2, eps, t, parts)
+    _update_dense(P.b, G.b, S1.b, S2.b, opt, lr, mom, 0.0, b1, b2, eps, t)
     if cls_start.shape[0] == 0:
-        _update_dense(P[3], G[3], S1[3], S2[3], opt, lr, mom, l2, b1, b2, eps, t, parts)
-        _update_dense(P[4], G[4], S1[4], S2[4], opt, lr, mom, 0.0, b1, b2, eps, t)
+        _update_dense(P.U, G.U, S1.U, S2.U, opt, lr, mom, l2, b1, b2, eps, t, parts)
+        _update_dense(P.c, G.c, S1.c, S2.c, opt, lr, mom, 0.0, b1, b2, eps, t)
     else:
-        _update_dense(P[5], G[5], S1[5], S2[5], opt, lr, mom, l2, b1, b2, eps, t, parts)
-        _update_dense(P[6], G[6], S1[6], S2[6], opt, lr, mom, 0.0, b1, b2, eps, t)
-        V = P[4].shape[0]
-        C = P[6].shape[0]
-        c2 = P[4].reshape(V, 1)
-        gc2 = G[4].reshape(V, 1)
-        s1c = S1[4].reshape(S1[4].shape[0], 1)
-        s2c = S2[4].reshape(S2[4].shape[0], 1)
+        _update_dense(P.Uc, G.Uc, S1.Uc, S2.Uc, opt, lr, mom, l2, b1, b2, eps, t, parts)
+        _update_dense(P.cc, G.cc, S1.cc, S2.cc, opt, lr, mom, 0.0, b1, b2, eps, t)
+        V = P.c.shape[0]
+        C = P.cc.shape[0]
+        c2 = P.c.reshape(V, 1)
+        gc2 = G.c.reshape(V, 1)
+        s1c = S1.c.reshape(S1.c.shape[0], 1)
+        s2c = S2.c.reshape(S2.c.shape[0], 1)
         rows = np.empty(V, np.int64)
         nr = 0
         for k in range(C):
@@ -128,5 +133,5 @@ def apply_update(P, G, S1, S2, gE_rows, cls_start, mark, hp, t, parts=1):
                 for w in range(cls_start[k], cls_start[k + 1]):
                     rows[nr] = w
                     nr += 1
-        _update_rows(P[3], G[3], S1[3], S2[3], rows, nr, opt, lr, mom, l2, b1, b2, eps, t)
+        _update_rows(P.U, G.U, S1.U, S2.U, rows, nr, opt, lr, mom, l2, b1, b2, eps, t)
         _update_rows(c2, gc2, s1c, s2c, rows, nr, opt, lr, mom, 0.0, b1, b2, eps, t)

@@ -49,29 +49,24 @@ class CudaTrainer(Trainer):
             from lmtools.kernels import ffnn_cuda as KC
 
             self.KC, self.cuda = KC, cuda
-            self.dP = tuple(cuda.to_device(a) for a in self.P)
-            self.dG = tuple(cuda.to_device(np.zeros_like(a)) for a in self.P)
-            self.dS1 = tuple(cuda.to_device(a) for a in self.S1)
-            self.dS2 = tuple(cuda.to_device(a) for a in self.S2)
+            K = self.K
+            self.dP = K.Params(*(cuda.to_device(a) for a in self.P))
+            self.dG = K.Params(*(cuda.to_device(np.zeros_like(a)) for a in self.P))
+            self.dS = K.OptState(*(K.Params(*(cuda.to_device(a) for a in s)) for s in self.S))
             B, md, H = cfg.batch, model.context * model.dim, model.hidden
             V, C = len(model.vocab), model.n_classes
-            dt = self.P[0].dtype
-            maxc = int(np.diff(self.start).max()) if C else 1
+            dt = self.P.E.dtype
+            maxc = int(np.diff(self.net.cls_start).max()) if C else 1
             dev = cuda.device_array
-            self.d_e, self.d_de = dev((B, md), dt), dev((B, md), dt)
-            self.d_h, self.d_dh = dev((B, H), dt), dev((B, H), dt)
-            self.d_hd = dev((B, H), dt) if self.keep_h < 1.0 else self.d_h
-            self.d_z = dev((B, C if C else V), dt)
-            self.d_gw = dev((B, maxc), dt)
-            self.d_loss = dev(B, np.float64)
+            # the CPU trainer's work buffers on the GPU; the masks (0 rows here) come per span
+            self.d = K.work_buffers(B, md, H, V, C, maxc, dt, alloc=dev)
+            self.d_hd = dev((B, H), dt) if self.keep_h < 1.0 else self.d.h  # h times the hidden mask
             self.d_y, self.d_yc = dev(B, np.int32), dev(B, np.int32)
-            self.d_cls = cuda.to_device(self.cls.astype(np.int32))
-            self.d_start = cuda.to_device(self.start.astype(np.int32))
-            self.no_me = dev((0, md), dt)
-            self.no_mh = dev((0, H), dt)
+            self.d_cls = cuda.to_device(self.net.cls.astype(np.int32))
+            self.d_start = cuda.to_device(self.net.cls_start.astype(np.int32))
             self._examples_key = None
             probe = dev((1, 1), dt)  # compiles and runs one kernel now: a missing toolkit shows here
-            KC.gemm(1.0, self.d_h[:1], self.d_h[:1], 0.0, probe, False, True)
+            KC.gemm(1.0, self.d.h[:1], self.d.h[:1], 0.0, probe, False, True)
             cuda.synchronize()
         except LmError:
             raise
@@ -80,11 +75,11 @@ class CudaTrainer(Trainer):
 
     # -- state between host and device --------------------------------------------------------
 
-    def host_params(self) -> tuple:
+    def host_params(self):
         return self.snapshot()
 
-    def snapshot(self) -> tuple:
-        return tuple(d.copy_to_host() for d in self.dP)
+    def snapshot(self):
+        return self.K.Params(*(d.copy_to_host() for d in self.dP))
 
     def restore(self, snap: tuple) -> None:
         for d, a in zip(self.dP, snap):
@@ -110,11 +105,11 @@ class CudaTrainer(Trainer):
             return 0
         d_X, d_Y = self._device_examples(X, Yo)
         d_order = cuda.to_device(np.ascontiguousarray(order[lo:hi], np.int64))
-        grouped = KC.group_span(X, Yo, self.cls, self.model.n_classes, order, lo, hi, B)
+        grouped = KC.group_span(X, Yo, self.net.cls, self.model.n_classes, order, lo, hi, B)
         words, word_first, slots, n_words, first, by_class = (cuda.to_device(a) for a in grouped)
         n_words = grouped[3]
-        md, H = self.d_e.shape[1], self.d_h.shape[1]
-        dt = self.P[0].dtype
+        md, H = self.d.e.shape[1], self.d.h.shape[1]
+        dt = self.P.E.dtype
         me = np.zeros((nb, B, md) if self.keep_e < 1.0 else (nb, 0, md), dt)
         mh = np.zeros((nb, B, H) if self.keep_h < 1.0 else (nb, 0, H), dt)
         for b in range(nb):  # the CPU path's order of draws: each minibatch's me, then its mh
@@ -129,8 +124,8 @@ class CudaTrainer(Trainer):
         for b in range(nb):
             n = min(B, hi - lo - b * B)
             rows = d_order[b * B:b * B + n]
-            self._minibatch(d_X, d_Y, rows, n, b, d_me[b, :n] if self.keep_e < 1.0 else self.no_me,
-                            d_mh[b, :n] if self.keep_h < 1.0 else self.no_mh,
+            self._minibatch(d_X, d_Y, rows, n, b, d_me[b, :n] if self.keep_e < 1.0 else self.d.me,
+                            d_mh[b, :n] if self.keep_h < 1.0 else self.d.mh,
                             (words[b, :n_words[b]], word_first[b, :n_words[b] + 1], slots[b]),
                             (first[b], by_class[b]), d_losses)
         out = d_losses.copy_to_host()
@@ -145,32 +140,33 @@ class CudaTrainer(Trainer):
         E, Wt, bh, U, c, Uc, cc = self.dP
         gE, gWt, gb, gU, gc, gUc, gcc = self.dG
         md, H, d = Wt.shape[0], Wt.shape[1], E.shape[1]
-        e, h, hd, dh, de = self.d_e[:n], self.d_h[:n], self.d_hd[:n], self.d_dh[:n], self.d_de[:n]
-        y, yc, loss = self.d_y[:n], self.d_yc[:n], self.d_loss[:n]
+        act, bos = self.net.act, self.net.bos
+        e, h, hd, dh, de = self.d.e[:n], self.d.h[:n], self.d_hd[:n], self.d.dh[:n], self.d.de[:n]
+        y, yc, loss = self.d_y[:n], self.d_yc[:n], self.d.loss[:n]
         scale = 1.0 / n
         KC.on_rows(KC.gather_embeddings, n, md)(E, d_X, rows, me, e)
         KC.on_items(KC.targets, n)(d_Y, rows, self.d_cls, y, yc)
         KC.gemm(1.0, e, Wt, 0.0, h)
-        KC.on_rows(KC.bias_activation, n, H)(h, bh, self.act, mh, hd)
+        KC.on_rows(KC.bias_activation, n, H)(h, bh, act, mh, hd)
         if self.model.word_class is None:
-            z = self.d_z[:n]
+            z = self.d.z[:n]
             KC.gemm(1.0, hd, U, 0.0, z, False, True)
-            KC.softmax_xent_rows[n, KC.ROW_THREADS](z, c, y, scale, loss, False, self.bos)
+            KC.softmax_xent_rows[n, KC.ROW_THREADS](z, c, y, scale, loss, False, bos)
             KC.gemm(1.0, z, hd, 0.0, gU, True, False)
             KC.on_items(KC.column_sums, z.shape[1])(z, gc)
             KC.gemm(1.0, z, U, 0.0, dh)
         else:
-            zc = self.d_z[:n]
-            gw = self.d_gw[:n]
+            zc = self.d.z[:n]
+            gw = self.d.gw[:n]
             first, by_class = c_groups
             KC.gemm(1.0, hd, Uc, 0.0, zc, False, True)
             KC.softmax_xent_rows[n, KC.ROW_THREADS](zc, cc, yc, scale, loss, False, self.bos_class)
             KC.gemm(1.0, zc, hd, 0.0, gUc, True, False)
             KC.on_items(KC.column_sums, zc.shape[1])(zc, gcc)
             KC.gemm(1.0, zc, Uc, 0.0, dh)
-            KC.class_words[n, KC.ROW_THREADS](U, c, self.d_start, y, yc, hd, dh, gw, loss, scale, self.bos)
+            KC.class_words[n, KC.ROW_THREADS](U, c, self.d_start, y, yc, hd, dh, gw, loss, scale, bos)
             KC.on_rows(KC.class_rows_grad, U.shape[0], H)(self.d_cls, self.d_start, first, by_class, gw, hd, gU, gc)
-        KC.on_rows(KC.hidden_backward, n, H)(h, dh, mh, self.act)
+        KC.on_rows(KC.hidden_backward, n, H)(h, dh, mh, act)
         KC.on_items(KC.column_sums, H)(dh, gb)
         KC.gemm(1.0, e, dh, 0.0, gWt, True, False)
         KC.gemm(1.0, dh, Wt, 0.0, de, False, True)
@@ -194,27 +190,31 @@ class CudaTrainer(Trainer):
         def flat(a):
             return a.reshape(a.size)
 
-        def dense(i, l2):
-            p, g, s1, s2 = (flat(x[i]) for x in (self.dP, self.dG, self.dS1, self.dS2))
+        def arrays(name):  # the parameter ``name``, its gradient and its two moments, flat
+            return (flat(getattr(x, name)) for x in (self.dP, self.dG, self.dS.s1, self.dS.s2))
+
+        def dense(name, l2):
+            p, g, s1, s2 = arrays(name)
             KC.on_items(KC.update_dense, p.shape[0])(p, g, s1, s2, *hp, l2, *tail)
 
-        def rows(i, l2, sel, by_class):
-            p, g, s1, s2 = (flat(x[i]) for x in (self.dP, self.dG, self.dS1, self.dS2))
-            cols = self.dP[i].shape[1] if len(self.dP[i].shape) == 2 else 1
+        def rows(name, l2, sel, by_class):
+            p, g, s1, s2 = arrays(name)
+            shape = getattr(self.dP, name).shape
+            cols = shape[1] if len(shape) == 2 else 1
             if by_class:
                 KC.on_rows(KC.update_class_rows, self.d_cls.shape[0], cols)(
                     p, g, s1, s2, self.d_cls, sel, cols, *hp, l2, *tail)
             else:
                 KC.on_rows(KC.update_rows, sel.shape[0], cols)(p, g, s1, s2, sel, cols, *hp, l2, *tail)
 
-        rows(0, cfg.l2, words, False)
-        dense(1, cfg.l2)
-        dense(2, 0.0)
+        rows("E", cfg.l2, words, False)
+        dense("Wt", cfg.l2)
+        dense("b", 0.0)
         if self.model.word_class is None:
-            dense(3, cfg.l2)
-            dense(4, 0.0)
+            dense("U", cfg.l2)
+            dense("c", 0.0)
         else:
-            dense(5, cfg.l2)
-            dense(6, 0.0)
-            rows(3, cfg.l2, first, True)
-            rows(4, 0.0, first, True)
+            dense("Uc", cfg.l2)
+            dense("cc", 0.0)
+            rows("U", cfg.l2, first, True)
+            rows("c", 0.0, first, True)

@@ -154,12 +154,14 @@ class FFNNModel:
     # Kernel view
 
     def kernel_view(self, u_layout: int = 0):
-        """Arrays as the kernels want them: (P, cls, cls_start, perm).
+        """The model as the kernels want it: ``(P, net, perm)``.
 
         ``perm[i]`` is the word id of kernel output row i (identity for the exact softmax; class
-        order for the class layer), ``P = (E, Wt, b, U, c, Uc, cc)`` with U/c rows in that order.
+        order for the class layer); ``P``, a ``Params`` ``(E, Wt, b, U, c, Uc, cc)``, has the U/c
+        rows in that order; ``net`` is the ``Net`` of the kernels (activation, ``u_layout``, the
+        class layer's rows and the output row of ``<s>``).
         """
-        from lmtools.kernels.ffnn import U_VH
+        from lmtools.kernels.ffnn import ACTIVATIONS, U_VH, Net, Params
 
         dt = self.E.dtype
         Wt = np.ascontiguousarray(self.W.T)
@@ -167,15 +169,14 @@ class FFNNModel:
         if self.word_class is None:
             perm = np.arange(len(self.vocab))
             U = self.U if u_layout == U_VH else self.U.T
-            P = (self.E, Wt, self.b, np.ascontiguousarray(U), self.c,
-                 np.zeros((0, H), dt), np.zeros(0, dt))
+            P = Params(self.E, Wt, self.b, np.ascontiguousarray(U), self.c, np.zeros((0, H), dt), np.zeros(0, dt))
             cls = np.zeros(0, np.int32)
             start = np.zeros(0, np.int32)
         else:
             perm, cls, start = class_layout(self.word_class, self.n_classes)
-            P = (self.E, Wt, self.b, np.ascontiguousarray(self.U[perm]), np.ascontiguousarray(self.c[perm]),
-                 np.ascontiguousarray(self.Uc), np.ascontiguousarray(self.cc))
-        return P, cls, start, perm
+            P = Params(self.E, Wt, self.b, np.ascontiguousarray(self.U[perm]), np.ascontiguousarray(self.c[perm]),
+                       np.ascontiguousarray(self.Uc), np.ascontiguousarray(self.cc))
+        return P, Net(ACTIVATIONS[self.activation], u_layout, cls, start, bos_row(perm)), perm
 
     # ------------------------------------------------------------------------------------------
     # Scoring
@@ -196,16 +197,16 @@ class FFNNModel:
 
         Returns a float64 array as long as ``ids``; ``<s>`` positions hold 0.0 (p = 1, not scored).
         """
-        from lmtools.kernels.ffnn import ACTIVATIONS, score_examples
+        from lmtools.kernels.ffnn import score_examples
 
         X, Y, pos = self.examples(ids)
-        P, cls, start, perm = self.kernel_view()
+        P, net, perm = self.kernel_view()
         if self.word_class is not None:
             inv = np.empty_like(perm)
             inv[perm] = np.arange(perm.size)
             Y = inv[Y].astype(np.int32)
         ln = np.empty(Y.shape[0], np.float64)
-        score_examples(P, X, Y, ACTIVATIONS[self.activation], 0, cls, start, batch, ln, bos_row(perm))
+        score_examples(P, net, X, Y, batch, ln)
         out = np.zeros(len(ids), np.float64)
         out[pos] = ln / LN10
         return out
@@ -220,12 +221,12 @@ class FFNNModel:
         ``contexts`` is int32 (B, context), oldest word first (``<s>``-padded at a sentence start);
         ``view``: ``kernel_view()`` when the caller keeps it between calls.
         """
-        from lmtools.kernels.ffnn import ACTIVATIONS, next_word_logprobs
+        from lmtools.kernels.ffnn import next_word_logprobs
 
         X = np.ascontiguousarray(contexts, dtype=np.int32).reshape(-1, self.context)
-        P, cls, start, perm = view if view is not None else self.kernel_view()
+        P, net, perm = view if view is not None else self.kernel_view()
         ln = np.empty((X.shape[0], len(self.vocab)), np.float64)
-        next_word_logprobs(P, X, ACTIVATIONS[self.activation], 0, cls, start, ln, bos_row(perm))
+        next_word_logprobs(P, net, X, ln)
         if self.word_class is None:
             return ln
         out = np.empty_like(ln)

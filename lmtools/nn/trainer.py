@@ -27,38 +27,32 @@ class Trainer:
         self.cfg = cfg
         self.model = model
         self.u_layout = K.U_VH if cfg.u_layout == "vh" or model.word_class is not None else K.U_HV
-        P, cls, start, perm = model.kernel_view(self.u_layout)
-        self.P = tuple(np.array(a, copy=True) for a in P)  # the kernels update these in place
-        self.cls, self.start, self.perm = cls, start, perm
+        P, net, perm = model.kernel_view(self.u_layout)
+        self.P = K.Params(*(np.array(a, copy=True) for a in P))  # the kernels update these in place
+        self.perm = perm
         self.inv = np.empty_like(perm)
         self.inv[perm] = np.arange(perm.size)
-        self.bos = int(self.inv[BOS_ID])  # output row of <s>: the kernels leave it out of the softmax
-        k = int(cls[self.bos]) if cls.size else -1  # and its class, when <s> is alone in it
+        # the output row of <s> (the kernels leave it out of the softmax); the training activation
+        self.net = net._replace(act=K.ACTIVATIONS[cfg.activation], bos=int(self.inv[BOS_ID]))
+        cls, start = net.cls, net.cls_start
+        k = int(cls[self.net.bos]) if cls.size else -1  # the class of <s>, when <s> is alone in it
         self.bos_class = k if k >= 0 and start[k + 1] - start[k] == 1 else -1
-        self.G = tuple(np.zeros_like(a) for a in self.P)
+        self.G = K.Params(*(np.zeros_like(a) for a in self.P))
         opt = cfg.optimizer
         need1 = opt in ("momentum", "adagrad", "adam")
         need2 = opt == "adam"
         empty = lambda a: np.zeros((0,) + a.shape[1:], a.dtype)  # noqa: E731
-        self.S1 = tuple(np.zeros_like(a) if need1 else empty(a) for a in self.P)
-        self.S2 = tuple(np.zeros_like(a) if need2 else empty(a) for a in self.P)
-        dt = self.P[0].dtype
-        B, H, V = cfg.batch, model.hidden, len(model.vocab)
-        md = model.context * model.dim
-        C = model.n_classes
-        maxc = int(np.diff(start).max()) if C else 1
-        self.bufs = (np.zeros((B, md), dt), np.zeros((B, H), dt), np.zeros((B, C if C else V), dt),
-                     np.zeros((B, H), dt), np.zeros((B, md), dt), np.zeros(B, np.float64), np.zeros(maxc, dt),
-                     np.zeros((B, maxc) if C else (0, 1), dt))
+        self.S = K.OptState(K.Params(*(np.zeros_like(a) if need1 else empty(a) for a in self.P)),
+                            K.Params(*(np.zeros_like(a) if need2 else empty(a) for a in self.P)))
         keep_e = 1.0 - (cfg.dropout if cfg.dropout_emb is None else cfg.dropout_emb)
         keep_h = 1.0 - cfg.dropout
         self.keep_e, self.keep_h = keep_e, keep_h
-        self.me = np.zeros((B, md) if keep_e < 1.0 else (0, md), dt)
-        self.mh = np.zeros((B, H) if keep_h < 1.0 else (0, H), dt)
+        V, C = len(model.vocab), model.n_classes
+        maxc = int(np.diff(start).max()) if C else 1
+        self.bufs = K.work_buffers(cfg.batch, model.context * model.dim, model.hidden, V, C, maxc, self.P.E.dtype,
+                                   keep_e < 1.0, keep_h < 1.0)
         self.rng = np.array([np.random.default_rng(cfg.seed + 7919).integers(1, 2**63)], np.uint64)
-        self.gE_rows = np.zeros(V + 1, np.int64)
-        self.mark = np.zeros(V + C, np.int8)
-        self.act = K.ACTIVATIONS[cfg.activation]
+        self.touched = K.empty_touched(V, C)
         self.steps = 0
         self.lr = cfg.learning_rate()
 
@@ -66,9 +60,11 @@ class Trainer:
         """Targets in the kernels' output numbering (class order for the class layer)."""
         return Y if self.model.word_class is None else self.inv[Y].astype(np.int32)
 
-    def hp(self) -> np.ndarray:
+    def options(self, parts: int = 1):
+        """The kernels' ``Options`` for the next span (the learning rate changes between epochs)."""
         K, cfg = self.K, self.cfg
-        return np.array([K.OPTIMIZERS[cfg.optimizer], self.lr, cfg.momentum, cfg.l2, cfg.beta1, cfg.beta2])
+        return K.Options.make(K.OPTIMIZERS[cfg.optimizer], self.lr, cfg.momentum, cfg.l2, cfg.beta1, cfg.beta2,
+                              self.keep_e, self.keep_h, cfg.batch, parts)
 
     def run(self, X, Yo, order, lo, hi, losses) -> int:
         """Minibatches order[lo:hi]; returns how many ran (fewer: a loss was not finite)."""
@@ -77,15 +73,13 @@ class Trainer:
         # (lmtools.nn.blas); without control of BLAS, plain BLAS calls and serial loops
         with single_threaded_blas() as split:
             parts = numba.get_num_threads() if split else 1
-            nb = self.K.train_batches(self.P, self.G, self.S1, self.S2, X, Yo, order, lo, hi, self.cfg.batch,
-                                      self.bufs, self.me, self.mh, self.keep_e, self.keep_h, self.rng, self.act,
-                                      self.u_layout, self.cls, self.start, self.gE_rows, self.mark, self.hp(),
-                                      self.steps, losses, parts, self.bos)
+            nb = self.K.train_batches(self.P, self.G, self.S, self.net, self.options(parts), self.bufs, self.touched,
+                                      self.rng, X, Yo, order, lo, hi, self.steps, losses)
         self.steps += nb
         return nb
 
-    def snapshot(self) -> tuple:
-        return tuple(a.copy() for a in self.P)
+    def snapshot(self):
+        return self.K.Params(*(a.copy() for a in self.P))
 
     def restore(self, snap: tuple) -> None:
         for a, s in zip(self.P, snap):
@@ -113,6 +107,5 @@ class Trainer:
     def log_likelihood(self, X, Yo, batch: int = 512) -> float:
         """Sum of ln p over the examples with the current parameters (no dropout)."""
         out = np.empty(Yo.shape[0], np.float64)
-        self.K.score_examples(self.host_params(), X, Yo, self.act, self.u_layout, self.cls, self.start, batch, out,
-                              self.bos)
+        self.K.score_examples(self.host_params(), self.net, X, Yo, batch, out)
         return float(out.sum())
