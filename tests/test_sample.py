@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lmtools.errors import LmError
-from lmtools.kernels.sample import dense_distribution
+from lmtools.kernels.backoff_distribution import dense_distribution
 from lmtools.ngram.model import NGramModel
 from lmtools.kinds import next_word_distribution, sample, sampler_for
 from lmtools.ngram.sample import NGramSampler, check_options

@@ -90,7 +90,7 @@ def main(model_paths, count, count_old, seed, prefix, temperature, top_k, top_p,
     from lmtools.ngram.sample import check_options
 
     opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
-    common.compile_note("sample")
+    common.compile_note("sample_sentences", "draw")  # the sampling kernels' modules
     sampler, kind = _load(model_path)
     chars, lower = text_flags(kind, chars, model_path)
     if lower:  # the model was counted from lower-cased text: so is the prefix or history
@@ -216,7 +216,7 @@ def _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads
     import numpy as np
 
     from lmtools.io.text import detokenize_chars
-    from lmtools.kernels.sample import render
+    from lmtools.kernels.render import render
 
     pool, offs, sep = _render_vocab(sampler.vocab, chars)
     head_text = detokenize_chars(pre_words) if chars else " ".join(pre_words)
