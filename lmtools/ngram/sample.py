@@ -8,9 +8,9 @@
 
 An n-gram model (or ARPA file) is sampled from its exact back-off distribution over the whole
 vocabulary (the kernels of lmtools/kernels/backoff_distribution.py, backoff_draw.py and
-sample_sentences.py over the ``FlatModel`` built here); an FFNN model from its softmax output (its sampler lives
-beside it, lmtools/nn/sample.py); a counts model is smoothed first (lmtools.kinds, the one
-dispatch). Every sentence starts after ``<s>`` (and the prefix) and ends with ``</s>`` or after
+sample_sentences.py, over the ``FlatModel`` built here); an FFNN model from its softmax output (its
+sampler lives beside it, lmtools/nn/sample.py); a counts model is smoothed first (lmtools.kinds,
+the one dispatch). Every sentence starts after ``<s>`` (and the prefix) and ends with ``</s>`` or after
 ``max_len`` words; ``<unk>`` is never drawn unless ``allow_unk``. Sentence i of a call with seed s
 always uses the same random stream, whatever n and however the work is split, so a seed
 reproduces the output exactly. ``SamplerBase`` is the base of every kind's sampler (the
