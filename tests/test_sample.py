@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lmtools.errors import LmError
-from lmtools.kernels.sample import dense_distribution
+from lmtools.kernels.backoff_distribution import dense_distribution
 from lmtools.ngram.model import NGramModel
 from lmtools.kinds import next_word_distribution, sample, sampler_for
 from lmtools.ngram.sample import NGramSampler, check_options
@@ -266,6 +266,22 @@ def test_same_seed_same_sentences_whatever_the_split(kn3):
     assert sample(kn3, 20, seed=1) == sample(kn3, 20, seed=1)
     assert sample(kn3, 20, seed=1) != sample(kn3, 20, seed=2)
     assert s.sample_batch(300, 42, 0, pre, opts, threads=1).tokens.tolist() == whole.tokens.tolist()
+
+
+def test_one_compiled_sampler_for_every_option(kn3):
+    """The sampling kernel takes the model, options and outputs as named tuples whose field types are
+    fixed where they are built (lmtools/ngram/sample.py): every combination of options runs the same
+    compiled kernel instead of compiling another (about 30 s) for a temperature or a top-k."""
+    from lmtools.kernels.sample_sentences import sample_ngram
+
+    s = sampler_for(kn3)
+    pre = np.zeros(0, np.int32)
+    for kw in ({}, dict(temperature=0.7), dict(top_k=5), dict(top_p=0.9, allow_unk=True), dict(greedy=True),
+               dict(temperature=2, top_k=3, top_p=0.5)):
+        b = s.sample_batch(4, 1, 0, pre, check_options(max_len=10, **kw))
+        assert len(b) == 4 and b.failed == 0
+    s.sample_batch(4, 1, 0, np.array([3, 4], np.int32), check_options(max_len=10))
+    assert len(sample_ngram.signatures) == 1, sample_ngram.signatures
 
 
 def test_greedy_and_prefix(kn3):

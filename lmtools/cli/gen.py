@@ -106,7 +106,7 @@ def main(model_paths, lambdas, count, count_old, seed, prefix, temperature, top_
     from lmtools.ngram.sample import check_options
 
     opts = check_options(temperature, top_k, top_p, greedy, max_len, allow_unk)
-    common.compile_note("sample")
+    common.compile_note("sample_sentences", "draw")  # the sampling kernels' modules
     sampler, kind = _load(model_paths[0]) if len(model_paths) == 1 else _load_mixture(model_paths, weights)
     chars, lower = text_flags(kind, chars, model_path)
     if lower:  # the model was counted from lower-cased text: so is the prefix or history
@@ -245,7 +245,7 @@ def _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads
     import numpy as np
 
     from lmtools.io.text import detokenize_chars
-    from lmtools.kernels.sample import render
+    from lmtools.kernels.render import render
 
     pool, offs, sep = _render_vocab(sampler.vocab, chars)
     head_text = detokenize_chars(pre_words) if chars else " ".join(pre_words)

@@ -35,6 +35,8 @@ loops even for one thread: numba's code for the same loop body in a plain @njit 
 ~150 instead of ~90 ns per token here.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -46,6 +48,42 @@ from lmtools.kernels.tokenize import find_word, fnv1a, is_sentence_mark, next_to
 
 BOS = 1  # <s>: starts a sentence, only a context
 NO_CONTEXT = -1  # starts a sentence without <s> (the API's bos=False): an empty context
+
+
+
+class HashedModel(NamedTuple):
+    """An n-gram model's query tables (the layout above; lmtools/ngram/query.py builds them)."""
+
+    order: int  # N
+    uni_lp: np.ndarray  # float32 (V,): unigram log10 p by word id
+    uni_bo: np.ndarray  # float32 (V,): unigram log10 backoff
+    tab: np.ndarray  # uint64: the hash tables of orders 2..N
+    ftab: np.ndarray  # float32 view of tab (the values)
+    base: np.ndarray  # int64 (N+2,): first entry of order n's table
+    log2s: np.ndarray  # int64 (N+1,): order n's table has 2**log2s[n] entries
+    seed: np.uint64  # the hash seed
+    closed: bool  # the prefix of every n-gram is in the model
+
+
+class WordTable(NamedTuple):
+    """The token table of kernels/tokenize.py (``find_word``), read only."""
+
+    hashes: np.ndarray  # uint64: FNV-1a hash per slot
+    slots: np.ndarray  # int32: word id per slot (-1 = empty)
+    pool: np.ndarray  # uint8: the words' bytes
+    offsets: np.ndarray  # int64: word w is pool[offsets[w]:offsets[w+1]]
+
+
+class LineSums(NamedTuple):
+    """Per-line results (as ``line_sums``): one entry per line."""
+
+    lp: np.ndarray  # float64: log10 p of all its tokens
+    lp_nz: np.ndarray  # float64: the same without zero-probability tokens (OOVs kept)
+    lp_iv: np.ndarray  # float64: without OOVs and zero-probability tokens
+    tokens: np.ndarray  # int64: words and </s>
+    oovs: np.ndarray  # int64
+    zeros: np.ndarray  # int64: zero-probability in-vocabulary tokens
+
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -252,12 +290,22 @@ def _ahead(ids, u, N, seed, tab, base, log2s, keys, tops, ctxu):
 
 
 @njit(cache=True, inline="always")
-def _score_range(ids, lo, hi, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, closed, out_lp, out_ord, out_zero):
-    """Score ids[lo:hi]; ids[lo] must start a sentence (``<s>`` or NO_CONTEXT).
+def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero):
+    """Score ids[lo:hi] with the ``HashedModel`` M; ids[lo] must start a sentence (``<s>`` or
+    NO_CONTEXT).
 
-    ``closed``: the prefix of every n-gram is in the model (true of models made by lmtools and
+    ``M.closed``: the prefix of every n-gram is in the model (true of models made by lmtools and
     KenLM), so an n-gram ending here can be longer by at most one than the longest entry found
     ending at the previous position: the walk stops there instead of probing for a sure miss."""
+    N = M.order
+    uni_lp = M.uni_lp
+    uni_bo = M.uni_bo
+    tab = M.tab
+    ftab = M.ftab
+    base = M.base
+    log2s = M.log2s
+    seed = M.seed
+    closed = M.closed
     # bo[p] holds the backoffs of the n-grams ending at the previous position, bo[1 - p] those of
     # the current one (flipping p instead of swapping arrays keeps numba from refcounting per token)
     bo = np.zeros((2, N + 1), np.float64)
@@ -321,8 +369,9 @@ def _score_range(ids, lo, hi, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, c
 
 
 @njit(cache=True, parallel=True)
-def score_ids(ids, cuts, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, closed, out_lp, out_ord, out_zero):
-    """Score a stream of sentences ``<s> w1 .. wk </s> <s> ...`` (int32 ids, ``<s>`` = 1).
+def score_ids(ids, cuts, M, out_lp, out_ord, out_zero):
+    """Score a stream of sentences ``<s> w1 .. wk </s> <s> ...`` (int32 ids, ``<s>`` = 1) with the
+    ``HashedModel`` M.
 
     Writes, per position, log10 p of the token given its sentence so far (0 at ``<s>``),
     the order of the longest matched n-gram (0 at ``<s>``) and whether p = 0 (the final log10 p,
@@ -332,8 +381,7 @@ def score_ids(ids, cuts, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, closed
     numba generates faster code for the loop body there, ~80 instead of ~140 ns per token here.)
     """
     for s in prange(cuts.shape[0] - 1):
-        _score_range(ids, cuts[s], cuts[s + 1], N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, closed,
-                     out_lp, out_ord, out_zero)
+        _score_range(ids, cuts[s], cuts[s + 1], M, out_lp, out_ord, out_zero)
 
 
 @njit(cache=True)
@@ -365,10 +413,17 @@ def ppl_sums(ids, oov, lp, zero):
 
 
 @njit(cache=True)
-def line_sums(ids, oov, lp, zero, n_lines, out_lp, out_nz, out_iv, out_tokens, out_oovs, out_zeros):
-    """Per sentence of a scored stream: log10 p of all its tokens, the same without zero-probability
-    tokens (OOVs kept), without OOVs and zero-probability tokens, and its tokens, OOVs and
-    zero-probability in-vocabulary tokens. Sums run in token order (as ``score_lines``)."""
+def line_sums(ids, oov, lp, zero, out, first):
+    """Per sentence of a scored stream, into the ``LineSums`` out from entry ``first`` on: log10 p
+    of all its tokens, the same without zero-probability tokens (OOVs kept), without OOVs and
+    zero-probability tokens, and its tokens, OOVs and zero-probability in-vocabulary tokens. Sums run
+    in token order (as ``score_lines``). Returns the number of sentences."""
+    out_lp = out.lp[first:]
+    out_nz = out.lp_nz[first:]
+    out_iv = out.lp_iv[first:]
+    out_tokens = out.tokens[first:]
+    out_oovs = out.oovs[first:]
+    out_zeros = out.zeros[first:]
     li = -1
     for t in range(ids.shape[0]):
         w = ids[t]
@@ -397,7 +452,8 @@ def line_sums(ids, oov, lp, zero, n_lines, out_lp, out_nz, out_iv, out_tokens, o
 
 @njit(cache=True, inline="always")
 def _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k):
-    """Token ids of the line buf[i:e] (no newline inside) as ``<s> w.. </s>`` at ids[k:].
+    """Token ids of the line buf[i:e] (no newline inside) as ``<s> w.. </s>`` at ids[k:], the words
+    found in the token table (vh, vs, vp, vo: a ``WordTable``'s arrays).
     Returns (new k, literal <s>/</s> dropped). The text rule of kernels/tokenize.py (next_token)."""
     dropped = 0
     ids[k] = BOS
@@ -429,15 +485,19 @@ BLOCK = 1 << 14  # tokens tokenized, then scored, at a time per thread (stays in
 
 
 @njit(cache=True, parallel=True)
-def score_lines(buf, seg_start, seg_line, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed,
-                closed, out_lp, out_nz, out_iv, out_tokens, out_oovs, out_zeros, seg_dropped):
+def score_lines(buf, seg_start, seg_line, words, remap, M, out, seg_dropped):
     """Tokenize and score whole lines of UTF-8 bytes in one pass, per-line results only.
 
     ``buf[seg_start[s]:seg_start[s+1]]`` are whole lines (the last line may lack its newline),
     scored in parallel; ``seg_line[s]`` is the index of the segment's first line in the outputs.
-    Per line: as ``line_sums``. ``seg_dropped[s]``: literal <s>/</s> dropped in segment s.
-    The vocabulary is the token table of kernels/tokenize.py (read only).
+    ``words``: the vocabulary's token table (a ``WordTable``), ``remap[id]`` the model's id of a
+    word of the table; ``M``: the ``HashedModel``. Per line: as ``line_sums``, into the ``LineSums``
+    out. ``seg_dropped[s]``: literal <s>/</s> dropped in segment s.
     """
+    vh = words.hashes
+    vs = words.slots
+    vp = words.pool
+    vo = words.offsets
     vmask = np.uint64(vh.shape[0] - 1)
     for s in prange(seg_start.shape[0] - 1):
         i = seg_start[s]
@@ -470,8 +530,7 @@ def score_lines(buf, seg_start, seg_line, vh, vs, vp, vo, remap, N, uni_lp, uni_
             i = e + 1
             if k >= BLOCK or i >= end:
                 # score ids[:k] and fold it into the lines' results
-                _score_range(ids, 0, k, N, uni_lp, uni_bo, tab, ftab, base, log2s, seed, closed, lp, order, zero)
-                li += line_sums(ids[:k], oov[:k], lp[:k], zero[:k], 0, out_lp[li:], out_nz[li:], out_iv[li:],
-                                out_tokens[li:], out_oovs[li:], out_zeros[li:])
+                _score_range(ids, 0, k, M, lp, order, zero)
+                li += line_sums(ids[:k], oov[:k], lp[:k], zero[:k], out, li)
                 k = 0
         seg_dropped[s] = dropped

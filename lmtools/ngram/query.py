@@ -71,8 +71,7 @@ class Scored:
         if self.ids.size > 4096:
             from lmtools.kernels.query import line_sums
 
-            line_sums(self.ids, self.oov, self.logp, self.zero, L, out.lp, out.lp_nz, out.lp_iv, out.tokens,
-                      out.oovs, out.zeros)
+            line_sums(self.ids, self.oov, self.logp, self.zero, out.kernel_view(), 0)
             return out
         lp, lp_nz, lp_iv = out.lp.tolist(), out.lp_nz.tolist(), out.lp_iv.tolist()
         li = -1
@@ -114,6 +113,12 @@ class LineScores:
 
     def __len__(self) -> int:
         return int(self.lp.size)
+
+    def kernel_view(self):
+        """The arrays as the kernels' ``LineSums`` (the same memory: the kernels fill them)."""
+        from lmtools.kernels.query import LineSums
+
+        return LineSums(self.lp, self.lp_nz, self.lp_iv, self.tokens, self.oovs, self.zeros)
 
 
 @dataclass
@@ -302,6 +307,13 @@ class QueryModel:
             self._tables = _build_tables(self.model, self.name, self.uni_lp)
         return self._tables
 
+    def hashed_model(self):
+        """The kernels' ``HashedModel``: the tables (built on first use) with the unigrams."""
+        from lmtools.kernels.query import HashedModel
+
+        tab, ftab, base, log2s, seed, closed = self.tables()
+        return HashedModel(int(self.order), self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, bool(closed))
+
     def use_fast(self, nbytes: int) -> bool:
         self._seen_bytes += nbytes
         return (self._tables is not None or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES)
@@ -319,7 +331,7 @@ class QueryModel:
             return _score_numpy(self, ids)
         from lmtools.kernels.query import score_ids
 
-        tab, ftab, base, log2s, seed, closed = self.tables()
+        M = self.hashed_model()
         T = ids.size
         lp = np.empty(T, np.float64)
         order = np.empty(T, np.int32)
@@ -331,8 +343,7 @@ class QueryModel:
         else:
             cuts = np.array([0, T], np.int64)
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS, cuts.size - 1)))
-        score_ids(ids, cuts, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, closed,
-                  lp, order, zero)
+        score_ids(ids, cuts, M, lp, order, zero)
         return lp, order, zero
 
     def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
@@ -351,9 +362,9 @@ class QueryModel:
             return self.score_text(data, fast=False).line_scores()
         import numba
 
-        from lmtools.kernels.query import score_lines
+        from lmtools.kernels.query import WordTable, score_lines
 
-        tab, ftab, base, log2s, seed, closed = self.tables()
+        M = self.hashed_model()
         table = self.vocabulary.table()
         remap = self.vocabulary.remap
         if remap is None:
@@ -375,9 +386,8 @@ class QueryModel:
         out = LineScores.empty(L)
         dropped = np.zeros(len(lines), np.int64)
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS, len(lines))))
-        score_lines(np.frombuffer(data, np.uint8), seg_start, seg_line, table.hashes, table.slots, table.pool,
-                    table.offsets, remap, self.order, self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, closed,
-                    out.lp, out.lp_nz, out.lp_iv, out.tokens, out.oovs, out.zeros, dropped)
+        words = WordTable(table.hashes, table.slots, table.pool, table.offsets)
+        score_lines(np.frombuffer(data, np.uint8), seg_start, seg_line, words, remap, M, out.kernel_view(), dropped)
         out.n_dropped = int(dropped.sum())
         return out
 

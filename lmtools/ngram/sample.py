@@ -7,9 +7,10 @@
     p = next_word_distribution(m, "the company said")  # p[w] = p(w | <s> the company said)
 
 An n-gram model (or ARPA file) is sampled from its exact back-off distribution over the whole
-vocabulary (``lmtools.kernels.sample``); an FFNN model from its softmax output (its sampler lives
-beside it, lmtools/nn/sample.py); a counts model is smoothed first (lmtools.kinds, the one
-dispatch). Every sentence starts after ``<s>`` (and the prefix) and ends with ``</s>`` or after
+vocabulary (the kernels of lmtools/kernels/backoff_distribution.py, backoff_draw.py and
+sample_sentences.py, over the ``FlatModel`` built here); an FFNN model from its softmax output (its
+sampler lives beside it, lmtools/nn/sample.py); a counts model is smoothed first (lmtools.kinds,
+the one dispatch). Every sentence starts after ``<s>`` (and the prefix) and ends with ``</s>`` or after
 ``max_len`` words; ``<unk>`` is never drawn unless ``allow_unk``. Sentence i of a call with seed s
 always uses the same random stream, whatever n and however the work is split, so a seed
 reproduces the output exactly. ``SamplerBase`` is the base of every kind's sampler (the
@@ -70,6 +71,13 @@ class SamplingOptions:
         if self.max_len < 1:
             raise LmError(f"--max-len must be at least 1, got {self.max_len}", "use --max-len 100, say")
         return self
+
+    def draw_options(self):
+        """The kernels' ``DrawOptions`` (types fixed: numba compiles one version)."""
+        from lmtools.kernels.draw import DrawOptions
+
+        return DrawOptions(1.0 / float(self.temperature), int(self.top_k), float(self.top_p), bool(self.greedy),
+                           bool(self.allow_unk))
 
 
 def check_options(temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, greedy: bool = False,
@@ -139,6 +147,7 @@ class NGramSampler(SamplerBase):
     force_explicit = False
 
     def __init__(self, model, name: str = "model"):
+        from lmtools.kernels.backoff_distribution import FlatModel
         from lmtools.ngram.model import NGramModel
 
         if not isinstance(model, NGramModel):
@@ -182,8 +191,9 @@ class NGramSampler(SamplerBase):
         def cat(parts, dt):
             return np.ascontiguousarray(np.concatenate(parts), dt) if parts else np.zeros(0, dt)
 
-        self.F = (cat(ids_parts, np.int32), id_base, row_base, n_rows, cat(pr_parts, np.float64),
-                  cat(bo_parts, np.float64), cat(cum_parts, np.float64), uni, uni_bo, np.cumsum(uni))
+        self.F = FlatModel(ids=cat(ids_parts, np.int32), id_base=id_base, row_base=row_base, n_rows=n_rows,
+                           pr=cat(pr_parts, np.float64), bof=cat(bo_parts, np.float64),
+                           cum=cat(cum_parts, np.float64), uni=uni, uni_bo=uni_bo, ucum=np.cumsum(uni))
         self._weights: dict = {}
         self.normalized = not self.scores_only and self._check_normalized()
 
@@ -192,15 +202,15 @@ class NGramSampler(SamplerBase):
 
         The nested draw relies on it; a model that fails (stupid backoff, hand-edited ARPA) is
         sampled the explicit way, which normalizes every step."""
-        from lmtools.kernels.sample import dense_distribution
+        from lmtools.kernels.backoff_distribution import dense_distribution
 
         if abs(self.uni.sum() - 1.0) > 1e-3:
             return False
         for n in range(2, self.order + 1):
-            m = int(self.F[3][n])
+            m = int(self.F.n_rows[n])
             if m == 0:
                 continue
-            ids, base = self.F[0], int(self.F[1][n])
+            ids, base = self.F.ids, int(self.F.id_base[n])
             for r in np.linspace(0, m - 1, min(m, contexts)).astype(np.int64):
                 h = np.ascontiguousarray(ids[base + r * n: base + r * n + n - 1])
                 if abs(dense_distribution(self.F, self.order, h).sum() - 1.0) > 1e-3:
@@ -208,6 +218,8 @@ class NGramSampler(SamplerBase):
         return True
 
     def _unigram_weights(self, inv_t: float, allow_unk: bool):
+        from lmtools.kernels.backoff_draw import UnigramWeights
+
         key = (inv_t, allow_unk)
         if key not in self._weights:
             allowed = self.uni > 0.0
@@ -219,36 +231,39 @@ class NGramSampler(SamplerBase):
             ucum = np.cumsum(uq)
             order = np.argsort(-self.uni, kind="stable")
             uorder = np.ascontiguousarray(order[uq[order] > 0.0], dtype=np.int64)
-            self._weights = {key: (uq, ucum, uorder, umax, float(ucum[-1]))}
+            self._weights = {key: UnigramWeights(uq, ucum, uorder, umax, float(ucum[-1]))}
         return self._weights[key]
 
     def _tempered(self, inv_t: float):
         """pr, bof and uni_bo to the power 1/T (empty at T = 1), for the explicit draw."""
+        from lmtools.kernels.backoff_distribution import Tempered
+
         if inv_t == 1.0:
             e = np.zeros(0, np.float64)
-            return e, e, e
+            return Tempered(e, e, e)
         if getattr(self, "_temp_key", None) != inv_t:
             F = self.F
-            self._temp = (F[4] ** inv_t, F[5] ** inv_t, F[8] ** inv_t)
+            self._temp = Tempered(F.pr ** inv_t, F.bof ** inv_t, F.uni_bo ** inv_t)
             self._temp_key = inv_t
         return self._temp
 
     def distribution(self, history: np.ndarray) -> np.ndarray:
         """p(w | <s> history) for every word (float64, word-id order)."""
-        from lmtools.kernels.sample import dense_distribution
+        from lmtools.kernels.backoff_distribution import dense_distribution
 
         hist = np.concatenate([[BOS_ID], np.asarray(history, np.int32)]).astype(np.int32)
         return dense_distribution(self.F, self.order, hist)
 
     def prefix_log10(self, prefix: np.ndarray) -> float:
-        from lmtools.kernels.sample import word_logprobs
+        from lmtools.kernels.backoff_distribution import word_logprobs
 
         hist = np.concatenate([[BOS_ID], np.asarray(prefix, np.int32)]).astype(np.int32)
         return float(word_logprobs(self.F, self.order, hist, 1).sum())
 
     def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: SamplingOptions,
                      threads: int = 0) -> Samples:
-        from lmtools.kernels.sample import init_states, sample_ngram
+        from lmtools.kernels.draw import init_states
+        from lmtools.kernels.sample_sentences import SentenceArrays, sample_ngram
 
         inv_t = 1.0 / opts.temperature
         if opts.greedy and n > 1:  # one sentence, the same every time
@@ -265,8 +280,8 @@ class NGramSampler(SamplerBase):
         blocks = max(1, min(n, 4 * (threads or _threads())))
         nested = (self.normalized and not opts.greedy and inv_t == 1.0 and opts.top_k == 0 and opts.top_p >= 1.0
                   and not self.force_explicit)
-        failed = sample_ngram(self.F, self._tempered(inv_t), self.order, weights, start, states, inv_t, opts.top_k, opts.top_p,
-                              opts.greedy, opts.allow_unk, nested, opts.max_len, blocks, tok, lens, ended, logp)
+        failed = sample_ngram(self.F, self._tempered(inv_t), weights, opts.draw_options(), self.order, start, states,
+                              nested, opts.max_len, blocks, SentenceArrays(tok, lens, ended, logp))
         logp += self.prefix_log10(prefix) if len(prefix) else 0.0
         return Samples(tok, lens, ended, logp, int(failed))
 

@@ -61,9 +61,8 @@ class FFNNSampler(SamplerBase):
 
     def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: SamplingOptions,
                      threads: int = 0) -> Samples:
-        from lmtools.kernels.sample import choose_logits, init_states
+        from lmtools.kernels.draw import choose_logits, init_states
 
-        inv_t = 1.0 / opts.temperature
         m = self.context
         start = self._start(prefix)
         ns = start.shape[0]
@@ -82,8 +81,7 @@ class FFNNSampler(SamplerBase):
                 Z = self.ln_next(hist[alive, t - m:t])
                 words = np.empty(alive.size, np.int64)
                 lp = np.empty(alive.size, np.float64)
-                choose_logits(Z, alive.astype(np.int64), inv_t, opts.top_k, opts.top_p, opts.greedy,
-                              opts.allow_unk, states, words, lp)
+                choose_logits(Z, alive.astype(np.int64), opts.draw_options(), states, words, lp)
                 ok = words >= 0
                 # the drawn word's log10 p exactly as scoring gives it (choose_logits normalizes anew)
                 lp[ok] = Z[np.flatnonzero(ok), words[ok]] / LN10
