@@ -16,6 +16,7 @@ import numpy as np
 
 from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
+from lmtools.lambdas import check_lambdas  # noqa: F401  (its home before lmtools.lambdas)
 from lmtools.ngram.query import NO_CONTEXT, LineScores, Scored
 from lmtools.ngram.sample import Samples, SamplerBase, SamplingOptions
 from lmtools.vocab import BOS_ID, EOS_ID, UNK_ID
@@ -63,31 +64,6 @@ class Mixture:
         for s in self.scorers:
             s.warm()
 
-
-
-def check_lambdas(lambdas: list[float], k: int) -> list[float]:
-    """Weights for k models from the given ones: k of them summing to 1, or k-1 (the last is the rest)."""
-    if any(not (0.0 <= x <= 1.0) or math.isnan(x) for x in lambdas):
-        raise LmError(f"interpolation weights must lie in [0, 1], got {lambdas}", "give weights like --lambda 0.6")
-    if k == 1:
-        if lambdas and abs(sum(lambdas) - 1.0) > 1e-6:
-            raise LmError("--lambda needs two or more models (-m A -m B)", "give another -m or drop --lambda")
-        return [1.0]
-    if not lambdas:
-        return [1.0 / k] * k
-    if any(not (0.0 <= x <= 1.0) or math.isnan(x) for x in lambdas):
-        raise LmError(f"interpolation weights must lie in [0, 1], got {lambdas}", "give weights like --lambda 0.6")
-    if len(lambdas) == k - 1:
-        rest = 1.0 - sum(lambdas)
-        if rest < -1e-9:
-            raise LmError(f"the weights {lambdas} sum to more than 1", "give weights that sum to at most 1")
-        return list(lambdas) + [max(rest, 0.0)]
-    if len(lambdas) == k:
-        if abs(sum(lambdas) - 1.0) > 1e-6:
-            raise LmError(f"the weights {lambdas} sum to {sum(lambdas):g}, not 1",
-                          f"give {k} weights that sum to 1, or {k - 1} (the last model gets the rest)")
-        return list(lambdas)
-    raise LmError(f"{len(lambdas)} weights for {k} models", f"give {k - 1} or {k} weights with --lambda")
 
 
 def mixture_text_kind(names: list[str], kinds: list[dict | None]) -> dict | None:

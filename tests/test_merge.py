@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pytest
 
 from lmtools.io.models import save_model
 from lmtools.ngram import counting
@@ -17,7 +18,9 @@ def _save(lv) -> bytes:
     return buf.getvalue()
 
 
-def test_merge_equals_counting_the_concatenation(tmp_path):
+@pytest.mark.parametrize("small", [True, False], ids=["plain-python", "kernel"])
+def test_merge_equals_counting_the_concatenation(tmp_path, small):
+    # both ways of summing (a dict for small inputs, the numba table otherwise) give the same file
     lines = SHAKESPEARE.read_text().splitlines(keepends=True)[:6000]
     shards = ["".join(lines[i::3]) for i in range(3)]
     paths = []
@@ -26,7 +29,7 @@ def test_merge_equals_counting_the_concatenation(tmp_path):
         p.write_text(s)
         paths.append(str(p))
     whole = counting.count_levels(paths, 4)
-    merged = merge_levels([counting.count_levels([p], 4) for p in paths])
+    merged = merge_levels([counting.count_levels([p], 4) for p in paths], small=small)
     assert merged.vocab == whole.vocab
     assert _save(merged) == _save(whole)
 

@@ -179,10 +179,15 @@ def _stdin_is_terminal() -> bool:
 
 
 def _load(path: str):
-    from lmtools.io.models import load_model
+    from lmtools.io.models import read_source
     from lmtools.kinds import sampler_for
 
-    obj = load_model(path)
+    unread = read_source(path)  # load_model's first step: the kind is known before any kernel runs
+    if unread.kind != "ffnn":  # only the FFNN's kernels call BLAS
+        from lmtools.kernels import skip_blas
+
+        skip_blas()  # numba's BLAS probe imports scipy.linalg: 0.1-0.3 s before the first kernel
+    obj = unread.build()
     name = "<stdin>" if path == "-" else path
     sampler = sampler_for(obj, name, warn=common.warn)
     return sampler, getattr(obj, "text", None)
@@ -192,7 +197,7 @@ def _load_mixture(paths: list[str], weights: list[float]):
     from lmtools.errors import LmError
     from lmtools.kinds import load_models, mixture_sampler
 
-    models, names, kind = load_models(paths, warn=common.warn)
+    models, names, kind = load_models(paths, warn=common.warn, skip_blas=True)
     for m, name in zip(models, names):
         if getattr(m, "scores_only", False):
             raise LmError(f"{name}: a stupid-backoff model gives scores, not probabilities",

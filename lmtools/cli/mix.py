@@ -114,7 +114,7 @@ def main(files, models, lambdas, max_iter, tol, skip_oovs, verbose, as_json, out
     report = sys.stderr if model_to_stdout else sys.stdout
 
     from lmtools.kinds import load_models
-    from lmtools.mixture import check_lambdas
+    from lmtools.lambdas import check_lambdas
 
     start = check_lambdas(weights, k) if weights else None
     if files:

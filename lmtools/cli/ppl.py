@@ -67,7 +67,7 @@ def parse_lambdas(values: tuple) -> list[float]:
 
 def check_weights(weights: list[float], k: int) -> None:
     """The --lambda weights for k models, checked before any model is read (a usage error, exit 2)."""
-    from lmtools.mixture import check_lambdas
+    from lmtools.lambdas import check_lambdas
 
     try:
         check_lambdas(weights, k)
