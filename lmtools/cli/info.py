@@ -125,6 +125,11 @@ def describe(obj) -> dict:
     elif isinstance(obj, NGramModel):
         facts["method"] = obj.method
         facts["scores_only"] = obj.scores_only
+        q = obj.query  # the stored query structure (lmtools-model(5)); without it, built at every load
+        facts["query_tables"] = q is not None
+        if q is not None:
+            facts["query_layout"] = q.layout
+            facts["query_bytes"] = q.nbytes()
         if obj.info:
             facts["info"] = dict(obj.info)
     else:

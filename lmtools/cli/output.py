@@ -23,7 +23,6 @@ import io
 import os
 import stat
 import sys
-import tempfile
 
 from lmtools.cli import signals
 from lmtools.cli.signals import Interrupted
@@ -215,6 +214,8 @@ class Output:
 
     @contextlib.contextmanager
     def _atomic(self):
+        import tempfile  # here: a run that writes to stdout does without it
+
         directory, base = os.path.split(self.real)
         with signals.signals_held():
             try:
@@ -321,6 +322,8 @@ def output_target(path: str | None, *, inputs=(), binary: bool = True, tty_hint:
         raise LmError(f"{name}: cannot write: the directory {shown} does not exist",
                       "create it first (mkdir -p) or write elsewhere")
     # Probe the directory now: an unwritable one (permissions, a read-only file system) fails before the work.
+    import tempfile
+
     try:
         with signals.signals_held():
             fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".part", dir=directory)

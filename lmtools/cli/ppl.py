@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -242,6 +241,8 @@ def main(files, models, lambdas, threads, as_json, srilm, per_sentence, lower, c
             if per_sentence:
                 entry["per_sentence"] = rows
             obj["files"].append(entry)
+        import json  # here: the text output does without it
+
         out.write(json.dumps(_finite(obj)) + "\n")
         return
     lines = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -114,6 +113,8 @@ def format_chunk(ls, scored, data: bytes, original: bytes, fmt: str, with_text: 
         return "".join(map("%.6f\t%d\t%d\t%.6g\n".__mod__, zip(lp_l, tok_l, oov_l, ppl))).encode("utf-8")
     out = []
     if fmt == "jsonl":
+        import json  # here: the tsv output does without it
+
         for i in range(n):
             a, b = lp_l[i], tok_l[i]
             ppl = _ppl(a, b)

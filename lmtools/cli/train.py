@@ -42,7 +42,7 @@ METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, s
                "ffnn: the feedforward neural LM (from text FILES).")
 # Options that only make sense for one family: given with the other, they are an error, not ignored.
 NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prune", "k", "alpha", "vocab_file",
-              "kenlm_compat", "prune_entropy", "prune_size")
+              "kenlm_compat", "prune_entropy", "prune_size", "no_query_tables")
 FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
              "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
              "time_limit", "seed", "threads", "device", "u_layout")
@@ -88,6 +88,9 @@ OUTPUT = OptionGroup("Output (every method)")
 @NGRAM.option("--kenlm-compat", is_flag=True,
               help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
 @NGRAM.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
+@NGRAM.option("--no-query-tables", "no_query_tables", is_flag=True,
+              help="Leave the query structure (hash tables, word table) out of the model file: about half the "
+                   "file size of a big model, but every lm-ppl, lm-score and lm-gen run builds it at start-up.")
 @ffnn_options_except("min_count", "vocab_size", option=NEURAL.option)
 @functools.partial(common.text_options, option=TEXT.option)
 @functools.partial(count_options.vocabulary_options, option=TEXT.option,
@@ -99,7 +102,8 @@ OUTPUT = OptionGroup("Output (every method)")
                     "gzipped. An -o of digits only that is not a file is refused (lmplz's -o is the order: -n here).")
 @OUTPUT.option("-q", "--quiet", is_flag=True, help="No discounts, summary or training progress on stderr.")
 def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, prune_entropy,
-         prune_size, k, alpha, vocab_file, kenlm_compat, quiet, lower, chars, encoding_errors, **ffnn):
+         prune_size, k, alpha, vocab_file, kenlm_compat, no_query_tables, quiet, lower, chars, encoding_errors,
+         **ffnn):
     """Estimate a smoothed n-gram model from text FILES, text counts or a counts model (default:
     stdin), or, with --method ffnn, train the feedforward neural LM on text FILES.
 
@@ -149,6 +153,8 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
                                   tty_hint="use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
     if kenlm_compat and m != "kn-modified":
         raise common.UsageError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
+    if no_query_tables and arpa_out:
+        raise common.UsageError("--no-query-tables with --arpa", "ARPA text holds no query tables: drop one of them")
     options = {"method": m, "order": order, "interpolate": interpolate, "discount": discounts,
                "prune": thresholds, "k": k, "alpha": alpha, "vocab": vocab_file, "kenlm_compat": kenlm_compat}
 
@@ -198,7 +204,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
                           "give a counts model from lm-count")
     if prune_entropy is not None or prune_size is not None:
         model = _entropy_prune(model, prune_entropy, prune_size, quiet)
-    _write(model, target, arpa_out)
+    _write(model, target, arpa_out, not no_query_tables)
     if not quiet and common.stderr_is_terminal():
         common.info(f"{model.method} order {model.order}, n-grams per order: "
                     + " ".join(str(s) for s in model.sizes()))
@@ -382,12 +388,12 @@ def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alph
     return model
 
 
-def _write(model, target: common.Output, arpa_out: bool) -> None:
+def _write(model, target: common.Output, arpa_out: bool, query_tables: bool = True) -> None:
     if not arpa_out:
         from lmtools.io.models import save_model
 
         with target.open() as out:
-            save_model(model, out)
+            save_model(model, out, query_tables)
         return
     from lmtools.io.arpa import write_arpa
 

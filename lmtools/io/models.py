@@ -107,7 +107,15 @@ def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
                   dict(h.get("provenance", {})), text=_text_kind(h, name))
 
 
-def ngram_to_parts(m: NGramModel) -> tuple[dict, dict[str, np.ndarray]]:
+# The query structure's arrays in the file (lmtools-model(5)): file name -> QueryTables field
+QUERY_ARRAYS = {"query.tab": "tab", "query.base": "base", "query.log2s": "log2s", "query.unigram_lp": "uni_lp",
+                "query.unigram_bo": "uni_bo", "query.word_hashes": "word_hashes", "query.word_slots": "word_slots",
+                "query.word_pool": "word_pool", "query.word_offsets": "word_offsets"}
+
+
+def ngram_to_parts(m: NGramModel, query_tables: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """File parts of an n-gram model; with ``query_tables``, its query structure too (the one it
+    was read with when the arrays are those it was read with, else built now: numba)."""
     header = {"order": m.order, "vocab": list(m.vocab), "method": m.method, "info": m.info,
               "scores_only": bool(m.scores_only), "sizes": m.sizes(), "provenance": _provenance(m)}
     arrays = {}
@@ -115,7 +123,70 @@ def ngram_to_parts(m: NGramModel) -> tuple[dict, dict[str, np.ndarray]]:
         arrays[f"ngrams_{n}"] = np.ascontiguousarray(m.ngrams[n - 1], dtype=np.int32)
         arrays[f"logprob_{n}"] = np.ascontiguousarray(m.logprob[n - 1], dtype=np.float32)
         arrays[f"backoff_{n}"] = np.ascontiguousarray(m.backoff[n - 1], dtype=np.float32)
+    if query_tables:
+        q = _query_for_saving(m)
+        header["query"] = {"layout": q.layout, "seed": int(q.seed), "closed": bool(q.closed)}
+        for file_name, attr in QUERY_ARRAYS.items():
+            arrays[file_name] = getattr(q, attr)
     return header, arrays
+
+
+def _query_for_saving(m: NGramModel):
+    from lmtools.ngram.model import QUERY_LAYOUT, build_query_tables, query_problem
+
+    q = m.query
+    if q is not None and q.layout == QUERY_LAYOUT and _same_arrays(q.source, _model_arrays(m)) \
+            and query_problem(q, m) is None:
+        return q
+    from lmtools import memory
+
+    N = m.order
+    sizes = m.sizes()
+    memory.check(memory.estimate_query(sizes[1:]), f"building the query tables of the {N}-gram model "
+                 f"({sum(sizes[1:]):,} n-grams of orders 2..{N})",
+                 "leave them out (lm-train --no-query-tables), or use a smaller or pruned model")
+    try:
+        return build_query_tables(m, memory.zeros)
+    except ValueError as e:
+        raise LmError(f"cannot build the model's query tables: {e}", "recreate the model") from None
+
+
+def _model_arrays(m: NGramModel) -> tuple:
+    # list.__iter__: a mapped model's orders are not read for this (io.models.CheckedOrders)
+    return tuple(list.__iter__(m.ngrams)) + tuple(list.__iter__(m.logprob)) + tuple(list.__iter__(m.backoff))
+
+
+def _same_arrays(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def query_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
+    """The stored query structure of an n-gram model file (``QueryTables``), or None when it has
+    none. A header entry without its arrays, or arrays without the entry, is a corrupt file;
+    whether the arrays fit the model is checked where they are used (ngram.query.stored_tables)."""
+    from lmtools.ngram.model import QueryTables
+
+    meta = h.get("query")
+    present = [k for k in QUERY_ARRAYS if k in a]
+    if meta is None and not present:
+        return None
+    hint = "recreate the model, or rewrite it without them (lm-train MODEL --no-query-tables -o NEW.lm)"
+    if not (isinstance(meta, dict) and type(meta.get("layout")) is int and type(meta.get("seed")) is int
+            and type(meta.get("closed")) is bool):
+        raise LmError(f"{name}: corrupt model header (field query)", hint)
+    if len(present) != len(QUERY_ARRAYS):
+        if meta["layout"] != _query_layout():  # another layout may have other arrays: rebuilt at load
+            return QueryTables(meta["layout"], 0, False, *[np.zeros(0)] * 9)
+        missing = next(k for k in QUERY_ARRAYS if k not in a)
+        raise LmError(f"{name}: model file lacks array {missing}", hint)
+    return QueryTables(meta["layout"], meta["seed"], meta["closed"],
+                       *[a[k] for k in QUERY_ARRAYS])
+
+
+def _query_layout() -> int:
+    from lmtools.ngram.model import QUERY_LAYOUT
+
+    return QUERY_LAYOUT
 
 
 def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> NGramModel:
@@ -131,10 +202,13 @@ def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> NGramModel
     check_ngram_arrays(len(h["vocab"]), ngrams, logprob, backoff, name, bool(h.get("scores_only", False)))
     _check_sizes(h, [len(g) for g in ngrams], name)
     ngrams = [g.astype(np.int32, copy=False) for g in ngrams]
-    return NGramModel(vocab=list(h["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
-                      method=h.get("method", "?"), info=dict(h.get("info", {})),
-                      provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)),
-                      text=_text_kind(h, name))
+    model = NGramModel(vocab=list(h["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
+                       method=h.get("method", "?"), info=dict(h.get("info", {})),
+                       provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)),
+                       text=_text_kind(h, name), query=query_from_parts(h, a, name))
+    if model.query is not None:
+        model.query.source = _model_arrays(model)
+    return model
 
 
 def _text_kind(h: dict, name: str) -> dict | None:
@@ -256,12 +330,13 @@ def check_ffnn_arrays(h: dict, a: dict[str, np.ndarray], name: str) -> None:
         raise LmError(f"{name}: corrupt model header (dimensions disagree with the arrays)", hint)
 
 
-def save_model(obj, stream: BinaryIO) -> None:
-    """Write a Counts, NGramModel or FFNNModel to a binary stream."""
+def save_model(obj, stream: BinaryIO, query_tables: bool = True) -> None:
+    """Write a Counts, NGramModel or FFNNModel to a binary stream; an n-gram model with its query
+    structure unless ``query_tables`` is False (lmtools-model(5))."""
     if isinstance(obj, (Counts, Levels)):
         kind, (header, arrays) = "counts", counts_to_parts(obj)
     elif isinstance(obj, NGramModel):
-        kind, (header, arrays) = "ngram", ngram_to_parts(obj)
+        kind, (header, arrays) = "ngram", ngram_to_parts(obj, query_tables)
     elif hasattr(obj, "to_file_parts"):
         kind, (header, arrays) = "ffnn", obj.to_file_parts()
     else:

@@ -419,6 +419,19 @@ class TokenTable:
         self.add_words(list(SPECIALS))
         self.add_words([w for w in words if w not in SPECIALS])
 
+    @classmethod
+    def from_arrays(cls, hashes, slots, pool, offsets) -> "TokenTable":
+        """A table holding the words of a stored one (kernels/query.build_word_table's arrays, e.g.
+        a model file's query structure), without adding them again: writable copies of the arrays
+        (the tokenizer may grow the table)."""
+        t = cls.__new__(cls)
+        n = int(offsets.shape[0]) - 1
+        t.hashes, t.slots, t.pool = np.array(hashes), np.array(slots), np.array(pool)
+        t.offsets = np.zeros(max(n + 2, 1 << 12), np.int64)
+        t.offsets[: n + 1] = offsets
+        t.n_words, t._words = n, []
+        return t
+
     def add_words(self, words: list[str]) -> None:
         """Append words (no whitespace inside, none already present) with the next ids, in order."""
         if not words:

@@ -534,3 +534,114 @@ def score_lines(buf, seg_start, seg_line, words, remap, M, out, seg_dropped):
                 li += line_sums(ids[:k], oov[:k], lp[:k], zero[:k], out, li)
                 k = 0
         seg_dropped[s] = dropped
+
+
+# ----------------------------------------------------------------------------------------------
+# Building the tables (Python drivers of the kernels above; lmtools.ngram.model.build_query_tables)
+
+MAX_SEEDS = 4
+
+
+def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
+    """(tab, base, log2s, seed, closed): the hash tables of orders 2..N of the n-gram arrays
+    (``ngrams[n-1]`` int32 (m, n) sorted, ``logprob``/``backoff`` float32 per order) and whether the
+    model is prefix-closed. ``uni_lp``: the dense unigram log10 p (NaN: no unigram). ``zeros(n,
+    dtype)`` allocates the tables (lmtools.memory.zeros puts big ones on huge pages). Raises
+    ValueError when the model has repeated n-grams (their keys clash under every seed tried)."""
+    N = len(ngrams)
+    sizes = [0, 0] + [int(ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
+    log2s = np.zeros(N + 1, np.int64)
+    for n in range(2, N + 1):
+        log2s[n] = max(1, int(np.ceil(np.log2(sizes[n] * 1.5 + 2))))
+    base = np.zeros(N + 2, np.int64)
+    for n in range(2, N + 1):
+        base[n + 1] = base[n] + (1 << int(log2s[n]))
+    rows = [np.ascontiguousarray(ngrams[n - 1], dtype=np.int32) for n in range(1, N + 1)]
+    offs = np.zeros(N + 2, np.int64)
+    offs[3:] = np.cumsum(sizes[2:])
+    total = int(offs[-1])
+    lp = np.empty(total, np.float32)
+    bo = np.empty(total, np.float32)
+    for n in range(2, N + 1):
+        lp[offs[n]:offs[n + 1]] = logprob[n - 1]
+        bo[offs[n]:offs[n + 1]] = backoff[n - 1]
+    keys = np.empty(total, np.uint64)
+    suffix_keys = np.empty(total, np.uint64)
+    prefix_keys = np.empty(total, np.uint64)
+    for attempt in range(MAX_SEEDS):
+        seed = np.uint64(0x5EED0000 + attempt * 0x9E3779B9)
+        for n in range(2, N + 1):
+            sl = slice(offs[n], offs[n + 1])
+            ngram_keys(rows[n - 1], seed, keys[sl], suffix_keys[sl], prefix_keys[sl])
+        tab = zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
+        ftab = tab.view(np.float32)
+        clashes = np.zeros(N + 1, np.int64)
+        insert_orders(tab, ftab, base, log2s, keys, lp, bo, offs, clashes)
+        if clashes.sum() == 0:
+            break
+    else:
+        raise ValueError("repeated n-grams")
+    # Every suffix of an n-gram must be in the tables for the scoring walk; models made by lmtools
+    # or KenLM have them all. Where some are missing, add placeholders.
+    missing = sum(count_missing(tab, base[n - 1], log2s[n - 1], suffix_keys[offs[n]:offs[n + 1]])
+                  for n in range(3, N + 1))
+    if N >= 2 and np.isnan(uni_lp[rows[1][:, 1]]).any():
+        missing += 1
+    if missing:
+        counts = np.array(sizes + [0], np.int64)
+        for n in range(N, 2, -1):
+            while True:
+                limit = np.array([(3 << int(l)) // 4 for l in log2s] + [0], np.int64)
+                full = close_suffixes(tab, ftab, base, log2s, counts, rows[n - 1], seed, limit)
+                if full < 0:
+                    break
+                tab, base, log2s = _grow(tab, base, log2s, int(full), zeros)
+                ftab = tab.view(np.float32)
+    closed = N < 2 or not np.isnan(uni_lp[rows[1][:, 0]]).any()
+    if closed:
+        closed = all(count_missing(tab, base[n - 1], log2s[n - 1], prefix_keys[offs[n]:offs[n + 1]]) == 0
+                     for n in range(3, N + 1))
+    return tab, base, log2s, int(seed), bool(closed)
+
+
+def _grow(tab, base, log2s, k, zeros):
+    N = log2s.shape[0] - 1
+    new_log2s = log2s.copy()
+    new_log2s[k] += 1
+    new_base = np.zeros(N + 2, np.int64)
+    for n in range(2, N + 1):
+        new_base[n + 1] = new_base[n] + (1 << int(new_log2s[n]))
+    new_tab = zeros(2 * int(new_base[N + 1]), np.uint64)
+    for n in range(2, N + 1):
+        if n == k:
+            part = np.zeros(2 << int(new_log2s[n]), np.uint64)
+            rehash_order(tab, base[n], log2s[n], part, new_log2s[n])
+            new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = part
+        else:
+            new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = tab[2 * base[n]: 2 * base[n + 1]]
+    return new_tab, new_base, new_log2s
+
+
+def build_word_table(vocab):
+    """(hashes, slots, pool, offsets) of the token table of kernels/tokenize.py holding ``vocab``
+    (ids in list order; vocab[:3] = <unk> <s> </s>), trimmed to what the words use. Raises ValueError
+    when a word is repeated, empty or holds whitespace."""
+    from lmtools.kernels.tokenize import new_table, tokenize
+
+    hashes, slots, pool, offsets, n_words = new_table()
+    # The specials first, alone: a literal <s> or </s> in text is dropped only once it has its id.
+    for part in (vocab[:3], vocab[3:]):
+        if not part:
+            continue
+        data = ("\n".join(part) + "\n").encode("utf-8")
+        buf = np.frombuffer(data, np.uint8)
+        cap = len(data) + 2 * data.count(b"\n") + 4
+        ids = np.empty(cap, np.int32)
+        oov = np.empty(cap, np.bool_)
+        before = n_words
+        (_, _, _, _, hashes, slots, pool, offsets, n_words) = tokenize(buf, hashes, slots, pool, offsets, n_words,
+                                                                       True, ids, oov)
+        if n_words != before + len(part):
+            raise ValueError("vocabulary words must be distinct, non-empty and contain no whitespace")
+    offsets = offsets[: n_words + 1].copy()
+    return hashes, slots, pool[: offsets[-1]].copy(), offsets

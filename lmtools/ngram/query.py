@@ -25,7 +25,7 @@ import numpy as np
 
 from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
-from lmtools.ngram.model import NGramModel
+from lmtools.ngram.model import QUERY_LAYOUT, NGramModel, QueryTables, query_problem, unigram_arrays
 from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
 
 NO_CONTEXT = -1  # a sentence start without <s> (bos=False): kernels/query.NO_CONTEXT
@@ -33,7 +33,6 @@ NO_CONTEXT = -1  # a sentence start without <s> (bos=False): kernels/query.NO_CO
 # importing numba and loading its first cached kernel costs ~0.4 s, more than scoring them.
 SMALL_BYTES = 1 << 16
 SMALL_TOTAL_BYTES = 1 << 18
-MAX_SEEDS = 4
 PARALLEL_MIN_TOKENS = 100_000  # below this, threads cost more than they save
 PARALLEL_MIN_BYTES = 1 << 19
 
@@ -181,23 +180,45 @@ class PplStats:
 class Vocabulary:
     """Text -> ids for a fixed vocabulary: a Python dict for small inputs, the numba table for the rest."""
 
-    def __init__(self, vocab: list[str], remap: np.ndarray | None = None):
+    def __init__(self, vocab: list[str], remap: np.ndarray | None = None, stored: QueryTables | None = None):
         if list(vocab[:3]) != list(SPECIALS):
             raise LmError(f"model vocabulary starts with {vocab[:3]}, not <unk> <s> </s>", "recreate the model")
         self.vocab = vocab
         self.remap = remap  # id -> id for words without a unigram (scored as <unk>)
+        self.stored = stored  # a model file's query structure: its word table is used as it is
         self._index: dict[bytes, int] | None = None
         self._table = None
+        self._words = None
 
     def index(self) -> dict[bytes, int]:
         if self._index is None:
             self._index = {w.encode("utf-8"): i for i, w in enumerate(self.vocab)}
         return self._index
 
+    def word_table(self):
+        """The kernels' ``WordTable`` (read-only arrays): the stored one, or that of ``table()``."""
+        if self._words is None:
+            from lmtools.kernels.query import WordTable
+
+            q = self.stored
+            if q is not None:
+                self._words = WordTable(q.word_hashes, q.word_slots, q.word_pool, q.word_offsets)
+            else:
+                t = self.table()
+                views = [a.view() for a in (t.hashes, t.slots, t.pool, t.offsets)]
+                for v in views:  # read-only views (the token table itself stays writable)
+                    v.flags.writeable = False
+                self._words = WordTable(*views)
+        return self._words
+
     def table(self):
         if self._table is None:
             from lmtools.io.text import TokenTable
 
+            q = self.stored
+            if q is not None:  # copies of the stored arrays (the tokenizer kernel takes writable ones)
+                self._table = TokenTable.from_arrays(q.word_hashes, q.word_slots, q.word_pool, q.word_offsets)
+                return self._table
             try:
                 self._table = TokenTable(self.vocab[3:])
             except ValueError:
@@ -267,7 +288,12 @@ class Vocabulary:
 
 
 class QueryModel:
-    """An NGramModel ready for scoring (see the module docstring)."""
+    """An NGramModel ready for scoring (see the module docstring).
+
+    A model read from a file with its query structure (``model.query``, lmtools-model(5)) is
+    scored with the stored tables, unigram arrays and word table as they are (read-only views of a
+    mapped file: nothing here writes into them), after the cheap checks of ``stored_tables``;
+    otherwise the structure is built on first use of the fast path, as before."""
 
     kind = "ngram"
 
@@ -277,21 +303,22 @@ class QueryModel:
         self.order = model.order
         self.scores_only = bool(model.scores_only)
         V = len(model.vocab)
-        uni = model.ngrams[0][:, 0] if model.order else np.zeros(0, np.int32)
-        if uni.size and (uni.min() < 0 or uni.max() >= V):
-            raise LmError(f"{name}: unigram ids outside the vocabulary", "recreate the model")
-        self.uni_lp = np.full(V, np.nan, np.float32)
-        self.uni_bo = np.zeros(V, np.float32)
-        self.uni_lp[uni] = model.logprob[0]
-        self.uni_bo[uni] = model.backoff[0]
+        self.stored = stored_tables(model, name)
+        if self.stored is not None:
+            self.uni_lp, self.uni_bo = self.stored.uni_lp, self.stored.uni_bo
+        else:
+            try:
+                self.uni_lp, self.uni_bo = unigram_arrays(model)
+            except ValueError:
+                raise LmError(f"{name}: unigram ids outside the vocabulary", "recreate the model") from None
+            _read_only(self.uni_lp, self.uni_bo)
         missing = np.isnan(self.uni_lp)
         remap = None
         if missing.any():
-            if missing[UNK_ID]:
-                self.uni_lp[UNK_ID] = -100.0  # as an ARPA file without <unk> is read
             remap = np.arange(V, dtype=np.int32)
             remap[missing] = UNK_ID
-        self.vocabulary = Vocabulary(list(model.vocab), remap)
+            _read_only(remap)
+        self.vocabulary = Vocabulary(list(model.vocab), remap, self.stored)
         self._tables = None
         self._identity = None
         self._seen_bytes = 0
@@ -302,9 +329,15 @@ class QueryModel:
 
     # -- the fast path's tables ------------------------------------------------------------
     def tables(self):
-        """(tab, ftab, base, log2s, seed, prefix_closed), built on first use (numba)."""
+        """(tab, ftab, base, log2s, seed, prefix_closed): the stored ones, or built on first use (numba)."""
         if self._tables is None:
-            self._tables = _build_tables(self.model, self.name, self.uni_lp)
+            q = self.stored
+            if q is not None:
+                self._tables = (q.tab, q.tab.view(np.float32), q.base, q.log2s, np.uint64(q.seed), bool(q.closed))
+            else:
+                tab, base, log2s, seed, closed = _build_tables(self.model, self.name, self.uni_lp)
+                _read_only(tab, base, log2s)  # as stored ones: one compiled kernel for both
+                self._tables = (tab, tab.view(np.float32), base, log2s, np.uint64(seed), closed)
         return self._tables
 
     def hashed_model(self):
@@ -362,14 +395,15 @@ class QueryModel:
             return self.score_text(data, fast=False).line_scores()
         import numba
 
-        from lmtools.kernels.query import WordTable, score_lines
+        from lmtools.kernels.query import score_lines
 
         M = self.hashed_model()
-        table = self.vocabulary.table()
+        words = self.vocabulary.word_table()
         remap = self.vocabulary.remap
         if remap is None:
             if self._identity is None:
                 self._identity = np.arange(len(self.vocab), dtype=np.int32)
+                _read_only(self._identity)
             remap = self._identity
         n = len(data)
         L = data.count(b"\n") + (1 if n and not data.endswith(b"\n") else 0)
@@ -386,15 +420,43 @@ class QueryModel:
         out = LineScores.empty(L)
         dropped = np.zeros(len(lines), np.int64)
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS, len(lines))))
-        words = WordTable(table.hashes, table.slots, table.pool, table.offsets)
         score_lines(np.frombuffer(data, np.uint8), seg_start, seg_line, words, remap, M, out.kernel_view(), dropped)
         out.n_dropped = int(dropped.sum())
         return out
 
     def warm(self) -> None:
-        """Build the tables and the token table now (the API and benchmarks call it before timing)."""
+        """Build (or take the stored) tables and word table now (the API and benchmarks call it before timing)."""
         self.tables()
-        self.vocabulary.table()
+        self.vocabulary.word_table()
+
+
+def _read_only(*arrays) -> None:
+    # The kernels see every table read-only, stored (a mapped file's views) or built: numba compiles
+    # one specialization for read-only arrays, not a second one for writable ones.
+    for a in arrays:
+        a.flags.writeable = False
+
+
+# -- the stored query structure ----------------------------------------------------------------
+
+def stored_tables(model: NGramModel, name: str) -> QueryTables | None:
+    """The model's stored query structure when it can be used: None when there is none, or when it
+    was made with another layout (then it is rebuilt at load, with a note); a structure that
+    disagrees with the model is refused (the file is damaged)."""
+    q = model.query
+    if q is None:
+        return None
+    if q.layout != QUERY_LAYOUT:
+        from lmtools.messages import warn
+
+        warn(f"{name}: query tables of layout {q.layout}, this lmtools uses {QUERY_LAYOUT}: built at load; "
+             f"rewrite the model to store them (lm-train {name} -o NEW.lm)")
+        return None
+    why = query_problem(q, model)
+    if why is not None:
+        raise LmError(f"{name}: corrupt model file (query tables: {why})",
+                      "recreate the model, or rewrite it without them (lm-train MODEL --no-query-tables -o NEW.lm)")
+    return q
 
 
 def _cuts(ids: np.ndarray, parts: int) -> np.ndarray:
@@ -406,7 +468,8 @@ def _cuts(ids: np.ndarray, parts: int) -> np.ndarray:
 
 
 def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
-    """(tab, ftab, base, log2s, seed, prefix_closed): the hash tables of orders 2..N."""
+    """(tab, base, log2s, seed, prefix_closed): the hash tables of orders 2..N (kernels/query.build_tables),
+    after checking that memory allows them."""
     from lmtools import memory
 
     N = model.order
@@ -414,87 +477,12 @@ def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
     memory.check(memory.estimate_query(sizes[1:]), f"{name}: loading the {N}-gram model for queries "
                  f"({sum(sizes):,} n-grams of orders 2..{N})",
                  "use a smaller or pruned model (lm-train -n, --prune)")
-    from lmtools.kernels.query import close_suffixes, count_missing, insert_orders, ngram_keys
+    from lmtools.kernels.query import build_tables
 
-    log2s = np.zeros(N + 1, np.int64)
-    for n in range(2, N + 1):
-        log2s[n] = max(1, int(math.ceil(math.log2(sizes[n] * 1.5 + 2))))
-    base = np.zeros(N + 2, np.int64)
-    for n in range(2, N + 1):
-        base[n + 1] = base[n] + (1 << int(log2s[n]))
-    rows = [np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32) for n in range(1, N + 1)]
-    offs = np.zeros(N + 2, np.int64)
-    offs[3:] = np.cumsum(sizes[2:])
-    total = int(offs[-1])
-    lp = np.empty(total, np.float32)
-    bo = np.empty(total, np.float32)
-    for n in range(2, N + 1):
-        lp[offs[n]:offs[n + 1]] = model.logprob[n - 1]
-        bo[offs[n]:offs[n + 1]] = model.backoff[n - 1]
-    keys = np.empty(total, np.uint64)
-    suffix_keys = np.empty(total, np.uint64)
-    prefix_keys = np.empty(total, np.uint64)
-    for attempt in range(MAX_SEEDS):
-        seed = np.uint64(0x5EED0000 + attempt * 0x9E3779B9)
-        for n in range(2, N + 1):
-            sl = slice(offs[n], offs[n + 1])
-            ngram_keys(rows[n - 1], seed, keys[sl], suffix_keys[sl], prefix_keys[sl])
-        tab = _zeros_u64(2 * int(base[N + 1]) if N >= 2 else 2)
-        ftab = tab.view(np.float32)
-        clashes = np.zeros(N + 1, np.int64)
-        insert_orders(tab, ftab, base, log2s, keys, lp, bo, offs, clashes)
-        if clashes.sum() == 0:
-            break
-    else:
-        raise LmError(f"{name}: the model has repeated n-grams", "recreate the model")
-    # Every suffix of an n-gram must be in the tables for the scoring walk; models made by lmtools
-    # or KenLM have them all. Where some are missing, add placeholders.
-    missing = sum(count_missing(tab, base[n - 1], log2s[n - 1], suffix_keys[offs[n]:offs[n + 1]])
-                  for n in range(3, N + 1))
-    if N >= 2 and np.isnan(uni_lp[rows[1][:, 1]]).any():
-        missing += 1
-    if missing:
-        counts = np.array(sizes + [0], np.int64)
-        for n in range(N, 2, -1):
-            while True:
-                limit = np.array([(3 << int(l)) // 4 for l in log2s] + [0], np.int64)
-                full = close_suffixes(tab, ftab, base, log2s, counts, rows[n - 1], seed, limit)
-                if full < 0:
-                    break
-                tab, base, log2s = _grow(tab, base, log2s, int(full))
-                ftab = tab.view(np.float32)
-    closed = N < 2 or not np.isnan(uni_lp[rows[1][:, 0]]).any()
-    if closed:
-        closed = all(count_missing(tab, base[n - 1], log2s[n - 1], prefix_keys[offs[n]:offs[n + 1]]) == 0
-                     for n in range(3, N + 1))
-    return tab, ftab, base, log2s, seed, bool(closed)
-
-
-def _zeros_u64(n: int) -> np.ndarray:
-    """A zeroed uint64 array; large ones on transparent huge pages (see lmtools.memory)."""
-    from lmtools import memory
-
-    return memory.zeros(n, np.uint64)
-
-
-def _grow(tab, base, log2s, k):
-    from lmtools.kernels.query import rehash_order
-
-    N = log2s.shape[0] - 1
-    new_log2s = log2s.copy()
-    new_log2s[k] += 1
-    new_base = np.zeros(N + 2, np.int64)
-    for n in range(2, N + 1):
-        new_base[n + 1] = new_base[n] + (1 << int(new_log2s[n]))
-    new_tab = _zeros_u64(2 * int(new_base[N + 1]))
-    for n in range(2, N + 1):
-        if n == k:
-            part = np.zeros(2 << int(new_log2s[n]), np.uint64)
-            rehash_order(tab, base[n], log2s[n], part, new_log2s[n])
-            new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = part
-        else:
-            new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = tab[2 * base[n]: 2 * base[n + 1]]
-    return new_tab, new_base, new_log2s
+    try:
+        return build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, memory.zeros)
+    except ValueError:
+        raise LmError(f"{name}: the model has repeated n-grams", "recreate the model") from None
 
 
 # -- the numpy path ------------------------------------------------------------------------------

@@ -1,0 +1,315 @@
+"""The query structure stored in n-gram model files (lmtools-model(5), "The query structure"):
+scores with stored tables are those with tables built at load, bit for bit; opening a model with
+them builds nothing; stored tables that do not fit the model are rebuilt (another layout) or
+refused with one line, never used."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from lmtools.errors import LmError
+from lmtools.io.modelfile import read_model, write_model
+from lmtools.io.models import QUERY_ARRAYS, load_model, ngram_to_parts, save_model
+from lmtools.ngram import model as M
+from lmtools.ngram.model import QUERY_LAYOUT, NGramModel
+from lmtools.ngram.query import QueryModel
+from tests import naive_query as NQ
+from tests.conftest import error_line, shakespeare_lines
+
+LINES = shakespeare_lines()
+TRAIN = "\n".join(LINES[:6000]) + "\n"
+# held-out lines (unseen words and n-grams) and training lines (long matches); above the small-input
+# threshold, so that line_scores takes the kernels' path as lm-ppl does
+TEST = ("\n".join(LINES[-3000:] + LINES[100:400]) + "\n").encode()
+
+
+def _roundtrip(model: NGramModel, query_tables: bool = True) -> NGramModel:
+    buf = io.BytesIO()
+    save_model(model, buf, query_tables)
+    buf.seek(0)
+    return load_model(buf)
+
+
+def _rebuilt(model: NGramModel) -> NGramModel:
+    """The same loaded model with its stored structure dropped: QueryModel builds it."""
+    return NGramModel(model.vocab, model.ngrams, model.logprob, model.backoff, model.method, model.info,
+                      model.provenance, model.scores_only, model.text)
+
+
+def _same_scores(a: NGramModel, b: NGramModel, text: bytes = TEST) -> None:
+    qa, qb = QueryModel(a, "a"), QueryModel(b, "b")
+    la, lb = qa.line_scores(text, fast=True), qb.line_scores(text, fast=True)
+    for f in ("lp", "lp_nz", "lp_iv", "tokens", "oovs", "zeros"):
+        assert np.array_equal(getattr(la, f), getattr(lb, f)), f
+    sa, sb = qa.score_text(text, fast=True), qb.score_text(text, fast=True)
+    assert np.array_equal(sa.logp, sb.logp) and np.array_equal(sa.order, sb.order)
+    assert np.array_equal(sa.ids, sb.ids) and np.array_equal(sa.oov, sb.oov)
+
+
+@pytest.fixture(scope="module")
+def counts5():
+    from lmtools.ngram.counting import count_text
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "train.txt"
+        p.write_text(TRAIN, encoding="utf-8")
+        return count_text([str(p)], 5)
+
+
+def _smooth(counts, method, order):
+    from lmtools.ngram.smoothing import smooth
+
+    return smooth(counts, method, order=order, warn=lambda m: None)
+
+
+@pytest.mark.parametrize("method", ["kn-modified", "wb", "stupid"])
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_stored_tables_score_as_built_ones(counts5, method, order):
+    loaded = _roundtrip(_smooth(counts5, method, order))
+    assert loaded.query is not None and loaded.query.layout == QUERY_LAYOUT
+    qm = QueryModel(loaded, "stored")
+    assert qm.stored is loaded.query  # used, not rebuilt
+    _same_scores(loaded, _rebuilt(loaded))
+
+
+def test_the_kernel_scores_agree_with_the_plain_scorer(counts5):
+    # stored tables against the rule written out in Python (tests/naive_query.py)
+    loaded = _roundtrip(_smooth(counts5, "kn-modified", 4))
+    text = "\n".join(LINES[-40:]) + "\n"
+    s = QueryModel(loaded).score_text(text.encode(), fast=True)
+    table, order = NQ.tables_from_model(loaded)
+    ref = []
+    for line in text.split("\n")[:-1]:
+        ref += [None] + NQ.score_line(table, order, line)
+    assert len(ref) == s.ids.size
+    for i, r in enumerate(ref):
+        if r is not None:
+            assert s.logp[i] == pytest.approx(r[1], abs=1e-9)
+            assert s.order[i] == r[2]
+
+
+def _holes_model() -> NGramModel:
+    """A 4-gram model lacking suffixes ("b c" of "a b c", "b c" of "x a b c"), as some pruned
+    ARPA files do: the stored tables need placeholders for them."""
+    vocab = ["<unk>", "<s>", "</s>", "a", "b", "c", "x"]
+    grams = {("<unk>",): (-2.0, 0.0), ("<s>",): (-99.0, -0.3), ("</s>",): (-1.0, 0.0), ("a",): (-1.1, -0.2),
+             ("b",): (-1.2, -0.25), ("c",): (-1.3, -0.1), ("x",): (-1.4, -0.15),
+             ("<s>", "x"): (-0.5, -0.05), ("x", "a"): (-0.4, -0.07), ("a", "b"): (-0.3, -0.11),
+             ("x", "a", "b"): (-0.2, -0.13), ("a", "b", "c"): (-0.15, -0.02),
+             ("x", "a", "b", "c"): (-0.05, 0.0)}
+    index = {w: i for i, w in enumerate(vocab)}
+    ngrams, lps, bos = [], [], []
+    for n in range(1, 5):
+        rows = sorted(tuple(index[w] for w in g) for g in grams if len(g) == n)
+        ngrams.append(np.array(rows, np.int32).reshape(len(rows), n))
+        lps.append(np.array([grams[tuple(vocab[i] for i in r)][0] for r in rows], np.float32))
+        bos.append(np.array([grams[tuple(vocab[i] for i in r)][1] for r in rows], np.float32))
+    return NGramModel(vocab=vocab, ngrams=ngrams, logprob=lps, backoff=bos, method="arpa")
+
+
+def test_missing_suffixes_are_stored_with_their_placeholders():
+    loaded = _roundtrip(_holes_model())
+    q = loaded.query
+    # placeholders: entries whose log10 p is nan ("b c" and its like), stored with the tables
+    values = q.tab.reshape(-1, 2)[:, 1].copy().view(np.float32).reshape(-1, 2)
+    used = q.tab.reshape(-1, 2)[:, 0] != 0
+    assert np.isnan(values[used, 0]).sum() >= 1
+    assert used.sum() > sum(loaded.sizes()[1:])
+    text = b"x a b c\na b c\nb c x a b c </s>\nc c c\n\nzz a b c\n" * 2000
+    _same_scores(loaded, _rebuilt(loaded), text)
+    s = QueryModel(loaded).score_text(b"x a b c\n", fast=True)
+    assert 4 in s.order.tolist()  # matched through the missing "b c"
+
+
+def test_a_pruned_model_read_from_arpa(counts5, tmp_path, prog):
+    """lm-prune's model written as ARPA and read back by lm-train --from-arpa (suffixes missing),
+    and lm-prune's own output: scores with stored tables equal rebuilt ones, in lm-ppl and lm-score."""
+    from lmtools.io.arpa import write_arpa
+
+    kn = _smooth(counts5, "kn-modified", 4)
+    src = tmp_path / "kn4.lm"
+    with open(src, "wb") as f:
+        save_model(kn, f, query_tables=False)
+    pruned = tmp_path / "pruned.lm"
+    assert prog("lm-prune", src, "--threshold", "1e-6", "-o", pruned).returncode == 0
+    assert load_model(str(pruned)).query is not None  # lm-prune writes them too
+    arpa = tmp_path / "pruned.arpa"
+    with open(arpa, "w", encoding="utf-8") as f:
+        write_arpa(load_model(str(pruned)), f)
+    with_t, without = tmp_path / "with.lm", tmp_path / "without.lm"
+    assert prog("lm-train", "--from-arpa", arpa, "-o", with_t).returncode == 0
+    assert prog("lm-train", "--from-arpa", arpa, "--no-query-tables", "-o", without).returncode == 0
+    assert load_model(str(with_t)).query is not None and load_model(str(without)).query is None
+    text = tmp_path / "test.txt"
+    text.write_bytes(TEST)
+    for p in ("lm-ppl", "lm-score"):
+        outs = [prog(p, "-m", m, text) for m in (with_t, without, pruned)]
+        assert all(o.returncode == 0 for o in outs), [o.stderr for o in outs]
+        assert outs[0].stdout == outs[1].stdout and outs[0].stdout
+        if p == "lm-ppl":  # the same model, from its ARPA text: the same perplexity line
+            assert outs[2].stdout.split(b"\n")[-2:] == outs[0].stdout.split(b"\n")[-2:]
+
+
+def test_opening_builds_nothing(counts5, monkeypatch):
+    loaded = _roundtrip(_smooth(counts5, "kn-modified", 3))
+    from lmtools.kernels import query as KQ
+
+    def refuse(*a, **k):
+        raise AssertionError("rebuilt")
+
+    monkeypatch.setattr(KQ, "build_tables", refuse)
+    monkeypatch.setattr(KQ, "build_word_table", refuse)
+    qm = QueryModel(loaded)
+    qm.line_scores(TEST, fast=True)
+    qm.score_text(TEST, fast=True)
+    assert qm.vocabulary._index is None  # no dict of the vocabulary on the fast path
+    # the stored arrays are used as they are, read-only
+    assert qm.tables()[0] is loaded.query.tab and not loaded.query.tab.flags.writeable
+    with pytest.raises(AssertionError, match="rebuilt"):  # the check above is a real one
+        QueryModel(_rebuilt(loaded)).tables()
+
+
+def test_python_hashes_are_the_kernels(counts5):
+    from lmtools.kernels.query import ngram_keys
+    from lmtools.kernels.tokenize import fnv1a
+
+    kn = _smooth(counts5, "kn-modified", 4)
+    for n in (2, 3, 4):
+        rows = kn.ngrams[n - 1][:50]
+        keys, suf, pre = (np.empty(len(rows), np.uint64) for _ in range(3))
+        ngram_keys(np.ascontiguousarray(rows), np.uint64(0x5EED0000), keys, suf, pre)
+        assert [M.ngram_key(r.tolist(), 0x5EED0000) for r in rows] == keys.tolist()
+    for w in ("a", "<unk>", "thee", "héllo", "x" * 40):
+        b = w.encode()
+        assert M.word_hash(b) == int(fnv1a(np.frombuffer(b, np.uint8), 0, len(b)))
+
+
+def _write_parts(path, model, change):
+    header, arrays = ngram_to_parts(model)
+    change(header, arrays)
+    with open(path, "wb") as f:
+        write_model(f, "ngram", header, arrays)
+
+
+@pytest.mark.parametrize("what", ["base", "tab", "uni", "words", "pool", "foreign", "seed", "missing"])
+def test_tables_that_do_not_fit_are_refused(counts5, tmp_path, prog, what):
+    kn = _smooth(counts5, "kn-modified", 3)
+
+    def change(h, a):
+        if what == "base":
+            a["query.base"] = a["query.base"] + 2
+        elif what == "tab":
+            a["query.tab"] = a["query.tab"][:-2]
+        elif what == "uni":
+            u = a["query.unigram_lp"].copy()
+            u[5] -= 0.5
+            a["query.unigram_lp"] = u
+        elif what == "words":
+            a["query.word_slots"] = np.roll(a["query.word_slots"], 1)
+        elif what == "pool":
+            p = a["query.word_pool"].copy()
+            p[-1] ^= 1
+            a["query.word_pool"] = p
+        elif what == "foreign":  # tables of the same shape holding another model's values
+            t = a["query.tab"].copy()
+            t[1::2] = np.where(t[::2] != 0, np.float32(-0.5).view(np.uint32).astype(np.uint64) * 0x100000001, 0)
+            a["query.tab"] = t
+        elif what == "seed":  # the keys were made with another hash: nothing is found
+            h["query"]["seed"] += 1
+        else:
+            del a["query.word_pool"]
+    path = tmp_path / "bad.lm"
+    _write_parts(path, kn, change)
+    with pytest.raises(LmError, match="query"):
+        QueryModel(load_model(str(path)), "bad")
+    text = tmp_path / "t.txt"
+    text.write_bytes(TEST[:2000])
+    line = error_line(prog("lm-ppl", "-m", path, text), "lm-ppl", 1)
+    assert "query" in line
+
+
+def test_another_layout_is_rebuilt_with_a_note(counts5, tmp_path, prog):
+    kn = _smooth(counts5, "kn-modified", 3)
+    path = tmp_path / "old.lm"
+
+    def change(h, a):
+        h["query"]["layout"] = QUERY_LAYOUT + 1
+        a["query.tab"] = a["query.tab"][::2].copy()  # whatever the other layout holds
+
+    _write_parts(path, kn, change)
+    good = tmp_path / "good.lm"
+    with open(good, "wb") as f:
+        save_model(kn, f)
+    text = tmp_path / "t.txt"
+    text.write_bytes(TEST)
+    r_old, r_good = prog("lm-ppl", "-m", path, text), prog("lm-ppl", "-m", good, text)
+    assert r_old.returncode == 0 and r_old.stdout == r_good.stdout
+    note = r_old.stderr.decode().strip().splitlines()
+    assert len(note) == 1 and "layout" in note[0] and "lm-train" in note[0]
+    # rewriting it stores the current layout (and the note goes)
+    new = tmp_path / "new.lm"
+    assert prog("lm-train", path, "-o", new).returncode == 0
+    assert load_model(str(new)).query.layout == QUERY_LAYOUT
+    r_new = prog("lm-ppl", "-m", new, text)
+    assert r_new.stdout == r_good.stdout and r_new.stderr == b""
+
+
+def test_rewriting_a_model_keeps_its_tables(counts5, monkeypatch):
+    loaded = _roundtrip(_smooth(counts5, "kn-modified", 3))
+    from lmtools.kernels import query as KQ
+
+    monkeypatch.setattr(KQ, "build_tables", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    again = _roundtrip(loaded)  # the arrays it was read with: reused, not built
+    for k in M.QueryTables.ARRAYS:
+        assert np.array_equal(getattr(again.query, k), getattr(loaded.query, k)), k
+    loaded.ngrams = list(loaded.ngrams)  # other arrays (a changed model): built again
+    loaded.ngrams[2] = loaded.ngrams[2][:-1]
+    loaded.logprob = [*loaded.logprob[:2], loaded.logprob[2][:-1]]
+    loaded.backoff = [*loaded.backoff[:2], loaded.backoff[2][:-1]]
+    with pytest.raises(AssertionError, match="rebuilt"):
+        _roundtrip(loaded)
+
+
+def test_no_query_tables_and_lm_info(counts5, tmp_path, prog):
+    kn = _smooth(counts5, "kn-modified", 3)
+    src = tmp_path / "c.lm"
+    with open(src, "wb") as f:
+        save_model(counts5, f)
+    a, b = tmp_path / "a.lm", tmp_path / "b.lm"
+    assert prog("lm-train", "-q", "-n", "3", src, "-o", a).returncode == 0
+    assert prog("lm-train", "-q", "-n", "3", "--no-query-tables", src, "-o", b).returncode == 0
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        ha, hb = read_model(fa)[0], read_model(fb)[0]
+    assert set(QUERY_ARRAYS) <= set(ha["arrays"]) and not set(QUERY_ARRAYS) & set(hb["arrays"])
+    assert "query" in ha and "query" not in hb
+    q = load_model(str(a)).query
+    assert a.stat().st_size - b.stat().st_size >= q.nbytes()
+    ia = dict(l.split("\t", 1) for l in prog("lm-info", a).stdout.decode().splitlines())
+    ib = dict(l.split("\t", 1) for l in prog("lm-info", b).stdout.decode().splitlines())
+    assert ia["query_tables"] == "true" and ib["query_tables"] == "false"
+    assert int(ia["query_bytes"]) == q.nbytes() and ia["query_layout"] == str(QUERY_LAYOUT)
+    assert "query_bytes" not in ib
+    error_line(prog("lm-train", "--no-query-tables", "--arpa", src), "lm-train", 2)
+    assert kn.query is None  # a model estimated here has none until it is written
+
+
+def test_a_mapped_model_is_scored_from_the_file(counts5, tmp_path):
+    """Loaded by path (mapped where the format allows): the stored arrays are read-only and scored
+    as they are; the result equals the streamed load's."""
+    kn = _smooth(counts5, "kn-modified", 4)
+    path = tmp_path / "kn4.lm"
+    with open(path, "wb") as f:
+        save_model(kn, f)
+    by_path = load_model(str(path))
+    with open(path, "rb") as f:
+        streamed = load_model(f)
+    for k in M.QueryTables.ARRAYS:
+        assert not getattr(by_path.query, k).flags.writeable, k
+    _same_scores(by_path, streamed)
+    _same_scores(by_path, _rebuilt(streamed))
