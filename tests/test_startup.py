@@ -35,7 +35,8 @@ for argv in runs:
             rc = e.code if isinstance(e.code, int) else 1
     codes.append([rc] + [f.buffer.getvalue()[:200].decode(errors="replace") for f in (out, err)])
 print(json.dumps({"codes": codes, "heavy": [h for h in heavy if h in sys.modules],
-                  "numba": "numba" in sys.modules, "scipy.linalg": "scipy.linalg" in sys.modules}))
+                  "numba": "numba" in sys.modules, "scipy.linalg": "scipy.linalg" in sys.modules,
+                  "kernels": sorted(m for m in sys.modules if m.startswith("lmtools.kernels."))}))
 """
 
 
@@ -111,3 +112,95 @@ def test_ngram_sampling_skips_the_blas_probe(tmp_path):
     got = probe("gen", [["lm-gen", "-m", str(model), "-s", "2", "--seed", "1"]])
     assert got["codes"][0][0] == 0, got["codes"]
     assert got["numba"] and not got["scipy.linalg"]
+
+
+def _shakespeare_counts(tmp_path, order=4, lines=3000):
+    from lmtools.ngram import counting
+
+    text = tmp_path / "t.txt"
+    text.write_text("".join(SHAKESPEARE.read_text().splitlines(keepends=True)[:lines]))
+    return counting.count_levels([str(text)], order)
+
+
+def test_small_index_functions_equal_the_kernels(tmp_path):
+    import numpy as np
+
+    from lmtools.kernels import count as kc
+    from lmtools.kernels import small
+    from lmtools.kernels import smooth as ks
+
+    levels = _shakespeare_counts(tmp_path)
+    V = len(levels.vocab)
+    rows = np.arange(V, dtype=np.int32).reshape(V, 1)
+    rank = np.arange(V, dtype=np.int64)
+    ngrams = [rows]
+    for prefix, word, _ in levels.levels:
+        a = kc.build_sorted(prefix, word, rank, rows, V)
+        b = small.build_sorted(prefix, word, rank, rows, V)
+        for x, y in zip(a, b):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
+        rows, rank = a[0], a[1]
+        ngrams.append(rows)
+    assert len(ngrams) == 4 and ngrams[3].shape[0] > 1000
+    rng = np.random.default_rng(5)
+    for n in range(2, 5):
+        hi, lo = ngrams[n - 1], ngrams[n - 2]
+        # drop some rows of the lower order, so that some prefixes are absent (-1)
+        kept = np.ascontiguousarray(lo[np.sort(rng.choice(lo.shape[0], lo.shape[0] * 3 // 4, replace=False))])
+        for low in (lo, kept):
+            x, y = ks.prefix_index(hi, low), small.prefix_index(hi, low)
+            assert x.dtype == y.dtype and np.array_equal(x, y)
+        assert (ks.prefix_index(hi, kept) < 0).any()
+    # suffix_index over the smoothing Index's own arrays, and with absent contexts and words
+    pre3 = ks.prefix_index(ngrams[2], ngrams[1])
+    pre4 = ks.prefix_index(ngrams[3], ngrams[2])
+    suf3 = ks.suffix_index(pre3, np.ascontiguousarray(ngrams[2][:, 2]), ngrams[1][:, 1].astype(np.int64),
+                           np.concatenate([[0], np.cumsum(np.bincount(ks.prefix_index(ngrams[1], ngrams[0]),
+                                                                       minlength=V))]).astype(np.int64),
+                           np.ascontiguousarray(ngrams[1][:, 1]))
+    start = np.zeros(ngrams[1].shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(pre3, minlength=ngrams[1].shape[0]), out=start[1:])
+    holes = suf3.copy()
+    holes[::7] = -1
+    last = np.ascontiguousarray(ngrams[3][:, 3])
+    for suf_prev, lastw in ((suf3, last), (holes, last), (suf3, (last + 1) % V)):
+        args = (pre4, np.ascontiguousarray(lastw), suf_prev, start, np.ascontiguousarray(ngrams[2][:, 2]))
+        x, y = ks.suffix_index(*args), small.suffix_index(*args)
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+        assert (x >= 0).any()
+    assert (ks.suffix_index(pre4, np.ascontiguousarray((last + 1) % V), suf3, start,
+                            np.ascontiguousarray(ngrams[2][:, 2])) < 0).any()
+
+
+@pytest.mark.parametrize("method", ["kn-modified", "wb"])
+def test_small_path_smooths_to_the_same_model(tmp_path, monkeypatch, method):
+    # the whole estimate (sorting the counts, the smoothing index) both ways: the same model file
+    import io
+
+    from lmtools.io.models import save_model
+    from lmtools.kernels import small
+    from lmtools.ngram.smoothing import smooth
+
+    out = []
+    for limit in (0, 1 << 30):  # 0: always the kernels; huge: always the plain-Python twins
+        monkeypatch.setattr(small, "SMALL_ROWS", limit)
+        model = smooth(_shakespeare_counts(tmp_path, 3, 1500).to_counts(), method)
+        model.provenance = {}
+        buf = io.BytesIO()
+        save_model(model, buf)
+        out.append(buf.getvalue())
+    assert out[0] == out[1]
+
+
+def test_small_ngram_training_loads_no_counting_or_smoothing_kernel(tmp_path):
+    # sorting the counts and the smoothing index take the plain-Python twins (kernels/small.py); what
+    # writing the model file needs is its own business
+    counts = tmp_path / "c.lm"
+    text = tmp_path / "t.txt"
+    text.write_text("".join(SHAKESPEARE.read_text().splitlines(keepends=True)[:300]))
+    subprocess.run([sys.executable, "-m", "lmtools.cli.count", "-n", "3", str(text), "-o", str(counts)], check=True,
+                   timeout=300)
+    got = probe("train", [["lm-train", "-q", str(counts), "-o", str(tmp_path / "m.lm")]])
+    assert got["codes"][0][0] == 0, got["codes"]
+    assert "lmtools.kernels.small" in got["kernels"]
+    assert not {"lmtools.kernels.count", "lmtools.kernels.smooth"} & set(got["kernels"]), got["kernels"]

@@ -60,8 +60,12 @@ class Levels:
     text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown
 
     def to_counts(self, provenance: dict | None = None) -> Counts:
-        from lmtools.kernels.count import build_sorted
+        from lmtools.kernels.small import SMALL_ROWS
 
+        if sum(int(p.shape[0]) for p, _, _ in self.levels) < SMALL_ROWS:  # numba's start-up would dominate
+            from lmtools.kernels.small import build_sorted
+        else:
+            from lmtools.kernels.count import build_sorted
         V = len(self.vocab)
         rows = np.arange(V, dtype=np.int32).reshape(V, 1)
         rank = np.arange(V, dtype=np.int64)

@@ -33,8 +33,12 @@ class Index:
     """
 
     def __init__(self, ngrams: Sequence[np.ndarray], what: str = "counts"):
-        from lmtools.kernels.smooth import prefix_index, suffix_index
+        from lmtools.kernels.small import SMALL_ROWS
 
+        if sum(int(g.shape[0]) for g in ngrams) < SMALL_ROWS:  # numba's start-up would dominate
+            from lmtools.kernels.small import prefix_index, suffix_index
+        else:
+            from lmtools.kernels.smooth import prefix_index, suffix_index
         N = len(ngrams)
         V = ngrams[0].shape[0]
         if not np.array_equal(ngrams[0][:, 0], np.arange(V)):

@@ -1,0 +1,62 @@
+"""Twins of some index kernels in plain Python and numpy (no numba), for small inputs.
+
+A program that calls a numba kernel first pays numba's import and its first cached kernel (0.5-1 s
+here); for a model of some ten thousand n-grams that is most of the run. These functions give the
+same results as their kernels (integer work only: equal arrays, not just close ones) and are used
+below ``SMALL_ROWS`` n-grams; tests/test_startup.py checks them against the kernels.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import numpy as np
+
+# Below this many n-grams in all, a caller takes these functions rather than the kernels: a dict or
+# bisect step costs about a microsecond, so this much work stays under the 0.5 s numba would cost.
+SMALL_ROWS = 1 << 17
+
+
+def prefix_index(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """kernels.smooth.prefix_index: the row of ``lo`` (k, n-1) equal to each row's first n-1 ids of
+    ``hi`` (m, n); -1 where absent. (Both sorted and without repeats, as the kernel needs.)"""
+    w = lo.shape[1]
+    where = {tuple(r): j for j, r in enumerate(lo.tolist())}
+    return np.array([where.get(tuple(r[:w]), -1) for r in hi.tolist()], np.int64).reshape(hi.shape[0])
+
+
+def suffix_index(pre, last, suf_prev, start, last_prev) -> np.ndarray:
+    """kernels.smooth.suffix_index: the row of order n-1 of each order-n row's last n-1 words (a
+    leftmost binary search of ``last[i]`` among the rows start[c]:start[c+1]); -1 where absent."""
+    out = np.full(pre.shape[0], -1, np.int64)
+    sp, st, lp = suf_prev.tolist(), start.tolist(), last_prev.tolist()
+    for i, (p, w) in enumerate(zip(pre.tolist(), last.tolist())):
+        c = sp[p]
+        if c < 0:
+            continue
+        lo, end = st[c], st[c + 1]
+        j = bisect_left(lp, w, lo, end)
+        if j < end and lp[j] == w:
+            out[i] = j
+    return out
+
+
+def gather_rows(rows_prev: np.ndarray, major: np.ndarray, word: np.ndarray, order: np.ndarray):
+    """kernels.count.gather_rows: rows ``rows_prev[major[g]]`` then ``word[g]`` for g = order[r], and
+    each id's rank r."""
+    m, n = order.shape[0], rows_prev.shape[1] + 1
+    rows = np.empty((m, n), np.int32)
+    rows[:, : n - 1] = rows_prev[major[order]]
+    rows[:, n - 1] = word[order]
+    rank = np.empty(m, np.int64)
+    rank[order] = np.arange(m, dtype=np.int64)
+    return rows, rank
+
+
+def build_sorted(prefix, word, rank_prev, rows_prev, vocab_size):
+    """kernels.count.build_sorted with the gather above: the same sort key, the same numpy sort."""
+    major = rank_prev[prefix]
+    key = major * np.int64(vocab_size) + word
+    order = np.argsort(key)
+    rows, rank = gather_rows(rows_prev, major, word, order)
+    return rows, rank, order
