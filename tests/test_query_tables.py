@@ -313,3 +313,25 @@ def test_a_mapped_model_is_scored_from_the_file(counts5, tmp_path):
         assert not getattr(by_path.query, k).flags.writeable, k
     _same_scores(by_path, streamed)
     _same_scores(by_path, _rebuilt(streamed))
+
+
+def test_the_verify_hook_runs_once_before_first_use(counts5):
+    """A mapped file's reader may leave the tables' checksums for their first use (QueryTables.verify):
+    it runs once, before any stored array is scored with, and its error stops the scoring."""
+    loaded = _roundtrip(_smooth(counts5, "kn-modified", 3))
+    calls = []
+    loaded.query.verify = lambda: calls.append(1)
+    qm = QueryModel(loaded)
+    qm.line_scores(b"a b\n", fast=False)  # the numpy path uses no table: not checked
+    assert calls == []
+    qm.line_scores(TEST, fast=True)
+    qm.score_text(TEST, fast=True)
+    assert calls == [1]
+
+    def damaged():
+        raise LmError("model.lm: model file is corrupt (checksum of array 'query.tab' does not match)", "recreate it")
+
+    again = _roundtrip(_smooth(counts5, "kn-modified", 3))
+    again.query.verify = damaged
+    with pytest.raises(LmError, match="query.tab"):
+        QueryModel(again).line_scores(TEST, fast=True)

@@ -73,6 +73,9 @@ class QueryTables:
     word_offsets: np.ndarray  # int64 (V+1,)
     # the n-gram arrays it was read with (their identities): saving the same model again reuses it
     source: tuple = ()
+    # run once before the arrays are first used for scoring (a mapped file's reader sets it to check
+    # their data checksums then, as it checks each n-gram order when first read); None: nothing to do
+    verify: object = None
 
     ARRAYS = ("tab", "base", "log2s", "uni_lp", "uni_bo", "word_hashes", "word_slots", "word_pool", "word_offsets")
 

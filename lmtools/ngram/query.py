@@ -202,6 +202,7 @@ class Vocabulary:
 
             q = self.stored
             if q is not None:
+                _verify(q)
                 self._words = WordTable(q.word_hashes, q.word_slots, q.word_pool, q.word_offsets)
             else:
                 t = self.table()
@@ -217,6 +218,7 @@ class Vocabulary:
 
             q = self.stored
             if q is not None:  # copies of the stored arrays (the tokenizer kernel takes writable ones)
+                _verify(q)
                 self._table = TokenTable.from_arrays(q.word_hashes, q.word_slots, q.word_pool, q.word_offsets)
                 return self._table
             try:
@@ -333,6 +335,7 @@ class QueryModel:
         if self._tables is None:
             q = self.stored
             if q is not None:
+                _verify(q)
                 self._tables = (q.tab, q.tab.view(np.float32), q.base, q.log2s, np.uint64(q.seed), bool(q.closed))
             else:
                 tab, base, log2s, seed, closed = _build_tables(self.model, self.name, self.uni_lp)
@@ -428,6 +431,12 @@ class QueryModel:
         """Build (or take the stored) tables and word table now (the API and benchmarks call it before timing)."""
         self.tables()
         self.vocabulary.word_table()
+
+
+def _verify(q: QueryTables) -> None:
+    if q.verify is not None:
+        q.verify()
+        q.verify = None
 
 
 def _read_only(*arrays) -> None:
