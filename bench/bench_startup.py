@@ -41,8 +41,9 @@ def tree_env(tree: str | None) -> dict:
     return dict(ENV, PYTHONPATH=str(Path(tree).resolve())) if tree else ENV
 
 
-def run_once(argv: list[str], stdin: Path | None, env: dict = ENV) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one process, from fork to its exit (wait4)."""
+def run_once(argv: list[str], stdin: Path | None, env: dict = ENV) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, CPU seconds user+sys) of one process, from fork to its exit (wait4).
+    The CPU time is the steadier figure on a shared machine: waiting for a core does not count."""
     with open(stdin or os.devnull, "rb") as fin:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -52,7 +53,7 @@ def run_once(argv: list[str], stdin: Path | None, env: dict = ENV) -> tuple[floa
         p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise RuntimeError(f"failed ({p.returncode}): {' '.join(argv)}\n{err.decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def imported(argv: list[str], stdin: Path | None, env: dict = ENV) -> list[str]:
@@ -134,6 +135,7 @@ def main() -> None:
     args, _ = ap.parse_known_args()  # `make bench` passes its own arguments to every benchmark
     before = json.loads(Path(args.compare).read_text()) if args.compare else {}
     before = before.get("after", before)  # a --json of a --tree-before run: its after column
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="lmtools-startup-") as tmp:
         after = tree_env(args.tree_after)
         trees = {"after": after}
@@ -152,16 +154,18 @@ def main() -> None:
                 for k, env in trees.items():
                     runs[k].append(run_once(argv, stdin, env))
             for k, env in trees.items():
-                walls = [w for w, _ in runs[k]]
+                walls = [w for w, _, _ in runs[k]]
                 r = {"median": statistics.median(walls), "min": min(walls),
-                     "rss_mb": max(m for _, m in runs[k]), "imports": imported(argv, stdin, env)}
+                     "cpu": statistics.median(c for _, _, c in runs[k]),
+                     "rss_mb": max(m for _, m, _ in runs[k]), "imports": imported(argv, stdin, env)}
                 if k == "before":
                     before[shown] = r
                 else:
                     results[shown] = r
-    print(f"# Start-up, one-line input, warm cache: median of {args.repeat} runs, {machine()}\n")
-    header = ["command"] + (["before s"] if before else []) + ["median s", "min s", "peak MB",
-                                                               "heavy imports"]
+    print(f"# Start-up, one-line input, warm cache: median of {args.repeat} runs, {machine()}, "
+          f"load average before the run {load:.2f}, after {os.getloadavg()[0]:.2f}\n")
+    header = ["command"] + (["before s"] if before else []) + ["median s", "min s"]
+    header += (["CPU s before"] if before else []) + ["CPU s", "peak MB", "heavy imports"]
     if before:
         header += ["heavy imports before"]
     rows = []
@@ -170,7 +174,10 @@ def main() -> None:
         b = before.get(shown)
         if before:
             row.append(f"{b['median']:.3f}" if b else "-")
-        row += [f"{r['median']:.3f}", f"{r['min']:.3f}", f"{r['rss_mb']:.0f}", " ".join(r["imports"]) or "-"]
+        row += [f"{r['median']:.3f}", f"{r['min']:.3f}"]
+        if before:
+            row.append(f"{b['cpu']:.3f}" if b and "cpu" in b else "-")
+        row += [f"{r['cpu']:.3f}", f"{r['rss_mb']:.0f}", " ".join(r["imports"]) or "-"]
         if before:
             row.append((" ".join(b["imports"]) or "-") if b else "-")
         rows.append(row)
