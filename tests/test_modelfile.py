@@ -149,10 +149,10 @@ def _header_span(data: bytes) -> tuple[int, int]:
     return start, start + 1 + width + n + 5  # bin header, bytes, crc (uint32)
 
 
-def test_format_2_every_header_byte_flip_refused():
+def test_every_header_byte_flip_refused():
     for obj in (_counts(), _ngram()):
         data = _bytes(obj)
-        assert data[len(MAGIC_BYTES)] == FORMAT_VERSION == 2
+        assert data[len(MAGIC_BYTES)] == FORMAT_VERSION == 3
         a, b = _header_span(data)
         for i in range(len(MAGIC_BYTES), b):
             for flip in (0x01, 0x80, 0xFF):
@@ -185,13 +185,13 @@ def test_format_1_still_read_with_one_warning(capsys):
     assert capsys.readouterr().err == ""  # format 2: no warning
 
 
-def test_rewrite_format_1_to_2(tmp_path, capsys):
+def test_rewrite_format_1_to_current(tmp_path, capsys):
     old, new = tmp_path / "old.lm", tmp_path / "new.lm"
     old.write_bytes(_v1_bytes("ngram", *ngram_to_parts(_ngram())))
     rewrite(str(old), str(new))
     assert capsys.readouterr().err == ""
     data = new.read_bytes()
-    assert data[len(MAGIC_BYTES)] == 2
+    assert data[len(MAGIC_BYTES)] == FORMAT_VERSION
     back = load_model(str(new))
     assert capsys.readouterr().err == ""
     for a, b in zip(back.logprob + back.ngrams, _ngram().logprob + _ngram().ngrams):
@@ -331,9 +331,23 @@ def test_ffnn_round_trip_and_validation():
 
 
 def _huge_array_file() -> bytes:
-    """A valid header, then an array whose shape and bin claim 4 GiB, then 1000 bytes."""
+    """A valid header, then an array whose descriptor claims 16 GiB (format 3: 64-bit lengths),
+    then 1000 bytes."""
     h, _ = counts_to_parts(_counts())
     data = _write("counts", dict(h, order=1, sizes=[4]), {"counts_1": np.zeros(4, np.uint32)})
+    desc_at = data.index(b"\x95\xa8counts_1") - 4
+    n = 2**32
+    desc = msgpack.packb(["counts_1", "<u4", [n], 4 * n, 0])
+    out = data[:desc_at] + len(desc).to_bytes(4, "little") + desc + zlib.crc32(desc).to_bytes(4, "little")
+    return out + bytes(-len(out) % 64) + b"\x00" * 1000
+
+
+def _huge_array_file_v2() -> bytes:
+    """Format 2: a valid header, then an array whose shape and bin claim 4 GiB, then 1000 bytes."""
+    from .test_modelfile_mmap import v2_bytes
+
+    h, _ = counts_to_parts(_counts())
+    data = v2_bytes("counts", dict(h, order=1, sizes=[4]), {"counts_1": np.zeros(4, np.uint32)})
     meta_at = data.index(b"\xa4name")
     head = data[:meta_at - 1]
     n = (2**32 - 16) // 4
@@ -344,8 +358,8 @@ def _huge_array_file() -> bytes:
 
 
 def _huge_header_file(version: int) -> bytes:
-    if version == 2:
-        return msgpack.packb(MAGIC) + msgpack.packb(2) + b"\xc6\xff\xff\xff\xf0" + b"x" * 1000
+    if version >= 2:
+        return msgpack.packb(MAGIC) + msgpack.packb(version) + b"\xc6\xff\xff\xff\xf0" + b"x" * 1000
     # format 1: a vocabulary list that claims 2**32 - 1 words
     return msgpack.packb(MAGIC) + msgpack.packb(1) + b"\x82\xa4kind\xa6counts\xa5vocab\xdd\xff\xff\xff\xff" + b"\xa1a" * 300
 
@@ -366,7 +380,8 @@ class _Pipe(io.RawIOBase):
         return n
 
 
-@pytest.mark.parametrize("make", [_huge_array_file, lambda: _huge_header_file(1), lambda: _huge_header_file(2)])
+@pytest.mark.parametrize("make", [_huge_array_file, _huge_array_file_v2, lambda: _huge_header_file(1),
+                                  lambda: _huge_header_file(2), lambda: _huge_header_file(3)])
 def test_huge_claims_fail_fast_without_allocating(make, tmp_path):
     data = make()
     path, gz = tmp_path / "m.lm", tmp_path / "m.lm.gz"

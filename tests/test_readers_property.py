@@ -47,21 +47,10 @@ def _load(data: bytes):
 
 
 def _array_data_spans(data: bytes) -> list[tuple[int, int]]:
-    """Byte ranges of the arrays' data in a model file (after each 'data' key and its bin header)."""
-    spans = []
-    at = 0
-    while True:
-        at = data.find(b"\xa4data", at)
-        if at < 0:
-            return spans
-        tag = data[at + 5]
-        width = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(tag)
-        if width is None:
-            at += 1
-            continue
-        n = int.from_bytes(data[at + 6:at + 6 + width], "big")
-        spans.append((at + 6 + width, at + 6 + width + n))
-        at += 6 + width + n
+    """Byte ranges of the arrays' data in a model file (format 3: after each descriptor and its padding)."""
+    from .test_modelfile_mmap import data_spans
+
+    return data_spans(data)
 
 
 KINDS = ("counts", "ngram", "ffnn")

@@ -1,31 +1,49 @@
-"""The lmtools model file: one msgpack stream, readable from a pipe (no seeking).
+"""The lmtools model file: readable front to back from a pipe (no seeking), mapped from a path.
 
-Layout of format 2 (documented for users in man/lmtools-model.5), a sequence of msgpack objects:
+Layout of format 3 (documented for users in man/lmtools-model.5):
 
-1. the string ``"lmtools-model"`` (the magic: every file starts with the bytes ``\\xadlmtools-model``);
-2. the format version, an integer (``FORMAT_VERSION``);
+1. the msgpack string ``"lmtools-model"`` (the magic: every file starts with ``\\xadlmtools-model``);
+2. the format version, a msgpack integer (``FORMAT_VERSION``);
 3. the header map, packed with msgpack and stored as a msgpack bin: ``kind`` ("counts", "ngram",
    "ffnn"), ``order``, ``vocab`` (list of words, id = position), ``provenance`` (program, version,
    options, inputs, token count) and kind-specific keys; ``arrays`` lists the names of the arrays
    that follow, in order;
-4. the CRC-32 (zlib's) of the header bin's bytes, an integer;
-5. one map per array, keys in this order: ``name``, ``dtype`` (numpy dtype string, little-endian),
-   ``shape``, ``crc32`` and ``data`` (a msgpack bin holding the C-order bytes); ``crc32`` is the
-   CRC-32 of the msgpack bytes of ``[name, dtype, shape]`` followed by the data bytes;
-6. the trailer map ``{"end": number of arrays}``: a file without it was cut short; nothing follows it.
+4. the CRC-32 (zlib's) of the header bin's bytes, a msgpack integer;
+5. per array, no msgpack framing around its data: a descriptor, ``L`` (uint32 little-endian), ``L``
+   bytes of msgpack ``[name, dtype, shape, nbytes, crc32 of the data]`` and the CRC-32 of those L
+   bytes (uint32 little-endian); zero bytes up to the next multiple of ``ALIGN`` (64) counted from
+   the start of the file; then the ``nbytes`` bytes of the array in C order (little-endian dtype);
+6. the trailer, the msgpack map ``{"end": number of arrays}``: a file without it was cut short;
+   nothing follows it.
 
-Format 1 (still read, with a warning): the header is the map itself, not covered by a checksum, and
-an array's ``crc32`` covers its data bytes only.
+The data of every array starts at an aligned file offset, so that a reader given a path maps the file
+(``map_model``) and hands out numpy views of the mapping: nothing is copied or read at open beyond
+the header and the descriptors, and processes that open one model share its pages. The same bytes
+stream through a pipe (``read_model``), and lengths are 64-bit: an array may be larger than 4 GiB
+(format 2 kept data in msgpack bins, whose length is 32-bit).
+
+A mapped load checks the header's checksum, every descriptor's checksum, the layout (every array
+inside the file, zero padding, the trailer at its end) and the checksums of arrays up to
+``EAGER_BYTES``; the checksum of a larger array is checked by ``MappedModel.check`` (io.models does it
+when a program first reads the array whole, and at open under ``LMTOOLS_VERIFY=1``). A streamed load
+checks everything as it reads.
+
+Format 2 (still read): the header as above; each array a msgpack map ``name``, ``dtype``, ``shape``,
+``crc32`` (of the msgpack bytes of ``[name, dtype, shape]`` followed by the data), ``data`` (a msgpack
+bin); then the trailer. Format 1 (still read, with a warning): the header is the map itself, not
+covered by a checksum, and an array's ``crc32`` covers its data bytes only. Both are read as a stream,
+into memory, whatever the source.
 
 Readers refuse a truncated, corrupt (checksum, types), foreign or newer-version file with one line.
 Nothing is allocated for what a file claims before the bytes are there: a claimed length beyond the
 end of a regular file is "truncated" at once, and from a pipe or a compressed stream array data is
-read in growing pieces, so memory follows the bytes actually read.
+read in pieces (at most ``CHUNK`` bytes each), so memory follows the bytes actually read.
 """
 
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import stat
 import zlib
@@ -39,7 +57,11 @@ from lmtools.errors import LmError
 
 MAGIC = "lmtools-model"
 MAGIC_BYTES = b"\xad" + MAGIC.encode()
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+ALIGN = 64  # array data starts at a multiple of this file offset (a cache line; numpy and numba need <= 8)
+CHUNK = 64 << 20  # array data from a stream is read and checksummed in pieces of at most this (tests set it small)
+EAGER_BYTES = 1 << 20  # a mapped load checksums arrays up to this size at once, larger ones when first read whole
+_DESC_MAX = 1 << 16  # a descriptor (name, dtype, shape, length, checksum) is far smaller
 KINDS = ("counts", "ngram", "ffnn")
 
 _ALLOWED_DTYPES = {"<i1", "<i2", "<i4", "<i8", "<u1", "<u2", "<u4", "<u8", "<f4", "<f8", "|i1", "|u1", "|b1"}
@@ -63,7 +85,7 @@ def _meta_crc(name: str, dtype: str, shape) -> int:
 
 
 def write_model(stream: BinaryIO, kind: str, header: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write a model of ``kind`` with ``header`` (plain msgpack-able values) and named arrays."""
+    """Write a model of ``kind`` with ``header`` (plain msgpack-able values) and named arrays (format 3)."""
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
     head = dict(header)
@@ -71,36 +93,32 @@ def write_model(stream: BinaryIO, kind: str, header: dict, arrays: dict[str, np.
     head["arrays"] = list(arrays)
     packer = msgpack.Packer(use_bin_type=True)
     packed_head = packer.pack(head)
-    stream.write(packer.pack(MAGIC))
-    stream.write(packer.pack(FORMAT_VERSION))
-    stream.write(packer.pack(packed_head))  # bytes: a msgpack bin
-    stream.write(packer.pack(_crc(packed_head)))
+    pos = 0  # file offset of the next byte: the padding aligns each array's data in the file
+
+    def put(data) -> None:
+        nonlocal pos
+        stream.write(data)
+        pos += len(data)
+
+    put(packer.pack(MAGIC))
+    put(packer.pack(FORMAT_VERSION))
+    put(packer.pack(packed_head))  # bytes: a msgpack bin
+    put(packer.pack(_crc(packed_head)))
     for name, arr in arrays.items():
         arr = np.ascontiguousarray(arr)
         dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
         arr = arr.astype(dt, copy=False)
-        data = memoryview(arr).cast("B") if arr.size else b""
-        dtype, shape = arr.dtype.str, [int(s) for s in arr.shape]
-        meta = {"name": name, "dtype": dtype, "shape": shape, "crc32": _crc(data, _meta_crc(name, dtype, shape))}
-        # Pack the map header and the bin header by hand so that the (possibly huge) data is
-        # written straight from the array's memory instead of being copied into one bytes object.
-        stream.write(packer.pack_map_header(len(meta) + 1))
-        for k, v in meta.items():
-            stream.write(packer.pack(k))
-            stream.write(packer.pack(v))
-        stream.write(packer.pack("data"))
-        stream.write(_bin_header(len(data)))
+        # written straight from the array's memory, never copied into one bytes object
+        data = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
+        desc = packer.pack([name, arr.dtype.str, [int(s) for s in arr.shape], data.nbytes, _crc(data)])
+        put(len(desc).to_bytes(4, "little"))
+        put(desc)
+        put(_crc(desc).to_bytes(4, "little"))
+        put(bytes(-pos % ALIGN))
         stream.write(data)
-    stream.write(packer.pack({"end": len(arrays)}))
+        pos += data.nbytes
+    put(packer.pack({"end": len(arrays)}))
     stream.flush()
-
-
-def _bin_header(n: int) -> bytes:
-    if n < 2**8:
-        return b"\xc4" + n.to_bytes(1, "big")
-    if n < 2**16:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,13 +156,18 @@ class _Reader:
     read so far (so a length it claims cannot exceed what was read), and array data of a stream of
     known size is refused at once when it claims more than the stream holds."""
 
-    def __init__(self, stream: BinaryIO, name: str, size: int | None):
+    def __init__(self, stream: BinaryIO, name: str, size: int | None, start: int = 0):
         self.stream = stream
         self.name = name
         self.left = size  # bytes of the stream not read yet (None: unknown)
         self.buf = b""
         self.pos = 0
+        self.got = start  # bytes taken from the stream so far, counted from the start of the file
         self._read = getattr(stream, "read1", None) or stream.read
+
+    def tell(self) -> int:
+        """File offset of the next byte to be parsed (format 3 aligns array data by it)."""
+        return self.got - (len(self.buf) - self.pos)
 
     # -- errors
     def truncated(self) -> LmError:
@@ -164,6 +187,7 @@ class _Reader:
             return False
         if self.left is not None:
             self.left -= len(chunk)
+        self.got += len(chunk)
         self.buf = self.buf[self.pos:] + bytes(chunk)
         self.pos = 0
         return True
@@ -215,6 +239,7 @@ class _Reader:
                 if not k:
                     raise self.truncated()
                 self.left -= k
+                self.got += k
                 view = view[k:]
             return out
         out = bytearray(head)
@@ -224,8 +249,47 @@ class _Reader:
                 raise self.truncated()
             if self.left is not None:
                 self.left -= len(chunk)
+            self.got += len(chunk)
             out += chunk
         return out
+
+    def data(self, n: int) -> tuple[np.ndarray, int]:
+        """The next n bytes (a uint8 array) and their CRC-32, read and checksummed in pieces of at
+        most CHUNK bytes: into place when the stream's size is known (refused at once when n exceeds
+        it), else into a buffer that grows with what was read."""
+        avail = len(self.buf) - self.pos
+        if self.left is not None and n > avail + self.left:
+            raise self.truncated()
+        k = min(n, avail)
+        head = self.buf[self.pos:self.pos + k]
+        self.pos += k
+        crc = _crc(head)
+        if k == n:
+            return np.frombuffer(head, np.uint8), crc
+        self.buf, self.pos = b"", 0
+        into = self.left is not None and hasattr(self.stream, "readinto")
+        out = np.empty(n, np.uint8) if into else bytearray(head)
+        if into:
+            out[:k] = np.frombuffer(head, np.uint8)
+        while k < n:
+            want = min(n - k, CHUNK)
+            if into:
+                view = memoryview(out)[k:k + want]
+                got = self.stream.readinto(view)
+                piece = view[:got] if got else b""
+            else:
+                # a stream of unknown length: grow by what arrived, never by what the file claims
+                piece = self.stream.read(min(want, max(_PIECE, k)))
+                out += piece
+            if not piece:
+                raise self.truncated()
+            got = len(piece)
+            crc = _crc(piece, crc)
+            if self.left is not None:
+                self.left -= got
+            self.got += got
+            k += got
+        return (out if into else np.frombuffer(out, np.uint8)), crc
 
     def byte(self) -> int:
         return self.take(1)[0]
@@ -276,7 +340,7 @@ def read_model(stream: BinaryIO, name: str = "input", size: int | None = None,
         what = _guess_foreign(first)
         raise LmError(f"{name}: not an lmtools model file{what}",
                       "give a model written by lm-count or lm-train, or an ARPA file")
-    r = _Reader(stream, name, None if size is None else size - len(first))
+    r = _Reader(stream, name, None if size is None else size - len(first), start=len(first))
     version = r.unpack("version")
     if type(version) is not int:
         raise r.corrupt("bad version field")
@@ -302,7 +366,7 @@ def read_model(stream: BinaryIO, name: str = "input", size: int | None = None,
     names = header["arrays"]
     arrays: dict[str, np.ndarray] = {}
     for expected in names:
-        arrays[expected] = _read_array(r, expected, version)
+        arrays[expected] = _read_array3(r, expected) if version >= 3 else _read_array(r, expected, version)
     trailer = r.unpack("trailer")
     if not (isinstance(trailer, dict) and list(trailer) == ["end"] and type(trailer["end"]) is int
             and trailer["end"] == len(names)):
@@ -318,6 +382,149 @@ def read_model(stream: BinaryIO, name: str = "input", size: int | None = None,
     return header, arrays
 
 
+def verify_requested() -> bool:
+    """True under ``LMTOOLS_VERIFY=1``: a mapped load checks every array's checksum at open."""
+    return os.environ.get("LMTOOLS_VERIFY", "") not in ("", "0")
+
+
+class MappedModel:
+    """A format-3 model file mapped read-only: ``header`` and ``arrays`` (numpy views of the mapping,
+    read-only; each keeps the mapping alive, so the file may be replaced by a rename meanwhile).
+
+    ``unchecked`` names the arrays whose data checksum was not checked at open (larger than
+    EAGER_BYTES); ``check`` checks them, which reads them whole."""
+
+    def __init__(self, name: str, header: dict, arrays: dict, unchecked: dict, buffer: memoryview):
+        self.name, self.header, self.arrays = name, header, arrays
+        self.unchecked = unchecked  # array name -> (offset, nbytes, crc32)
+        self._buffer = buffer
+
+    def check(self, names=None) -> None:
+        """Check the data checksums of ``names`` (default: every array not checked yet)."""
+        for array in list(self.unchecked) if names is None else names:
+            where = self.unchecked.get(array)
+            if where is None:
+                continue
+            at, n, crc = where
+            if _crc(self._buffer[at:at + n]) != crc:
+                raise _array_crc_error(self.name, array)
+            del self.unchecked[array]
+
+
+def map_model(path: str, name: str | None = None, verify: bool | None = None) -> MappedModel | None:
+    """Map the format-3 model file at ``path``; None when it is not one (another format, compressed,
+    a pipe, a terminal, not there: the caller reads it as a stream, which gives the errors).
+
+    Checked here: the header and its checksum, every descriptor and its checksum, the layout (every
+    array inside the file, zero padding, the trailer last), the data checksums of arrays up to
+    EAGER_BYTES, or of all of them with ``verify`` (default: ``LMTOOLS_VERIFY``)."""
+    name = path if name is None else name
+    try:
+        st = os.stat(path)  # before opening: opening a named pipe would take its writer's bytes
+        if not stat.S_ISREG(st.st_mode) or st.st_size <= len(MAGIC_BYTES):
+            return None
+        fd = os.open(path, os.O_RDONLY)
+    except (OSError, ValueError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size <= len(MAGIC_BYTES) \
+                or os.pread(fd, len(MAGIC_BYTES) + 1, 0) != MAGIC_BYTES + bytes([FORMAT_VERSION]):
+            return None
+        try:
+            mapping = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None  # a file system that cannot map: read it as a stream
+    finally:
+        os.close(fd)
+    return _parse_mapped(memoryview(mapping), name, verify_requested() if verify is None else verify)
+
+
+def _parse_mapped(buf: memoryview, name: str, verify: bool) -> MappedModel:
+    size = len(buf)
+
+    def truncated() -> LmError:
+        return LmError(f"{name}: model file is truncated", "the writer was interrupted; recreate the model")
+
+    def corrupt(what: str) -> LmError:
+        return LmError(f"{name}: corrupt model file ({what})", _RECREATE)
+
+    def need(end: int) -> None:
+        if end > size:
+            raise truncated()
+
+    def unpack(at: int, what: str):
+        """The small msgpack object at ``at`` and the offset after it."""
+        end = min(size, at + _SMALL)
+        u = msgpack.Unpacker(raw=False, max_buffer_size=max(1, end - at))
+        u.feed(buf[at:end])
+        try:
+            obj = u.unpack()
+        except msgpack.OutOfData:
+            raise truncated() if end == size else corrupt(what) from None
+        except ValueError as e:  # a length beyond the bytes left (the limits follow the window)
+            raise truncated() if end == size and "exceeds max_" in str(e) else corrupt(what) from None
+        except (TypeError, msgpack.FormatError, msgpack.StackError):
+            raise corrupt(what) from None
+        return obj, at + u.tell()
+
+    at = len(MAGIC_BYTES) + 1  # magic, version: checked by map_model
+    need(at + 1)
+    width = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(buf[at])
+    if width is None:
+        raise corrupt("header")
+    need(at + 1 + width)
+    n = int.from_bytes(buf[at + 1:at + 1 + width], "big")
+    need(at + 1 + width + n)
+    packed = bytes(buf[at + 1 + width:at + 1 + width + n])
+    crc, at = unpack(at + 1 + width + n, "header checksum")
+    if type(crc) is not int or crc != _crc(packed):
+        raise LmError(f"{name}: corrupt model header (checksum does not match)", _RECREATE)
+    m = max(1, len(packed))
+    try:
+        header = msgpack.unpackb(packed, raw=False, max_str_len=m, max_bin_len=m, max_array_len=m,
+                                 max_map_len=m, max_ext_len=m)
+    except (ValueError, TypeError, msgpack.StackError):
+        raise LmError(f"{name}: corrupt model header", _RECREATE) from None
+    check_header(header, name)
+    arrays: dict[str, np.ndarray] = {}
+    unchecked: dict[str, tuple[int, int, int]] = {}
+    for expected in header["arrays"]:
+        need(at + 4)
+        n = int.from_bytes(buf[at:at + 4], "little")
+        if not 0 < n <= _DESC_MAX:
+            raise corrupt(f"array {expected!r} missing")
+        need(at + 8 + n)
+        desc = bytes(buf[at + 4:at + 4 + n])
+        if int.from_bytes(buf[at + 4 + n:at + 8 + n], "little") != _crc(desc):
+            raise corrupt(f"descriptor of array {expected!r}: checksum does not match")
+        dtype, shape, nbytes, crc = _descriptor(desc, expected, corrupt)
+        at += 8 + n
+        pad = -at % ALIGN
+        need(at + pad)
+        if any(buf[at:at + pad]):
+            raise corrupt(f"padding before array {expected!r}")
+        at += pad
+        need(at + nbytes)
+        dt = np.dtype(dtype)
+        arr = np.frombuffer(buf, dt, nbytes // dt.itemsize, at).reshape(shape)  # a view: no copy
+        if nbytes <= EAGER_BYTES or verify:
+            if _crc(buf[at:at + nbytes]) != crc:
+                raise _array_crc_error(name, expected)
+        else:
+            unchecked[expected] = (at, nbytes, crc)
+        arrays[expected] = arr
+        at += nbytes
+    trailer, at = unpack(at, "trailer")
+    if not (isinstance(trailer, dict) and list(trailer) == ["end"] and type(trailer["end"]) is int
+            and trailer["end"] == len(arrays)):
+        raise corrupt("bad trailer")
+    if at != size:
+        raise LmError(f"{name}: trailing data after the model", "the file holds more than one model or was "
+                      "damaged; recreate it")
+    return MappedModel(name, header, arrays, unchecked, buf)
+
+
 def rewrite_command(kind: str, name: str) -> str:
     """A command that rewrites a model file of ``kind`` in the current format."""
     old = name if name not in ("<stdin>", "input") else "OLD.lm"
@@ -326,6 +533,55 @@ def rewrite_command(kind: str, name: str) -> str:
     if kind == "ngram":
         return f"lm-train {old} -o NEW.lm"
     return f"python3 -m lmtools.io.modelfile {old} NEW.lm"
+
+
+def _descriptor(desc: bytes, expected: str, err) -> tuple[str, tuple, int, int]:
+    """(dtype, shape, nbytes, crc32) of a format-3 descriptor's msgpack bytes (its checksum already
+    checked); ``err(what)`` makes the error for a descriptor that does not describe ``expected``."""
+    n = len(desc)
+    try:
+        fields = msgpack.unpackb(desc, raw=False, max_str_len=n, max_bin_len=n, max_array_len=n, max_map_len=n,
+                                 max_ext_len=n)
+    except (ValueError, TypeError, msgpack.StackError):
+        raise err(f"array {expected!r}") from None
+    if not (isinstance(fields, list) and len(fields) == 5):
+        raise err(f"array {expected!r}")
+    name, dtype, shape, nbytes, crc = fields
+    if name != expected:
+        raise err(f"array {expected!r} missing")
+    if dtype not in _ALLOWED_DTYPES:
+        raise err(f"array {expected!r} has dtype {dtype!r}")
+    if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape)) \
+            or type(nbytes) is not int or type(crc) is not int:
+        raise err(f"array {expected!r}")
+    size = np.dtype(dtype).itemsize
+    for s in shape:
+        size *= s
+    if size != nbytes:
+        raise err(f"array {expected!r} has the wrong size")
+    return dtype, tuple(shape), nbytes, crc
+
+
+def _read_array3(r: _Reader, expected: str) -> np.ndarray:
+    n = int.from_bytes(bytes(r.take(4)), "little")
+    if not 0 < n <= _DESC_MAX:
+        raise r.corrupt(f"array {expected!r} missing")
+    desc = bytes(r.take(n))
+    if int.from_bytes(bytes(r.take(4)), "little") != _crc(desc):
+        raise r.corrupt(f"descriptor of array {expected!r}: checksum does not match")
+    dtype, shape, nbytes, crc = _descriptor(desc, expected, r.corrupt)
+    if any(bytes(r.take(-r.tell() % ALIGN))):
+        raise r.corrupt(f"padding before array {expected!r}")
+    data, got = r.data(nbytes)
+    if got != crc:
+        raise _array_crc_error(r.name, expected)
+    arr = data.view(np.dtype(dtype)).reshape(shape)
+    arr.flags.writeable = False
+    return arr
+
+
+def _array_crc_error(name: str, array: str) -> LmError:
+    return LmError(f"{name}: model file is corrupt (checksum of array {array!r} does not match)", _RECREATE)
 
 
 def _read_array(r: _Reader, expected: str, version: int) -> np.ndarray:
@@ -364,8 +620,7 @@ def _read_array(r: _Reader, expected: str, version: int) -> np.ndarray:
     data = r.take(nbytes)
     start = _meta_crc(expected, dtype, shape) if version >= 2 else 0
     if _crc(data, start) != crc:
-        raise LmError(f"{r.name}: model file is corrupt (checksum of array {expected!r} does not match)",
-                      _RECREATE)
+        raise _array_crc_error(r.name, expected)
     arr = np.frombuffer(data, np.uint8).view(np.dtype(dtype)).reshape(shape)
     arr.flags.writeable = False
     return arr

@@ -18,7 +18,7 @@ import numpy as np
 
 from lmtools import __version__
 from lmtools.errors import LmError
-from lmtools.io.modelfile import read_model, stream_size, write_model
+from lmtools.io.modelfile import map_model, read_model, stream_size, write_model
 from lmtools.ngram.counts import Counts, Levels
 from lmtools.ngram.model import NGramModel
 
@@ -189,7 +189,7 @@ def _query_layout() -> int:
     return QUERY_LAYOUT
 
 
-def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> NGramModel:
+def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str, lazy=None) -> NGramModel:
     order = _order(h, name)
     try:
         ngrams = [a[f"ngrams_{n}"] for n in range(1, order + 1)]
@@ -199,9 +199,12 @@ def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> NGramModel
         raise LmError(f"{name}: model file lacks array {e.args[0]}", "recreate it with lm-train") from None
     _check_shapes(ngrams, logprob, name)
     _check_shapes(ngrams, backoff, name)
-    check_ngram_arrays(len(h["vocab"]), ngrams, logprob, backoff, name, bool(h.get("scores_only", False)))
+    if lazy is None:
+        check_ngram_arrays(len(h["vocab"]), ngrams, logprob, backoff, name, bool(h.get("scores_only", False)))
     _check_sizes(h, [len(g) for g in ngrams], name)
     ngrams = [g.astype(np.int32, copy=False) for g in ngrams]
+    if lazy is not None:  # a mapped file: each order checked when first read (CheckedOrders)
+        ngrams, logprob, backoff = lazy(ngrams, logprob, backoff)
     model = NGramModel(vocab=list(h["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
                        method=h.get("method", "?"), info=dict(h.get("info", {})),
                        provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)),
@@ -277,11 +280,13 @@ def rows_increasing(rows: np.ndarray) -> bool:
     return False
 
 
-def check_ngram_arrays(V: int, ngrams, logprob, backoff, name: str, scores_only: bool = False) -> None:
+def check_ngram_arrays(V: int, ngrams, logprob, backoff, name: str, scores_only: bool = False,
+                       first: int = 1) -> None:
     """Refuse n-gram arrays that no estimator writes: ids outside the vocabulary, rows not sorted or
-    repeated, values that are not numbers (nan), log10 p = +inf or above 0, infinite backoffs."""
+    repeated, values that are not numbers (nan), log10 p = +inf or above 0, infinite backoffs.
+    ``first``: the order of the first arrays given."""
     hint = "recreate the model"
-    for n, (g, lp, bo) in enumerate(zip(ngrams, logprob, backoff), start=1):
+    for n, (g, lp, bo) in enumerate(zip(ngrams, logprob, backoff), start=first):
         if g.dtype.kind not in "iu" or lp.dtype.kind != "f" or bo.dtype.kind != "f":
             raise LmError(f"{name}: corrupt model file (order {n} arrays have the wrong types)", hint)
         if not _in_range(g, V):
@@ -330,6 +335,77 @@ def check_ffnn_arrays(h: dict, a: dict[str, np.ndarray], name: str) -> None:
         raise LmError(f"{name}: corrupt model header (dimensions disagree with the arrays)", hint)
 
 
+class _OrderChecks:
+    """Which orders of a mapped n-gram model have been checked; ``check(k)`` checks order k + 1."""
+
+    def __init__(self, check, orders: int):
+        self.check, self.done = check, [False] * orders
+
+    def ensure(self, k: int) -> None:
+        if 0 <= k < len(self.done) and not self.done[k]:
+            self.check(k)
+            self.done[k] = True
+
+
+class CheckedOrders(list):
+    """The per-order arrays (ngrams, logprob or backoff) of an n-gram model mapped from a file: an
+    order's arrays are checked (data checksums, then check_ngram_arrays) when first read from the
+    list, by index, slice or iteration. Opening a model reads none of its large arrays; whatever
+    reads an order whole (building query tables, sampling, writing ARPA) pays one pass more, and no
+    kernel sees ids out of range. ``unchecked(k)`` hands out order k + 1 without the check, for code
+    that is safe on any content (shapes, sizes)."""
+
+    def __init__(self, items, checks: _OrderChecks):
+        super().__init__(items)
+        self._checks = checks
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            for k in range(*i.indices(len(self))):
+                self._checks.ensure(k)
+        else:
+            self._checks.ensure(i + len(self) if i < 0 else i)
+        return list.__getitem__(self, i)
+
+    def __iter__(self):
+        for k in range(len(self)):
+            yield self[k]
+
+    def __reversed__(self):
+        for k in range(len(self) - 1, -1, -1):
+            yield self[k]
+
+    def __add__(self, other):
+        return list(self) + list(other)
+
+    def copy(self):
+        return list(self)
+
+    def __reduce_ex__(self, protocol):  # copies and pickles are plain lists, checked
+        return (list, (list(self),))
+
+    def unchecked(self, k: int) -> np.ndarray:
+        return list.__getitem__(self, k)
+
+
+def _first_read_checks(h: dict, a: dict, name: str, mapped):
+    """For ngram_from_parts: wraps the per-order lists of a mapped model in CheckedOrders."""
+    V, scores_only = len(h["vocab"]), bool(h.get("scores_only", False))
+
+    def check(k: int) -> None:
+        n = k + 1
+        parts = [f"ngrams_{n}", f"logprob_{n}", f"backoff_{n}"]
+        mapped.check(parts)
+        g, lp, bo = (a[p] for p in parts)  # as stored (before any cast)
+        check_ngram_arrays(V, [g], [lp], [bo], name, scores_only, first=n)
+
+    def wrap(ngrams, logprob, backoff):
+        checks = _OrderChecks(check, len(ngrams))
+        return CheckedOrders(ngrams, checks), CheckedOrders(logprob, checks), CheckedOrders(backoff, checks)
+
+    return wrap
+
+
 def save_model(obj, stream: BinaryIO, query_tables: bool = True) -> None:
     """Write a Counts, NGramModel or FFNNModel to a binary stream; an n-gram model with its query
     structure unless ``query_tables`` is False (lmtools-model(5))."""
@@ -347,8 +423,16 @@ def save_model(obj, stream: BinaryIO, query_tables: bool = True) -> None:
     write_model(stream, kind, header, arrays)
 
 
-def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = True):
+def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = True, mapped=None):
+    """The model object of a model file's parts. ``mapped``: the ``MappedModel`` the parts are views
+    of, whose large arrays' checksums are not checked yet. A counts or ffnn model is read whole when
+    built, so they are checked first; an n-gram model's orders are checked when first read
+    (CheckedOrders), so that opening one for queries reads none of them."""
     kind = header["kind"]
+    if mapped is not None and kind != "ngram":
+        mapped.check()
+    if kind == "ngram" and mapped is not None and mapped.unchecked:
+        return ngram_from_parts(header, arrays, name, lazy=_first_read_checks(header, arrays, name, mapped))
     if kind == "counts":
         return counts_from_parts(header, arrays, name) if sort_counts else levels_from_parts(header, arrays, name)
     if kind == "ngram":
@@ -384,9 +468,11 @@ class Unread:
     Reading every source of a mixture this far first lets a caller choose how to start numba
     (kernels.skip_blas) and check the models' text kinds before any kernel is loaded."""
 
-    def __init__(self, name: str, header: dict | None = None, arrays: dict | None = None, arpa=None, owner=None):
+    def __init__(self, name: str, header: dict | None = None, arrays: dict | None = None, arpa=None, owner=None,
+                 mapped=None):
         self.name, self.header, self.arrays = name, header, arrays
         self.arpa, self._owner = arpa, owner  # the ARPA stream, and the stream to close after it
+        self.mapped = mapped  # the MappedModel the arrays are views of (a format-3 file given by path)
 
     @property
     def kind(self) -> str:
@@ -400,7 +486,7 @@ class Unread:
     def build(self, sort_counts: bool = True, warn=None):
         """The model object (``Counts``/``Levels``, ``NGramModel``, ``FFNNModel``)."""
         if self.header is not None:
-            return model_from_parts(self.header, self.arrays, self.name, sort_counts)
+            return model_from_parts(self.header, self.arrays, self.name, sort_counts, self.mapped)
         from lmtools.io.arpa import read_arpa
 
         try:
@@ -415,13 +501,20 @@ class Unread:
         self.arpa = self._owner = None
 
 
-def read_source(source: str | BinaryIO = "-") -> Unread:
+def read_source(source: str | BinaryIO = "-", verify: bool | None = None) -> Unread:
     """Open a model source (path, '-' for stdin, or a binary stream) and tell its format: the one
-    detection of lmtools model files and ARPA files (plain, .gz, .bz2, .xz). A model file is read
-    whole here; an ARPA file is left open for ``Unread.build``."""
+    detection of lmtools model files and ARPA files (plain, .gz, .bz2, .xz). A model file of the
+    current format given by path is mapped (its arrays are views of the file: nothing is read but the
+    header and the descriptors; see modelfile.map_model for what is checked at once, and ``verify``,
+    default ``LMTOOLS_VERIFY``, to check every array now); any other model file is read whole here;
+    an ARPA file is left open for ``Unread.build``."""
     from lmtools.io.text import open_binary
 
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
+    if isinstance(source, str) and source != "-":
+        mapped = map_model(source, name, verify)
+        if mapped is not None:
+            return Unread(name, mapped.header, mapped.arrays, mapped=mapped)
     stream = open_binary(source) if isinstance(source, str) else source
     keep_open = False
     try:
@@ -441,13 +534,14 @@ def read_source(source: str | BinaryIO = "-") -> Unread:
             stream.close()
 
 
-def load_model(source: str | BinaryIO = "-", sort_counts: bool = True, warn=None):
+def load_model(source: str | BinaryIO = "-", sort_counts: bool = True, warn=None, verify: bool | None = None):
     """Load any model: an lmtools model file or an ARPA file (plain, .gz, .bz2, .xz), path or '-'.
 
     A counts file becomes ``Counts`` (sorted rows), or with ``sort_counts=False`` the ``Levels`` as
     stored (cheaper, for looking inside or merging). ``warn``: where the ARPA reader's warnings go
-    (default: lmtools.messages.warn)."""
-    return read_source(source).build(sort_counts, warn)
+    (default: lmtools.messages.warn). A model file given by path is mapped (``read_source``);
+    ``verify=True`` (or ``LMTOOLS_VERIFY=1``) checks all of it at once, as a streamed load does."""
+    return read_source(source, verify).build(sort_counts, warn)
 
 
 def _peek(stream, n: int) -> tuple[bytes, BinaryIO]:

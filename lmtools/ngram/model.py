@@ -43,7 +43,8 @@ class NGramModel:
         return len(self.ngrams)
 
     def sizes(self) -> list[int]:
-        return [int(a.shape[0]) for a in self.ngrams]
+        # list.__iter__: shapes need none of the first-read checks of a mapped model (io.models.CheckedOrders)
+        return [int(a.shape[0]) for a in list.__iter__(self.ngrams)]
 
 
 # Version of the query structure's layout: the entry format of the hash tables and the hash functions
