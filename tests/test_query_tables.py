@@ -335,3 +335,43 @@ def test_the_verify_hook_runs_once_before_first_use(counts5):
     again.query.verify = damaged
     with pytest.raises(LmError, match="query.tab"):
         QueryModel(again).line_scores(TEST, fast=True)
+
+
+def _growing_model() -> NGramModel:
+    """A trigram model whose trigrams' suffixes are nearly all missing (one bigram for hundreds of
+    trigrams): the placeholders outgrow the bigram table, which is grown several times."""
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(40)]
+    vocab = ["<unk>", "<s>", "</s>"] + words
+    V = len(vocab)
+    tri = sorted({(int(a), int(b), int(c)) for a, b, c in rng.integers(3, V, size=(600, 3))})
+    ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1), np.array([[1, 3]], np.int32), np.array(tri, np.int32)]
+    lps = [rng.uniform(-3, -0.5, V).astype(np.float32), np.array([-0.7], np.float32),
+           rng.uniform(-2, -0.1, len(tri)).astype(np.float32)]
+    bos = [rng.uniform(-1, 0, V).astype(np.float32), np.array([-0.2], np.float32), np.zeros(len(tri), np.float32)]
+    return NGramModel(vocab=vocab, ngrams=ngrams, logprob=lps, backoff=bos, method="arpa")
+
+
+@pytest.mark.parametrize("which", ["kn3", "stupid2", "holes", "growing", "unigram"])
+def test_the_python_builder_builds_the_kernels_arrays(counts5, which, monkeypatch):
+    """Small models are given their structure in plain Python (no numba to write a tiny model): the
+    same arrays, byte for byte, as the kernels build (placeholders and growth included)."""
+    from lmtools.kernels.query import build_tables, build_word_table
+
+    model = {"kn3": lambda: _smooth(counts5, "kn-modified", 3), "stupid2": lambda: _smooth(counts5, "stupid", 2),
+             "holes": _holes_model, "growing": _growing_model, "unigram": lambda: _smooth(counts5, "wb", 1)}[which]()
+    uni_lp, _ = M.unigram_arrays(model)
+    a = M.build_tables_python(model.ngrams, model.logprob, model.backoff, uni_lp)
+    b = build_tables(model.ngrams, model.logprob, model.backoff, uni_lp)
+    assert a[3:] == b[3:]  # seed, closed
+    for x, y in zip(a[:3], b[:3]):
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+    if which == "growing":
+        assert a[2][2] > int(np.ceil(np.log2(1 * 1.5 + 2)))  # the bigram table was grown
+    for x, y in zip(M.build_word_table_python(list(model.vocab)), build_word_table(list(model.vocab))):
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+    # a small model written by lm-train gets the Python-built structure: scores as the rebuilt one
+    monkeypatch.setattr(M, "SMALL_BUILD", 10**9)
+    loaded = _roundtrip(model)
+    text = b"w1 w2 w3 w4\nw5 w1 w1 w2 a b c x\n" * 3000 if which in ("growing", "holes") else TEST
+    _same_scores(loaded, _rebuilt(loaded), text)

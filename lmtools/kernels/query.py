@@ -628,7 +628,9 @@ def build_word_table(vocab):
     when a word is repeated, empty or holds whitespace."""
     from lmtools.kernels.tokenize import new_table, tokenize
 
-    hashes, slots, pool, offsets, n_words = new_table()
+    # room for every word without growing (lmtools.ngram.model.word_table_capacity: the same rule)
+    cap = max(16, 1 << (2 * (len(vocab) + 1) - 1).bit_length())
+    hashes, slots, pool, offsets, n_words = new_table(cap)
     # The specials first, alone: a literal <s> or </s> in text is dropped only once it has its id.
     for part in (vocab[:3], vocab[3:]):
         if not part:

@@ -101,15 +101,144 @@ def unigram_arrays(model: NGramModel) -> tuple[np.ndarray, np.ndarray]:
     return uni_lp, uni_bo
 
 
-def build_query_tables(model: NGramModel, zeros=np.zeros) -> QueryTables:
-    """The query structure of ``model`` (numba; raises ValueError for repeated n-grams or a vocabulary
-    the word table cannot hold). ``zeros``: the allocator of the hash tables."""
-    from lmtools.kernels.query import build_tables, build_word_table
+# Up to this many n-grams in all (and words), the structure is built in plain Python: the same arrays
+# as the kernels build, without loading numba (~0.5 s) to write a tiny model.
+SMALL_BUILD = 10_000
 
+
+def build_query_tables(model: NGramModel, zeros=np.zeros) -> QueryTables:
+    """The query structure of ``model`` (numba, or plain Python for a small model: the same arrays);
+    raises ValueError for repeated n-grams or a vocabulary the word table cannot hold. ``zeros``: the
+    allocator of the hash tables."""
     uni_lp, uni_bo = unigram_arrays(model)
-    tab, base, log2s, seed, closed = build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, zeros)
-    words = build_word_table(list(model.vocab))
+    if sum(model.sizes()) <= SMALL_BUILD:
+        tab, base, log2s, seed, closed = build_tables_python(model.ngrams, model.logprob, model.backoff, uni_lp)
+        words = build_word_table_python(list(model.vocab))
+    else:
+        from lmtools.kernels.query import build_tables, build_word_table
+
+        tab, base, log2s, seed, closed = build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, zeros)
+        words = build_word_table(list(model.vocab))
     return QueryTables(QUERY_LAYOUT, seed, closed, tab, base, log2s, uni_lp, uni_bo, *words)
+
+
+def word_table_capacity(n_words: int) -> int:
+    """Slots of a stored word table: a power of two at least twice the words (the token table's own
+    growth rule, kernels/tokenize.grow_table, never fires on it)."""
+    return max(16, 1 << (2 * (n_words + 1) - 1).bit_length())
+
+
+def build_word_table_python(vocab: list[str]):
+    """kernels/query.build_word_table in plain Python (the same arrays), for small vocabularies."""
+    cap = word_table_capacity(len(vocab))
+    hashes, slots = [0] * cap, [-1] * cap
+    seen = set()
+    words = [w.encode("utf-8") for w in vocab]
+    for i, w in enumerate(words):
+        if not w or w in seen or any(b in b" \t\n\r\x0b\x0c" for b in w):
+            raise ValueError("vocabulary words must be distinct, non-empty and contain no whitespace")
+        seen.add(w)
+        h = word_hash(w)
+        j = h & (cap - 1)
+        while slots[j] >= 0:
+            j = (j + 1) & (cap - 1)
+        hashes[j], slots[j] = h, i
+    offsets = np.zeros(len(words) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(w) for w in words])
+    return (np.array(hashes, np.uint64), np.array(slots, np.int32), np.frombuffer(b"".join(words), np.uint8).copy(),
+            offsets)
+
+
+def build_tables_python(ngrams, logprob, backoff, uni_lp):
+    """kernels/query.build_tables in plain Python (the same arrays: same seeds, same insertion order,
+    same placeholders and growth), for small models."""
+    N = len(ngrams)
+    sizes = [0, 0] + [int(ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
+    log2s = [0] * (N + 1)
+    for n in range(2, N + 1):
+        log2s[n] = max(1, int(np.ceil(np.log2(sizes[n] * 1.5 + 2))))
+    rows = [None] + [ngrams[n - 1].tolist() for n in range(1, N + 1)]
+    for attempt in range(4):  # kernels/query.MAX_SEEDS
+        seed = (0x5EED0000 + attempt * 0x9E3779B9) & _MASK
+        keys = [[0] * (1 << log2s[n]) if n >= 2 else [] for n in range(N + 1)]
+        vals = [[(0.0, 0.0)] * (1 << log2s[n]) if n >= 2 else [] for n in range(N + 1)]
+        clash = False
+        for n in range(2, N + 1):
+            lp, bo = logprob[n - 1].tolist(), backoff[n - 1].tolist()
+            for r, row in enumerate(rows[n]):
+                i, found = _find_or_free(keys[n], log2s[n], ngram_key(row, seed))
+                if found:
+                    clash = True
+                    break
+                keys[n][i], vals[n][i] = ngram_key(row, seed), (lp[r], bo[r])
+            if clash:
+                break
+        if not clash:
+            break
+    else:
+        raise ValueError("repeated n-grams")
+
+    def present(n, key):
+        return _find_or_free(keys[n], log2s[n], key)[1]
+
+    missing = sum(not present(n - 1, ngram_key(row[1:], seed)) for n in range(3, N + 1) for row in rows[n])
+    if N >= 2 and any(np.isnan(uni_lp[[row[1] for row in rows[2]]])):
+        missing += 1
+    nan = float("nan")
+    if missing:
+        counts = sizes + [0]
+        for n in range(N, 2, -1):
+            while True:
+                full = -1
+                for row in rows[n]:
+                    for k in range(n - 1, 1, -1):
+                        key = ngram_key(row[n - k:], seed)
+                        i, found = _find_or_free(keys[k], log2s[k], key)
+                        if found:
+                            break
+                        if counts[k] + 1 > (3 << log2s[k]) // 4:
+                            full = k
+                            break
+                        keys[k][i], vals[k][i] = key, (nan, 0.0)
+                        counts[k] += 1
+                    if full >= 0:
+                        break
+                if full < 0:
+                    break
+                log2s[full] += 1  # grow: the entries again in slot order, into twice the slots
+                old_k, old_v = keys[full], vals[full]
+                keys[full], vals[full] = [0] * (1 << log2s[full]), [(0.0, 0.0)] * (1 << log2s[full])
+                for key, v in zip(old_k, old_v):
+                    if key:
+                        i, _ = _find_or_free(keys[full], log2s[full], key)
+                        keys[full][i], vals[full][i] = key, v
+    closed = N < 2 or not any(np.isnan(uni_lp[[row[0] for row in rows[2]]]))
+    if closed:
+        closed = all(present(n - 1, ngram_key(row[:-1], seed)) for n in range(3, N + 1) for row in rows[n])
+    base = np.zeros(N + 2, np.int64)
+    for n in range(2, N + 1):
+        base[n + 1] = base[n] + (1 << log2s[n])
+    tab = np.zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
+    ftab = tab.view(np.float32)
+    for n in range(2, N + 1):
+        b = int(base[n])
+        tab[2 * b: 2 * int(base[n + 1]): 2] = np.array(keys[n], np.uint64)
+        ftab[4 * b + 2: 4 * int(base[n + 1]): 4] = np.array([v[0] for v in vals[n]], np.float32)
+        ftab[4 * b + 3: 4 * int(base[n + 1]): 4] = np.array([v[1] for v in vals[n]], np.float32)
+    return tab, base, np.array(log2s, np.int64), seed, bool(closed)
+
+
+def _find_or_free(keys: list, log2: int, key: int):
+    """kernels/query._find_or_free on one order's key list."""
+    mask = (1 << log2) - 1
+    i = key >> (64 - log2)
+    while True:
+        k = keys[i]
+        if k == key:
+            return i, True
+        if k == 0:
+            return i, False
+        i = (i + 1) & mask
 
 
 # -- checking a stored structure (plain Python: opening a model loads no kernel) -----------------
