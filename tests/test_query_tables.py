@@ -375,3 +375,27 @@ def test_the_python_builder_builds_the_kernels_arrays(counts5, which, monkeypatc
     loaded = _roundtrip(model)
     text = b"w1 w2 w3 w4\nw5 w1 w1 w2 a b c x\n" * 3000 if which in ("growing", "holes") else TEST
     _same_scores(loaded, _rebuilt(loaded), text)
+
+
+def test_a_damaged_mapped_table_is_found_when_first_scored_with(counts5, tmp_path, prog):
+    """A mapped file's big arrays are checked when first used: a flipped byte in query.tab gives one
+    line when lm-ppl first scores with it (on the kernels' path), never wrong numbers."""
+    kn = _smooth(counts5, "kn-modified", 4)
+    path = tmp_path / "kn4.lm"
+    with open(path, "wb") as f:
+        save_model(kn, f)
+    with open(path, "rb") as f:
+        a = read_model(f)[1]
+    assert a["query.tab"].nbytes > (1 << 20)  # above what is checked at open
+    data = bytearray(path.read_bytes())
+    tab = a["query.tab"]
+    e = int(np.flatnonzero(tab[::2])[len(np.flatnonzero(tab[::2])) // 2])  # a used entry's value
+    needle = tab[2 * e: 2 * e + 2].tobytes()
+    at = data.find(needle)
+    assert at > 0
+    data[at + 9] ^= 0x40  # its log10 p
+    path.write_bytes(bytes(data))
+    text = tmp_path / "t.txt"
+    text.write_bytes(TEST)
+    line = error_line(prog("lm-ppl", "-m", path, text), "lm-ppl", 1)
+    assert "query.tab" in line

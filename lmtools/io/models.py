@@ -432,7 +432,10 @@ def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = 
     if mapped is not None and kind != "ngram":
         mapped.check()
     if kind == "ngram" and mapped is not None and mapped.unchecked:
-        return ngram_from_parts(header, arrays, name, lazy=_first_read_checks(header, arrays, name, mapped))
+        model = ngram_from_parts(header, arrays, name, lazy=_first_read_checks(header, arrays, name, mapped))
+        if model.query is not None:  # the query tables' checksums: when first scored with (ngram.query)
+            model.query.verify = lambda: mapped.check(list(QUERY_ARRAYS))
+        return model
     if kind == "counts":
         return counts_from_parts(header, arrays, name) if sort_counts else levels_from_parts(header, arrays, name)
     if kind == "ngram":
