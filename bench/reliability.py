@@ -681,11 +681,20 @@ class Fixtures:
 
 def _layout(model: bytes) -> tuple[int, str]:
     """Where a model file's header ends (the offset of its first array) and that array's name, for any
-    format version (the header is whatever comes before the first array map)."""
+    format version (the header is whatever comes before the first array: in format 3 its descriptor,
+    in formats 1 and 2 its map)."""
     import msgpack
 
     unp = msgpack.Unpacker(raw=False, max_buffer_size=len(model) + 1)
     unp.feed(model)
+    unp.unpack()  # magic
+    version = unp.unpack()
+    if version >= 3:
+        unp.unpack()  # header bin
+        unp.unpack()  # its checksum
+        pos = unp.tell()
+        n = int.from_bytes(model[pos:pos + 4], "little")
+        return pos, msgpack.unpackb(model[pos + 4:pos + 4 + n], raw=False)[0]
     while True:
         pos = unp.tell()
         obj = unp.unpack()
@@ -694,10 +703,18 @@ def _layout(model: bytes) -> tuple[int, str]:
 
 
 def _huge_claim(model: bytes) -> bytes:
-    """A model whose first array claims 4 GB of data (a bin32 of 0xFFFFFFF0 bytes) and then ends."""
+    """A model whose first array claims 4 GB of data and then ends (format 3: its descriptor, with a
+    right checksum, says so; formats 1 and 2: a bin32 of 0xFFFFFFF0 bytes)."""
+    import zlib
+
     import msgpack
 
     header_end, first = _layout(model)
+    if model[len(MAGIC)] >= 3:
+        desc = msgpack.packb([first, "<f4", [0x3FFFFFFC], 4 * 0x3FFFFFFC, 0], use_bin_type=True)
+        out = model[:header_end] + len(desc).to_bytes(4, "little") + desc + \
+            (zlib.crc32(desc) & 0xFFFFFFFF).to_bytes(4, "little")
+        return out + bytes(-len(out) % 64) + b"\0" * 1000
     meta = {"name": first, "dtype": "<f4", "shape": [0x3FFFFFFC], "crc32": 0}
     packer = msgpack.Packer(use_bin_type=True)
     body = packer.pack_map_header(len(meta) + 1) + b"".join(packer.pack(k) + packer.pack(v) for k, v in meta.items())

@@ -18,7 +18,10 @@ from lmtools.cli import common
 @common.deprecated_alias("--vocab", dest="show_vocab_old", is_flag=True,
                          help="Deprecated spelling of --list-vocab (--vocab is a vocabulary FILE in lm-count, "
                               "lm-train).")
-def main(model, as_json, show_vocab, show_vocab_old):
+@click.option("--verify", is_flag=True,
+              help="Check every byte of the model first: all checksums and contents, which a mapped model "
+                   "file otherwise leaves to the first read of its large arrays (exit 1 if damaged).")
+def main(model, as_json, show_vocab, show_vocab_old, verify):
     """Describe MODEL (default: stdin): kind, order, vocabulary size, n-grams per order, provenance.
 
     MODEL is an lmtools model file (counts, n-gram or ffnn) or an ARPA file (plain or compressed).
@@ -32,6 +35,7 @@ def main(model, as_json, show_vocab, show_vocab_old):
       lm-count -n 3 corpus.txt | lm-info
       lm-info --json kn5.lm | jq .sizes
       lm-info kn5.lm | awk -F'\\t' '$1 == "sizes"'
+      lm-info --verify kn5.lm > /dev/null && echo intact
     """
     if show_vocab_old:
         common.deprecated("--vocab for the word list", "--list-vocab")
@@ -45,7 +49,7 @@ def main(model, as_json, show_vocab, show_vocab_old):
                                 "give a model FILE, or pipe a model in (lm-count ... | lm-info)")
     from lmtools.io.models import load_model
 
-    obj = load_model(model, sort_counts=False)
+    obj = load_model(model, sort_counts=False, verify=True if verify else None)
     if show_vocab:
         click.echo("\n".join(obj.vocab))
         return
