@@ -466,7 +466,7 @@ def load_levels(source: str = "-"):
 
 class Unread:
     """A model source whose kind is known but whose contents are not yet built: the parts of an
-    lmtools model file (read, checksums checked) or an ARPA file still to parse.
+    lmtools model file (read and checked, or mapped: see read_source) or an ARPA file still to parse.
 
     Reading every source of a mixture this far first lets a caller choose how to start numba
     (kernels.skip_blas) and check the models' text kinds before any kernel is loaded."""
