@@ -244,7 +244,10 @@ def _find_or_free(keys: list, log2: int, key: int):
 # -- checking a stored structure (plain Python: opening a model loads no kernel) -----------------
 
 _MASK = (1 << 64) - 1
-SPOT_CHECKS = 8  # n-grams per order (and words) looked up in stored tables before they are used
+# N-grams per order (and words) looked up in stored tables before they are used. Few: in a mapped
+# file each lookup faults in a page and the kernel's read-around (2 MB seen here) with it.
+SPOT_CHECKS = 2
+WORD_CHECKS = 8
 
 
 def _mix(x: int) -> int:  # kernels/query.mix, in Python integers
@@ -293,8 +296,8 @@ def _rows(arrays, k: int):
     return arrays.unchecked(k) if hasattr(arrays, "unchecked") else arrays[k]
 
 
-def _spread(m: int) -> list[int]:
-    return sorted({int(i) for i in np.linspace(0, m - 1, min(m, SPOT_CHECKS))}) if m else []
+def _spread(m: int, k: int = SPOT_CHECKS) -> list[int]:
+    return sorted({int(i) for i in np.linspace(0, m - 1, min(m, k))}) if m else []
 
 
 def query_problem(q: QueryTables, model: NGramModel) -> str | None:
@@ -336,7 +339,7 @@ def query_problem(q: QueryTables, model: NGramModel) -> str | None:
             or cap < 2 * V or cap & (cap - 1) or offs.shape != (V + 1,) or pool.ndim != 1 \
             or int(offs[0]) != 0 or int(offs[-1]) != pool.shape[0]:
         return "its word table does not fit the vocabulary"
-    for i in sorted(set(_spread(V)) | {0, 1, 2}):
+    for i in sorted(set(_spread(V, WORD_CHECKS)) | {0, 1, 2}):
         w = model.vocab[i].encode("utf-8")
         a, b = int(offs[i]), int(offs[i + 1])
         hw = word_hash(w)
