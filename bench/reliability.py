@@ -1495,7 +1495,7 @@ def semantic_mutations(fx: "Fixtures") -> list:
             is_id = name.startswith(("prefix_", "word_", "ngrams_"))
             if arr.dtype.kind in "iu" and arr.size:
                 for val, tag in ((V, "V"), (-1, "neg"), (2**31 - 1, "max")):
-                    if arr.dtype.kind == "u" and val < 0:
+                    if not np.iinfo(arr.dtype).min <= val <= np.iinfo(arr.dtype).max:  # (uint8 bytes of words)
                         continue
                     m = arr.copy()
                     m.flat[mid] = val
