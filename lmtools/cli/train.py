@@ -89,8 +89,9 @@ OUTPUT = OptionGroup("Output (every method)")
               help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
 @NGRAM.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
 @NGRAM.option("--no-query-tables", "no_query_tables", is_flag=True,
-              help="Leave the query structure (hash tables, word table) out of the model file: about half the "
-                   "file size of a big model, but every lm-ppl, lm-score and lm-gen run builds it at start-up.")
+              help="Leave the query structure (hash tables, word table) out of the model file: nearly two thirds "
+                   "of a big model's file (PTB 5-gram: 147 MB with, 54 MB without), but every run that scores "
+                   "with the model builds it at start-up.")
 @ffnn_options_except("min_count", "vocab_size", option=NEURAL.option)
 @functools.partial(common.text_options, option=TEXT.option)
 @functools.partial(count_options.vocabulary_options, option=TEXT.option,
