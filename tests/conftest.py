@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,32 @@ def run_prog(prog: str, *args, input: bytes | None = None, env: dict | None = No
 @pytest.fixture
 def prog():
     return run_prog
+
+
+# A program run in process (click's CliRunner) sets what a real program must: SIGPIPE to its default
+# action (`| head` ends it quietly), its handlers for SIGINT/TERM/HUP and a wakeup fd. Left in the test
+# process, SIGPIPE's default kills it (an xdist worker, "node down") the next time a test writes to a
+# subprocess that has exited. Every test starts and ends with the state the test process began with,
+# whatever a module fixture did before it.
+_SIGNALS = [getattr(signal, n) for n in ("SIGPIPE", "SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+_BASELINE_HANDLERS = {s: signal.getsignal(s) for s in _SIGNALS}
+
+
+def _restore_signal_baseline() -> None:
+    for s, h in _BASELINE_HANDLERS.items():
+        if h is not None:
+            signal.signal(s, h)
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:  # not the main thread
+        pass
+
+
+@pytest.fixture(autouse=True)
+def signal_baseline():
+    _restore_signal_baseline()
+    yield
+    _restore_signal_baseline()
 
 
 def pytest_sessionstart(session):
