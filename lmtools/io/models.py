@@ -433,8 +433,14 @@ def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = 
         mapped.check()
     if kind == "ngram" and mapped is not None and mapped.unchecked:
         model = ngram_from_parts(header, arrays, name, lazy=_first_read_checks(header, arrays, name, mapped))
-        if model.query is not None:  # the query tables' checksums: when first scored with (ngram.query)
-            model.query.verify = lambda: mapped.check(list(QUERY_ARRAYS))
+        if model.query is not None:
+            # When first scored with (ngram.query): the checksums of the vocabulary-sized arrays (the
+            # word table's ids index other arrays). The hash table itself (query.tab, most of the file)
+            # is read only where a query probes it, so checking it at every start would cost what
+            # mapping saves (seconds at 100M n-grams); its probes are bounded by base/log2s (checked at
+            # load), so damage there can give wrong scores but never a wild read. LMTOOLS_VERIFY=1 and
+            # lm-info --verify check it.
+            model.query.verify = lambda: mapped.check([k for k in QUERY_ARRAYS if k != "query.tab"])
         return model
     if kind == "counts":
         return counts_from_parts(header, arrays, name) if sort_counts else levels_from_parts(header, arrays, name)
