@@ -114,16 +114,18 @@ def extend(h, w):
 
 @njit(cache=True, inline="always")
 def _find(tab, start, log2, key):
-    """Entry index (relative to ``start``) holding ``key``, or -1."""
+    """Entry index (relative to ``start``) holding ``key``, or -1. At most one pass over the table: a
+    table is never full (load <= 3/4), but one mapped from a damaged file may be, and a probe must end."""
     mask = (np.int64(1) << log2) - 1
     i = np.int64(key >> np.uint64(64 - log2))
-    while True:
+    for _ in range(mask + 1):
         k = tab[2 * (start + i)]
         if k == key:
             return i
         if k == 0:
             return -1
         i = (i + 1) & mask
+    return -1
 
 
 @njit(cache=True, inline="always")
