@@ -9,6 +9,7 @@ import sys
 import click
 
 from lmtools.cli import common
+from lmtools.cli.output import write_model_to
 from lmtools.errors import LmError
 
 DIGITS = 6  # decimals of the printed weights; the perplexity reported is that of the printed weights
@@ -141,7 +142,7 @@ def main(files, models, lambdas, max_iter, tol, skip_oovs, verbose, as_json, out
     if result is not None:
         _report(result, names, skip_oovs, as_json, report, target)
     if static:
-        _write(mixed, target, arpa_out)
+        write_model_to(mixed, target, arpa_out)
         if not as_json and result is None and common.stderr_is_terminal():
             common.info(f"static mixture with --lambda {','.join(_fmt_weight(x) for x in final)}: n-grams per order "
                         + " ".join(str(s) for s in mixed.sizes()))
@@ -292,25 +293,6 @@ def _report(result: dict, names, skip_oovs: bool, as_json: bool, out, target) ->
     lines.append("--lambda " + ",".join(_fmt_weight(x) for x in lam))
     out.write("\n".join(lines) + "\n")
     out.flush()
-
-
-def _write(model, target, arpa_out: bool) -> None:
-    if not arpa_out:
-        from lmtools.io.models import save_model
-
-        with target.open() as out:
-            save_model(model, out)
-        return
-    from lmtools.io.arpa import write_arpa
-
-    with target.open() as raw:
-        if target.name.endswith(".gz"):
-            import gzip
-
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
-                write_arpa(model, gz)
-        else:
-            write_arpa(model, raw)
 
 
 if __name__ == "__main__":

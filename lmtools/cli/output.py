@@ -350,3 +350,24 @@ def atomic_file(path: str, mode: str = "wb"):
         raise ValueError("atomic_file writes binary streams only")
     with output_target(path, binary=False).open() as f:
         yield f
+
+
+def write_model_to(model, target: "Output", arpa_out: bool, query_tables: bool = True) -> None:
+    """A model to its output target: an lmtools model file (with the n-gram query tables unless
+    ``query_tables`` is False), or ARPA text, gzipped for a FILE ending in .gz."""
+    if not arpa_out:
+        from lmtools.io.models import save_model
+
+        with target.open() as out:
+            save_model(model, out, query_tables)
+        return
+    from lmtools.io.arpa import write_arpa
+
+    with target.open() as raw:
+        if target.name.endswith(".gz"):
+            import gzip
+
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+                write_arpa(model, gz)
+        else:
+            write_arpa(model, raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lmtools.cli import common
+from lmtools.cli.output import write_model_to
 
 
 @common.command("lm-prune", short_help="prune an n-gram model by relative entropy (Stolcke)")
@@ -66,7 +67,7 @@ def main(model, threshold, size, arpa_out, output, quiet):
     pruned = entropy_prune(obj, threshold, size, quiet)
     pruned.provenance = {"program": "lm-prune", "input": model,
                          "options": {"threshold": threshold, "size": size}, "model": dict(obj.provenance)}
-    write_model(pruned, target, arpa_out)
+    write_model_to(pruned, target, arpa_out)
 
 
 def _stdin_is_terminal() -> bool:
@@ -85,26 +86,6 @@ def entropy_prune(model, threshold: float | None, size: int | None, quiet: bool)
                     + " ".join(f"{a}/{b}" for a, b in zip(after, before))
                     + f" n-grams per order, {sum(after)} of {sum(before)}")
     return pruned
-
-
-def write_model(model, target: common.Output, arpa_out: bool) -> None:
-    """The model to its output: an lmtools model file, or ARPA text (gzipped for a FILE ending in .gz)."""
-    if not arpa_out:
-        from lmtools.io.models import save_model
-
-        with target.open() as out:
-            save_model(model, out)
-        return
-    from lmtools.io.arpa import write_arpa
-
-    with target.open() as raw:
-        if target.name.endswith(".gz"):
-            import gzip
-
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
-                write_arpa(model, gz)
-        else:
-            write_arpa(model, raw)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import click
 from click_option_group import GroupedOption, OptionGroup
 
 from lmtools.cli import common
+from lmtools.cli.output import write_model_to
 from lmtools.errors import LmError
 from lmtools.cli import count_options
 from lmtools.cli.ffnn_options import ffnn_options_except
@@ -205,7 +206,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
                           "give a counts model from lm-count")
     if prune_entropy is not None or prune_size is not None:
         model = _entropy_prune(model, prune_entropy, prune_size, quiet)
-    _write(model, target, arpa_out, not no_query_tables)
+    write_model_to(model, target, arpa_out, not no_query_tables)
     if not quiet and common.stderr_is_terminal():
         common.info(f"{model.method} order {model.order}, n-grams per order: "
                     + " ".join(str(s) for s in model.sizes()))
@@ -308,10 +309,10 @@ def _train_ffnn(paths: list[str], output, quiet: bool, text_opts, options: dict)
         if output in (None, "-"):
             raise LmError(e.message, f"{e.hint}; the last good model is written only with -o FILE") from None
         _without_timings(e.model)
-        _write(e.model, target, False)  # keep the last good model, as the message says
+        write_model_to(e.model, target, False)  # keep the last good model, as the message says
         raise LmError(e.message, f"{e.hint}; the last good model (epoch {e.epoch}) is written to {output}") from None
     _without_timings(model)
-    _write(model, target, False)
+    write_model_to(model, target, False)
 
 
 def _without_timings(model) -> None:
@@ -387,25 +388,6 @@ def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alph
     if method == "stupid" and not quiet:
         common.warn("stupid backoff gives scores, not probabilities: perplexity is not defined for it")
     return model
-
-
-def _write(model, target: common.Output, arpa_out: bool, query_tables: bool = True) -> None:
-    if not arpa_out:
-        from lmtools.io.models import save_model
-
-        with target.open() as out:
-            save_model(model, out, query_tables)
-        return
-    from lmtools.io.arpa import write_arpa
-
-    with target.open() as raw:
-        if target.name.endswith(".gz"):
-            import gzip
-
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
-                write_arpa(model, gz)
-        else:
-            write_arpa(model, raw)
 
 
 if __name__ == "__main__":
