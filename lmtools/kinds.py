@@ -123,23 +123,11 @@ def load_scorer(sources: list[str], lambdas: list[float] | None = None, warn=Non
     could not use BLAS kernels later) numba is started without its BLAS probe when no ffnn model
     is involved.
     """
-    from lmtools.io.models import read_source
-    from lmtools.mixture import Mixture, check_lambdas, mixture_text_kind
+    from lmtools.mixture import Mixture, check_lambdas
 
     weights = check_lambdas(list(lambdas or []), len(sources))
-    unread = []
-    try:
-        for src in sources:
-            unread.append(read_source(src))
-        text = mixture_text_kind([u.name for u in unread], [u.text_kind() for u in unread])
-        if skip_blas and not any(u.kind == "ffnn" for u in unread):
-            from lmtools.kernels import skip_blas as _skip
-
-            _skip()
-        scorers = [scorer_for(u.build(warn=warn), u.name, warn) for u in unread]
-    finally:
-        for u in unread:
-            u.close()
+    scorers, _, text = _read_then_build(sources, skip_blas,
+                                        lambda u: scorer_for(u.build(warn=warn), u.name, warn))
     scorer = scorers[0] if len(scorers) == 1 else Mixture(scorers, weights)
     scorer.text = text  # how to read text for it: {"chars", "lower"}, or None when no model records it
     return scorer
@@ -150,9 +138,17 @@ def load_models(sources: list[str], warn=None, skip_blas: bool = False) -> tuple
     themselves (lm-mix's static mixture, a mixture's sampler and scorer): every source read first
     and the text kinds checked (as ``load_scorer``), then built; a counts model is smoothed here,
     once (interpolated modified Kneser-Ney, as ``scorer_for`` and ``sampler_for`` would)."""
+    from lmtools.ngram.smoothing import smooth_if_counts
+
+    return _read_then_build(sources, skip_blas, lambda u: smooth_if_counts(u.build(warn=warn), u.name, warn))
+
+
+def _read_then_build(sources: list[str], skip_blas: bool, build: Callable) -> tuple[list, list[str], dict | None]:
+    """(built objects, names, text kind): every source read first and the text kinds checked (a
+    mismatch is refused before any model is built), numba started without BLAS where no ffnn model
+    needs it, then ``build(unread)`` for each; the sources closed whatever happens."""
     from lmtools.io.models import read_source
     from lmtools.mixture import mixture_text_kind
-    from lmtools.ngram.smoothing import smooth_if_counts
 
     unread = []
     try:
@@ -163,11 +159,11 @@ def load_models(sources: list[str], warn=None, skip_blas: bool = False) -> tuple
             from lmtools.kernels import skip_blas as _skip
 
             _skip()
-        models = [smooth_if_counts(u.build(warn=warn), u.name, warn) for u in unread]
+        built = [build(u) for u in unread]
     finally:
         for u in unread:
             u.close()
-    return models, [u.name for u in unread], text
+    return built, [u.name for u in unread], text
 
 
 def mixture_sampler(models: list, names: list[str], lambdas: list[float] | None = None, warn=None) -> Sampler:
