@@ -127,6 +127,7 @@ def test_fit_lambdas_module_against_reference():
     assert best.ppl <= fit.ppl
 
 
+@pytest.mark.slow
 def test_fit_lambdas_reaches_a_zero_weight():
     """A model that never helps gets weight 0 exactly (plain EM only creeps towards it), and the
     mixture's perplexity is the better model's; one that helps on a few tokens keeps the weight the
@@ -171,6 +172,7 @@ def test_em_perplexity_is_lm_ppl_and_the_best(d):
     assert f"perplexity {out['mixture']['ppl']:.4f}" in text[-2]
 
 
+@pytest.mark.slow
 def test_em_finds_the_grid_minimum_for_two_models(d):
     """K = 2: the perplexity over a grid of weights has its minimum where EM ends."""
     rows = [[10.0 ** a, 10.0 ** b] for a, b in zip(token_log10(d, "kn3.lm", "held.txt"),
@@ -313,6 +315,7 @@ def first_word(d):
     return vocab, p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opts", [{}, {"temperature": 0.6, "top_k": 40}, {"top_p": 0.5}])
 def test_mixture_sampler_first_word_frequencies(d, first_word, opts):
     from lmtools.kinds import mixture_sampler
@@ -436,6 +439,7 @@ def test_gen_mixture_greedy_takes_the_mixed_argmax(d):
     assert len(history) > 2
 
 
+@pytest.mark.slow
 def test_mixture_with_an_ffnn_after_a_history(d):
     """KN + FFNN after "I am": the mixed distribution against the back-off rule and the FFNN's
     forward pass written out (tests/naive_ffnn.py), and the first words drawn at temperature 0.8

@@ -306,6 +306,7 @@ def test_same_scores_mapped_lazily(tmp_path, monkeypatch):
 # Damage: truncation, flipped bytes (header, descriptors, padding, data), trailing bytes
 
 
+@pytest.mark.slow
 def test_every_truncation_of_a_mapped_file_is_one_error(tmp_path):
     data = _tiny()["ngram"]
     path = tmp_path / "cut.lm"
@@ -357,6 +358,7 @@ def test_flipped_data_caught_by_the_verify_path_and_on_first_read(tmp_path, monk
         load_model(io.BufferedReader(io.BytesIO(data)))  # a stream: always checked
 
 
+@pytest.mark.slow
 def test_programs_report_damage_of_a_mapped_file_in_one_line(tmp_path):
     path, _ = _flipped_in_data(tmp_path, "ngrams_2", 8 * 5000)
     text = tmp_path / "t.txt"

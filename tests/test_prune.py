@@ -126,6 +126,7 @@ def test_pruned_equals_reference(model, order, quantile):
     assert got.info["entropy_prune"] == {"threshold": T}
 
 
+@pytest.mark.slow
 def test_pruning_a_pruned_model(model):
     """A pruned model lacks suffixes of some kept n-grams (p(w|h') backs off more than once): pruning
     it again still equals the reference."""
@@ -202,6 +203,7 @@ def test_kept_contexts_are_kept(model):
     assert any(crit[g] < T for g in t if len(g) >= 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", [2, 3])
 def test_size_targeted(model, order):
     m = model(order)

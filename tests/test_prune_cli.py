@@ -63,6 +63,7 @@ def test_size_from_stdin_to_stdout(d):
     _same_arrays(got, prune_entropy(model, size=N))
 
 
+@pytest.mark.slow
 def test_arpa_in_and_out(tmp_path):
     """KenLM's ARPA (xz) pruned to ARPA: the same as pruning the model read from it."""
     r = ok(invoke("lm-prune", "-q", "--threshold", "1e-6", "--arpa", KENLM_O3))
@@ -135,6 +136,7 @@ def test_output_that_is_the_input_is_refused(d, tmp_path):
     assert model.read_bytes() == (d / "kn.lm").read_bytes()
 
 
+@pytest.mark.slow
 def test_real_pipe(d):
     """As a shell runs it: the model on stdin of a real process, the pruned model on its stdout, the
     summary on stderr, read by lm-ppl from its stdin."""

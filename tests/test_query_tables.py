@@ -127,6 +127,7 @@ def test_missing_suffixes_are_stored_with_their_placeholders():
     assert 4 in s.order.tolist()  # matched through the missing "b c"
 
 
+@pytest.mark.slow
 def test_a_pruned_model_read_from_arpa(counts5, tmp_path, prog):
     """lm-prune's model written as ARPA and read back by lm-train --from-arpa (suffixes missing),
     and lm-prune's own output: scores with stored tables equal rebuilt ones, in lm-ppl and lm-score."""
@@ -234,6 +235,7 @@ def test_tables_that_do_not_fit_are_refused(counts5, tmp_path, prog, what):
     assert "query" in line
 
 
+@pytest.mark.slow
 def test_another_layout_is_rebuilt_with_a_note(counts5, tmp_path, prog):
     kn = _smooth(counts5, "kn-modified", 3)
     path = tmp_path / "old.lm"
@@ -276,6 +278,7 @@ def test_rewriting_a_model_keeps_its_tables(counts5, monkeypatch):
         _roundtrip(loaded)
 
 
+@pytest.mark.slow
 def test_no_query_tables_and_lm_info(counts5, tmp_path, prog):
     kn = _smooth(counts5, "kn-modified", 3)
     src = tmp_path / "c.lm"
@@ -377,6 +380,7 @@ def test_the_python_builder_builds_the_kernels_arrays(counts5, which, monkeypatc
     _same_scores(loaded, _rebuilt(loaded), text)
 
 
+@pytest.mark.slow
 def test_a_damaged_mapped_table_is_found_by_verify(counts5, tmp_path, prog):
     """A mapped file's hash table (query.tab) is only probed, not checked at every start (its cost
     grows with the model): a flipped byte in it runs without a wild read, and LMTOOLS_VERIFY=1 and

@@ -104,6 +104,7 @@ def test_small_merge_does_not_import_numba(tmp_path):
     assert not got["numba"] and "numpy" in got["heavy"]
 
 
+@pytest.mark.slow
 def test_ngram_sampling_skips_the_blas_probe(tmp_path):
     # lm-gen with an n-gram model loads numba's kernels but not scipy.linalg (numba's BLAS probe)
     model = tmp_path / "m.lm"

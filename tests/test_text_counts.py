@@ -65,6 +65,7 @@ def test_lm_count_text_is_the_reference_count_written_by_the_reference_writer(d,
     assert counted(d, order) == want
 
 
+@pytest.mark.slow
 def test_reader_equals_the_reference_reader(d):
     data = counted(d, 4)
     tables, vocab, tokens, sentences = naive_text_counts.read(data)
@@ -74,6 +75,7 @@ def test_reader_equals_the_reference_reader(d):
     assert (c.tokens, c.sentences) == (tokens, sentences)
 
 
+@pytest.mark.slow
 def test_shuffled_split_and_crlf_lines_read_as_the_same_counts(d):
     """Lines in any order, orders interleaved, one n-gram's count split over repeated lines (summed),
     CRLF line ends and extra blanks around the count and between words."""
@@ -190,6 +192,7 @@ def test_closed_vocabulary_round_trips_through_zero_count_unigrams(d, tmp_path):
     assert a == b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pack", [gzip.compress, bz2.compress, lzma.compress])
 def test_compressed_text_counts_files_and_stdin(rt, tmp_path, pack):
     packed = pack((rt / "c4.txt").read_bytes())
@@ -211,6 +214,7 @@ def test_awk_made_counts_of_whole_lines():
     assert sorted(got.splitlines()) == sorted(want.splitlines())
 
 
+@pytest.mark.slow
 def test_lm_merge_sums_text_and_model_counts(rt, tmp_path):
     """A text shard and a model shard sum as two model shards do."""
     a = ok(invoke("lm-merge", "--text", rt / "c4.lm", rt / "c4.lm")).stdout_bytes

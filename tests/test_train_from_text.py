@@ -80,6 +80,7 @@ def test_default_order_is_lm_counts(d, tmp_path):
     assert one([], d / "a.txt") == pipe(tmp_path, [], [], d / "a.txt")
 
 
+@pytest.mark.slow
 def test_processes_give_the_same_bytes(d, tmp_path):
     """The real programs, through a real pipe (stdin of lm-train is lm-count's stdout)."""
     counts = run_prog("lm-count", "-q", "-n", "3", d / "a.txt")
@@ -142,6 +143,7 @@ def test_ffnn_keeps_its_vocabulary_options(d, tmp_path):
 
 @pytest.mark.parametrize("producer", ["lm-count -q -n 2 --text {a}", "lm-count -q -n 2 {a}", "cat {a}",
                                       "gzip -c {a}"])
+@pytest.mark.slow
 def test_named_pipes_are_read_once(d, tmp_path, producer):
     """A FILE that is a pipe (bash's <(command)) is looked at and then read from where it was: the
     bytes looked at are put back, since a pipe cannot be opened twice."""
