@@ -224,6 +224,7 @@ def test_huge_single_line(tmp_path):
     assert facts["vocabulary"] == str(5003)
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_second_run_does_not_compile(tmp_path):
     """Kernels are cached on disk (numba cache=True): a second process loads them instead of compiling."""
     cache = tmp_path / "cache"

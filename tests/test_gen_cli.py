@@ -24,6 +24,7 @@ def _error(r, code=1):
     return lines[0]
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_counts_from_stdin_and_seed_reproducible(counts3):
     data = counts3.read_bytes()
     a = run_prog("lm-gen", "-s", "25", "--seed", "7", input=data)
@@ -71,6 +72,7 @@ def test_greedy_is_one_deterministic_line(counts3):
     assert r2.stdout == r.stdout
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_next_table_sums_and_top(counts3):
     r = run_prog("lm-gen", "-m", counts3, "--next", "I pray", "--top", "5")
     assert r.returncode == 0, r.stderr
@@ -87,6 +89,7 @@ def test_next_table_sums_and_top(counts3):
     assert [line.split("\t")[0] for line in full.stdout.decode().splitlines()[:5]] == [x[0] for x in rows]
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_character_model(tmp_path):
     r = run_prog("lm-count", "-n", "4", "--chars", input=TEXT)
     assert r.returncode == 0
@@ -126,6 +129,7 @@ def test_empty_counts_model_and_not_a_model(tmp_path):
     _error(run_prog("lm-gen", "-m", tmp_path / "missing.lm"))
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_arpa_model_and_head_closes_quietly(counts3, tmp_path):
     arpa = tmp_path / "m.arpa"
     t = run_prog("lm-train", "--arpa", "-o", arpa, counts3)
@@ -141,6 +145,7 @@ def test_arpa_model_and_head_closes_quietly(counts3, tmp_path):
     assert len(p.stdout.splitlines()) == 3 and b"Traceback" not in p.stderr and b"error" not in p.stderr
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_ffnn_model_file(tmp_path):
     from lmtools.io.models import save_model
     from tests.test_sample import _ffnn

@@ -34,6 +34,7 @@ def test_merge_equals_counting_the_concatenation(tmp_path, small):
     assert _save(merged) == _save(whole)
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_cli_merge_and_errors(tmp_path):
     a = run_prog("lm-count", "-n", "3", input=b"a b c\n").stdout
     b = run_prog("lm-count", "-n", "3", input=b"c d\n").stdout

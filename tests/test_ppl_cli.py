@@ -147,6 +147,7 @@ def test_mixture(files):
     assert got == pytest.approx(want, abs=1e-5)
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_slow_ptb_5gram_if_present(tmp_path):
     """The published PTB figure (KN5 141.19): needs ../shared/data/ptb."""
     if not (PTB / "train.txt").exists():
@@ -209,6 +210,7 @@ def test_usage_errors_exit_2():
     assert run_prog("lm-ppl", "--help").returncode == 0
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_ffnn_alone_and_mixed(files, tmp_path):
     """Every model kind: an ffnn model scores alone and interpolated with an n-gram model."""
     from lmtools.io.models import load_model, save_model

@@ -75,6 +75,7 @@ def test_jsonl(ref, lm):
         assert [w["oov"] for w in o["words"]] == [w[3] for w in want]
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_large_input_matches_small_path(lm):
     """A large input takes the numba path, a small one the numpy path: same numbers."""
     lines = SHAKESPEARE.read_bytes().split(b"\n")[:-1][-3000:]

@@ -78,6 +78,7 @@ def test_arpa_out_stdout_and_gz(counts3, tmp_path):
     assert gzip.decompress(gz.read_bytes()) == r.stdout
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_from_arpa(tmp_path):
     from lmtools.io.arpa import read_arpa
 

@@ -1,5 +1,6 @@
 """lm-train --method ffnn through real processes: trains from text, scores with lm-ppl, refuses mixed options."""
 
+import pytest
 from tests.conftest import SHAKESPEARE, run_prog
 
 
@@ -11,6 +12,7 @@ def _texts(tmp_path):
     return train, valid
 
 
+@pytest.mark.slow  # one of the slowest (durations on 2 cores): kept out of make test's 4 minutes
 def test_train_ffnn_then_score(tmp_path):
     train, valid = _texts(tmp_path)
     out = tmp_path / "f.lm"
