@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-slow fuzz demo bench man lint clean
+.PHONY: install test test-slow fuzz demo bench bench-scale bench-query man lint clean
 
 install: $(STAMP)
 
@@ -33,6 +33,19 @@ demo: install
 
 bench: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run.py
+
+# Long benchmarks against KenLM, not part of `make bench` (minutes each; corpora and models are cached in
+# $LMTOOLS_BENCH_DATA, default /tmp/lmtools-bench; KenLM is found through KENLM_BIN=/path/to/kenlm/build/bin
+# and skipped when absent). bench-scale: lm-count | lm-train against lmplz on sampled corpora (issue 12),
+# e.g. BENCH_SCALE_ARGS="--tokens 40M --repeat 2 --record". bench-query: lm-ppl against KenLM's query
+# (issue 13), e.g. BENCH_QUERY_ARGS="--sampled 10M --record".
+BENCH_SCALE_ARGS ?= --tokens 10M --repeat 2
+BENCH_QUERY_ARGS ?= --repeat 3 --sampled 10M
+bench-scale: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
+
+bench-query: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/query_peer.py $(BENCH_QUERY_ARGS)
 
 man:
 	@for p in man/*.[15]; do \
