@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmtools.cli import common, count_options
+from lmtools.cli import budget_options, common, count_options
 
 SMALL_INPUT_BYTES = count_options.SMALL_INPUT_BYTES  # below it the text is counted without the kernels
 MAX_ORDER = count_options.MAX_ORDER
@@ -23,9 +23,11 @@ MAX_ORDER = count_options.MAX_ORDER
 @click.option("--text", "as_text", is_flag=True,
               help="Write the counts as text, one 'w1 .. wn<TAB>count' per line (SRILM's count format), "
                    "instead of a counts model; lm-train and lm-merge read it back.")
+@budget_options.memory_options
 @common.text_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def main(files, order, output, min_count, vocab_size, vocab_file, as_text, lower, chars, encoding_errors, quiet):
+def main(files, order, output, min_count, vocab_size, vocab_file, as_text, memory, temp_dir, lower, chars,
+         encoding_errors, quiet):
     """Count all n-grams of orders 1..N in FILES (default: stdin) and write a counts model.
 
     Text is UTF-8, one sentence per line, tokens separated by ASCII whitespace; <s> and </s> are
@@ -40,6 +42,11 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, lower
       lm-count -n 5 -o counts.lm a.txt b.txt.gz
       lm-count -n 3 train.txt | lm-ppl test.txt
       lm-count -n 3 --text corpus.txt | sort -t "$(printf '\\t')" -k2,2nr | head
+      lm-count -n 5 -S 2G -T /var/tmp big.txt | lm-train -o kn5.lm
+
+    Counting keeps its tables within -S (default 40% of physical memory); beyond it, sorted runs
+    go to a private directory in -T DIR and are merged at the end, and the counts are written as a
+    sorted count stream (the same counts; every program reads both forms).
     """
     common.refuse_order_as_output(output)
     count_options.check_order(order)
@@ -52,20 +59,28 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, lower
     if paths.count("-") > 1:
         raise common.UsageError("stdin ('-') given more than once", "name it once")
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
+    budget = budget_options.resolve_memory(memory)
+    tmp = budget_options.check_temp_dir(temp_dir)
     target = common.output_target(output, inputs=paths + [vocab_file], binary=not as_text)
     common.stdin_note(paths)
-    counts = count_options.count_corpus(paths, order, min_count=min_count, vocab_size=vocab_size,
-                                        vocab_file=vocab_file, lower=lower, chars=chars,
-                                        encoding_errors=encoding_errors)
-    with target.open() as out:
-        if as_text:
-            from lmtools.io.countstext import write_text_counts
+    with budget_options.spill_space(tmp) as spill:
+        counts = count_options.count_corpus(paths, order, min_count=min_count, vocab_size=vocab_size,
+                                            vocab_file=vocab_file, lower=lower, chars=chars,
+                                            encoding_errors=encoding_errors, memory=budget, spill=spill)
+        spilled = hasattr(counts, "runs")  # counted with runs on disk: lmtools.ngram.external.SortedCounts
+        with target.open() as out:
+            if as_text:
+                from lmtools.io.countstext import write_text_counts
 
-            write_text_counts(counts, out)
-        else:
-            from lmtools.io.models import save_model
+                write_text_counts(counts.to_counts() if spilled else counts, out)
+            elif spilled:
+                from lmtools.io.countstream import write_sorted_counts
 
-            save_model(counts, out)
+                write_sorted_counts(out, counts.header(), counts.blocks())
+            else:
+                from lmtools.io.models import save_model
+
+                save_model(counts, out)
     if not quiet and common.stderr_is_terminal():
         common.info(count_options.summary(counts))
 

@@ -52,10 +52,12 @@ def check_vocabulary(min_count: int, vocab_size: int) -> None:
 
 def count_corpus(paths: list[str], order: int, *, min_count: int = 1, vocab_size: int = 0,
                  vocab_file: str | None = None, lower: bool = False, chars: bool = False,
-                 encoding_errors: str = "strict"):
+                 encoding_errors: str = "strict", memory: int | None = None, spill=None):
     """Count text FILES as lm-count does: the ``Levels`` with lm-count's provenance (the same record
     whichever program counts, so that a model trained in one process equals the pipe's), warnings on
-    stderr as lm-count gives them."""
+    stderr as lm-count gives them. With a budget (``memory`` bytes and ``spill``, a SpillDir from
+    budget_options.spill_space): the same ``Levels`` where the counts fitted, else the counts on disk
+    (lmtools.ngram.external.SortedCounts, runs in ``spill``)."""
     size = common.input_size(paths)
     if size is None or size > SMALL_INPUT_BYTES:  # a small text is counted without the kernels
         common.compile_note("count")
@@ -80,7 +82,13 @@ def count_corpus(paths: list[str], order: int, *, min_count: int = 1, vocab_size
             stats["replaced"] += chunk.replaced_lines
             bar.advance(chunk.n_bytes)
 
-        counts = count_levels(paths, order, text_opts=text_opts, vocab_opts=vocab_opts, on_chunk=on_chunk)
+        if memory is None:
+            counts = count_levels(paths, order, text_opts=text_opts, vocab_opts=vocab_opts, on_chunk=on_chunk)
+        else:
+            from lmtools.ngram.external import count_levels_budget
+
+            counts = count_levels_budget(paths, order, memory, spill, text_opts=text_opts, vocab_opts=vocab_opts,
+                                         on_chunk=on_chunk)
     if stats["dropped"]:
         common.warn(f"dropped {stats['dropped']} literal <s>/</s> tokens inside lines")
     if stats["replaced"]:
@@ -91,8 +99,9 @@ def count_corpus(paths: list[str], order: int, *, min_count: int = 1, vocab_size
 
 
 def summary(counts) -> str:
-    """lm-count's summary line of a ``Levels``."""
-    sizes = " ".join(str(s) for s in [len(counts.vocab)] + [len(lv[0]) for lv in counts.levels])
+    """lm-count's summary line of a ``Levels`` (or of counts on disk: ``SortedCounts``)."""
+    per_order = counts.sizes() if hasattr(counts, "runs") else [len(counts.vocab)] + [len(lv[0]) for lv in counts.levels]
+    sizes = " ".join(str(s) for s in per_order)
     return (f"{counts.sentences} sentences, {counts.tokens} tokens, vocabulary {len(counts.vocab)}, "
             f"n-grams per order: {sizes}")
 

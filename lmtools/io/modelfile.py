@@ -86,11 +86,18 @@ def _meta_crc(name: str, dtype: str, shape) -> int:
 
 def write_model(stream: BinaryIO, kind: str, header: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write a model of ``kind`` with ``header`` (plain msgpack-able values) and named arrays (format 3)."""
+    write_model_arrays(stream, kind, header, list(arrays), iter(arrays.items()))
+
+
+def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[str], arrays) -> None:
+    """Write a model whose arrays come one at a time: ``arrays`` yields (name, array) in the order of
+    ``names`` (listed in the header before any data). Only the array being written is in memory, so a
+    producer can write arrays larger in all than memory (io.countstream's sorted count stream)."""
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}")
     head = dict(header)
     head["kind"] = kind
-    head["arrays"] = list(arrays)
+    head["arrays"] = list(names)
     packer = msgpack.Packer(use_bin_type=True)
     packed_head = packer.pack(head)
     pos = 0  # file offset of the next byte: the padding aligns each array's data in the file
@@ -104,7 +111,10 @@ def write_model(stream: BinaryIO, kind: str, header: dict, arrays: dict[str, np.
     put(packer.pack(FORMAT_VERSION))
     put(packer.pack(packed_head))  # bytes: a msgpack bin
     put(packer.pack(_crc(packed_head)))
-    for name, arr in arrays.items():
+    written = 0
+    for name, arr in arrays:
+        if written >= len(names) or name != names[written]:
+            raise ValueError(f"array {name!r} is not the next one the header lists")
         arr = np.ascontiguousarray(arr)
         dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
         arr = arr.astype(dt, copy=False)
@@ -117,7 +127,10 @@ def write_model(stream: BinaryIO, kind: str, header: dict, arrays: dict[str, np.
         put(bytes(-pos % ALIGN))
         stream.write(data)
         pos += data.nbytes
-    put(packer.pack({"end": len(arrays)}))
+        written += 1
+    if written != len(names):
+        raise ValueError(f"{len(names) - written} arrays listed in the header were not given")
+    put(packer.pack({"end": len(names)}))
     stream.flush()
 
 
@@ -326,6 +339,16 @@ def read_model(stream: BinaryIO, name: str = "input", size: int | None = None,
     ``name`` is the file name used in error messages; ``size`` the bytes left in the stream when the
     caller knows it (default: found from the stream itself where it is a regular file). A format-1
     file is read with one warning line (``warn_old``) saying how to rewrite it."""
+    parts = iter_model(stream, name, size, warn_old)
+    header = next(parts)
+    return header, dict(parts)
+
+
+def iter_model(stream: BinaryIO, name: str = "input", size: int | None = None, warn_old: bool = True):
+    """Read a model file from a binary stream one array at a time: yields the header (checked), then
+    (name, array) per array in file order (each read whole and checksummed before it is yielded),
+    and checks the trailer after the last. Memory holds one array at a time (io.countstream reads a
+    sorted count stream through a pipe this way). Same errors as ``read_model``."""
     if size is None:
         size = stream_size(stream)
     first = b""
@@ -364,9 +387,9 @@ def read_model(stream: BinaryIO, name: str = "input", size: int | None = None,
             raise LmError(f"{name}: corrupt model header", _RECREATE) from None
     check_header(header, name)
     names = header["arrays"]
-    arrays: dict[str, np.ndarray] = {}
+    yield header
     for expected in names:
-        arrays[expected] = _read_array3(r, expected) if version >= 3 else _read_array(r, expected, version)
+        yield expected, (_read_array3(r, expected) if version >= 3 else _read_array(r, expected, version))
     trailer = r.unpack("trailer")
     if not (isinstance(trailer, dict) and list(trailer) == ["end"] and type(trailer["end"]) is int
             and trailer["end"] == len(names)):
@@ -379,7 +402,6 @@ def read_model(stream: BinaryIO, name: str = "input", size: int | None = None,
 
         warn(f"{name}: model file format 1 has no header checksum; rewrite it with this lmtools: "
              f"{rewrite_command(header['kind'], name)}")
-    return header, arrays
 
 
 def verify_requested() -> bool:

@@ -66,6 +66,8 @@ def _narrow(count: np.ndarray) -> np.ndarray:
 
 
 def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
+    if h.get("layout") == LAYOUT_SORTED:
+        return counts_from_sorted_parts(h, a, name)
     lv = levels_from_parts(h, a, name)
     counts = lv.to_counts(lv.provenance)
     for n in range(2, counts.order + 1):  # sorted now: a repeated n-gram sits beside its twin
@@ -75,7 +77,13 @@ def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
 
 
 def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
-    """A counts file as stored (``Levels``: trie levels, not sorted)."""
+    """A counts file as stored (``Levels``: trie levels, not sorted); a sorted count stream is turned
+    into trie levels (each n-gram's prefix found among the order below)."""
+    if h.get("layout") == LAYOUT_SORTED:
+        c = counts_from_sorted_parts(h, a, name)
+        head, parts = counts_to_parts(c)
+        lv = levels_from_parts({k: v for k, v in h.items() if k != "layout"}, parts, name)
+        return lv
     order = _order(h, name)
     V = len(h["vocab"])
     hint = "recreate it with lm-count"
@@ -105,6 +113,80 @@ def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
     _check_sizes(h, sizes, name)
     return Levels(list(h["vocab"]), unigrams, levels, int(h.get("tokens", 0)), int(h.get("sentences", 0)),
                   dict(h.get("provenance", {})), text=_text_kind(h, name))
+
+
+# The sorted count stream (io.countstream writes and streams it; whole-file readers are here)
+LAYOUT_SORTED = "sorted"
+_COUNTS_HINT = "recreate it with lm-count"
+
+
+def sorted_array_names(sizes: list[int], block_rows: int) -> list[str]:
+    """The arrays of a sorted count stream with these sizes, in file order: ``counts_1``, then per
+    order n >= 2 its blocks ``ngrams_n.i`` and ``counts_n.i`` (i = 0, 1, ...)."""
+    names = ["counts_1"]
+    for n, m in enumerate(sizes[1:], start=2):
+        for i in range(-(-m // block_rows)):
+            names += [f"ngrams_{n}.{i}", f"counts_{n}.{i}"]
+    return names
+
+
+def sorted_layout_facts(h: dict, name: str) -> tuple[int, int, list[int], int]:
+    """(order, V, sizes, block_rows) of a sorted count stream's header, checked against its array list."""
+    order = _order(h, name)
+    V = len(h["vocab"])
+    sizes, B = h.get("sizes"), h.get("block_rows")
+    if not (isinstance(sizes, list) and len(sizes) == order and all(type(x) is int and x >= 0 for x in sizes)
+            and sizes[0] == V):
+        raise LmError(f"{name}: corrupt model header (field sizes)", _COUNTS_HINT)
+    if type(B) is not int or B < 1:
+        raise LmError(f"{name}: corrupt model header (field block_rows)", _COUNTS_HINT)
+    if list(h["arrays"]) != sorted_array_names(sizes, B):
+        raise LmError(f"{name}: corrupt counts file (its arrays are not the blocks its sizes give)", _COUNTS_HINT)
+    return order, V, sizes, B
+
+
+def check_sorted_block(V: int, n: int, rows: np.ndarray, counts: np.ndarray, name: str,
+                       last: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A block of order n of a sorted count stream, checked (integer types, shapes, ids < V, counts
+    >= 0, rows strictly increasing, after ``last``, the final row of the block before): (rows as
+    int32, counts as int64)."""
+    if rows.dtype.kind not in "iu" or counts.dtype.kind not in "iu" or rows.ndim != 2 or rows.shape[1] != n \
+            or counts.shape != (rows.shape[0],):
+        raise LmError(f"{name}: corrupt counts file (order {n} arrays disagree)", _COUNTS_HINT)
+    if not _in_range(rows, V):
+        raise LmError(f"{name}: corrupt counts file (order {n} ids out of range)", _COUNTS_HINT)
+    if _negative(counts):
+        raise LmError(f"{name}: corrupt counts file (order {n} has negative counts)", _COUNTS_HINT)
+    probe = rows if last is None or rows.shape[0] == 0 else np.concatenate([last.reshape(1, n), rows[:1]])
+    if not rows_increasing(rows) or (probe is not rows and not rows_increasing(probe)):
+        raise LmError(f"{name}: corrupt counts file (order {n} n-grams not sorted or repeated)", _COUNTS_HINT)
+    return rows.astype(np.int32, copy=False), counts.astype(np.int64, copy=False)
+
+
+def counts_from_sorted_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
+    """A sorted count stream read whole: its blocks concatenated (already in order: no sort)."""
+    order, V, sizes, B = sorted_layout_facts(h, name)
+    try:
+        ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
+        counts = [check_sorted_block(V, 1, ngrams[0], a["counts_1"], name)[1]]
+        for n in range(2, order + 1):
+            k = -(-sizes[n - 1] // B)
+            rows = [a[f"ngrams_{n}.{i}"] for i in range(k)]
+            cnt = [a[f"counts_{n}.{i}"] for i in range(k)]
+            if any(r.ndim != 2 for r in rows):
+                raise LmError(f"{name}: corrupt counts file (order {n} arrays disagree)", _COUNTS_HINT)
+            r = np.concatenate(rows) if k > 1 else (rows[0] if k else np.zeros((0, n), np.int32))
+            c = np.concatenate(cnt) if k > 1 else (cnt[0] if k else np.zeros(0, np.int64))
+            if r.shape[0] != sizes[n - 1]:
+                raise LmError(f"{name}: corrupt counts file (order {n} has the wrong size)", _COUNTS_HINT)
+            r, c = check_sorted_block(V, n, r, c, name)
+            ngrams.append(r)
+            counts.append(c)
+    except KeyError as e:
+        raise LmError(f"{name}: counts file lacks array {e.args[0]}", _COUNTS_HINT) from None
+    return Counts(vocab=list(h["vocab"]), ngrams=ngrams, counts=counts, tokens=int(h.get("tokens", 0)),
+                  sentences=int(h.get("sentences", 0)), provenance=dict(h.get("provenance", {})),
+                  text=_text_kind(h, name))
 
 
 # The query structure's arrays in the file (lmtools-model(5)): file name -> QueryTables field

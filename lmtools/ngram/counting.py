@@ -86,6 +86,10 @@ class NgramCounter:
         self.tables = [OrderTable() for _ in range(order - 1)]
         self.tokens = 0
         self.sentences = 0
+        self.block_tokens = BLOCK_TOKENS
+        # Called before each block with (its tokens, the carried ids): may empty the tables (a spill
+        # to disk, lmtools.ngram.external) and returns the carried ids valid in the tables after it.
+        self.before_block: Callable | None = None
 
     def reserve(self, tokens: int) -> None:
         """Size the tables for about ``tokens`` tokens of text at once, instead of growing them step by
@@ -114,10 +118,13 @@ class NgramCounter:
         # supplies the history, and its ids of every order (carried from the block before) are put
         # back in place of the kernel's -1 at position 0.
         carry = [-1] * len(self.tables)
-        for lo in range(0, ids.size, BLOCK_TOKENS):
-            hi = min(lo + BLOCK_TOKENS, ids.size)
+        step = self.block_tokens
+        for lo in range(0, ids.size, step):
+            hi = min(lo + step, ids.size)
             start = lo - 1 if lo else 0
             block = ids[start:hi]
+            if self.before_block is not None:
+                carry = self.before_block(block.size, carry)
             prev = block
             for k, t in enumerate(self.tables):
                 t.ensure_room(block.size)
@@ -312,3 +319,9 @@ def count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
                        np.array([c for _, c in items], np.int64)))
         ids_prev = {g: i for i, (g, _) in enumerate(items)}
     return Levels(vocab, uni, levels, tokens, sentences)
+
+
+# Public names of the helpers that counting in a memory budget (lmtools.ngram.external) shares.
+restriction = _restriction
+input_bytes = _input_bytes
+text_kind = _text_kind

@@ -1,0 +1,376 @@
+"""The sorted count stream, and the temporary runs that counting in a memory budget spills to disk.
+
+**The sorted count stream** is a counts model file (lmtools-model(5), format 3) whose header has
+``"layout": "sorted"`` and ``"block_rows": B``: instead of lm-count's trie levels (``prefix_n``,
+``word_n``, ``counts_n``) it holds, after ``counts_1`` (the unigram counts, one per vocabulary id),
+order by order ascending, blocks of at most B n-grams: ``ngrams_N.I`` (int32, shape (b, N): the word
+ids of b n-grams, rows in strictly increasing lexicographic order across all blocks of the order) and
+``counts_N.I`` (their counts: uint32, or int64 where a count does not fit), I = 0, 1, ... The header's
+``sizes`` gives the n-grams per order, so the array names are known before any data; every array's
+checksum precedes its bytes, and a block is written as soon as it is in memory, so the writer holds
+one block (its source is a merge of sorted runs, see lmtools.ngram.external), and so does a reader
+(``iter_sorted_counts``) from a pipe. Readers of the whole file (io.models.load_model) give the same
+``Counts`` as the trie layout; lmtools older than this layout refuse such a file with "counts file
+lacks array prefix_2".
+
+**Runs** (``SpillDir``, ``RunFile``): the sorted rows and counts of one order, raw little-endian
+int32 rows then int64 counts in two files, written once and read back in blocks. They live in a
+directory of their own made inside the temporary directory (-T), removed with everything in it when
+the program ends, whatever the reason: ``SpillDir`` reports every path it is about to create to a
+``tracker`` (a set-like object with ``add``/``discard``; the programs pass lmtools.cli.signals'
+TEMP_FILES, which a signal empties), before the path exists.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from lmtools.errors import LmError
+
+LAYOUT_SORTED = "sorted"
+BLOCK_ROWS = 1 << 16  # n-grams per block of the sorted count stream (a few MB at order 5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Temporary runs
+
+
+def temp_error(where: str, e: OSError) -> LmError:
+    """One line for a failure to write or read the temporary files."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = "free some disk space there, or give another temporary directory with -T DIR (or a larger -S)"
+    elif e.errno in (errno.ENOENT, errno.ENOTDIR):
+        hint = "the temporary directory was removed while in use; give -T a directory that stays"
+    else:
+        hint = "give a writable temporary directory with -T DIR"
+    return LmError(f"temporary files in {where}: {e.strerror or e}", hint)
+
+
+class SpillDir:
+    """A private directory for runs, inside ``base``; ``remove()`` deletes it and its files (every
+    path is reported to ``tracker`` before it is created, so a signal handler can delete them too)."""
+
+    def __init__(self, base: str, tracker=None):
+        self.base = base
+        self.tracker = tracker if tracker is not None else set()
+        self.path: str | None = None
+        self.files: list[str] = []
+        self.serial = 0
+        self.bytes_written = 0
+        self.peak_bytes = 0  # most bytes held on disk at once
+        self.live_bytes = 0
+
+    def _make(self) -> str:
+        if self.path is None:
+            path = os.path.join(self.base, f"lmtools-spill-{os.getpid()}-{secrets.token_hex(4)}")
+            self.tracker.add(path)
+            try:
+                os.mkdir(path, 0o700)
+            except OSError as e:
+                self.tracker.discard(path)
+                raise temp_error(self.base, e) from None
+            self.path = path
+        return self.path
+
+    def new_file(self, stem: str) -> str:
+        """A new file's path in the directory (made on first use), reported to the tracker."""
+        d = self._make()
+        self.serial += 1
+        path = os.path.join(d, f"{stem}-{self.serial}")
+        self.tracker.add(path)
+        self.files.append(path)
+        return path
+
+    def delete(self, path: str) -> None:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        self.live_bytes -= size
+        self.tracker.discard(path)
+        if path in self.files:
+            self.files.remove(path)
+
+    def wrote(self, n: int) -> None:
+        self.bytes_written += n
+        self.live_bytes += n
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+
+    def remove(self) -> None:
+        """Delete every file and the directory (quietly: it may be gone already)."""
+        for path in list(self.files):
+            self.delete(path)
+        if self.path is not None:
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+            self.tracker.discard(self.path)
+            self.path = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class RunFile:
+    """Sorted rows (m, n) and counts of one order on disk, written in pieces, read back in blocks."""
+
+    def __init__(self, spill: SpillDir, n: int):
+        self.spill, self.n, self.m = spill, n, 0
+        self.rows_path = spill.new_file(f"o{n}-rows")
+        self.counts_path = spill.new_file(f"o{n}-counts")
+        self._w = None
+
+    def _open_write(self):
+        try:
+            self._w = (open(self.rows_path, "wb"), open(self.counts_path, "wb"))
+        except OSError as e:
+            raise temp_error(self.spill.base, e) from None
+
+    def append(self, rows: np.ndarray, counts: np.ndarray) -> None:
+        if self._w is None:
+            self._open_write()
+        rows = np.ascontiguousarray(rows, dtype="<i4")
+        counts = np.ascontiguousarray(counts, dtype="<i8")
+        try:
+            for f, a in zip(self._w, (rows, counts)):
+                if a.size:
+                    f.write(memoryview(a.reshape(-1)).cast("B"))
+        except OSError as e:
+            self.close()
+            raise temp_error(self.spill.base, e) from None
+        self.m += rows.shape[0]
+        self.spill.wrote(rows.nbytes + counts.nbytes)
+
+    def finish(self) -> "RunFile":
+        """Close the files for writing (flushing them: a full disk shows here)."""
+        if self._w is None:
+            self._open_write()
+        try:
+            for f in self._w:
+                f.close()
+        except OSError as e:
+            raise temp_error(self.spill.base, e) from None
+        finally:
+            self._w = None
+        return self
+
+    def close(self) -> None:
+        if self._w is not None:
+            for f in self._w:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+            self._w = None
+
+    def reader(self) -> "RunReader":
+        return RunReader(self)
+
+    def delete(self) -> None:
+        self.close()
+        self.spill.delete(self.rows_path)
+        self.spill.delete(self.counts_path)
+
+
+class RunReader:
+    """Reads a run front to back, ``read_into`` a block at a time."""
+
+    def __init__(self, run: RunFile):
+        self.run, self.left = run, run.m
+        try:
+            self.f = (open(run.rows_path, "rb"), open(run.counts_path, "rb"))
+        except OSError as e:
+            raise temp_error(run.spill.base, e) from None
+
+    def read_into(self, rows: np.ndarray, counts: np.ndarray) -> int:
+        """Fill ``rows`` (b, n) and ``counts`` (b,) with the next rows (at most b); returns how many."""
+        k = min(self.left, rows.shape[0])
+        if k == 0:
+            return 0
+        try:
+            for f, a in zip(self.f, (rows[:k], counts[:k])):
+                view = memoryview(a.reshape(-1)).cast("B")
+                got = 0
+                while got < len(view):
+                    r = f.readinto(view[got:])
+                    if not r:
+                        raise OSError(errno.EIO, "a temporary file is shorter than written")
+                    got += r
+        except OSError as e:
+            raise temp_error(self.run.spill.base, e) from None
+        self.left -= k
+        return k
+
+    def close(self) -> None:
+        for f in self.f:
+            f.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The sorted count stream: writing
+
+
+@dataclass
+class CountsHeader:
+    """The facts of a counts model that come before its n-grams (``iter_sorted_counts`` yields it first)."""
+
+    vocab: list[str]
+    unigrams: np.ndarray  # int64 (V,): order 1, one count per vocabulary id
+    tokens: int
+    sentences: int
+    order: int
+    sizes: list[int]  # n-grams per order 1..N (sizes[0] == V)
+    provenance: dict = field(default_factory=dict)
+    text: dict | None = None  # how the text was read ({"chars", "lower"}); None: unknown
+    block_rows: int = BLOCK_ROWS
+
+
+def _narrow(count: np.ndarray) -> np.ndarray:
+    small = count.size == 0 or (int(count.max()) < 2**32 and int(count.min()) >= 0)
+    return count.astype(np.uint32 if small else np.int64, copy=False)
+
+
+def write_sorted_counts(stream: BinaryIO, head: CountsHeader, blocks) -> None:
+    """Write a sorted count stream: ``head`` (sizes included), then ``blocks`` yields (n, rows, counts)
+    for orders 2..N ascending, rows in increasing order, every block but an order's last exactly
+    ``head.block_rows`` rows (as ``RunReader`` and ``iter_sorted_blocks`` give them)."""
+    from lmtools import __version__
+    from lmtools.io.modelfile import write_model_arrays
+    from lmtools.io.models import sorted_array_names
+
+    B = head.block_rows
+    prov = dict(head.provenance or {})
+    prov.setdefault("version", __version__)
+    header = {"order": head.order, "vocab": list(head.vocab), "tokens": int(head.tokens),
+              "sentences": int(head.sentences), "sizes": [int(s) for s in head.sizes], "provenance": prov,
+              "layout": LAYOUT_SORTED, "block_rows": B}
+    if head.text is not None:
+        header["text"] = {"chars": bool(head.text["chars"]), "lower": bool(head.text["lower"])}
+    names = sorted_array_names(head.sizes, B)
+
+    def arrays():
+        yield "counts_1", _narrow(np.asarray(head.unigrams))
+        index = {}
+        for n, rows, counts in blocks:
+            if rows.shape[0] == 0:
+                continue
+            i = index.get(n, 0)
+            index[n] = i + 1
+            yield f"ngrams_{n}.{i}", np.ascontiguousarray(rows, dtype=np.int32)
+            yield f"counts_{n}.{i}", _narrow(counts)
+
+    write_model_arrays(stream, "counts", header, names, arrays())
+
+
+# ----------------------------------------------------------------------------------------------
+# The sorted count stream: reading
+
+
+def iter_sorted_blocks(counts, block_rows: int = BLOCK_ROWS) -> Iterator:
+    """The sorted-stream view of counts held in memory (``Counts``, or ``Levels``, sorted first): yields
+    a ``CountsHeader``, then (n, rows, counts) for n = 1..N, blocks of at most ``block_rows`` rows
+    (views, not copies), at least one block per order (empty where the order has no n-grams)."""
+    if hasattr(counts, "levels") and not hasattr(counts, "ngrams"):
+        counts = counts.to_counts(counts.provenance)
+    yield CountsHeader(vocab=list(counts.vocab), unigrams=np.asarray(counts.counts[0], np.int64),
+                       tokens=int(counts.tokens), sentences=int(counts.sentences), order=counts.order,
+                       sizes=counts.sizes(), provenance=dict(counts.provenance or {}), text=counts.text,
+                       block_rows=block_rows)
+    for n in range(1, counts.order + 1):
+        rows, cnt = counts.ngrams[n - 1], counts.counts[n - 1]
+        m = rows.shape[0]
+        for lo in range(0, max(m, 1), block_rows):
+            yield n, rows[lo:lo + block_rows], np.asarray(cnt[lo:lo + block_rows], np.int64)
+
+
+def iter_sorted_counts(source="-", block_rows: int = BLOCK_ROWS) -> Iterator:
+    """A counts model from ``source`` (path, '-' or a binary stream) as a sorted stream: yields a
+    ``CountsHeader``, then (n, rows, counts) for n = 1..N ascending, rows in lexicographic order, at
+    least one block per order. A sorted count stream is read one block at a time (from a pipe too:
+    memory holds one block; each block is checked: types, ids in range, rows increasing across
+    blocks, sizes as the header says); a file of lm-count's trie layout is read whole and sorted first
+    (it is the form of counts that fitted in memory). Refuses anything but a counts model."""
+    from lmtools.io.modelfile import iter_model, map_model, stream_size
+    from lmtools.io.models import check_sorted_block, counts_from_parts, model_from_parts, sorted_layout_facts
+    from lmtools.io.text import open_binary
+
+    name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
+    mapped = map_model(source, name) if isinstance(source, str) and source != "-" else None
+    stream = None
+    try:
+        if mapped is not None:
+            header = mapped.header
+            parts = ((k, mapped.arrays[k]) for k in header["arrays"])
+        else:
+            stream = open_binary(source) if isinstance(source, str) else source
+            parts = iter_model(stream, name, stream_size(stream))
+            header = next(parts)
+        if header.get("kind") != "counts":
+            raise LmError(f"{name} holds a model of kind {header.get('kind')}, not counts",
+                          "give counts written by lm-count or lm-merge")
+        if header.get("layout") != LAYOUT_SORTED:
+            if mapped is not None:
+                counts = model_from_parts(header, mapped.arrays, name, mapped=mapped)
+            else:
+                counts = counts_from_parts(header, dict(parts), name)
+            yield from iter_sorted_blocks(counts, block_rows)
+            return
+        order, V, sizes, B = sorted_layout_facts(header, name)
+
+        def take(expected: str) -> np.ndarray:
+            try:
+                key, arr = next(parts)
+            except StopIteration:
+                key, arr = None, None
+            if key != expected:
+                raise LmError(f"{name}: corrupt counts file (array {expected} missing)", "recreate it with lm-count")
+            if mapped is not None:
+                mapped.check([key])
+            return arr
+
+        _, unigrams = check_sorted_block(V, 1, np.arange(V, dtype=np.int32).reshape(V, 1), take("counts_1"), name)
+        yield CountsHeader(vocab=list(header["vocab"]), unigrams=unigrams, tokens=int(header.get("tokens", 0)),
+                           sentences=int(header.get("sentences", 0)), order=order, sizes=sizes,
+                           provenance=dict(header.get("provenance", {})), text=_text_kind(header, name),
+                           block_rows=B)
+        yield 1, np.arange(V, dtype=np.int32).reshape(V, 1), unigrams
+        for n in range(2, order + 1):
+            blocks = -(-sizes[n - 1] // B)
+            if blocks == 0:
+                yield n, np.zeros((0, n), np.int32), np.zeros(0, np.int64)
+            last = None
+            for i in range(blocks):
+                rows = take(f"ngrams_{n}.{i}")
+                counts = take(f"counts_{n}.{i}")
+                want = B if i < blocks - 1 else sizes[n - 1] - B * (blocks - 1)
+                if rows.ndim != 2 or rows.shape[0] != want:
+                    raise LmError(f"{name}: corrupt counts file (block {i} of order {n} has the wrong size)",
+                                  "recreate it with lm-count")
+                rows, counts = check_sorted_block(V, n, rows, counts, name, last)
+                last = rows[-1]
+                yield n, rows, counts
+        for _ in parts:  # the trailer is checked when the arrays run out
+            raise LmError(f"{name}: corrupt counts file (arrays after the last block)", "recreate it with lm-count")
+    finally:
+        if stream is not None and stream is not source and source != "-":
+            stream.close()
+
+
+def _text_kind(h: dict, name: str):
+    from lmtools.io.text import header_text_kind
+
+    return header_text_kind(h, name)
