@@ -12,8 +12,8 @@ from lmtools.errors import LmError
 from lmtools.ngram.counts import Counts
 from lmtools.ngram.model import NGramModel
 from lmtools.ngram.smoothing_stages import (
-    FALLBACK_DISCOUNTS, STUPID_ALPHA, Index, Order, adjusted_counts, assemble, check_nonempty, context_sums, count_of_counts,
-    discounted_order, form_of, mkn_discounts, per_order, raw_counts,
+    FALLBACK_DISCOUNTS, STUPID_ALPHA, Index, Order, adjusted_counts, assemble, check_nonempty, count_of_counts,
+    discounted_order, form_of, group_sums, mkn_discounts_of, per_order, raw_counts,
 )
 from lmtools.vocab import BOS_ID
 
@@ -73,26 +73,34 @@ def modified_kneser_ney(counts: Counts, discounts=None, interpolate: bool | None
     user = per_order(discounts, N, "--discount")
     orders, info_d, fallback = [], [], []
     for n in range(1, N + 1):
-        if user[n - 1] is not None:
-            D = tuple(float(x) for x in user[n - 1])
-            if len(D) == 1:
-                D = D * 3
-            if len(D) != 3 or any(d < 0 for d in D):
-                raise LmError(f"modified Kneser-Ney needs three discounts >= 0 per order, got {user[n - 1]}",
-                              "e.g. --discount 0.5,1,1.5")
-        else:
-            D, ok, nk = mkn_discounts(stats[n - 1])
-            if not ok:
-                fallback.append(n)
-                warn(f"modified Kneser-Ney discounts of order {n} are degenerate "
-                     f"(adjusted counts of counts n1..n4 = {' '.join(map(str, nk))}); "
-                     f"using {' '.join(f'{x:g}' for x in FALLBACK_DISCOUNTS)} for that order")
+        D = mkn_order_discounts(user[n - 1], n, lambda: count_of_counts(stats[n - 1], 4), warn, fallback)
         info_d.append([float(x) for x in D])
         orders.append(discounted_order(counts, index, n, a[n - 1], np.array((0.0,) + tuple(D))))
     info = {"discounts": info_d, "discount_fallback": fallback}
     if kenlm_compat:
         info["kenlm_compat"] = True
     return assemble(counts, index, orders, form_of(interpolate, True), "kn-modified", info, prune)
+
+
+def mkn_order_discounts(user, n: int, nk: Callable[[], np.ndarray], warn, fallback: list) -> tuple:
+    """(D1, D2, D3+) of order n: the user's (one value: all three), or estimated from the counts of
+    counts n_0..n_4 of its adjusted counts (``nk()``, asked only then), with a warning and ``n``
+    appended to ``fallback`` when they are degenerate."""
+    if user is not None:
+        D = tuple(float(x) for x in user)
+        if len(D) == 1:
+            D = D * 3
+        if len(D) != 3 or any(d < 0 for d in D):
+            raise LmError(f"modified Kneser-Ney needs three discounts >= 0 per order, got {user}",
+                          "e.g. --discount 0.5,1,1.5")
+        return D
+    D, ok, n1_4 = mkn_discounts_of(nk())
+    if not ok:
+        fallback.append(n)
+        warn(f"modified Kneser-Ney discounts of order {n} are degenerate "
+             f"(adjusted counts of counts n1..n4 = {' '.join(map(str, n1_4))}); "
+             f"using {' '.join(f'{x:g}' for x in FALLBACK_DISCOUNTS)} for that order")
+    return D
 
 
 def kneser_ney(counts: Counts, discount=None, interpolate: bool | None = None, prune=None,
@@ -113,12 +121,18 @@ def kneser_ney(counts: Counts, discount=None, interpolate: bool | None = None, p
 
 
 def _single_discount(c: np.ndarray, user, n: int, name: str, warn, fallback: list) -> float:
+    return single_discount(lambda: count_of_counts(c, 2), user, n, name, warn, fallback)
+
+
+def single_discount(nk: Callable[[], np.ndarray], user, n: int, name: str, warn, fallback: list) -> float:
+    """The one discount of order n (Kneser-Ney, absolute discounting): the user's, or n1/(n1 + 2 n2)
+    from the counts of counts ``nk()`` (asked only then; sums, so a partitioned estimation adds them)."""
     if user is not None:
         vals = [float(x) for x in (user if isinstance(user, (list, tuple)) else [user])]
         if len(vals) != 1 or vals[0] < 0:
             raise LmError(f"{name} needs one discount >= 0 per order, got {user}", "e.g. --discount 0.75")
         return vals[0]
-    nk = count_of_counts(c, 2)
+    nk = nk()
     n1, n2 = int(nk[1]), int(nk[2])
     if n1 == 0 or n2 == 0:
         fallback.append(n)
@@ -156,11 +170,16 @@ def witten_bell(counts: Counts, interpolate: bool | None = None, prune=None, war
             check_nonempty(S)
             orders.append(Order(alpha=c / (S + T), gamma=T / (S + T)))
         else:
-            S = context_sums(counts, index, n, c)
-            T = context_sums(counts, index, n, (c > 0).astype(np.float64))
-            den = np.where(S + T > 0, S + T, 1.0)
-            orders.append(Order(alpha=c / den[index.pre[n]], gamma=np.where(S + T > 0, T / den, 0.0)))
+            orders.append(witten_bell_groups(c, index.pre[n], counts.ngrams[n - 2].shape[0]))
     return assemble(counts, index, orders, form_of(interpolate, True), "wb", {}, prune)
+
+
+def witten_bell_groups(c: np.ndarray, ctx: np.ndarray, m_ctx: int) -> Order:
+    """Witten-Bell of an order n >= 2 from its raw counts (float64), ``ctx`` numbering the contexts."""
+    S = group_sums(ctx, m_ctx, c)
+    T = group_sums(ctx, m_ctx, (c > 0).astype(np.float64))
+    den = np.where(S + T > 0, S + T, 1.0)
+    return Order(alpha=c / den[ctx], gamma=np.where(S + T > 0, T / den, 0.0))
 
 
 def add_k(counts: Counts, k: float = 1.0, prune=None, warn=None, method: str = "add-k") -> NGramModel:
@@ -182,12 +201,17 @@ def add_k(counts: Counts, k: float = 1.0, prune=None, warn=None, method: str = "
             alpha[BOS_ID] = 0.0
             orders.append(Order(alpha=alpha, gamma=0.0))
         else:
-            S = context_sums(counts, index, n, c)
-            T = context_sums(counts, index, n, np.ones_like(c))
-            alpha = (c + k) / (S + k * V)[index.pre[n]]
-            gamma = np.where(T > 0, k * (V - T) / (S + k * V), 0.0)
-            orders.append(Order(alpha=alpha, gamma=np.maximum(gamma, 0.0)))
+            orders.append(add_k_groups(c, index.pre[n], counts.ngrams[n - 2].shape[0], k, V))
     return assemble(counts, index, orders, "backoff", method, {"k": float(k)}, prune)
+
+
+def add_k_groups(c: np.ndarray, ctx: np.ndarray, m_ctx: int, k: float, V: int) -> Order:
+    """Add-k of an order n >= 2 from its raw counts (float64), ``ctx`` numbering the contexts."""
+    S = group_sums(ctx, m_ctx, c)
+    T = group_sums(ctx, m_ctx, np.ones_like(c))
+    alpha = (c + k) / (S + k * V)[ctx]
+    gamma = np.where(T > 0, k * (V - T) / (S + k * V), 0.0)
+    return Order(alpha=alpha, gamma=np.maximum(gamma, 0.0))
 
 
 def mle(counts: Counts, prune=None, warn=None) -> NGramModel:
@@ -208,10 +232,16 @@ def _relative_frequencies(counts: Counts, index: "Index", zero_gamma_per_context
             check_nonempty(S)
             orders.append(Order(alpha=c / S, gamma=0.0))
         else:
-            S = context_sums(counts, index, n, c)
-            gamma = np.zeros_like(S) if zero_gamma_per_context else 0.0
-            orders.append(Order(alpha=c / np.where(S > 0, S, 1.0)[index.pre[n]], gamma=gamma))
+            orders.append(relative_frequency_groups(c, index.pre[n], counts.ngrams[n - 2].shape[0],
+                                                    zero_gamma_per_context))
     return orders
+
+
+def relative_frequency_groups(c: np.ndarray, ctx: np.ndarray, m_ctx: int, zero_gamma_per_context: bool) -> Order:
+    """c(hw)/c(h) of an order n >= 2 (raw counts, float64), ``ctx`` numbering the contexts."""
+    S = group_sums(ctx, m_ctx, c)
+    gamma = np.zeros_like(S) if zero_gamma_per_context else 0.0
+    return Order(alpha=c / np.where(S > 0, S, 1.0)[ctx], gamma=gamma)
 
 
 def good_turing_discounts(c: np.ndarray, K: int = KATZ_K) -> tuple[np.ndarray, int]:
@@ -219,7 +249,12 @@ def good_turing_discounts(c: np.ndarray, K: int = KATZ_K) -> tuple[np.ndarray, i
 
     d_r = (r*/r - A)/(1 - A), r* = (r+1) n_{r+1}/n_r, A = (K+1) n_{K+1}/n_1. K is lowered until every
     d_r lies in (0, 1]; K = 0 means no discounting for that order."""
-    nk = count_of_counts(c, K + 1).astype(np.float64)
+    return good_turing_of(count_of_counts(c, K + 1), K)
+
+
+def good_turing_of(nk: np.ndarray, K: int = KATZ_K) -> tuple[np.ndarray, int]:
+    """``good_turing_discounts`` from the counts of counts n_0..n_{K+1} (sums over partitions)."""
+    nk = np.asarray(nk[: K + 2]).astype(np.float64)
     for k in range(K, 0, -1):
         if nk[1] == 0:
             break
@@ -282,9 +317,7 @@ def katz(counts: Counts, prune=None, warn=None) -> NGramModel:
         used.append(K)
         if K < KATZ_K:
             warn(f"Good-Turing discounts of order {n} are only valid up to count {K}; counts above are not discounted")
-        ratio = np.ones(max(int(c.max()) if c.size else 0, K) + 1)
-        ratio[: K + 1] = d[: K + 1]
-        dc = ratio[c] * c
+        dc = katz_discounted(c, d, K)
         if n == 1:
             S = float(c.sum())
             check_nonempty(S)
@@ -298,18 +331,32 @@ def katz(counts: Counts, prune=None, warn=None) -> NGramModel:
             alpha = dc / (S + k)
             orders.append(Order(alpha=alpha, gamma=max(0.0, (left + k) / (S + k))))
         else:
-            S = context_sums(counts, index, n, c.astype(np.float64))
-            left = context_sums(counts, index, n, c - dc)
-            k = katz_denominators(S, left)
-            enlarged.append(int(np.count_nonzero(k)))
-            den = np.where(S > 0, S + k, 1.0)
-            alpha = dc / den[index.pre[n]]
-            gamma = np.where(S > 0, (left + k) / den, 0.0)
-            orders.append(Order(alpha=alpha, gamma=gamma))
+            o, k_nonzero = katz_groups(c, dc, index.pre[n], counts.ngrams[n - 2].shape[0])
+            enlarged.append(k_nonzero)
+            orders.append(o)
     if base is not None:
         base = base.astype(np.float64)
     return assemble(counts, index, orders, "backoff", "katz", {"good_turing_max": used, "katz_enlarged": enlarged},
                      prune, base=base)
+
+
+def katz_discounted(c: np.ndarray, d: np.ndarray, K: int) -> np.ndarray:
+    """Katz's discounted counts d_r r of raw counts c (d from ``good_turing_discounts``)."""
+    ratio = np.ones(max(int(c.max()) if c.size else 0, K) + 1)
+    ratio[: K + 1] = d[: K + 1]
+    return ratio[c] * c
+
+
+def katz_groups(c: np.ndarray, dc: np.ndarray, ctx: np.ndarray, m_ctx: int) -> tuple[Order, int]:
+    """Katz of an order n >= 2 (raw counts c, discounted dc), ``ctx`` numbering the contexts; and the
+    number of contexts whose denominator was enlarged."""
+    S = group_sums(ctx, m_ctx, c.astype(np.float64))
+    left = group_sums(ctx, m_ctx, c - dc)
+    k = katz_denominators(S, left)
+    den = np.where(S > 0, S + k, 1.0)
+    alpha = dc / den[ctx]
+    gamma = np.where(S > 0, (left + k) / den, 0.0)
+    return Order(alpha=alpha, gamma=gamma), int(np.count_nonzero(k))
 
 
 def stupid_backoff(counts: Counts, alpha: float = STUPID_ALPHA, prune=None, warn=None) -> NGramModel:

@@ -146,7 +146,12 @@ def mkn_discounts(a: np.ndarray) -> tuple[tuple[float, float, float], bool, list
 
     Returns (discounts, ok, [n1, n2, n3, n4]); ok is False when they are degenerate (some n_k = 0
     or a D_k outside [0, k]), and the caller falls back."""
-    nk = count_of_counts(a, 4)
+    return mkn_discounts_of(count_of_counts(a, 4))
+
+
+def mkn_discounts_of(nk: np.ndarray) -> tuple[tuple[float, float, float], bool, list[int]]:
+    """``mkn_discounts`` from the counts of counts n_0..n_4 (or more) of the adjusted counts: they are
+    sums, so a partitioned estimation adds them up over its partitions and calls this."""
     n1, n2, n3, n4 = (int(x) for x in nk[1:5])
     if n1 == 0 or n2 == 0 or n3 == 0:
         return FALLBACK_DISCOUNTS, False, [n1, n2, n3, n4]
@@ -179,7 +184,7 @@ def _prune_masks(counts: Counts, prune: Sequence[int] | None) -> list[np.ndarray
     return masks
 
 
-def _log10(p: np.ndarray, clip_one: bool = True) -> np.ndarray:
+def log10_probs(p: np.ndarray, clip_one: bool = True) -> np.ndarray:
     with np.errstate(divide="ignore"):
         lp = np.log10(p)
     lp = np.where(p > 0, lp, LOG_ZERO)
@@ -203,44 +208,22 @@ def assemble(counts: Counts, index: Index, orders: list[Order], form: str, metho
     probs = [p1]
     bows = []
     for n in range(2, N + 1):
-        o = orders[n - 1]
-        ctx, suf = index.pre[n], index.suf[n]
-        m_ctx = counts.ngrams[n - 2].shape[0]
-        lower = probs[n - 2][suf]
-        pruned = masks[n - 1]
-        gam = np.asarray(o.gamma, dtype=np.float64)
-        if pruned is not None and pruned.any():
-            gam = gam + np.bincount(ctx[pruned], weights=o.alpha[pruned], minlength=m_ctx)
-        if form == "interpolated":
-            bow = gam
-            p = o.alpha + bow[ctx] * lower
-            if pruned is not None:
-                p = np.where(pruned, bow[ctx] * lower, p)
-        elif form == "backoff":
-            kept_lower = lower if pruned is None else np.where(pruned, 0.0, lower)
-            denom = 1.0 - np.bincount(ctx, weights=kept_lower, minlength=m_ctx)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                bow = np.where(gam > 0, gam / np.maximum(denom, 1e-300), 0.0)
-            p = o.alpha.copy() if pruned is None else np.where(pruned, bow[ctx] * lower, o.alpha)
-        elif form == "stupid":
-            bow = np.full(m_ctx, stupid_alpha)
-            p = o.alpha.copy() if pruned is None else np.where(pruned, stupid_alpha * lower, o.alpha)
-        else:
-            raise ValueError(form)
+        p, bow = order_probs(form, orders[n - 1], index.pre[n], counts.ngrams[n - 2].shape[0],
+                             probs[n - 2][index.suf[n]], masks[n - 1], stupid_alpha)
         probs.append(p)
         bows.append(bow)
     ngrams, logprob, backoff = [], [], []
     for n in range(1, N + 1):
         keep = masks[n - 1]
         keep = None if keep is None else ~keep
-        lp = _log10(probs[n - 1], clip_one=(form != "stupid"))
+        lp = log10_probs(probs[n - 1], clip_one=(form != "stupid"))
         if n < N:
             m = counts.ngrams[n - 1].shape[0]
             is_ctx = np.bincount(index.pre[n + 1], minlength=m) > 0
             if form == "stupid":
                 bo = np.full(m, math.log10(stupid_alpha), np.float32)
             else:
-                bo = np.where(is_ctx, _log10(bows[n - 1], clip_one=False), 0.0).astype(np.float32)
+                bo = np.where(is_ctx, log10_probs(bows[n - 1], clip_one=False), 0.0).astype(np.float32)
         else:
             bo = np.zeros(counts.ngrams[n - 1].shape[0], np.float32)
         g = counts.ngrams[n - 1]
@@ -260,6 +243,35 @@ def assemble(counts: Counts, index: Index, orders: list[Order], form: str, metho
                       info=info, provenance=prov, scores_only=(form == "stupid"))
 
 
+def order_probs(form: str, o: Order, ctx: np.ndarray, m_ctx: int, lower: np.ndarray, pruned: np.ndarray | None,
+                stupid_alpha: float = STUPID_ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities p (per n-gram of order n >= 2) and backoff weights (per context) of one order in
+    the given form: ``ctx`` numbers each n-gram's context among ``m_ctx`` contexts, ``lower`` is
+    p(w|h') of its suffix, ``pruned`` marks the n-grams removed by count cutoffs (None: none).
+    Contexts are summed over in row order, so the n-grams of any set of whole contexts (a partition)
+    give the same bits as the whole order."""
+    gam = np.asarray(o.gamma, dtype=np.float64)
+    if pruned is not None and pruned.any():
+        gam = gam + np.bincount(ctx[pruned], weights=o.alpha[pruned], minlength=m_ctx)
+    if form == "interpolated":
+        bow = gam
+        p = o.alpha + bow[ctx] * lower
+        if pruned is not None:
+            p = np.where(pruned, bow[ctx] * lower, p)
+    elif form == "backoff":
+        kept_lower = lower if pruned is None else np.where(pruned, 0.0, lower)
+        denom = 1.0 - np.bincount(ctx, weights=kept_lower, minlength=m_ctx)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bow = np.where(gam > 0, gam / np.maximum(denom, 1e-300), 0.0)
+        p = o.alpha.copy() if pruned is None else np.where(pruned, bow[ctx] * lower, o.alpha)
+    elif form == "stupid":
+        bow = np.full(m_ctx, stupid_alpha)
+        p = o.alpha.copy() if pruned is None else np.where(pruned, stupid_alpha * lower, o.alpha)
+    else:
+        raise ValueError(form)
+    return p, bow
+
+
 def raw_counts(counts: Counts, n: int) -> np.ndarray:
     c = counts.counts[n - 1].astype(np.int64)
     if n == 1:
@@ -270,7 +282,13 @@ def raw_counts(counts: Counts, n: int) -> np.ndarray:
 
 def context_sums(counts: Counts, index: Index, n: int, values: np.ndarray) -> np.ndarray:
     """sum of values over the n-grams of each context (order n >= 2), per row of order n-1."""
-    return np.bincount(index.pre[n], weights=values, minlength=counts.ngrams[n - 2].shape[0])
+    return group_sums(index.pre[n], counts.ngrams[n - 2].shape[0], values)
+
+
+def group_sums(ctx: np.ndarray, m_ctx: int, values: np.ndarray) -> np.ndarray:
+    """sum of values per context, ``ctx`` numbering each n-gram's context among ``m_ctx`` (in row
+    order: np.bincount adds in element order, which partitioned estimation relies on)."""
+    return np.bincount(ctx, weights=values, minlength=m_ctx)
 
 
 def check_nonempty(total: float) -> None:
@@ -280,15 +298,22 @@ def check_nonempty(total: float) -> None:
 
 def discounted_order(counts: Counts, index: Index, n: int, a: np.ndarray, D: np.ndarray) -> Order:
     """alpha = (a - d)/S(h), gamma = sum_x d(hx) / S(h) with d = min(D(a), a) (D indexed by a, capped)."""
-    d = np.minimum(D[np.minimum(a, D.shape[0] - 1)], a.astype(np.float64))
     if n == 1:
+        d = np.minimum(D[np.minimum(a, D.shape[0] - 1)], a.astype(np.float64))
         S = float(a.sum())
         check_nonempty(S)
         return Order(alpha=(a - d) / S, gamma=float(d.sum()) / S)
-    S = context_sums(counts, index, n, a.astype(np.float64))
+    return discounted_groups(index.pre[n], counts.ngrams[n - 2].shape[0], a, D)
+
+
+def discounted_groups(ctx: np.ndarray, m_ctx: int, a: np.ndarray, D: np.ndarray) -> Order:
+    """``discounted_order`` of an order n >= 2 given as contexts: ``ctx`` numbers each n-gram's
+    context among ``m_ctx`` (the whole order, or the whole contexts of one partition)."""
+    d = np.minimum(D[np.minimum(a, D.shape[0] - 1)], a.astype(np.float64))
+    S = group_sums(ctx, m_ctx, a.astype(np.float64))
     safe = np.where(S > 0, S, 1.0)
-    alpha = (a - d) / safe[index.pre[n]]
-    gamma = np.where(S > 0, context_sums(counts, index, n, d) / safe, 0.0)
+    alpha = (a - d) / safe[ctx]
+    gamma = np.where(S > 0, group_sums(ctx, m_ctx, d) / safe, 0.0)
     return Order(alpha=alpha, gamma=gamma)
 
 

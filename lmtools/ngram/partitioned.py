@@ -1,0 +1,644 @@
+"""Estimation one partition at a time: the same NGramModel as ``smoothing.smooth``, bit for bit.
+
+The n-grams of orders >= 2 are split by a hash of their next-to-last word (``lmtools.ngram.partition``).
+A context group (every h w of one h) shares h's last word, and every suffix of order >= 2 of h w has
+the same next-to-last word as h w, so within one partition lie: the adjusted counts of its orders
+>= 2 (distinct left extensions: the order n+1 rows whose suffix is the row), the context sums, the
+gammas, and the interpolation with the lower order (p of the suffix; for bigrams, the unigram p,
+which every partition is given). What is global is small: the unigrams (vocabulary-sized; their
+adjusted count is a sum over partitions of per-partition bincounts) and the counts of counts per
+order (sums), hence the discounts. The backoff weight of an n-gram g is the gamma of g as a context,
+computed in the partition of g's last word, while g's row lives in the partition of its
+next-to-last word: each partition emits (context rows, log10 backoff) and the merge joins them
+onto the rows.
+
+Stages (pure: arrays in, arrays out; the caller decides where partitions live, in memory or on disk,
+in one process or on a cluster):
+
+    spec = plan(method, N, ...)                          options checked, before any data
+    uni, parts = split_counts(counts, P)                 or partitions built elsewhere (a count shard)
+    stats = [partition_stats(p, spec, uni.size) ...]     pass 1: sums over partitions
+    glob = combine(uni, stats, spec, warn)               discounts, unigram p, info
+    results = [estimate_partition(p, glob) ...]          pass 2: log10 p and backoffs of a partition
+    model = merge(uni, results, glob)                    rows in order, backoffs joined
+
+``estimate_partitioned`` runs them all in memory. Equality with ``smooth`` holds because each
+partition's arrays are its part of the whole order in the same element order, and every float
+reduction over a context (np.bincount) adds the context's n-grams in that order; the formulas
+themselves are shared with ``smoothing_methods``/``smoothing_stages`` (``discounted_groups``,
+``order_probs``...), not copied.
+
+Every method of ``smooth`` partitions: kn-modified (interpolated or backoff form, user discounts,
+``kenlm_compat``: the last N-gram in suffix order is picked among the partitions' candidates and its
+suffixes' counts-of-counts entries are corrected in ``combine``), kn, abs, wb, stupid, add-k /
+laplace, mle and katz (Good-Turing counts of counts are sums; its per-order number of enlarged
+contexts is summed in ``merge``). Count cutoffs (``prune``) act per n-gram and per context, as in
+``assemble``. What ``smooth`` checks that a partition cannot: that every n-gram's prefix is an
+n-gram (the prefix lives in another partition) is checked in ``merge`` when nothing is pruned;
+``check_memory`` (the whole estimation's memory) is not applied, bounding it is the point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from lmtools.errors import LmError
+from lmtools.ngram.counts import Counts
+from lmtools.ngram.model import NGramModel
+from lmtools.ngram.partition import partition_of_rows
+from lmtools.ngram.smoothing_methods import (
+    KATZ_K, add_k_groups, good_turing_of, katz_denominators, katz_discounted, katz_groups,
+    mkn_order_discounts, relative_frequency_groups, single_discount, witten_bell_groups,
+)
+from lmtools.ngram.smoothing_stages import (
+    STUPID_ALPHA, Order, check_nonempty, discounted_groups, discounted_order, form_of, log10_probs, order_probs, per_order,
+)
+from lmtools.vocab import BOS_ID
+
+# counts of counts kept per order: n_0..n_KMAX and one bin for all above (modified KN reads n_1..n_4,
+# Kneser-Ney and absolute discounting n_1, n_2, Katz n_1..n_{K+1})
+KMAX = 8
+ADJUSTED = ("kn-modified", "kn")  # methods whose statistics are over adjusted counts
+RAW_NK = ("abs", "katz")  # methods whose statistics are counts of raw counts
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to estimate (from ``plan``): the canonical method and its options, expanded per order."""
+
+    method: str  # canonical name (add-k given as laplace stays "laplace")
+    order: int
+    form: str  # interpolated, backoff or stupid
+    discounts: tuple  # per order 1..N: the user's value or None
+    thresholds: tuple | None  # count cutoffs per order 1..N (None: no pruning)
+    prune: tuple | None  # the cutoffs as given (recorded in the model's info)
+    k: float
+    alpha: float
+    kenlm_compat: bool
+
+
+@dataclass
+class Unigrams:
+    """The global part of the counts: the vocabulary and the unigram counts (every id, in order)."""
+
+    vocab: list[str]
+    counts: np.ndarray  # int64 (V,)
+    order: int  # N, the order of the counts being estimated
+    tokens: int = 0
+    sentences: int = 0
+    provenance: dict = field(default_factory=dict)
+    text: dict | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.shape[0])
+
+
+@dataclass
+class Partition:
+    """The n-grams of orders 2..N whose next-to-last word falls in partition ``index`` of ``parts``:
+    ``ngrams[n-2]`` (m_n, n) int32 sorted lexicographically, ``counts[n-2]`` int64 raw counts."""
+
+    index: int
+    parts: int
+    ngrams: list[np.ndarray]
+    counts: list[np.ndarray]
+
+    @property
+    def order(self) -> int:
+        return len(self.ngrams) + 1
+
+    def nbytes(self) -> int:
+        return sum(int(g.nbytes) + int(c.nbytes) for g, c in zip(self.ngrams, self.counts))
+
+
+@dataclass
+class PartitionIndex:
+    """Per order n >= 2 of a partition: ``group[n]`` numbers each row's context among the partition's
+    contexts (rows are sorted, so a context's rows are contiguous), ``first[n]`` the first row of each
+    context, ``suf[n]`` the row of the suffix (the word id for bigrams; else a row of order n-1 of the
+    same partition)."""
+
+    group: dict
+    first: dict
+    suf: dict
+
+
+@dataclass
+class PartitionStats:
+    """Pass 1 of a partition: what is summed over partitions."""
+
+    extensions: np.ndarray | None = None  # int64 (V,): distinct left extensions of each word (bigrams ending in it)
+    nk: list = field(default_factory=list)  # per order 2..N: int64 (KMAX+2,) counts of counts (last bin: above)
+    last: np.ndarray | None = None  # kenlm_compat: this partition's last N-gram in suffix order
+    last_counts: list = field(default_factory=list)  # its suffixes of orders 2..N-1: (adjusted, raw)
+
+
+@dataclass
+class Globals:
+    """What every partition's pass 2 needs (from ``combine``), and the model's unigram level."""
+
+    spec: Spec
+    vocab_size: int
+    p1: np.ndarray  # float64 (V,) unigram probabilities (<s>: 1)
+    logprob1: np.ndarray  # float32 (V,)
+    params: list  # per order 1..N: D array (discounting methods), (d, K) for katz, None otherwise
+    info: dict
+    enlarged1: int = 0  # katz: 1 when the unigram denominator was enlarged
+
+
+@dataclass
+class OrderResult:
+    """One order n >= 2 of one partition after pass 2."""
+
+    ngrams: np.ndarray  # (m, n) int32 kept rows, sorted
+    logprob: np.ndarray  # float32
+    contexts: np.ndarray | None  # (c, n-1) int32 the contexts of this partition's rows, sorted
+    ctx_backoff: np.ndarray | None  # float32 log10 backoff of each context
+
+
+@dataclass
+class PartitionResult:
+    index: int
+    orders: list[OrderResult]  # orders 2..N
+    enlarged: list = field(default_factory=list)  # katz: enlarged contexts per order 2..N
+
+
+# ----------------------------------------------------------------------------------------------
+# Options and split
+
+
+def plan(method: str = "kn-modified", order: int = 3, *, interpolate: bool | None = None, discount=None,
+         k: float = 1.0, alpha: float = STUPID_ALPHA, prune: Sequence[int] | None = None,
+         kenlm_compat: bool = False) -> Spec:
+    """Check the options as ``smooth`` does and expand them per order (LmError for a bad one)."""
+    from lmtools.ngram.smoothing import check_options
+
+    m = check_options(method, interpolate=interpolate, discount=discount, k=k, alpha=alpha, prune=prune)
+    if kenlm_compat and m != "kn-modified":
+        raise LmError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
+    N = int(order)
+    if m in ("kn-modified", "kn", "abs", "wb"):
+        form = form_of(interpolate, True)
+    elif m == "stupid":
+        form = "stupid"
+    else:
+        form = "backoff"
+    thresholds = None
+    if prune:
+        t = [int(x) for x in prune]
+        thresholds = tuple(t + [t[-1]] * max(0, N - len(t)))
+    if m == "laplace":
+        k = 1.0
+    return Spec(method=m, order=N, form=form, discounts=tuple(per_order(discount, N, "--discount")),
+                thresholds=thresholds, prune=tuple(int(x) for x in prune) if prune else None,
+                k=float(k), alpha=float(alpha), kenlm_compat=bool(kenlm_compat))
+
+
+def split_counts(counts: Counts, parts: int) -> tuple[Unigrams, list[Partition]]:
+    """The unigrams and ``parts`` partitions of a Counts (each a filter of the sorted arrays, so its
+    rows stay sorted)."""
+    if parts < 1:
+        raise LmError(f"the number of partitions must be >= 1, got {parts}", "give 1 or more")
+    _check_unigrams(counts.ngrams[0])
+    uni = Unigrams(vocab=list(counts.vocab), counts=counts.counts[0].astype(np.int64), order=counts.order,
+                   tokens=int(counts.tokens), sentences=int(counts.sentences),
+                   provenance=dict(counts.provenance), text=counts.text)
+    out = [Partition(i, parts, [], []) for i in range(parts)]
+    for n in range(2, counts.order + 1):
+        g, c = counts.ngrams[n - 1], counts.counts[n - 1]
+        pid = partition_of_rows(g, parts).astype(np.int32 if parts > 32767 else np.int16)
+        perm = np.argsort(pid, kind="stable")  # a filter per partition: each keeps the sorted order
+        bounds = np.searchsorted(pid[perm], np.arange(parts + 1))
+        for p in out:
+            sel = perm[bounds[p.index]:bounds[p.index + 1]]
+            p.ngrams.append(np.ascontiguousarray(g[sel], dtype=np.int32))
+            p.counts.append(c[sel].astype(np.int64))
+    return uni, out
+
+
+def _check_unigrams(rows: np.ndarray) -> None:
+    V = rows.shape[0]
+    if not np.array_equal(rows[:, 0], np.arange(V)):
+        raise LmError("the counts are inconsistent: unigrams must list every word id once, in order",
+                      "recreate them with lm-count")
+
+
+def partition_index(part: Partition) -> PartitionIndex:
+    """Context groups and suffix rows of every order of a partition."""
+    from lmtools.kernels.partitioned import find_rows
+
+    group, first, suf = {}, {}, {}
+    for n in range(2, part.order + 1):
+        g = part.ngrams[n - 2]
+        m = g.shape[0]
+        start = np.ones(m, bool)
+        if m > 1:
+            start[1:] = np.any(g[1:, :-1] != g[:-1, :-1], axis=1)
+        first[n] = np.flatnonzero(start)
+        group[n] = np.cumsum(start, dtype=np.int64) - 1
+        if n == 2:
+            suf[n] = g[:, 1].astype(np.int64)
+        else:
+            s = find_rows(np.ascontiguousarray(g[:, 1:]), part.ngrams[n - 3])
+            if m and s.min() < 0:
+                raise LmError(f"the counts are inconsistent: a {n}-gram's last {n - 1} words are not a {n - 1}-gram",
+                              "recreate them with lm-count")
+            suf[n] = s
+    return PartitionIndex(group, first, suf)
+
+
+def _adjusted(part: Partition, index: PartitionIndex, n: int) -> np.ndarray:
+    """Kneser-Ney adjusted counts of order n >= 2 of a partition (``adjusted_counts``)."""
+    raw = part.counts[n - 2].astype(np.int64)
+    if n == part.order:
+        return raw.copy()
+    a = np.bincount(index.suf[n + 1], minlength=raw.shape[0]).astype(np.int64)
+    bos = part.ngrams[n - 2][:, 0] == BOS_ID
+    a[bos] = raw[bos]
+    return a
+
+
+def _nk(a: np.ndarray) -> np.ndarray:
+    return np.bincount(np.minimum(a, KMAX + 1), minlength=KMAX + 2).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pass 1
+
+
+def partition_stats(part: Partition, spec: Spec, vocab_size: int, index: PartitionIndex | None = None) -> PartitionStats:
+    """Pass 1: a partition's share of the global sums (nothing for wb, add-k, mle, stupid)."""
+    N = spec.order
+    if part.order != N:
+        raise ValueError(f"partition of order {part.order}, estimating order {N}")
+    st = PartitionStats()
+    if spec.method not in ADJUSTED + RAW_NK or N < 2:
+        return st
+    if spec.method in RAW_NK:
+        st.nk = [_nk(part.counts[n - 2].astype(np.int64)) for n in range(2, N + 1)]
+        return st
+    index = index or partition_index(part)
+    a = [_adjusted(part, index, n) for n in range(2, N + 1)]
+    st.extensions = np.bincount(index.suf[2], minlength=vocab_size).astype(np.int64)
+    st.nk = [_nk(x) for x in a]
+    if spec.kenlm_compat:
+        g = part.ngrams[N - 2]
+        if g.shape[0]:
+            cand = np.arange(g.shape[0])
+            for col in range(N - 1, -1, -1):  # the last N-gram with the last word compared first
+                v = g[cand, col]
+                cand = cand[v == v.max()]
+            row = int(cand[0])
+            st.last = g[row].copy()
+            chain = []
+            for n in range(N - 1, 1, -1):
+                row = int(index.suf[n + 1][row])
+                chain.append((int(a[n - 2][row]), int(part.counts[n - 2][row])))
+            st.last_counts = chain[::-1]  # orders 2..N-1
+    return st
+
+
+# ----------------------------------------------------------------------------------------------
+# Combine
+
+
+def combine(uni: Unigrams, stats: Iterable[PartitionStats], spec: Spec,
+            warn: Callable[[str], None] | None = None) -> Globals:
+    """The global statistics from every partition's pass 1: discounts (with the warnings and
+    fallbacks of ``smooth``), the unigram level, the model's info."""
+    if warn is None:
+        from lmtools.messages import warn
+    N, m = spec.order, spec.method
+    V = uni.size
+    raw1 = uni.counts.astype(np.int64)
+    c1 = raw1.copy()
+    c1[BOS_ID] = 0  # raw_counts(counts, 1)
+    check_nonempty(float(c1.sum()))
+    stats = list(stats)
+    nk = [None] + [np.zeros(KMAX + 2, np.int64) for _ in range(2, N + 1)]
+    ext = np.zeros(V, np.int64)
+    for st in stats:
+        for n in range(2, N + 1):
+            if st.nk:
+                nk[n - 1] += st.nk[n - 2]
+        if st.extensions is not None:
+            ext += st.extensions
+    a1 = None
+    if m in ADJUSTED:
+        a1 = raw1.copy() if N == 1 else ext
+        a1[BOS_ID] = 0
+        nk[0] = _nk(a1)
+    elif m in RAW_NK:
+        nk[0] = _nk(c1)
+    if spec.kenlm_compat and N >= 2:
+        _kenlm_correction(stats, nk, a1, raw1, N)
+
+    params: list = [None] * N
+    info: dict = {}
+    enlarged1 = 0
+    base = None
+    if m in ("kn-modified", "kn", "abs"):
+        info_d, fallback = [], []
+        for n in range(1, N + 1):
+            if m == "kn-modified":
+                D = mkn_order_discounts(spec.discounts[n - 1], n, lambda: nk[n - 1], warn, fallback)
+                info_d.append([float(x) for x in D])
+                params[n - 1] = np.array((0.0,) + tuple(D))
+            else:
+                name = "Kneser-Ney" if m == "kn" else "absolute discounting"
+                D = single_discount(lambda: nk[n - 1], spec.discounts[n - 1], n, name, warn, fallback)
+                info_d.append(D)
+                params[n - 1] = np.array([0.0, D])
+            if n == 1:
+                o1 = discounted_order(None, None, 1, a1 if m != "abs" else c1, params[0])
+        info = {"discounts": info_d, "discount_fallback": fallback}
+        if spec.kenlm_compat:
+            info["kenlm_compat"] = True
+    elif m == "wb":
+        c = c1.astype(np.float64)
+        S, T = float(c.sum()), float((c > 0).sum())
+        o1 = Order(alpha=c / (S + T), gamma=T / (S + T))
+    elif m in ("add-k", "laplace"):
+        c = c1.astype(np.float64)
+        S = float(c.sum())
+        alpha = (c + spec.k) / (S + spec.k * (V - 1))
+        alpha[BOS_ID] = 0.0
+        o1 = Order(alpha=alpha, gamma=0.0)
+        info = {"k": float(spec.k)}
+    elif m in ("mle", "stupid"):
+        c = c1.astype(np.float64)
+        o1 = Order(alpha=c / float(c.sum()), gamma=0.0)
+        if m == "stupid":
+            info = {"alpha": float(spec.alpha)}
+    elif m == "katz":
+        used = []
+        for n in range(1, N + 1):
+            d, K = good_turing_of(nk[n - 1], KATZ_K)
+            used.append(K)
+            if K < KATZ_K:
+                warn(f"Good-Turing discounts of order {n} are only valid up to count {K}; counts above are not discounted")
+            params[n - 1] = (d, K)
+            if n == 1:
+                o1, enlarged1, base = _katz_unigrams(c1, d, K)
+        info = {"good_turing_max": used}
+    else:
+        raise AssertionError(m)
+    if base is None:
+        base = np.full(V, 1.0 / (V - 1))
+        base[BOS_ID] = 0.0
+    p1 = o1.alpha + float(o1.gamma) * base
+    p1[BOS_ID] = 1.0
+    return Globals(spec=spec, vocab_size=V, p1=p1, logprob1=log10_probs(p1, clip_one=(spec.form != "stupid")),
+                   params=params, info=info, enlarged1=enlarged1)
+
+
+def _kenlm_correction(stats, nk, a1, raw1, N) -> None:
+    """lmplz's counts of counts: the suffixes of the last N-gram in suffix order enter n_k with their
+    raw count instead of their adjusted count (``modified_kneser_ney``'s kenlm_compat)."""
+    cands = [st for st in stats if st.last is not None]
+    if not cands:
+        return
+    best = max(cands, key=lambda st: tuple(int(x) for x in st.last[::-1]))
+    w = int(best.last[N - 1])
+    pairs = [(int(a1[w]), int(raw1[w]))] + list(best.last_counts)
+    for n, (adj, raw) in enumerate(pairs, start=1):
+        nk[n - 1][min(adj, KMAX + 1)] -= 1
+        nk[n - 1][min(raw, KMAX + 1)] += 1
+
+
+def _katz_unigrams(c: np.ndarray, d: np.ndarray, K: int):
+    """Katz's unigram level (``katz``, n = 1): the order, whether its denominator was enlarged, and
+    the distribution of the lower level (uniform over the unseen words, or None)."""
+    dc = katz_discounted(c, d, K)
+    S = float(c.sum())
+    check_nonempty(S)
+    unseen = (c == 0)
+    unseen[BOS_ID] = False
+    base = unseen / unseen.sum() if unseen.any() else None
+    left = float(np.sum(c - dc))
+    k = float(katz_denominators(np.array([S]), np.array([left]))[0]) if base is not None else 0.0
+    o = Order(alpha=dc / (S + k), gamma=max(0.0, (left + k) / (S + k)))
+    return o, int(k > 0), (base.astype(np.float64) if base is not None else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pass 2
+
+
+def estimate_partition(part: Partition, glob: Globals, index: PartitionIndex | None = None) -> PartitionResult:
+    """Pass 2: log10 p of the partition's kept n-grams of every order >= 2, and the log10 backoff of
+    the contexts of its rows (which the merge joins onto the rows of the order below)."""
+    spec = glob.spec
+    N, m, form = spec.order, spec.method, spec.form
+    if part.order != N:
+        raise ValueError(f"partition of order {part.order}, estimating order {N}")
+    index = index or partition_index(part)
+    lower_p = glob.p1
+    res = PartitionResult(part.index, [])
+    for n in range(2, N + 1):
+        g = part.ngrams[n - 2]
+        raw = part.counts[n - 2].astype(np.int64)
+        ctx, first = index.group[n], index.first[n]
+        m_ctx = int(first.shape[0])
+        if m in ADJUSTED:
+            o = discounted_groups(ctx, m_ctx, _adjusted(part, index, n), glob.params[n - 1])
+        elif m == "abs":
+            o = discounted_groups(ctx, m_ctx, raw, glob.params[n - 1])
+        elif m == "wb":
+            o = witten_bell_groups(raw.astype(np.float64), ctx, m_ctx)
+        elif m in ("add-k", "laplace"):
+            o = add_k_groups(raw.astype(np.float64), ctx, m_ctx, spec.k, glob.vocab_size - 1)
+        elif m in ("mle", "stupid"):
+            o = relative_frequency_groups(raw.astype(np.float64), ctx, m_ctx, m == "mle")
+        elif m == "katz":
+            d, K = glob.params[n - 1]
+            o, enlarged = katz_groups(raw, katz_discounted(raw, d, K), ctx, m_ctx)
+            res.enlarged.append(enlarged)
+        else:
+            raise AssertionError(m)
+        pruned = None
+        if spec.thresholds and spec.thresholds[n - 1] > 0:
+            pruned = raw <= spec.thresholds[n - 1]
+        p, bow = order_probs(form, o, ctx, m_ctx, lower_p[index.suf[n]], pruned, spec.alpha)
+        lower_p = p
+        lp = log10_probs(p, clip_one=(form != "stupid"))
+        if pruned is not None:
+            keep = ~pruned
+            rows, lp = g[keep], lp[keep]
+        else:
+            rows = g
+        contexts = bo = None
+        if form != "stupid":  # stupid backoff's weights are one constant
+            contexts = np.ascontiguousarray(g[first, :-1])
+            bo = log10_probs(bow, clip_one=False)
+        res.orders.append(OrderResult(np.ascontiguousarray(rows, dtype=np.int32), lp, contexts, bo))
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Merge
+
+
+def merge_sorted(runs: Sequence[tuple]) -> tuple:
+    """The k-way merge of sorted runs, each a tuple (rows (m, n) int32, payload arrays of length m...):
+    one tuple of the same shape, rows in lexicographic order. (In memory; ``merge_streams`` merges
+    runs given as iterators of blocks.)"""
+    from lmtools.kernels.partitioned import merge_order
+
+    runs = list(runs)
+    if len(runs) == 1:
+        return runs[0]
+    rows = np.concatenate([r[0] for r in runs])
+    starts = np.zeros(len(runs) + 1, np.int64)
+    np.cumsum([r[0].shape[0] for r in runs], out=starts[1:])
+    perm = merge_order(np.ascontiguousarray(rows), starts)
+    out = [rows[perm]]
+    for j in range(1, len(runs[0])):
+        out.append(np.concatenate([r[j] for r in runs])[perm])
+    return tuple(out)
+
+
+def merge_streams(sources: Sequence[Iterable[tuple]]) -> Iterator[tuple]:
+    """The k-way merge of sorted runs given as iterators of blocks (tuples as in ``merge_sorted``):
+    yields merged blocks, holding at most one block per run (plus the rows of the current step): a
+    step emits every buffered row not above the smallest of the runs' last buffered rows, which no
+    later block can precede."""
+    from lmtools.kernels.partitioned import count_not_above
+
+    its = [iter(s) for s in sources]
+    buf: list = [None] * len(its)
+    done = [False] * len(its)
+
+    def fill(i):
+        while not done[i] and (buf[i] is None or buf[i][0].shape[0] == 0):
+            try:
+                buf[i] = next(its[i])
+            except StopIteration:
+                done[i] = True
+                buf[i] = None
+
+    while True:
+        for i in range(len(its)):
+            fill(i)
+        live = [i for i in range(len(its)) if buf[i] is not None and buf[i][0].shape[0]]
+        if not live:
+            return
+        open_ = [i for i in live if not done[i]]
+        bound = None
+        if open_:
+            lasts = np.concatenate([buf[i][0][-1:] for i in open_])
+            bound = np.ascontiguousarray(lasts[_argmin_row(lasts)][None])
+        pieces = []
+        for i in live:
+            b = buf[i]
+            take = b[0].shape[0] if bound is None else count_not_above(b[0], bound, 0)
+            if take:
+                pieces.append(tuple(x[:take] for x in b))
+                buf[i] = tuple(x[take:] for x in b)
+        yield merge_sorted(pieces)
+
+
+def _argmin_row(rows: np.ndarray) -> int:
+    order = np.lexsort(rows.T[::-1])
+    return int(order[0])
+
+
+def join_backoffs(rows: np.ndarray, contexts: Sequence[np.ndarray], values: Sequence[np.ndarray],
+                  check: bool) -> np.ndarray:
+    """float32 backoff per row: the value of the context equal to the row, 0 for a row that is no
+    context. ``check``: every context must be a row (nothing was pruned)."""
+    from lmtools.kernels.partitioned import find_rows
+
+    bo = np.zeros(rows.shape[0], np.float32)
+    for ctx, val in zip(contexts, values):
+        if ctx.shape[0] == 0:
+            continue
+        pos = find_rows(ctx, rows)
+        found = pos >= 0
+        if check and not found.all():
+            n = rows.shape[1] + 1
+            raise LmError(f"the counts are inconsistent: a {n}-gram's first {n - 1} words are not a {n - 1}-gram",
+                          "recreate them with lm-count")
+        bo[pos[found]] = val[found]
+    return bo
+
+
+def merge(uni: Unigrams, results: Sequence[PartitionResult], glob: Globals) -> NGramModel:
+    """The NGramModel from every partition's pass 2: per order the union of the partitions' rows in
+    lexicographic order, backoffs joined onto the rows they belong to."""
+    spec = glob.spec
+    N, form = spec.order, spec.form
+    V = glob.vocab_size
+    results = sorted(results, key=lambda r: r.index)
+    ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
+    logprob = [glob.logprob1]
+    backoff = []
+    stupid_bo = math.log10(spec.alpha) if form == "stupid" else 0.0
+    for n in range(1, N + 1):
+        if n >= 2:
+            rows, lp = merge_sorted([(r.orders[n - 2].ngrams, r.orders[n - 2].logprob) for r in results])
+            ngrams.append(np.ascontiguousarray(rows, dtype=np.int32))
+            logprob.append(lp)
+        m_n = ngrams[n - 1].shape[0]
+        if n == N:
+            backoff.append(np.zeros(m_n, np.float32))
+        elif form == "stupid":
+            backoff.append(np.full(m_n, stupid_bo, np.float32))
+        elif n == 1:
+            bo = np.zeros(V, np.float32)
+            for r in results:
+                o = r.orders[0]
+                bo[o.contexts[:, 0]] = o.ctx_backoff
+            backoff.append(bo)
+        else:
+            backoff.append(join_backoffs(ngrams[n - 1], [r.orders[n - 1].contexts for r in results],
+                                         [r.orders[n - 1].ctx_backoff for r in results], check=not spec.thresholds))
+    info = dict(glob.info)
+    if spec.method == "katz":
+        info["katz_enlarged"] = [glob.enlarged1] + [sum(r.enlarged[n - 2] for r in results) for n in range(2, N + 1)]
+    info["form"] = form
+    if spec.prune:
+        info["prune"] = [int(x) for x in spec.prune]
+    prov = dict(uni.provenance)
+    prov["tokens"] = int(uni.tokens)
+    prov["sentences"] = int(uni.sentences)
+    return NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,
+                      info=info, provenance=prov, scores_only=(form == "stupid"), text=uni.text)
+
+
+# ----------------------------------------------------------------------------------------------
+# All stages in memory
+
+
+def estimate_partitioned(counts: Counts, method: str = "kn-modified", parts: int = 4, *, order: int | None = None,
+                         interpolate: bool | None = None, discount=None, k: float = 1.0, alpha: float = STUPID_ALPHA,
+                         prune: Sequence[int] | None = None, vocab: Sequence[str] | None = None,
+                         kenlm_compat: bool = False, warn: Callable[[str], None] | None = None) -> NGramModel:
+    """``smooth(counts, method, ...)`` estimated in ``parts`` partitions, every stage in memory: the
+    same model, array for array."""
+    from lmtools.ngram.smoothing_stages import raw_counts, restrict_vocab, truncate
+
+    text = getattr(counts, "text", None)
+    counts = truncate(counts, order)
+    spec = plan(method, counts.order, interpolate=interpolate, discount=discount, k=k, alpha=alpha, prune=prune,
+                kenlm_compat=kenlm_compat)
+    if vocab is not None:
+        counts = restrict_vocab(counts, vocab)
+    check_nonempty(float(raw_counts(counts, 1).sum()))
+    uni, partitions = split_counts(counts, parts)
+    indexes = [partition_index(p) for p in partitions] if counts.order >= 2 else [None] * len(partitions)
+    stats = [partition_stats(p, spec, uni.size, ix) for p, ix in zip(partitions, indexes)]
+    glob = combine(uni, stats, spec, warn)
+    results = [estimate_partition(p, glob, ix) for p, ix in zip(partitions, indexes)]
+    model = merge(uni, results, glob)
+    model.text = text
+    return model
