@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lmtools.cli import budget_options, common, count_options
+from lmtools.cli import budget_options, common, count_dask, count_options
 
 SMALL_INPUT_BYTES = count_options.SMALL_INPUT_BYTES  # below it the text is counted without the kernels
 MAX_ORDER = count_options.MAX_ORDER
@@ -25,9 +25,10 @@ MAX_ORDER = count_options.MAX_ORDER
                    "instead of a counts model; lm-train and lm-merge read it back.")
 @budget_options.memory_options
 @common.text_options
+@count_dask.dask_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 def main(files, order, output, min_count, vocab_size, vocab_file, as_text, memory, temp_dir, lower, chars,
-         encoding_errors, quiet):
+         encoding_errors, dask_address, shards, range_size, partitions, quiet):
     """Count all n-grams of orders 1..N in FILES (default: stdin) and write a counts model.
 
     Text is UTF-8, one sentence per line, tokens separated by ASCII whitespace; <s> and </s> are
@@ -43,6 +44,8 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, memor
       lm-count -n 3 train.txt | lm-ppl test.txt
       lm-count -n 3 --text corpus.txt | sort -t "$(printf '\\t')" -k2,2nr | head
       lm-count -n 5 -S 2G -T /var/tmp big.txt | lm-train -o kn5.lm
+      lm-count -n 5 --dask local:4 -o counts.lm 'corpus/*.txt'
+      lm-count -n 5 --dask tcp://head:8786 --shards -o counts.d /shared/corpus/*.txt
 
     Counting keeps its tables within -S (default 40% of physical memory); beyond it, sorted runs
     go to a private directory in -T DIR and are merged at the end, and the counts are written as a
@@ -55,6 +58,12 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, memor
     if ignored:
         raise common.UsageError(f"{ignored[0]} has no effect with --vocab (the vocabulary is the file's words)",
                                 f"drop {ignored[0]} or --vocab")
+    count_dask.check(dask_address, shards, range_size, partitions, files, output, as_text)
+    if dask_address is not None:
+        return count_dask.run(dask_address=dask_address, files=files, order=order, output=output, shards=shards,
+                              range_size=range_size, partitions=partitions, min_count=min_count,
+                              vocab_size=vocab_size, vocab_file=vocab_file, as_text=as_text, lower=lower,
+                              chars=chars, encoding_errors=encoding_errors, quiet=quiet)
     paths = list(files) or ["-"]
     if paths.count("-") > 1:
         raise common.UsageError("stdin ('-') given more than once", "name it once")

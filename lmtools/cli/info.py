@@ -10,7 +10,7 @@ from lmtools.cli import common
 
 
 @common.command("lm-info", short_help="describe a model file")
-@click.argument("model", default="-", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.argument("model", default="-", type=click.Path(dir_okay=True, allow_dash=True, path_type=str))  # a directory: count shards
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object instead of KEY<TAB>VALUE lines (nested: provenance and its options are objects).")
 @click.option("--list-vocab", "show_vocab", is_flag=True,

@@ -27,6 +27,8 @@ def input_kind(path: str) -> str:
     from lmtools.io.modelfile import peek_is_model
     from lmtools.io.text import open_binary, put_back
 
+    if path != "-" and _is_dir(path):  # a directory of count shards (lm-count --shards): the model reader
+        return MODEL
     stream = open_binary(path)
     head, again = _head(stream)
     if path == "-":
@@ -39,6 +41,12 @@ def input_kind(path: str) -> str:
         return MODEL  # (an empty input too: the model reader says what it expected)
     line, _ = first_line(io.BytesIO(head))
     return COUNTS if is_counts_line(line) else TEXT
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)
 
 
 def _regular(path: str) -> bool:

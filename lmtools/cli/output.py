@@ -371,3 +371,76 @@ def write_model_to(model, target: "Output", arpa_out: bool, query_tables: bool =
                 write_arpa(model, gz)
         else:
             write_arpa(model, raw)
+
+
+class DirectoryOutput:
+    """A directory output (lm-count --shards -o DIR), checked by ``directory_target`` before the work;
+    ``open()`` gives a temporary directory ``.NAME.XXXX.part`` beside DIR to fill, renamed to DIR only
+    when the block ends well (an older DIR that ``replaceable`` accepted is replaced then), removed on
+    an error or a signal: no half-written directory is ever left at DIR."""
+
+    def __init__(self, name: str, real: str, replace: bool):
+        self.name, self.real, self.replace = name, real, replace
+
+    @contextlib.contextmanager
+    def open(self):
+        import shutil
+        import tempfile
+
+        directory, base = os.path.split(self.real)
+        with signals.signals_held():
+            try:
+                tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".part", dir=directory)
+            except OSError as e:
+                raise LmError(f"{self.name}: cannot write ({e.strerror})",
+                              "check that the directory exists and is writable") from None
+            signals.TEMP_FILES.add(tmp)
+        old = None
+        try:
+            yield tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; give it the mode of any new directory
+            if signals.signalled() is not None:
+                raise Interrupted(signals.signalled())
+            try:
+                if self.replace and os.path.isdir(self.real):
+                    old = tempfile.mkdtemp(prefix=f".{base}.", suffix=".old", dir=directory)
+                    os.rename(self.real, os.path.join(old, base))
+                os.rename(tmp, self.real)
+            except OSError as e:
+                raise LmError(f"{self.name}: cannot write ({e.strerror})", "check the path and its directory") \
+                    from None
+            signals.TEMP_FILES.discard(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            signals.TEMP_FILES.discard(tmp)
+            raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def directory_target(path: str | None, replaceable, what: str = "a directory") -> DirectoryOutput:
+    """Check -o DIR of a program writing a directory, before its work: DIR is new, or an existing
+    directory that ``replaceable(DIR)`` accepts (one this kind of run wrote); its parent must exist and
+    be writable."""
+    if path is None or path in ("", "-"):
+        raise LmError(f"{what} cannot go to stdout", "name it with -o DIR")
+    name = path
+    real = os.path.realpath(path.rstrip(os.sep) or path)
+    replace = False
+    if os.path.lexists(path):
+        if not os.path.isdir(path):
+            raise LmError(f"{name}: exists and is not a directory", f"name a new directory for {what}, or remove it")
+        if os.listdir(path) and not replaceable(path):
+            raise LmError(f"{name}: exists and does not hold {what}; refusing to replace it",
+                          "name a new directory, or empty it")
+        replace = True
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent):
+        raise LmError(f"{name}: cannot write: the directory {os.path.dirname(path.rstrip(os.sep)) or '.'} does not "
+                      "exist", "create it first (mkdir -p) or write elsewhere")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LmError(f"{name}: cannot write (Permission denied)", f"check that {parent} is writable")
+    return DirectoryOutput(name, real, replace)

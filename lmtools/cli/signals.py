@@ -165,11 +165,16 @@ def set_guarded(guarded: bool) -> None:
     _GUARDED = guarded
 
 
-TEMP_FILES: set[str] = set()  # temporary files of outputs being written: removed on a signal
+TEMP_FILES: set[str] = set()  # temporary files (or directories: count shards) of outputs being written: removed on a signal
 
 
 def remove_temp_files() -> None:
     for tmp in list(TEMP_FILES):
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            if os.path.isdir(tmp) and not os.path.islink(tmp):
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                os.unlink(tmp)
         TEMP_FILES.discard(tmp)

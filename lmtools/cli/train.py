@@ -58,7 +58,7 @@ OUTPUT = OptionGroup("Output (every method)")
 
 
 @common.command("lm-train", grouped=True, short_help="estimate a smoothed n-gram model, or train the feedforward neural LM")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True, path_type=str))  # a directory: count shards
 @click.option("--method", default="kn-modified", show_default=True, metavar="NAME", help=METHOD_HELP)
 @common.deprecated_alias("-m", dest="method_m", multiple=True, metavar="NAME",
                          help="Deprecated spelling of --method (-m is the model in the other programs).")

@@ -11,6 +11,7 @@ any. Of lmtools.ngram and lmtools.nn this module imports only the model data typ
 from __future__ import annotations
 
 import io
+import os
 import sys
 from typing import BinaryIO
 
@@ -540,6 +541,8 @@ def load_levels(source: str = "-"):
     """Load a counts file without sorting it (for merging); refuses other kinds."""
     from lmtools.io.text import open_binary
 
+    if source != "-" and os.path.isdir(source):  # count shards: always counts
+        return read_source(source).build(sort_counts=False)
     name = "<stdin>" if source == "-" else str(source)
     stream = open_binary(source)
     try:
@@ -602,6 +605,10 @@ def read_source(source: str | BinaryIO = "-", verify: bool | None = None) -> Unr
     from lmtools.io.text import open_binary
 
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
+    if isinstance(source, str) and source != "-" and os.path.isdir(source):  # count shards (lm-count --shards)
+        from lmtools.io.countshards import read_counts_parts
+
+        return Unread(name, *read_counts_parts(source))
     if isinstance(source, str) and source != "-":
         mapped = map_model(source, name, verify)
         if mapped is not None:

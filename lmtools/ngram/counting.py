@@ -321,6 +321,12 @@ def count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
     return Levels(vocab, uni, levels, tokens, sentences)
 
 
+def vocabulary_restriction(vocab: list[str], unigrams: np.ndarray, opts: VocabOptions) -> tuple[np.ndarray, list[str]]:
+    """(old id -> new id map, new vocabulary) of --min-count, --vocab-size or --vocab, as lm-count
+    applies them: for counts summed elsewhere first (lmtools.ngram.shuffle, the cluster path)."""
+    return _restriction(vocab, unigrams, opts)
+
+
 # Public names of the helpers that counting in a memory budget (lmtools.ngram.external) shares.
 restriction = _restriction
 input_bytes = _input_bytes

@@ -1,0 +1,218 @@
+"""Counting on a Dask cluster (lm-count --dask): the tasks and their order; the computations are in
+lmtools.ngram.shuffle, the reading of byte ranges in lmtools.io.textranges.
+
+The job, for R byte ranges and P partitions (every task a plain function of its inputs, so that
+distributed recomputes what a lost worker held, from the task graph):
+
+1. R count tasks: a range counted with lm-count's tokenizer and kernels, kept on its worker; R small
+   tasks send the client each range's vocabulary and unigram counts;
+2. the client joins the vocabularies (first occurrence, range by range: lm-count's ids), sums the
+   unigrams and applies --min-count, --vocab-size or --vocab: vocabulary-sized work;
+3. R split tasks map each range's n-grams to the final ids and cut them into P pieces by partition
+   (the next-to-last word's hash, lmtools.ngram.partition); R x P getitem tasks pick the pieces;
+4. P sum tasks, each gathering its partition's pieces from every range (the shuffle) and summing
+   them into sorted rows. The client takes the partitions one at a time as they finish.
+
+dask and distributed are imported here only inside the functions that need them (an optional extra:
+``pip install 'lmtools[dask]'``); workers need lmtools installed to run the tasks.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from lmtools.errors import LmError
+from lmtools.io.textranges import ByteRange, iter_range_chunks
+from lmtools.ngram import shuffle
+
+DEFAULT_RANGE_MAX = 64 << 20  # bytes of text per range at most, by default
+RANGE_MIN = 1 << 20  # ranges are not made smaller than this by default (a task's fixed cost)
+PARTITION_BYTES = 128 << 20  # by default one partition per this much input, at least 2 per worker
+
+
+class MissingDask(ImportError):
+    """dask or distributed is not installed."""
+
+
+def import_distributed():
+    try:
+        import dask  # noqa: F401
+        import distributed
+    except ImportError as e:
+        raise MissingDask(str(e)) from None
+    return distributed
+
+
+def default_range_bytes(total: int, workers: int) -> int:
+    """At most DEFAULT_RANGE_MAX, and small enough for 2 ranges per worker, but not below RANGE_MIN."""
+    return max(RANGE_MIN, min(DEFAULT_RANGE_MAX, math.ceil(total / max(1, 2 * workers))))
+
+
+def default_partitions(total: int, workers: int) -> int:
+    return max(2 * max(1, workers), math.ceil(total / PARTITION_BYTES))
+
+
+# ----------------------------------------------------------------------------------------------
+# Connecting
+
+
+@dataclass
+class Connection:
+    client: object
+    cluster: object | None  # the LocalCluster started here, or None (a running scheduler)
+    address: str
+
+    @property
+    def dashboard(self) -> str | None:
+        return getattr(self.client, "dashboard_link", None)
+
+    def workers(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {}))
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def parse_address(address: str) -> int | None:
+    """N for ``local:N`` (N >= 1), None for a scheduler address; ValueError for a bad local:N."""
+    if address.startswith("local:") or address == "local":
+        n = address.partition(":")[2]
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"{address!r}: local:N needs N >= 1 worker processes")
+        return int(n)
+    return None
+
+
+def connect(address: str, wait_s: float = 60.0) -> Connection:
+    """A client of a LocalCluster of N worker processes (``local:N``: one thread each, logs below
+    errors silenced) or of the scheduler at ``address`` (waiting up to ``wait_s`` for a worker)."""
+    import logging
+
+    distributed = import_distributed()
+    import dask
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    n = parse_address(address)
+    if n is not None:
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", silence_logs=logging.ERROR)
+        try:
+            client = distributed.Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+        return Connection(client, cluster, cluster.scheduler_address)
+    try:
+        client = distributed.Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise LmError(f"cannot reach the Dask scheduler at {address} ({e})",
+                      "start one (dask scheduler; dask worker ADDRESS on each host), or use --dask local:N") from None
+    try:
+        client.wait_for_workers(1, timeout=wait_s)
+    except (TimeoutError, OSError):
+        client.close()
+        raise LmError(f"the Dask scheduler at {address} has no workers", "start some: dask worker " + address) \
+            from None
+    return Connection(client, None, address)
+
+
+# ----------------------------------------------------------------------------------------------
+# The tasks (module-level functions: workers import them by name)
+
+
+def count_task(r: ByteRange, order: int, text_opts) -> shuffle.RangeCounts:
+    return shuffle.count_range(iter_range_chunks(r, text_opts), order, r.size)
+
+
+def summary_task(rc: shuffle.RangeCounts) -> shuffle.RangeSummary:
+    return rc.summary()
+
+
+def split_task(rc: shuffle.RangeCounts, id_map: np.ndarray, parts: int) -> list:
+    return shuffle.split_range(rc, id_map, parts)
+
+
+def sum_task(order: int, *pieces) -> list:
+    return shuffle.sum_pieces(list(pieces), order)
+
+
+# ----------------------------------------------------------------------------------------------
+# The job
+
+
+@dataclass
+class Totals:
+    """What the client knows after the map stage: the final vocabulary and unigram counts."""
+
+    vocab: list[str]
+    unigrams: np.ndarray
+    tokens: int
+    sentences: int
+    dropped: int
+    replaced: int
+
+
+def count_job(conn: Connection, ranges: list[ByteRange], order: int, *, text_opts, vocab_opts, parts: int,
+              on_range: Callable[[ByteRange], None] | None = None) -> tuple[Totals, Iterator[tuple[int, list]]]:
+    """Run the map stage and the vocabulary (returns ``Totals``), and start the shuffle: the iterator
+    gives (p, partition) as partitions finish, a partition being per order 2..N (rows, counts)."""
+    distributed = import_distributed()
+    client = conn.client
+    tag = uuid.uuid4().hex[:10]
+    counted = [client.submit(count_task, r, order, text_opts, key=f"lm-count-range-{r.index}-{tag}")
+               for r in ranges]
+    summary_f = [client.submit(summary_task, f, key=f"lm-count-vocab-{i}-{tag}") for i, f in enumerate(counted)]
+    index = {f.key: i for i, f in enumerate(summary_f)}
+    summaries: list = [None] * len(ranges)
+    try:
+        for fut in distributed.as_completed(summary_f, loop=client.loop):
+            i = index[fut.key]
+            summaries[i] = fut.result()
+            if on_range is not None:
+                on_range(ranges[i])
+    except BaseException:
+        client.cancel(counted + summary_f)
+        raise
+    del summary_f
+    vocab, maps = shuffle.global_vocabulary([s.vocab for s in summaries])
+    unigrams = shuffle.sum_unigrams(summaries, maps, len(vocab))
+    vocab, unigrams, remap = shuffle.restrict(vocab, unigrams, vocab_opts)
+    if remap is not None:
+        maps = [remap[m] for m in maps]
+    totals = Totals(vocab, unigrams, sum(s.tokens for s in summaries), sum(s.sentences for s in summaries),
+                    sum(s.stats.get("dropped", 0) for s in summaries), sum(s.stats.get("replaced", 0) for s in summaries))
+    del summaries
+    split = [client.submit(split_task, f, m.astype(np.int32), parts, key=f"lm-count-split-{i}-{tag}")
+             for i, (f, m) in enumerate(zip(counted, maps))]
+    del counted  # the scheduler keeps them while the splits need them (and their recipe, for a lost worker)
+    sums = []
+    for p in range(parts):
+        pieces = [client.submit(operator.getitem, s, p, key=f"lm-count-piece-{i}-{p}-{tag}")
+                  for i, s in enumerate(split)]
+        sums.append(client.submit(sum_task, order, *pieces, key=f"lm-count-part-{p}-{tag}"))
+    del split, pieces
+    return totals, _partitions(client, sums, distributed)
+
+
+def _partitions(client, sums: list, distributed) -> Iterator[tuple[int, list]]:
+    index = {f.key: p for p, f in enumerate(sums)}
+    try:
+        for fut in distributed.as_completed(sums, loop=client.loop):
+            p = index[fut.key]
+            part = fut.result()
+            fut.release()
+            yield p, part
+    except BaseException:
+        client.cancel(sums)
+        raise
