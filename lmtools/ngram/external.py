@@ -485,3 +485,86 @@ def count_levels_budget(paths: list[str], order: int, budget: int, spill: SpillD
     result = counter.finish(table.words(), vocab_opts)
     result.text = text_kind(text_opts)
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Merging count sets
+
+
+def merge_external(sources, budget: int, spill: SpillDir, names: list[str] | None = None) -> SortedCounts:
+    """The sum of count sets within ``budget`` bytes, as ``ngram.merge.merge_levels`` gives it (the
+    vocabulary in order of first occurrence over the inputs in turn, so the result equals counting
+    the inputs' texts one after the other), held on disk as ``SortedCounts``.
+
+    ``sources``: one iterator per input in the protocol of io.countstream.iter_sorted_counts (a
+    ``CountsHeader``, then (n, rows, counts) blocks, orders ascending), consumed one after the other.
+    An input's ids are mapped into the merged vocabulary: where the map keeps their order (the first
+    input, or one with the same words in the same order) its sorted blocks go straight to a run,
+    else its rows are sorted again (``ExternalSorter``)."""
+    from lmtools.errors import LmError
+    from lmtools.ngram.merge import check_same_reading
+    from lmtools.vocab import SPECIALS
+
+    names = list(names or [])
+    vocab = list(SPECIALS)
+    index = {w: i for i, w in enumerate(vocab)}
+    uni = np.zeros(len(vocab), np.int64)
+    heads: list[CountsHeader] = []
+    sorters: list[ExternalSorter] = []
+    tokens = sentences = 0
+    order = 0
+    for i, src in enumerate(sources):
+        name = names[i] if i < len(names) else f"input {i + 1}"
+        while len(names) <= i:
+            names.append(f"input {len(names) + 1}")
+        head = next(src)
+        if i == 0:
+            order = head.order
+            share = max(1, budget // (2 * max(1, order - 1)))
+            sorters = [ExternalSorter(n, spill, share) for n in range(2, order + 1)]
+        elif head.order != order:
+            raise LmError(f"{name} has order {head.order}, {names[0]} has order {order}",
+                          "merge count files of the same order (count all shards with the same -n)")
+        heads.append(head)
+        check_same_reading(heads, names[:i + 1])
+        remap = np.empty(len(head.vocab), np.int64)
+        for j, w in enumerate(head.vocab):
+            k = index.get(w)
+            if k is None:
+                k = index[w] = len(vocab)
+                vocab.append(w)
+            remap[j] = k
+        if len(vocab) > uni.shape[0]:
+            uni = np.concatenate([uni, np.zeros(len(vocab) - uni.shape[0], np.int64)])
+        np.add.at(uni, remap, np.asarray(head.unigrams, np.int64))
+        tokens += head.tokens
+        sentences += head.sentences
+        keeps_order = bool(np.all(np.diff(remap) > 0))
+        remap32 = remap.astype(np.int32)
+        run, run_n = None, 0
+        for n, rows, counts in src:
+            if n == 1 or rows.shape[0] == 0:
+                continue
+            mapped = remap32[rows]
+            if not keeps_order:
+                sorters[n - 2].add(mapped, np.asarray(counts, np.int64))
+                continue
+            if run is None or run_n != n:  # this input's order-n rows, in order: one run
+                if run is not None:
+                    run.finish()
+                run, run_n = RunFile(spill, n), n
+                sorters[n - 2].runs.append(run)
+            run.append(mapped, counts)
+        if run is not None:
+            run.finish()
+        head.unigrams = None  # the vocabulary stays (the reading check compares closed vocabularies)
+    if not heads:
+        raise LmError("nothing to merge", "give two or more count files")
+    reading = check_same_reading(heads, names)
+    text = {k: reading[k] for k in ("chars", "lower")} if "chars" in reading else None
+    provenance = {"options": {k: v for k, v in reading.items() if k not in ("chars", "lower")}}
+    if text is not None:
+        provenance["options"].update(text)
+    runs = [s.result(budget) for s in sorters]
+    return SortedCounts(vocab=vocab, unigrams=uni, runs=runs, tokens=tokens, sentences=sentences,
+                        provenance=provenance, text=text, spill=spill)
