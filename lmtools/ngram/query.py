@@ -25,7 +25,8 @@ import numpy as np
 
 from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
-from lmtools.ngram.model import QUERY_LAYOUT, NGramModel, QueryTables, query_problem, unigram_arrays
+from lmtools.ngram.model import (QUERY_LAYOUT, SMALL_BUILD, NGramModel, QueryTables, build_tables_python,
+                                  query_problem, unigram_arrays)
 from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
 
 NO_CONTEXT = -1  # a sentence start without <s> (bos=False): kernels/query.NO_CONTEXT
@@ -482,6 +483,11 @@ def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
     from lmtools import memory
 
     N = model.order
+    if sum(model.sizes()) <= SMALL_BUILD:  # the same arrays, without loading numba (lmtools.api on a tiny model)
+        try:
+            return build_tables_python(model.ngrams, model.logprob, model.backoff, uni_lp)
+        except ValueError:
+            raise LmError(f"{name}: the model has repeated n-grams", "recreate the model") from None
     sizes = [0, 0] + [int(model.ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
     memory.check(memory.estimate_query(sizes[1:]), f"{name}: loading the {N}-gram model for queries "
                  f"({sum(sizes):,} n-grams of orders 2..{N})",
