@@ -44,8 +44,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PTB, ROOT, machine, ours, peer, table  # noqa: E402
-from scale import (corpus, corpus_meta, data_dir, load_average, lmppl_totals, measure, parse_size,  # noqa: E402
-                   ptb_model, query_totals, run, size_label)
+from scale import (corpus, corpus_meta, data_dir, lmppl_totals, lmtools_version, load_average,  # noqa: E402
+                   measure, parse_size, ptb_model, query_totals, run, size_label)
 
 
 def prepare_ptb(d: Path, copies: int, build_binary: str | None) -> dict:
@@ -172,7 +172,8 @@ def main() -> None:
             else:
                 row += ["-", "-"]
             rows.append(row)
-    out = [f"{started:%Y-%m-%d %H:%M} UTC, {machine()}; {load_before} before, {load_average()} after. "
+    out = [f"{started:%Y-%m-%d %H:%M} UTC, {machine()}; {load_before} before, {load_average()} after; "
+           f"{lmtools_version()}. "
            f"Bare interpreter (`python -c pass`): {baseline:.0f} MiB peak RSS.", "",
            table(rows, ["case", "tool", "wall s (median)", "runs s", "M tokens/s", "peak RSS MiB",
                         "lm-ppl RSS above interpreter MiB", "lm-ppl tokens/s / query's",

@@ -149,6 +149,23 @@ def corpus_meta(path: Path) -> dict:
     return json.loads(path.with_suffix(".json").read_text())
 
 
+def lmtools_version() -> str:
+    """Which lmtools the programs import: the repository (its commit, and whether lmtools/ has uncommitted
+    changes: several people edit it at once) or another copy (e.g. a `git archive` of a commit put first
+    on PYTHONPATH; its COMMIT file, if it has one)."""
+    r = subprocess.run([sys.executable, "-c", "import lmtools, os; print(os.path.dirname(lmtools.__file__))"],
+                       capture_output=True, text=True, cwd="/")  # not the repository: python -c puts the cwd first
+    where = Path(r.stdout.strip()).parent
+    if where == ROOT:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "lmtools"],
+                               capture_output=True, text=True).stdout.splitlines()
+        return f"lmtools {head}" + (f" with uncommitted changes in {len(dirty)} files of lmtools/" if dirty else "")
+    commit = (where / "COMMIT").read_text().strip() if (where / "COMMIT").exists() else "?"
+    return f"lmtools from {where} (commit {commit})"
+
+
 def supports(program: str, option: str) -> bool:
     """Whether ``program --help`` lists ``option`` (the bounded-memory options are being added)."""
     r = subprocess.run([ours(program), "--help"], capture_output=True, text=True)
@@ -320,8 +337,14 @@ def main() -> None:
         work = d / "runs" / label
         work.mkdir(parents=True, exist_ok=True)
         print(f"# {text}: {meta['tokens']} tokens, {meta['sentences']} sentences", file=sys.stderr)
-        # One untimed run of lm-count on a slice: the numba cache is warm before the first timed run.
-        run(f"head -c 1000000 {shlex.quote(str(text))} | {lm_count} -q -n 5 > /dev/null", shell=True)
+        # One untimed run of the pipe on a slice, with the options of the timed runs: every kernel is in
+        # numba's cache before the first timed run.
+        warm = work / "tmp-warm"
+        warm.mkdir(exist_ok=True)
+        wo = lambda p: f" -S {budgets[0]} -T {warm}" if bounded[p] else ""  # noqa: E731
+        run(f"head -c 1000000 {shlex.quote(str(text))} | {lm_count} -q -n 5{wo('lm-count')} | "
+            f"{lm_train} -q{wo('lm-train')} > /dev/null", shell=True)
+        shutil.rmtree(warm, ignore_errors=True)
         walls: dict[tuple[str, str], list[float]] = {}
         models: dict[str, Path] = {}
         arpa = work / "lmplz.arpa"
@@ -379,7 +402,8 @@ def main() -> None:
             for m in list(models.values()) + [arpa]:
                 m.unlink(missing_ok=True)
 
-    out = [f"{started:%Y-%m-%d %H:%M} UTC, {machine()}; {load_before} before, {load_average()} after.", ""]
+    out = [f"{started:%Y-%m-%d %H:%M} UTC, {machine()}; {load_before} before, {load_average()} after; "
+           f"{lmtools_version()}.", ""]
     out.append(table(rows, ["tokens", "-S", "run", "tool", "wall s", "s per process", "peak RSS MiB per process",
                             "temp disk MiB", "output MB", "us/token"]))
     out += ["", table(ratio_rows, ["tokens", "-S", "lmtools wall s (median)", "lmplz wall s (median)",
