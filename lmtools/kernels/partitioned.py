@@ -20,25 +20,77 @@ def _cmp(a, i, b, j, n):
 
 
 @njit(cache=True)
-def find_rows(queries, table):
-    """Index in ``table`` (k, n; sorted, no repeats) of each row of ``queries`` (m, n), -1 where absent:
-    a binary search per row (the queries need not be sorted)."""
+def first_id_starts(table):
+    """Offsets of the rows of each first id in ``table`` (k, n; sorted): rows with first id v are
+    ``starts[v]:starts[v+1]`` (v up to the largest first id)."""
+    k = table.shape[0]
+    top = table[k - 1, 0] if k else -1
+    starts = np.zeros(top + 2, np.int64)
+    for j in range(k):
+        starts[table[j, 0] + 1] += 1
+    for v in range(top + 1):
+        starts[v + 1] += starts[v]
+    return starts
+
+
+@njit(cache=True)
+def find_rows(queries, table, starts):
+    """Index in ``table`` (k, n; sorted, no repeats) of each row of ``queries`` (m, n), -1 where absent;
+    ``starts``: ``first_id_starts(table)``.
+
+    The search for a query is confined to the table's rows with its first id; a query greater than the one before it is
+    searched for by galloping forward from where that one was (sorted queries, or runs of them such
+    as the suffixes of the n-grams of one first word, cost O(log gap) each); any other query by a
+    binary search of its first id's rows."""
     m = queries.shape[0]
     k = table.shape[0]
     n = table.shape[1]
     out = np.full(m, -1, np.int64)
+    top = starts.shape[0] - 2
+    at = 0  # insertion point of the previous query: table[:at] < it
     for i in range(m):
-        lo = 0
-        hi = k
+        q0 = queries[i, 0]
+        if q0 < 0 or q0 > top:
+            at = 0 if q0 < 0 else k
+            continue
+        lo = starts[q0]
+        end = starts[q0 + 1]
+        hi = end
+        if i > 0 and at > lo and at <= end and _cmp(queries, i - 1, queries, i, n) < 0:
+            # table[lo:at] < queries[i - 1] < queries[i]: gallop from at
+            lo = at
+            step = 1
+            while lo + step - 1 < end and _cmp(table, lo + step - 1, queries, i, n) < 0:
+                lo += step
+                step *= 2
+            hi = min(lo + step - 1, end)
         while lo < hi:
             mid = (lo + hi) >> 1
             if _cmp(table, mid, queries, i, n) < 0:
                 lo = mid + 1
             else:
                 hi = mid
-        if lo < k and _cmp(table, lo, queries, i, n) == 0:
+        at = lo
+        if lo < end and _cmp(table, lo, queries, i, n) == 0:
             out[i] = lo
     return out
+
+
+@njit(cache=True)
+def context_groups(rows):
+    """For sorted rows (m, n): the number of each row's context (its first n-1 ids) among the
+    distinct contexts, in order, and the first row of each context."""
+    m = rows.shape[0]
+    w = rows.shape[1] - 1
+    group = np.empty(m, np.int64)
+    first = np.empty(m, np.int64)
+    g = -1
+    for i in range(m):
+        if i == 0 or _cmp(rows, i - 1, rows, i, w) != 0:
+            g += 1
+            first[g] = i
+        group[i] = g
+    return group, first[: g + 1].copy()
 
 
 @njit(cache=True)

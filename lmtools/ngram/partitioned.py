@@ -159,10 +159,11 @@ class Globals:
 class OrderResult:
     """One order n >= 2 of one partition after pass 2."""
 
-    ngrams: np.ndarray  # (m, n) int32 kept rows, sorted
+    ngrams: np.ndarray  # (m, n) int32 kept rows, sorted (so each context's rows are contiguous)
     logprob: np.ndarray  # float32
-    contexts: np.ndarray | None  # (c, n-1) int32 the contexts of this partition's rows, sorted
-    ctx_backoff: np.ndarray | None  # float32 log10 backoff of each context
+    contexts: np.ndarray  # (c, n-1) int32 the contexts of the partition's rows (before pruning), sorted
+    kept: np.ndarray  # int64 (c,) rows of each context kept (not pruned)
+    ctx_backoff: np.ndarray | None  # float32 log10 backoff of each context (None: stupid backoff's constant)
 
 
 @dataclass
@@ -220,8 +221,8 @@ def split_counts(counts: Counts, parts: int) -> tuple[Unigrams, list[Partition]]
         bounds = np.searchsorted(pid[perm], np.arange(parts + 1))
         for p in out:
             sel = perm[bounds[p.index]:bounds[p.index + 1]]
-            p.ngrams.append(np.ascontiguousarray(g[sel], dtype=np.int32))
-            p.counts.append(c[sel].astype(np.int64))
+            p.ngrams.append(np.ascontiguousarray(np.take(g, sel, axis=0), dtype=np.int32))
+            p.counts.append(np.take(c, sel).astype(np.int64))
     return uni, out
 
 
@@ -234,21 +235,18 @@ def _check_unigrams(rows: np.ndarray) -> None:
 
 def partition_index(part: Partition) -> PartitionIndex:
     """Context groups and suffix rows of every order of a partition."""
-    from lmtools.kernels.partitioned import find_rows
+    from lmtools.kernels.partitioned import context_groups, find_rows, first_id_starts
 
     group, first, suf = {}, {}, {}
     for n in range(2, part.order + 1):
-        g = part.ngrams[n - 2]
+        g = np.ascontiguousarray(part.ngrams[n - 2])
         m = g.shape[0]
-        start = np.ones(m, bool)
-        if m > 1:
-            start[1:] = np.any(g[1:, :-1] != g[:-1, :-1], axis=1)
-        first[n] = np.flatnonzero(start)
-        group[n] = np.cumsum(start, dtype=np.int64) - 1
+        group[n], first[n] = context_groups(g)
         if n == 2:
             suf[n] = g[:, 1].astype(np.int64)
         else:
-            s = find_rows(np.ascontiguousarray(g[:, 1:]), part.ngrams[n - 3])
+            lower = part.ngrams[n - 3]
+            s = find_rows(np.ascontiguousarray(g[:, 1:]), lower, first_id_starts(lower))
             if m and s.min() < 0:
                 raise LmError(f"the counts are inconsistent: a {n}-gram's last {n - 1} words are not a {n - 1}-gram",
                               "recreate them with lm-count")
@@ -474,13 +472,13 @@ def estimate_partition(part: Partition, glob: Globals, index: PartitionIndex | N
         if pruned is not None:
             keep = ~pruned
             rows, lp = g[keep], lp[keep]
+            kept = np.bincount(ctx[keep], minlength=m_ctx).astype(np.int64)
         else:
             rows = g
-        contexts = bo = None
-        if form != "stupid":  # stupid backoff's weights are one constant
-            contexts = np.ascontiguousarray(g[first, :-1])
-            bo = log10_probs(bow, clip_one=False)
-        res.orders.append(OrderResult(np.ascontiguousarray(rows, dtype=np.int32), lp, contexts, bo))
+            kept = np.diff(np.append(first, g.shape[0])).astype(np.int64)
+        contexts = np.ascontiguousarray(np.take(g[:, :-1], first, axis=0), dtype=np.int32)
+        bo = None if form == "stupid" else log10_probs(bow, clip_one=False)  # stupid: one constant
+        res.orders.append(OrderResult(np.ascontiguousarray(rows, dtype=np.int32), lp, contexts, kept, bo))
     return res
 
 
@@ -552,56 +550,64 @@ def _argmin_row(rows: np.ndarray) -> int:
     return int(order[0])
 
 
-def join_backoffs(rows: np.ndarray, contexts: Sequence[np.ndarray], values: Sequence[np.ndarray],
-                  check: bool) -> np.ndarray:
-    """float32 backoff per row: the value of the context equal to the row, 0 for a row that is no
-    context. ``check``: every context must be a row (nothing was pruned)."""
-    from lmtools.kernels.partitioned import find_rows
-
-    bo = np.zeros(rows.shape[0], np.float32)
-    for ctx, val in zip(contexts, values):
-        if ctx.shape[0] == 0:
-            continue
-        pos = find_rows(ctx, rows)
-        found = pos >= 0
-        if check and not found.all():
-            n = rows.shape[1] + 1
-            raise LmError(f"the counts are inconsistent: a {n}-gram's first {n - 1} words are not a {n - 1}-gram",
-                          "recreate them with lm-count")
-        bo[pos[found]] = val[found]
-    return bo
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions starts[i] .. starts[i] + lengths[i] - 1 for every i, in turn."""
+    total = int(lengths.sum())
+    before = np.zeros(lengths.shape[0], np.int64)
+    np.cumsum(lengths[:-1], out=before[1:])
+    return np.repeat(starts - before, lengths) + np.arange(total, dtype=np.int64)
 
 
 def merge(uni: Unigrams, results: Sequence[PartitionResult], glob: Globals) -> NGramModel:
     """The NGramModel from every partition's pass 2: per order the union of the partitions' rows in
-    lexicographic order, backoffs joined onto the rows they belong to."""
+    lexicographic order, backoffs joined onto the rows they belong to.
+
+    No rows are compared: the contexts of order n (each in one partition, its rows contiguous there)
+    are found in the merged rows of order n-1 (a galloping search: each partition's contexts are
+    sorted), which gives both the backoff weights of order n-1 (the gamma of each context) and the
+    order of the contexts' row groups in order n. (A merge from disk can do the same as a stream:
+    a merge-join of each partition's sorted contexts with the merged order n-1, then a k-way merge
+    of the partitions' groups by those positions; ``merge_streams`` merges sorted runs of rows.)"""
+    from lmtools.kernels.partitioned import find_rows, first_id_starts
+
     spec = glob.spec
     N, form = spec.order, spec.form
     V = glob.vocab_size
     results = sorted(results, key=lambda r: r.index)
     ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
     logprob = [glob.logprob1]
-    backoff = []
     stupid_bo = math.log10(spec.alpha) if form == "stupid" else 0.0
-    for n in range(1, N + 1):
-        if n >= 2:
-            rows, lp = merge_sorted([(r.orders[n - 2].ngrams, r.orders[n - 2].logprob) for r in results])
-            ngrams.append(np.ascontiguousarray(rows, dtype=np.int32))
-            logprob.append(lp)
+    backoff = [np.full(V, stupid_bo, np.float32) if N > 1 else np.zeros(V, np.float32)]
+    for n in range(2, N + 1):
+        outs = [r.orders[n - 2] for r in results]
+        lower = ngrams[n - 2]
+        lower_starts = first_id_starts(lower) if n > 2 else None
+        poss, kepts, starts = [], [], []
+        offset = 0
+        for o in outs:
+            pos = o.contexts[:, 0].astype(np.int64) if n == 2 else find_rows(o.contexts, lower, lower_starts)
+            found = pos >= 0
+            if not found.all() and (not spec.thresholds or o.kept[~found].any()):
+                raise LmError(f"the counts are inconsistent: a {n}-gram's first {n - 1} words are not a {n - 1}-gram",
+                              "recreate them with lm-count")
+            if o.ctx_backoff is not None:
+                backoff[n - 2][pos[found]] = o.ctx_backoff[found]
+            before = np.zeros(o.kept.shape[0], np.int64)
+            np.cumsum(o.kept[:-1], out=before[1:])
+            sel = o.kept > 0
+            poss.append(pos[sel])
+            kepts.append(o.kept[sel])
+            starts.append(before[sel] + offset)
+            offset += o.ngrams.shape[0]
+        pos, kept, start = np.concatenate(poss), np.concatenate(kepts), np.concatenate(starts)
+        order = np.argsort(pos, kind="stable")  # sorted runs (one per partition): a merge
+        perm = _ranges(start[order], kept[order])
+        rows = np.concatenate([o.ngrams for o in outs]) if len(outs) > 1 else outs[0].ngrams
+        lp = np.concatenate([o.logprob for o in outs]) if len(outs) > 1 else outs[0].logprob
+        ngrams.append(np.ascontiguousarray(np.take(rows, perm, axis=0), dtype=np.int32))
+        logprob.append(np.take(lp, perm))
         m_n = ngrams[n - 1].shape[0]
-        if n == N:
-            backoff.append(np.zeros(m_n, np.float32))
-        elif form == "stupid":
-            backoff.append(np.full(m_n, stupid_bo, np.float32))
-        elif n == 1:
-            bo = np.zeros(V, np.float32)
-            for r in results:
-                o = r.orders[0]
-                bo[o.contexts[:, 0]] = o.ctx_backoff
-            backoff.append(bo)
-        else:
-            backoff.append(join_backoffs(ngrams[n - 1], [r.orders[n - 1].contexts for r in results],
-                                         [r.orders[n - 1].ctx_backoff for r in results], check=not spec.thresholds))
+        backoff.append(np.full(m_n, stupid_bo, np.float32) if n < N else np.zeros(m_n, np.float32))
     info = dict(glob.info)
     if spec.method == "katz":
         info["katz_enlarged"] = [glob.enlarged1] + [sum(r.enlarged[n - 2] for r in results) for n in range(2, N + 1)]
