@@ -282,15 +282,18 @@ def write_sorted_counts(stream: BinaryIO, head: CountsHeader, blocks) -> None:
 
 def iter_sorted_blocks(counts, block_rows: int = BLOCK_ROWS) -> Iterator:
     """The sorted-stream view of counts held in memory (``Counts``, or ``Levels``, sorted first): yields
-    a ``CountsHeader``, then (n, rows, counts) for n = 1..N, blocks of at most ``block_rows`` rows
-    (views, not copies), at least one block per order (empty where the order has no n-grams)."""
+    a ``CountsHeader``, then (n, rows, counts) for n = 1..N: order 1 in one block (the vocabulary, as
+    the header's unigrams), orders >= 2 in blocks of at most ``block_rows`` rows (views, not copies),
+    at least one block per order (empty where the order has no n-grams)."""
     if hasattr(counts, "levels") and not hasattr(counts, "ngrams"):
         counts = counts.to_counts(counts.provenance)
     yield CountsHeader(vocab=list(counts.vocab), unigrams=np.asarray(counts.counts[0], np.int64),
                        tokens=int(counts.tokens), sentences=int(counts.sentences), order=counts.order,
                        sizes=counts.sizes(), provenance=dict(counts.provenance or {}), text=counts.text,
                        block_rows=block_rows)
-    for n in range(1, counts.order + 1):
+    V = len(counts.vocab)
+    yield 1, np.asarray(counts.ngrams[0], np.int32).reshape(V, 1), np.asarray(counts.counts[0], np.int64)
+    for n in range(2, counts.order + 1):
         rows, cnt = counts.ngrams[n - 1], counts.counts[n - 1]
         m = rows.shape[0]
         for lo in range(0, max(m, 1), block_rows):
@@ -300,7 +303,7 @@ def iter_sorted_blocks(counts, block_rows: int = BLOCK_ROWS) -> Iterator:
 def iter_sorted_counts(source="-", block_rows: int = BLOCK_ROWS) -> Iterator:
     """A counts model from ``source`` (path, '-' or a binary stream) as a sorted stream: yields a
     ``CountsHeader``, then (n, rows, counts) for n = 1..N ascending, rows in lexicographic order, at
-    least one block per order. A sorted count stream is read one block at a time (from a pipe too:
+    least one block per order (order 1 in one block: every vocabulary id, as ``header.unigrams``). A sorted count stream is read one block at a time (from a pipe too:
     memory holds one block; each block is checked: types, ids in range, rows increasing across
     blocks, sizes as the header says); a file of lm-count's trie layout is read whole and sorted first
     (it is the form of counts that fitted in memory). Refuses anything but a counts model."""
