@@ -93,7 +93,7 @@ def parse_address(address: str) -> int | None:
     return None
 
 
-def connect(address: str, wait_s: float = 60.0) -> Connection:
+def connect(address: str, wait_s: float = 60.0, timeout_s: float = 20.0) -> Connection:
     """A client of a LocalCluster of N worker processes (``local:N``: one thread each, logs below
     errors silenced) or of the scheduler at ``address`` (waiting up to ``wait_s`` for a worker)."""
     import logging
@@ -109,12 +109,15 @@ def connect(address: str, wait_s: float = 60.0) -> Connection:
                                                dashboard_address=":0", silence_logs=logging.ERROR)
         try:
             client = distributed.Client(cluster, set_as_default=False)
+            # The workers share our stderr: a task's error comes back to the client as its own one line,
+            # not also as the worker's multi-line log record.
+            client.run(quiet_task_errors)
         except BaseException:
             cluster.close()
             raise
         return Connection(client, cluster, cluster.scheduler_address)
     try:
-        client = distributed.Client(address, timeout="20s", set_as_default=False)
+        client = distributed.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
         raise LmError(f"cannot reach the Dask scheduler at {address} ({e})",
                       "start one (dask scheduler; dask worker ADDRESS on each host), or use --dask local:N") from None
@@ -125,6 +128,19 @@ def connect(address: str, wait_s: float = 60.0) -> Connection:
         raise LmError(f"the Dask scheduler at {address} has no workers", "start some: dask worker " + address) \
             from None
     return Connection(client, None, address)
+
+
+def _not_a_task_failure(record) -> bool:
+    return not str(record.msg).startswith("Compute Failed")
+
+
+def quiet_task_errors() -> None:
+    """In a worker process: drop the log record of a task that raised (the client reports it)."""
+    import logging
+
+    logger = logging.getLogger("distributed.worker")
+    if _not_a_task_failure not in logger.filters:
+        logger.addFilter(_not_a_task_failure)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,3 +232,23 @@ def _partitions(client, sums: list, distributed) -> Iterator[tuple[int, list]]:
     except BaseException:
         client.cancel(sums)
         raise
+
+
+def collect_counts(totals: Totals, finished: Iterator[tuple[int, list]], order: int, parts: int, *,
+                   text: dict | None = None, provenance: dict | None = None,
+                   on_partition: Callable[[int], None] | None = None):
+    """The ``Counts`` of the job in this process (all of them: the one-file output): the partitions
+    as they finish, then per order their union, sorted."""
+    from lmtools.ngram.counts import Counts
+
+    got: list = [None] * parts
+    for p, part in finished:
+        got[p] = part
+        if on_partition is not None:
+            on_partition(p)
+    ngrams, counts = shuffle.union_partitions(got, order)
+    del got
+    V = len(totals.vocab)
+    return Counts(vocab=totals.vocab, ngrams=[np.arange(V, dtype=np.int32).reshape(V, 1)] + ngrams,
+                  counts=[totals.unigrams] + counts, tokens=totals.tokens, sentences=totals.sentences,
+                  provenance=dict(provenance or {}), text=text)
