@@ -237,6 +237,38 @@ def test_a_mapped_load_does_not_copy_the_file(tmp_path):
     assert streamed > size / 2, (streamed, size)  # the measure sees a copy where there is one
 
 
+
+def _vm_flags(lo: int, hi: int) -> list[set[str]]:
+    """VmFlags of every mapping of this process that overlaps the addresses [lo, hi)."""
+    out, overlaps = [], False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and ":" not in head:
+                a, b = (int(x, 16) for x in head.split("-"))
+                overlaps = a < hi and lo < b
+            elif head == "VmFlags:" and overlaps:
+                out.append(set(line.split()[1:]))
+    return out
+
+
+def test_the_mapped_hash_table_is_advised_random(tmp_path):
+    """query.tab is probed at random: the kernel is told (MADV_RANDOM, VmFlags "rr"), so that a fault
+    on a cold table reads one page, not megabytes of read-ahead; the n-gram arrays, read in order,
+    keep the default."""
+    buf = io.BytesIO()
+    save_model(_dense_bigram(), buf)
+    m = load_model(_file(tmp_path, buf.getvalue()))
+    tab = m.query.tab
+    assert isinstance(_root(tab), mmap.mmap)
+    flags = _vm_flags(tab.ctypes.data, tab.ctypes.data + tab.nbytes)
+    assert flags and all("rr" in f for f in flags), flags
+    rows = list.__getitem__(m.ngrams, 1)
+    page = mmap.PAGESIZE
+    lo = (rows.ctypes.data + page) // page * page  # a whole page of it, away from the table's pages
+    assert all("rr" not in f for f in _vm_flags(lo, lo + 1))
+
+
 # ----------------------------------------------------------------------------------------------
 # Streams: chunks, pipes, compression
 

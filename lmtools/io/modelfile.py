@@ -432,6 +432,27 @@ class MappedModel:
                 raise _array_crc_error(self.name, array)
             del self.unchecked[array]
 
+    def advise_random(self, names) -> None:
+        """Tell the kernel that the arrays ``names`` are read at random (a hash table that queries
+        probe here and there): a page fault then reads that page, not the ~2 MB of read-ahead around
+        it, which made every probe of a cold table add megabytes to the process's RSS. Where the
+        platform has no madvise, nothing happens (Linux, macOS and the BSDs have it)."""
+        mapping = self._buffer.obj
+        advise, flag = getattr(mapping, "madvise", None), getattr(mmap, "MADV_RANDOM", None)
+        if advise is None or flag is None or not len(self._buffer):
+            return
+        base = np.frombuffer(self._buffer, np.uint8, 1).ctypes.data
+        for array in names:
+            a = self.arrays.get(array)
+            if a is None or not a.nbytes:
+                continue
+            at = a.ctypes.data - base
+            start = at - at % mmap.PAGESIZE  # madvise takes whole pages
+            try:
+                advise(flag, start, at + a.nbytes - start)
+            except (OSError, ValueError):  # advice only: a kernel that refuses it changes no result
+                pass
+
 
 def map_model(path: str, name: str | None = None, verify: bool | None = None) -> MappedModel | None:
     """Map the format-3 model file at ``path``; None when it is not one (another format, compressed,

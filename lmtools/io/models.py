@@ -514,6 +514,8 @@ def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = 
     kind = header["kind"]
     if mapped is not None and kind != "ngram":
         mapped.check()
+    if mapped is not None and kind == "ngram":
+        mapped.advise_random(["query.tab"])  # probed at random: no read-ahead around each probe
     if kind == "ngram" and mapped is not None and mapped.unchecked:
         model = ngram_from_parts(header, arrays, name, lazy=_first_read_checks(header, arrays, name, mapped))
         if model.query is not None:
