@@ -226,6 +226,26 @@ def test_same_errors(shakes):
     assert got.value.message == want.value.message
 
 
+@pytest.mark.parametrize("prune", [None, [0, 0, 1]])
+def test_missing_prefix_is_reported_by_the_merge(shakes, prune):
+    """A 3-gram whose first two words are no bigram (its prefix would live in another partition):
+    smooth()'s message, from the merge."""
+    counts = truncate(shakes, 3)
+    bigrams = {tuple(r) for r in counts.ngrams[1].tolist()}
+    g3, c3 = counts.ngrams[2].copy(), counts.counts[2].copy()
+    i = int(np.flatnonzero(c3 >= 2)[0])  # kept under the cutoffs too
+    g3[i, 0] = next(w for w in range(3, len(counts.vocab)) if (w, int(g3[i, 1])) not in bigrams)
+    order = np.lexsort(g3.T[::-1])
+    bad = Counts(counts.vocab, counts.ngrams[:2] + [g3[order]], counts.counts[:2] + [c3[order]], counts.tokens,
+                 counts.sentences)
+    with pytest.raises(LmError) as want:
+        smooth(bad, prune=prune)
+    with pytest.raises(LmError) as got:
+        estimate_partitioned(bad, parts=4, prune=prune)
+    assert "first 2 words are not a 2-gram" in got.value.message
+    assert got.value.message == want.value.message
+
+
 def _sorted_runs(rng: np.random.Generator, k: int, n: int):
     runs = []
     for _ in range(k):

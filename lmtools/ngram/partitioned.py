@@ -17,16 +17,21 @@ in one process or on a cluster):
 
     spec = plan(method, N, ...)                          options checked, before any data
     uni, parts = split_counts(counts, P)                 or partitions built elsewhere (a count shard)
-    stats = [partition_stats(p, spec, uni.size) ...]     pass 1: sums over partitions
+    stats = [partition_stats(p, spec, uni.size) ...]     pass 1: sums over partitions (small)
     glob = combine(uni, stats, spec, warn)               discounts, unigram p, info
     results = [estimate_partition(p, glob) ...]          pass 2: log10 p and backoffs of a partition
     model = merge(uni, results, glob)                    rows in order, backoffs joined
 
-``estimate_partitioned`` runs them all in memory. Equality with ``smooth`` holds because each
-partition's arrays are its part of the whole order in the same element order, and every float
-reduction over a context (np.bincount) adds the context's n-grams in that order; the formulas
-themselves are shared with ``smoothing_methods``/``smoothing_stages`` (``discounted_groups``,
-``order_probs``...), not copied.
+``merge`` calls ``merge_order`` for n = 2..N, which needs only order n's results and the merged
+order n-1, so a driver with results on disk can merge one order at a time (``model_info`` and
+``model_provenance`` give the rest of the model). A pass may rebuild a partition's index
+(``partition_index``) or be handed the one built for the other pass. ``estimate_partitioned`` runs
+every stage in memory.
+
+Equality with ``smooth`` holds because each partition's arrays are its part of the whole order in
+the same element order, and every float reduction over a context (np.bincount) adds the context's
+n-grams in that order; the formulas themselves are shared with ``smoothing_methods`` and
+``smoothing_stages`` (``discounted_groups``, ``order_probs``...), not copied.
 
 Every method of ``smooth`` partitions: kn-modified (interpolated or backoff form, user discounts,
 ``kenlm_compat``: the last N-gram in suffix order is picked among the partitions' candidates and its
@@ -34,8 +39,9 @@ suffixes' counts-of-counts entries are corrected in ``combine``), kn, abs, wb, s
 laplace, mle and katz (Good-Turing counts of counts are sums; its per-order number of enlarged
 contexts is summed in ``merge``). Count cutoffs (``prune``) act per n-gram and per context, as in
 ``assemble``. What ``smooth`` checks that a partition cannot: that every n-gram's prefix is an
-n-gram (the prefix lives in another partition) is checked in ``merge`` when nothing is pruned;
-``check_memory`` (the whole estimation's memory) is not applied, bounding it is the point.
+n-gram (the prefix lives in another partition) is checked in ``merge_order`` (with count cutoffs:
+for the kept n-grams); ``check_memory`` (the whole estimation's memory) is not applied: bounding
+it is the point.
 """
 
 from __future__ import annotations
@@ -558,67 +564,86 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - before, lengths) + np.arange(total, dtype=np.int64)
 
 
-def merge(uni: Unigrams, results: Sequence[PartitionResult], glob: Globals) -> NGramModel:
-    """The NGramModel from every partition's pass 2: per order the union of the partitions' rows in
-    lexicographic order, backoffs joined onto the rows they belong to.
+def merge_order(n: int, lower: np.ndarray, outs: Sequence[OrderResult], glob: Globals) -> tuple:
+    """Order n >= 2 of the model from the partitions' results of that order (``outs``, one per
+    partition, any order) and the merged rows of order n-1 (``lower``): its rows and log10 p in
+    lexicographic order, and the log10 backoff of every row of order n-1 (float32, 0 for a row that
+    is no context; stupid backoff's constant).
 
     No rows are compared: the contexts of order n (each in one partition, its rows contiguous there)
-    are found in the merged rows of order n-1 (a galloping search: each partition's contexts are
-    sorted), which gives both the backoff weights of order n-1 (the gamma of each context) and the
-    order of the contexts' row groups in order n. (A merge from disk can do the same as a stream:
-    a merge-join of each partition's sorted contexts with the merged order n-1, then a k-way merge
-    of the partitions' groups by those positions; ``merge_streams`` merges sorted runs of rows.)"""
+    are found in ``lower`` (a galloping search: each partition's contexts are sorted), which gives
+    both the backoff weights of order n-1 (the gamma of each context) and the order of the contexts'
+    row groups in order n. A driver with the results on disk holds two orders at a time: order n-1's
+    arrays are complete (its backoffs known) once order n is merged."""
     from lmtools.kernels.partitioned import find_rows, first_id_starts
 
     spec = glob.spec
+    stupid_bo = math.log10(spec.alpha) if spec.form == "stupid" else 0.0
+    backoff = np.full(lower.shape[0], stupid_bo, np.float32)
+    lower_starts = first_id_starts(lower) if n > 2 else None
+    poss, kepts, starts = [], [], []
+    offset = 0
+    for o in outs:
+        pos = o.contexts[:, 0].astype(np.int64) if n == 2 else find_rows(o.contexts, lower, lower_starts)
+        found = pos >= 0
+        if not found.all() and (not spec.thresholds or o.kept[~found].any()):
+            raise LmError(f"the counts are inconsistent: a {n}-gram's first {n - 1} words are not a {n - 1}-gram",
+                          "recreate them with lm-count")
+        if o.ctx_backoff is not None:
+            backoff[pos[found]] = o.ctx_backoff[found]
+        before = np.zeros(o.kept.shape[0], np.int64)
+        np.cumsum(o.kept[:-1], out=before[1:])
+        sel = o.kept > 0
+        poss.append(pos[sel])
+        kepts.append(o.kept[sel])
+        starts.append(before[sel] + offset)
+        offset += o.ngrams.shape[0]
+    pos, kept, start = np.concatenate(poss), np.concatenate(kepts), np.concatenate(starts)
+    order = np.argsort(pos, kind="stable")  # sorted runs (one per partition): a merge
+    perm = _ranges(start[order], kept[order])
+    rows = np.concatenate([o.ngrams for o in outs]) if len(outs) > 1 else outs[0].ngrams
+    lp = np.concatenate([o.logprob for o in outs]) if len(outs) > 1 else outs[0].logprob
+    return np.ascontiguousarray(np.take(rows, perm, axis=0), dtype=np.int32), np.take(lp, perm), backoff
+
+
+def merge(uni: Unigrams, results: Sequence[PartitionResult], glob: Globals) -> NGramModel:
+    """The NGramModel from every partition's pass 2 (``merge_order`` for each order in turn)."""
+    spec = glob.spec
     N, form = spec.order, spec.form
     V = glob.vocab_size
-    results = sorted(results, key=lambda r: r.index)
     ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
     logprob = [glob.logprob1]
-    stupid_bo = math.log10(spec.alpha) if form == "stupid" else 0.0
-    backoff = [np.full(V, stupid_bo, np.float32) if N > 1 else np.zeros(V, np.float32)]
+    backoff = []
     for n in range(2, N + 1):
-        outs = [r.orders[n - 2] for r in results]
-        lower = ngrams[n - 2]
-        lower_starts = first_id_starts(lower) if n > 2 else None
-        poss, kepts, starts = [], [], []
-        offset = 0
-        for o in outs:
-            pos = o.contexts[:, 0].astype(np.int64) if n == 2 else find_rows(o.contexts, lower, lower_starts)
-            found = pos >= 0
-            if not found.all() and (not spec.thresholds or o.kept[~found].any()):
-                raise LmError(f"the counts are inconsistent: a {n}-gram's first {n - 1} words are not a {n - 1}-gram",
-                              "recreate them with lm-count")
-            if o.ctx_backoff is not None:
-                backoff[n - 2][pos[found]] = o.ctx_backoff[found]
-            before = np.zeros(o.kept.shape[0], np.int64)
-            np.cumsum(o.kept[:-1], out=before[1:])
-            sel = o.kept > 0
-            poss.append(pos[sel])
-            kepts.append(o.kept[sel])
-            starts.append(before[sel] + offset)
-            offset += o.ngrams.shape[0]
-        pos, kept, start = np.concatenate(poss), np.concatenate(kepts), np.concatenate(starts)
-        order = np.argsort(pos, kind="stable")  # sorted runs (one per partition): a merge
-        perm = _ranges(start[order], kept[order])
-        rows = np.concatenate([o.ngrams for o in outs]) if len(outs) > 1 else outs[0].ngrams
-        lp = np.concatenate([o.logprob for o in outs]) if len(outs) > 1 else outs[0].logprob
-        ngrams.append(np.ascontiguousarray(np.take(rows, perm, axis=0), dtype=np.int32))
-        logprob.append(np.take(lp, perm))
-        m_n = ngrams[n - 1].shape[0]
-        backoff.append(np.full(m_n, stupid_bo, np.float32) if n < N else np.zeros(m_n, np.float32))
+        rows, lp, bo = merge_order(n, ngrams[n - 2], [r.orders[n - 2] for r in results], glob)
+        ngrams.append(rows)
+        logprob.append(lp)
+        backoff.append(bo)
+    backoff.append(np.zeros(ngrams[N - 1].shape[0], np.float32))
+    return NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,
+                      info=model_info(glob, results), provenance=model_provenance(uni),
+                      scores_only=(form == "stupid"), text=uni.text)
+
+
+def model_info(glob: Globals, results: Sequence[PartitionResult]) -> dict:
+    """The model's info (``smooth``'s): the global statistics, and for katz the enlarged contexts
+    summed over the partitions."""
+    spec = glob.spec
     info = dict(glob.info)
     if spec.method == "katz":
-        info["katz_enlarged"] = [glob.enlarged1] + [sum(r.enlarged[n - 2] for r in results) for n in range(2, N + 1)]
-    info["form"] = form
+        info["katz_enlarged"] = [glob.enlarged1] + [sum(r.enlarged[n - 2] for r in results)
+                                                    for n in range(2, spec.order + 1)]
+    info["form"] = spec.form
     if spec.prune:
         info["prune"] = [int(x) for x in spec.prune]
+    return info
+
+
+def model_provenance(uni: Unigrams) -> dict:
     prov = dict(uni.provenance)
     prov["tokens"] = int(uni.tokens)
     prov["sentences"] = int(uni.sentences)
-    return NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,
-                      info=info, provenance=prov, scores_only=(form == "stupid"), text=uni.text)
+    return prov
 
 
 # ----------------------------------------------------------------------------------------------
