@@ -15,7 +15,7 @@ from lmtools.ngram.counts import Counts
 from lmtools.ngram.partition import partition_of_rows
 from lmtools.ngram.partitioned import (
     combine, estimate_partition, estimate_partitioned, merge, merge_sorted, merge_streams, partition_index,
-    partition_stats, plan, split_counts,
+    partition_stats, plan, split_counts, sum_stats,
 )
 from lmtools.ngram.smoothing import smooth, truncate
 from tests import naive
@@ -132,6 +132,13 @@ def test_kenlm_compat_where_it_changes_the_discounts():
         checked += 1
         for parts in (2, 5, 11):
             assert_same_model(estimate_partitioned(counts, parts=parts, kenlm_compat=True, warn=lambda m: None), compat)
+        # pass 1 reduced as a tree of partial sums (as a cluster would), in shuffled order
+        spec = plan("kn-modified", 3, kenlm_compat=True)
+        uni, parts = split_counts(counts, 6)
+        stats = [partition_stats(p, spec, uni.size) for p in parts]
+        rng.shuffle(stats)
+        glob = combine(uni, [sum_stats(stats[:2]), sum_stats([sum_stats(stats[2:5]), stats[5]])], spec, lambda m: None)
+        assert_same_model(merge(uni, [estimate_partition(p, glob) for p in parts], glob), compat)
     assert checked >= 5
 
 

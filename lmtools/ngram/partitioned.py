@@ -298,7 +298,7 @@ def partition_stats(part: Partition, spec: Spec, vocab_size: int, index: Partiti
         g = part.ngrams[N - 2]
         if g.shape[0]:
             cand = np.arange(g.shape[0])
-            for col in range(N - 1, -1, -1):  # the last N-gram with the last word compared first
+            for col in range(N - 1, -1, -1):  # the last N-gram, the last word compared first
                 v = g[cand, col]
                 cand = cand[v == v.max()]
             row = int(cand[0])
@@ -315,10 +315,29 @@ def partition_stats(part: Partition, spec: Spec, vocab_size: int, index: Partiti
 # Combine
 
 
+def sum_stats(stats: Iterable[PartitionStats]) -> PartitionStats:
+    """Several partitions' pass 1 as one (sums; the last N-gram in suffix order among their
+    candidates): ``combine`` takes any grouping of partial sums, so a cluster can reduce them as a
+    tree rather than gather a vocabulary-sized array per partition."""
+    out = PartitionStats()
+    for st in stats:
+        if st.extensions is not None:
+            out.extensions = st.extensions.copy() if out.extensions is None else out.extensions + st.extensions
+        if st.nk:
+            out.nk = [x.copy() for x in st.nk] if not out.nk else [a + b for a, b in zip(out.nk, st.nk)]
+        if st.last is not None and (out.last is None or _suffix_key(st.last) > _suffix_key(out.last)):
+            out.last, out.last_counts = st.last, list(st.last_counts)
+    return out
+
+
+def _suffix_key(row: np.ndarray) -> tuple:
+    return tuple(int(x) for x in row[::-1])  # the last word compared first
+
+
 def combine(uni: Unigrams, stats: Iterable[PartitionStats], spec: Spec,
             warn: Callable[[str], None] | None = None) -> Globals:
-    """The global statistics from every partition's pass 1: discounts (with the warnings and
-    fallbacks of ``smooth``), the unigram level, the model's info."""
+    """The global statistics from every partition's pass 1 (or partial sums of them, ``sum_stats``):
+    discounts (with the warnings and fallbacks of ``smooth``), the unigram level, the model's info."""
     if warn is None:
         from lmtools.messages import warn
     N, m = spec.order, spec.method
@@ -327,24 +346,22 @@ def combine(uni: Unigrams, stats: Iterable[PartitionStats], spec: Spec,
     c1 = raw1.copy()
     c1[BOS_ID] = 0  # raw_counts(counts, 1)
     check_nonempty(float(c1.sum()))
-    stats = list(stats)
-    nk = [None] + [np.zeros(KMAX + 2, np.int64) for _ in range(2, N + 1)]
-    ext = np.zeros(V, np.int64)
-    for st in stats:
-        for n in range(2, N + 1):
-            if st.nk:
-                nk[n - 1] += st.nk[n - 2]
-        if st.extensions is not None:
-            ext += st.extensions
+    total = sum_stats(stats)
+    nk = [None] + (list(total.nk) if total.nk else [np.zeros(KMAX + 2, np.int64) for _ in range(2, N + 1)])
     a1 = None
     if m in ADJUSTED:
-        a1 = raw1.copy() if N == 1 else ext
+        a1 = raw1.copy() if N == 1 else (total.extensions if total.extensions is not None else np.zeros(V, np.int64))
         a1[BOS_ID] = 0
         nk[0] = _nk(a1)
     elif m in RAW_NK:
         nk[0] = _nk(c1)
-    if spec.kenlm_compat and N >= 2:
-        _kenlm_correction(stats, nk, a1, raw1, N)
+    if spec.kenlm_compat and total.last is not None:
+        # lmplz's counts of counts: the suffixes of the last N-gram in suffix order enter n_k with
+        # their raw count instead of their adjusted count (``modified_kneser_ney``'s kenlm_compat)
+        w = int(total.last[N - 1])
+        for n, (adj, raw) in enumerate([(int(a1[w]), int(raw1[w]))] + list(total.last_counts), start=1):
+            nk[n - 1][min(adj, KMAX + 1)] -= 1
+            nk[n - 1][min(raw, KMAX + 1)] += 1
 
     params: list = [None] * N
     info: dict = {}
@@ -403,20 +420,6 @@ def combine(uni: Unigrams, stats: Iterable[PartitionStats], spec: Spec,
     p1[BOS_ID] = 1.0
     return Globals(spec=spec, vocab_size=V, p1=p1, logprob1=log10_probs(p1, clip_one=(spec.form != "stupid")),
                    params=params, info=info, enlarged1=enlarged1)
-
-
-def _kenlm_correction(stats, nk, a1, raw1, N) -> None:
-    """lmplz's counts of counts: the suffixes of the last N-gram in suffix order enter n_k with their
-    raw count instead of their adjusted count (``modified_kneser_ney``'s kenlm_compat)."""
-    cands = [st for st in stats if st.last is not None]
-    if not cands:
-        return
-    best = max(cands, key=lambda st: tuple(int(x) for x in st.last[::-1]))
-    w = int(best.last[N - 1])
-    pairs = [(int(a1[w]), int(raw1[w]))] + list(best.last_counts)
-    for n, (adj, raw) in enumerate(pairs, start=1):
-        nk[n - 1][min(adj, KMAX + 1)] -= 1
-        nk[n - 1][min(raw, KMAX + 1)] += 1
 
 
 def _katz_unigrams(c: np.ndarray, d: np.ndarray, K: int):
