@@ -157,6 +157,12 @@ def test_stages_one_at_a_time_with_empty_partitions():
             mine = partition_of_rows(g, 16) == p.index
             assert np.array_equal(p.ngrams[n - 2], g[mine])
             assert np.array_equal(p.counts[n - 2], counts.counts[n - 1][mine])
+    # a lower order than the counts': the partitions' orders 2..2
+    spec2 = plan("kn-modified", 2)
+    low = [p.upto(2) for p in parts]
+    glob2 = combine(uni, [partition_stats(p, spec2, uni.size) for p in low], spec2, warn=lambda m: None)
+    assert_same_model(merge(uni, [estimate_partition(p, glob2) for p in low], glob2),
+                      smooth(counts, order=2, warn=lambda m: None))
     rng = random.Random(3)
     order = list(range(16))
     rng.shuffle(order)

@@ -109,7 +109,7 @@ def count_not_above(rows, bound, j):
 
 
 @njit(cache=True)
-def merge_order(rows, starts):
+def kway_order(rows, starts):
     """The k-way merge of sorted runs: run i is ``rows[starts[i]:starts[i+1]]``; returns the row
     positions in merged order (equal rows of different runs: the earlier run first). The smallest
     head is found by a linear scan over the runs (a few to a few dozen)."""

@@ -26,7 +26,10 @@ in one process or on a cluster):
 order n-1, so a driver with results on disk can merge one order at a time (``model_info`` and
 ``model_provenance`` give the rest of the model). A pass may rebuild a partition's index
 (``partition_index``) or be handed the one built for the other pass. ``estimate_partitioned`` runs
-every stage in memory.
+every stage in memory. ``merge_sorted`` and ``merge_streams`` are k-way merges of sorted runs of
+rows with payloads (in memory, or as iterators of blocks) for a driver that merges rows from disk.
+A partition may come from anywhere (a count shard: ``io.countshards.read_partition``) as long as
+every n-gram of one next-to-last word is in the same partition.
 
 Equality with ``smooth`` holds because each partition's arrays are its part of the whole order in
 the same element order, and every float reduction over a context (np.bincount) adds the context's
@@ -124,6 +127,10 @@ class Partition:
 
     def nbytes(self) -> int:
         return sum(int(g.nbytes) + int(c.nbytes) for g, c in zip(self.ngrams, self.counts))
+
+    def upto(self, order: int) -> "Partition":
+        """The partition's orders 2..order (a model of a lower order than the counts')."""
+        return Partition(self.index, self.parts, self.ngrams[: order - 1], self.counts[: order - 1])
 
 
 @dataclass
@@ -499,7 +506,7 @@ def merge_sorted(runs: Sequence[tuple]) -> tuple:
     """The k-way merge of sorted runs, each a tuple (rows (m, n) int32, payload arrays of length m...):
     one tuple of the same shape, rows in lexicographic order. (In memory; ``merge_streams`` merges
     runs given as iterators of blocks.)"""
-    from lmtools.kernels.partitioned import merge_order
+    from lmtools.kernels.partitioned import kway_order
 
     runs = list(runs)
     if len(runs) == 1:
@@ -507,10 +514,10 @@ def merge_sorted(runs: Sequence[tuple]) -> tuple:
     rows = np.concatenate([r[0] for r in runs])
     starts = np.zeros(len(runs) + 1, np.int64)
     np.cumsum([r[0].shape[0] for r in runs], out=starts[1:])
-    perm = merge_order(np.ascontiguousarray(rows), starts)
-    out = [rows[perm]]
+    perm = kway_order(np.ascontiguousarray(rows), starts)
+    out = [np.take(rows, perm, axis=0)]
     for j in range(1, len(runs[0])):
-        out.append(np.concatenate([r[j] for r in runs])[perm])
+        out.append(np.take(np.concatenate([r[j] for r in runs]), perm))
     return tuple(out)
 
 
