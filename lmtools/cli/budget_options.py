@@ -107,12 +107,12 @@ def check_temp_dir(temp_dir: str | None) -> str:
     return path
 
 
-def memory_options(func: Callable, option: Callable = click.option) -> Callable:
+def memory_options(func: Callable, option: Callable = click.option, memory_help: str = MEMORY_HELP) -> Callable:
     """-S/--memory SIZE and -T/--temp-dir DIR (parameters ``memory`` and ``temp_dir``, both None when
     absent: ``resolve_memory`` and ``check_temp_dir`` give the values); ``option``: the decorator
     factory (an option group's ``option`` puts them in that group)."""
     func = option("-T", "--temp-dir", "temp_dir", metavar="DIR", default=None, help=TEMP_HELP)(func)
-    func = option("-S", "--memory", "memory", metavar="SIZE", default=None, help=MEMORY_HELP)(func)
+    func = option("-S", "--memory", "memory", metavar="SIZE", default=None, help=memory_help)(func)
     return func
 
 

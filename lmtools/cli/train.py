@@ -8,7 +8,7 @@ import re
 import click
 from click_option_group import GroupedOption, OptionGroup
 
-from lmtools.cli import common
+from lmtools.cli import budget_options, common
 from lmtools.cli.output import write_model_to
 from lmtools.errors import LmError
 from lmtools.cli import count_options
@@ -43,7 +43,7 @@ METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, s
                "ffnn: the feedforward neural LM (from text FILES).")
 # Options that only make sense for one family: given with the other, they are an error, not ignored.
 NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prune", "k", "alpha", "vocab_file",
-              "kenlm_compat", "prune_entropy", "prune_size", "no_query_tables")
+              "kenlm_compat", "prune_entropy", "prune_size", "no_query_tables", "memory", "temp_dir")
 FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
              "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
              "time_limit", "seed", "threads", "device", "u_layout")
@@ -93,6 +93,11 @@ OUTPUT = OptionGroup("Output (every method)")
               help="Leave the query structure (hash tables, word table) out of the model file: nearly two thirds "
                    "of a big model's file (PTB 5-gram: 147 MB with, 54 MB without), but every run that scores "
                    "with the model builds it at start-up.")
+@functools.partial(budget_options.memory_options, option=NGRAM.option, memory_help=(
+    "Memory budget for estimating from a counts model: a size as lm-count -S takes it (2G, 500M, 40%). Counts "
+    "that would not fit are estimated one partition at a time, with the partitions on disk in -T DIR (the same "
+    "model, bit for bit); a model too large for its query tables in the budget is written without them. "
+    "Default: 40% for a counts FILE; a counts model on stdin is read whole unless -S is given."))
 @ffnn_options_except("min_count", "vocab_size", option=NEURAL.option)
 @functools.partial(common.text_options, option=TEXT.option)
 @functools.partial(count_options.vocabulary_options, option=TEXT.option,
@@ -104,8 +109,8 @@ OUTPUT = OptionGroup("Output (every method)")
                     "gzipped. An -o of digits only that is not a file is refused (lmplz's -o is the order: -n here).")
 @OUTPUT.option("-q", "--quiet", is_flag=True, help="No discounts, summary or training progress on stderr.")
 def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, prune_entropy,
-         prune_size, k, alpha, vocab_file, kenlm_compat, no_query_tables, quiet, lower, chars, encoding_errors,
-         **ffnn):
+         prune_size, k, alpha, vocab_file, kenlm_compat, no_query_tables, memory, temp_dir, quiet, lower, chars,
+         encoding_errors, **ffnn):
     """Estimate a smoothed n-gram model from text FILES, text counts or a counts model (default:
     stdin), or, with --method ffnn, train the feedforward neural LM on text FILES.
 
@@ -178,6 +183,26 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
         if paths == ["-"] and _stdin_is_terminal():
             raise common.UsageError("no FILE given and standard input is a terminal",
                                     "give text FILES or a counts FILE, or pipe lm-count into lm-train")
+        if temp_dir is not None:
+            budget_options.check_temp_dir(temp_dir)  # a wrong -T is refused before any work, as -o is
+        from lmtools.cli import train_bounded
+
+        budget, kinds = train_bounded.budget_source(paths, memory)
+        if budget is not None:
+            def estimate(counts):
+                return _estimate(counts, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file,
+                                 kenlm_compat, quiet)
+
+            def write(model, tables_fit, source):
+                if any(hasattr(a, "chunks") for a in model.ngrams):  # estimated on disk: not reported yet
+                    _report(model, quiet)
+                model.provenance = {"program": "lm-train", "input": paths[0], "options": options,
+                                    "tokens": int(source.tokens), "sentences": int(source.sentences),
+                                    "counts": dict(source.provenance)}
+                _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet)
+
+            if train_bounded.estimate_in_budget(paths[0], *budget, temp_dir, estimate, options, write, quiet):
+                return
         common.compile_note("smooth")
         from lmtools.cli.warmup import input_is_pipe, warm_counts_path
 
@@ -185,7 +210,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
             warm_counts_path(order or 3, {"method": m, "interpolate": interpolate, "k": k, "alpha": alpha,
                                           "kenlm_compat": kenlm_compat})
         obj, counted = read_ngram_input(paths, order, lower=lower, chars=chars, encoding_errors=encoding_errors,
-                                        min_count=ffnn["min_count"], vocab_size=ffnn["vocab_size"])
+                                        min_count=ffnn["min_count"], vocab_size=ffnn["vocab_size"], kinds=kinds)
         path = "-" if counted else paths[0]  # counted here: recorded as the pipe records it (same bytes)
         if counted:  # -n was the order counted: the counts hold orders 1..N, as lm-count's would
             order = options["order"] = None
@@ -204,9 +229,28 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
         else:
             raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
                           "give a counts model from lm-count")
+    _finish(model, target, arpa_out, no_query_tables, True, prune_entropy, prune_size, quiet)
+
+
+def _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet) -> None:
+    """Prune (entropy), write the model and say what was written. ``tables_fit``: whether the query
+    tables fit in the memory budget (a model estimated on disk may be too large for them)."""
+    from lmtools.cli.train_bounded import materialize
+
+    on_disk = any(hasattr(a, "chunks") for a in model.ngrams)
     if prune_entropy is not None or prune_size is not None:
-        model = _entropy_prune(model, prune_entropy, prune_size, quiet)
-    write_model_to(model, target, arpa_out, not no_query_tables)
+        model = _entropy_prune(materialize(model), prune_entropy, prune_size, quiet)
+        on_disk = False
+    tables = not no_query_tables and not arpa_out
+    if on_disk and tables:
+        if tables_fit:
+            materialize(model)
+        else:
+            tables = False
+            if not quiet:
+                common.info("query tables left out: they do not fit in the memory budget (-S); programs that "
+                            "open the model build them in memory (lm-info shows query_tables)")
+    write_model_to(model, target, arpa_out, tables)
     if not quiet and common.stderr_is_terminal():
         common.info(f"{model.method} order {model.order}, n-grams per order: "
                     + " ".join(str(s) for s in model.sizes()))
@@ -380,6 +424,13 @@ def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alph
         discounts = [d if isinstance(d, tuple) else (d,) for d in discounts]
     model = smooth(counts, method, order=order, interpolate=interpolate, discount=discounts, k=k, alpha=alpha,
                    prune=thresholds, vocab=vocab, kenlm_compat=kenlm_compat, warn=common.warn)
+    _report(model, quiet)
+    return model
+
+
+def _report(model, quiet: bool) -> None:
+    """The discounts estimated (and stupid backoff's caveat) on stderr."""
+    method = model.method
     if not quiet and "discounts" in model.info:
         for n, d in enumerate(model.info["discounts"], start=1):
             vals = d if isinstance(d, (list, tuple)) else [d]
@@ -387,7 +438,6 @@ def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alph
             common.info(f"discounts order {n} ({label}): " + " ".join(f"{x:g}" for x in vals))
     if method == "stupid" and not quiet:
         common.warn("stupid backoff gives scores, not probabilities: perplexity is not defined for it")
-    return model
 
 
 if __name__ == "__main__":

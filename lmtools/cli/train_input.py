@@ -16,14 +16,16 @@ TEXT_ONLY = (("min_count", "--min-count"), ("vocab_size", "--vocab-size"), ("low
 
 
 def read_ngram_input(paths: list[str], order: int | None, *, lower: bool, chars: bool, encoding_errors: str,
-                     min_count: int, vocab_size: int):
+                     min_count: int, vocab_size: int, kinds: list | None = None):
     """(the input object: ``Counts``, ``NGramModel``; whether it was counted here from text FILES).
 
     With text FILES, ``order`` (default 3) is the order counted; with counts or a model the caller
-    applies it (orders 1..N of the counts)."""
+    applies it (orders 1..N of the counts). ``kinds``: the inputs' kinds when the caller looked at
+    them already (stdin can be looked at once)."""
     if paths.count("-") > 1:
         raise common.UsageError("stdin ('-') given more than once", "name it once")
-    kinds = [inputs.input_kind(p) for p in paths]
+    if kinds is None:
+        kinds = [inputs.input_kind(p) for p in paths]
     names = ["<stdin>" if p == "-" else p for p in paths]
     for name, kind in zip(names[1:], kinds[1:]):
         if kind != kinds[0]:

@@ -289,6 +289,13 @@ def read_arpa(source: str | os.PathLike | BinaryIO, warn: Callable[[str], None] 
 CHUNK_ROWS = 1 << 18
 
 
+def _rows(a, start: int, stop: int, dtype) -> np.ndarray:
+    """Rows start..stop-1 of an array in memory or on disk (io.spill.DiskArray: read as needed, so a
+    model estimated in a memory budget is written without being held whole)."""
+    part = a.read(start, stop) if hasattr(a, "chunks") else a[start:stop]
+    return np.ascontiguousarray(part, dtype=dtype)
+
+
 def write_arpa(model: NGramModel, stream: TextIO | BinaryIO) -> None:
     """Write ``model`` as ARPA text (UTF-8) to a text or binary stream.
 
@@ -311,12 +318,12 @@ def write_arpa(model: NGramModel, stream: TextIO | BinaryIO) -> None:
     emit("\\data\\\n" + "".join(f"ngram {n}={size}\n" for n, size in enumerate(model.sizes(), start=1)))
     for n in range(1, N + 1):
         emit(f"\n\\{n}-grams:\n")
-        g = np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32)
-        lp = np.ascontiguousarray(model.logprob[n - 1], dtype=np.float32)
-        bo = np.ascontiguousarray(model.backoff[n - 1], dtype=np.float32)
+        g, lp, bo = model.ngrams[n - 1], model.logprob[n - 1], model.backoff[n - 1]
         for a in range(0, g.shape[0], CHUNK_ROWS):
             b = min(a + CHUNK_ROWS, g.shape[0])
-            out = np.empty(line_bytes_bound(g[a:b], offsets), np.uint8)
-            size = format_lines(g[a:b], lp[a:b], bo[a:b], n < N, pool, offsets, out)
+            rows = _rows(g, a, b, np.int32)
+            out = np.empty(line_bytes_bound(rows, offsets), np.uint8)
+            size = format_lines(rows, _rows(lp, a, b, np.float32), _rows(bo, a, b, np.float32), n < N, pool,
+                                offsets, out)
             emit(out[:size].tobytes())
     emit("\n\\end\\\n")

@@ -115,6 +115,10 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
     for name, arr in arrays:
         if written >= len(names) or name != names[written]:
             raise ValueError(f"array {name!r} is not the next one the header lists")
+        if hasattr(arr, "chunks"):  # an array on disk (io.spill.DiskArray), larger than memory may hold
+            pos += _put_chunked(stream, packer, pos, name, arr)
+            written += 1
+            continue
         arr = np.ascontiguousarray(arr)
         dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
         arr = arr.astype(dt, copy=False)
@@ -132,6 +136,32 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
         raise ValueError(f"{len(names) - written} arrays listed in the header were not given")
     put(packer.pack({"end": len(names)}))
     stream.flush()
+
+
+def _put_chunked(stream, packer, pos: int, name: str, arr) -> int:
+    """Write an array that is read in chunks (``arr.chunks(max_bytes)``, a DiskArray) at file offset
+    ``pos``: a first pass computes the checksum the descriptor carries before the data, a second
+    copies the data; memory holds one chunk. Returns the number of bytes written."""
+    dtype = np.dtype(arr.dtype)
+    dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+
+    def pieces():
+        for piece in arr.chunks(CHUNK):
+            piece = np.ascontiguousarray(piece, dtype=dtype)
+            if piece.size:
+                yield memoryview(piece.reshape(-1)).cast("B")
+
+    crc, nbytes = 0, 0
+    for data in pieces():
+        crc = _crc(data, crc)
+        nbytes += data.nbytes
+    desc = packer.pack([name, dtype.str, [int(s) for s in arr.shape], nbytes, crc])
+    head = len(desc).to_bytes(4, "little") + desc + _crc(desc).to_bytes(4, "little")
+    head += bytes(-(pos + len(head)) % ALIGN)
+    stream.write(head)
+    for data in pieces():
+        stream.write(data)
+    return len(head) + nbytes
 
 
 # ----------------------------------------------------------------------------------------------

@@ -203,15 +203,21 @@ def ngram_to_parts(m: NGramModel, query_tables: bool = True) -> tuple[dict, dict
               "scores_only": bool(m.scores_only), "sizes": m.sizes(), "provenance": _provenance(m)}
     arrays = {}
     for n in range(1, m.order + 1):
-        arrays[f"ngrams_{n}"] = np.ascontiguousarray(m.ngrams[n - 1], dtype=np.int32)
-        arrays[f"logprob_{n}"] = np.ascontiguousarray(m.logprob[n - 1], dtype=np.float32)
-        arrays[f"backoff_{n}"] = np.ascontiguousarray(m.backoff[n - 1], dtype=np.float32)
+        arrays[f"ngrams_{n}"] = _file_array(m.ngrams[n - 1], np.int32)
+        arrays[f"logprob_{n}"] = _file_array(m.logprob[n - 1], np.float32)
+        arrays[f"backoff_{n}"] = _file_array(m.backoff[n - 1], np.float32)
     if query_tables:
         q = _query_for_saving(m)
         header["query"] = {"layout": q.layout, "seed": int(q.seed), "closed": bool(q.closed)}
         for file_name, attr in QUERY_ARRAYS.items():
             arrays[file_name] = getattr(q, attr)
     return header, arrays
+
+
+def _file_array(a, dtype):
+    """An array as the model file stores it; one on disk (io.spill.DiskArray, a model estimated in a
+    memory budget) is passed on as it is, for write_model to stream in chunks."""
+    return a if hasattr(a, "chunks") else np.ascontiguousarray(a, dtype=dtype)
 
 
 def _query_for_saving(m: NGramModel):

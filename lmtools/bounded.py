@@ -1,0 +1,308 @@
+"""N-gram estimation in a memory budget: counts spilled to disk by partition, estimated one partition
+at a time, merged back in order (lm-train -S).
+
+The stages are those of ``lmtools.ngram.partitioned`` (the same model as the in-memory estimation,
+bit for bit); this module decides where their data lives:
+
+1. scatter: the sorted counts, read as a stream of blocks (order by order, rows in lexicographic
+   order), go to one pair of raw files (rows, counts) per partition and order; each partition's
+   files are a filter of a sorted stream, so they are sorted too. Only the unigrams stay in memory.
+2. pass 1: each partition is read back alone; its share of the global sums (counts of counts,
+   distinct left extensions of the words) is added up as it comes.
+3. pass 2: each partition again: its log10 probabilities and its contexts' backoffs go to raw files.
+4. merge: per order, a k-way merge of the partitions' sorted rows (one block per partition in
+   memory), their backoffs joined on the way from the merged stream of contexts; the model's arrays
+   are written to raw files (``lmtools.io.spill.DiskArray``), which the model writers stream.
+
+What is in memory at once: one partition and its working arrays (the number of partitions is chosen
+from the budget and the counts' sizes), or one block per partition while merging, plus the
+vocabulary-sized arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from lmtools.errors import LmError
+from lmtools.io.spill import BlockWriter, DiskArray
+from lmtools.ngram.model import NGramModel
+from lmtools.ngram.partition import partition_of_rows
+from lmtools.ngram.partitioned import (
+    Partition, PartitionStats, Unigrams, combine, estimate_partition, merge_streams, partition_index,
+    partition_stats, plan,
+)
+
+# Bytes of working memory per n-gram while a partition is estimated (its rows and counts, the context
+# and suffix indexes, adjusted counts, float64 probabilities and the temporaries of numpy's steps):
+# measured on the PTB 5-gram, rounded up. The partitions are sized so that the average one uses a
+# third of the budget: a next-to-last word as frequent as "the" makes its partition a few times the
+# average.
+BYTES_PER_NGRAM = 160
+MAX_PARTS = 4096
+MIN_BLOCK_ROWS = 1 << 12
+
+
+def choose_parts(sizes: list[int] | None, budget: int) -> int:
+    """Number of partitions for counts of these sizes (orders 2..N summed) in ``budget`` bytes."""
+    if not sizes:
+        return 64
+    need = BYTES_PER_NGRAM * sum(int(s) for s in sizes[1:])
+    return int(min(MAX_PARTS, max(1, math.ceil(3 * need / max(budget, 1)))))
+
+
+def _block_reader(arrays: list[DiskArray], rows: int) -> Iterator[tuple]:
+    """Blocks of ``rows`` rows of parallel DiskArrays, as tuples."""
+    m = len(arrays[0])
+    for a in range(0, m, rows):
+        yield tuple(x.read(a, a + rows) for x in arrays)
+
+
+def estimate_bounded(head, blocks: Iterable[tuple], space, budget: int, **options) -> NGramModel:
+    """Estimate from a sorted count stream (``io.countstream.iter_sorted_counts``): ``head`` (a
+    ``CountsHeader``: vocab, order, sizes, tokens, sentences, provenance, text), then ``blocks`` of
+    (n, rows (k, n) int32, counts int64), orders ascending (order 1: every word id once, in order),
+    keeping the work within about ``budget`` bytes; the files go to ``space`` (an
+    io.countstream.SpillDir, which the caller removes). ``options``: those of ``smooth`` (method,
+    order, interpolate, discount, k, alpha, prune, kenlm_compat), ``parts`` (default: from the budget),
+    ``warn`` and ``progress`` (callables taking a message).
+
+    The returned model's arrays of orders >= 2 are ``DiskArray`` files of ``space`` (which must
+    outlive the model's writing); order 1 is in memory. A failure to write or read the temporary
+    files (a full disk, a vanished directory) is one LmError."""
+    from lmtools.io.countstream import temp_error
+
+    try:
+        return _estimate(head, blocks, space, budget, **options)
+    except OSError as e:
+        raise temp_error(space.base, e) from None
+
+
+def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
+              method: str = "kn-modified", order: int | None = None, interpolate: bool | None = None,
+              discount=None, k: float = 1.0, alpha: float = 0.4, prune=None, kenlm_compat: bool = False,
+              parts: int | None = None, warn: Callable[[str], None] | None = None,
+              progress: Callable[[str], None] | None = None) -> NGramModel:
+    note = progress or (lambda msg: None)
+    N = head.order if order is None else int(order)
+    if N < 1 or N > head.order:
+        raise LmError(f"order {N} is larger than the counts' order {head.order}",
+                      f"count with lm-count -n {N} or train with -n {head.order}")
+    spec = plan(method, N, interpolate=interpolate, discount=discount, k=k, alpha=alpha, prune=prune,
+                kenlm_compat=kenlm_compat)
+    P = parts or choose_parts(head.sizes[:N] if head.sizes else None, budget)
+    V = len(head.vocab)
+
+    # 1. scatter
+    unigrams = None
+    writers: dict = {}
+    seen_orders = set()
+    for n, rows, counts in blocks:
+        if n > N:
+            continue
+        seen_orders.add(n)
+        if n == 1:
+            unigrams = counts.astype(np.int64) if unigrams is None else np.concatenate([unigrams, counts])
+            continue
+        pid = partition_of_rows(rows, P)
+        perm = np.argsort(pid, kind="stable")  # stable: each partition's rows keep the stream's order
+        bounds = np.searchsorted(pid[perm], np.arange(P + 1))
+        for p in range(P):
+            lo, hi = bounds[p], bounds[p + 1]
+            if lo == hi:
+                continue
+            key = (p, n)
+            if key not in writers:
+                writers[key] = (BlockWriter(space, f"count-p{p}-o{n}-rows", np.int32, n),
+                                BlockWriter(space, f"count-p{p}-o{n}-counts", np.int64))
+            sel = perm[lo:hi]
+            writers[key][0].append(rows[sel])
+            writers[key][1].append(counts[sel])
+    if unigrams is None or unigrams.shape[0] != V:
+        raise LmError("the counts are inconsistent: unigrams must list every word id once, in order",
+                      "recreate them with lm-count")
+    stored = {key: (w[0].close(), w[1].close()) for key, w in writers.items()}
+    uni = Unigrams(vocab=list(head.vocab), counts=unigrams, order=N, tokens=int(head.tokens),
+                   sentences=int(head.sentences), provenance=dict(head.provenance or {}), text=head.text)
+    largest = max((sum(stored[k][0].nbytes + stored[k][1].nbytes for k in stored if k[0] == p) for p in range(P)),
+                  default=0)
+    note(f"{P} partitions on disk; the largest holds {largest / 2**20:.0f} MiB of counts")
+
+    def load(p: int) -> Partition:
+        g, c = [], []
+        for n in range(2, N + 1):
+            if (p, n) in stored:
+                rows, counts = stored[(p, n)]
+                g.append(rows.load())
+                c.append(counts.load())
+            else:
+                g.append(np.zeros((0, n), np.int32))
+                c.append(np.zeros(0, np.int64))
+        return Partition(p, P, g, c)
+
+    # 2. pass 1, the sums over partitions added up as they come
+    total = PartitionStats()
+    for p in range(P):
+        part = load(p)
+        st = partition_stats(part, spec, V)
+        _add_stats(total, st, spec.kenlm_compat)
+        del part
+    glob = combine(uni, [total], spec, warn)
+
+    # 3. pass 2
+    results: dict = {}
+    enlarged = [0] * (N - 1)  # katz: contexts whose denominator was enlarged, per order 2..N
+    for p in range(P):
+        part = load(p)
+        res = estimate_partition(part, glob)
+        for i, e in enumerate(res.enlarged):
+            enlarged[i] += e
+        for n, o in enumerate(res.orders, start=2):
+            out = []
+            for what, arr, width in (("rows", o.ngrams, n), ("lp", o.logprob, None),
+                                     ("ctx", o.contexts, n - 1), ("bo", o.ctx_backoff, None)):
+                if arr is None:
+                    out.append(None)
+                    continue
+                w = BlockWriter(space, f"model-p{p}-o{n}-{what}", arr.dtype, width)
+                w.append(arr)
+                out.append(w.close())
+            results[(p, n)] = out
+        del part, res
+    for rows, counts in stored.values():
+        rows.remove()
+        counts.remove()
+
+    # 4. merge, order by order
+    block = max(MIN_BLOCK_ROWS, budget // (8 * P * (4 * N + 16)))
+    ngrams: list = [np.arange(V, dtype=np.int32).reshape(V, 1)]
+    logprob: list = [glob.logprob1]
+    backoff: list = []
+    stupid = spec.form == "stupid"
+    for n in range(1, N + 1):
+        if n >= 2:
+            sources = [_block_reader(results[(p, n)][:2], block) for p in range(P) if (p, n) in results]
+            rows_w = BlockWriter(space, f"final-o{n}-rows", np.int32, n)
+            lp_w = BlockWriter(space, f"final-o{n}-lp", np.float32)
+            bo_w = BlockWriter(space, f"final-o{n}-bo", np.float32)
+            ctx = None
+            if n < N and not stupid:
+                ctx = _Contexts([_block_reader(results[(p, n + 1)][2:], block)
+                                 for p in range(P) if (p, n + 1) in results])
+            for rows, lp in merge_streams(sources):
+                rows_w.append(rows)
+                lp_w.append(lp)
+                if n == N:
+                    bo_w.append(np.zeros(rows.shape[0], np.float32))
+                elif stupid:
+                    bo_w.append(np.full(rows.shape[0], math.log10(spec.alpha), np.float32))
+                else:
+                    bo_w.append(ctx.join(rows, check=not spec.thresholds))
+            if ctx is not None:
+                ctx.finish(check=not spec.thresholds)
+            ngrams.append(rows_w.close())
+            logprob.append(lp_w.close())
+            backoff.append(bo_w.close())
+            for p in range(P):
+                for a in results.get((p, n), ())[:2]:
+                    if a is not None:
+                        a.remove()
+        else:
+            if N == 1:
+                backoff.append(np.zeros(V, np.float32))
+            elif stupid:
+                backoff.append(np.full(V, math.log10(spec.alpha), np.float32))
+            else:
+                bo = np.zeros(V, np.float32)
+                for p in range(P):
+                    if (p, 2) in results:
+                        ctx_rows, ctx_bo = (a.load() for a in results[(p, 2)][2:])
+                        bo[ctx_rows[:, 0]] = ctx_bo
+                backoff.append(bo)
+        if n >= 2:
+            for p in range(P):  # the contexts of order n (joined while merging order n-1) are done
+                for a in results.get((p, n), ())[2:]:
+                    if a is not None:
+                        a.remove()
+    info = dict(glob.info)  # keys in the order the in-memory estimation writes them (same header bytes)
+    if spec.method == "katz":
+        info["katz_enlarged"] = [glob.enlarged1] + enlarged
+    info["form"] = spec.form
+    if spec.prune:
+        info["prune"] = [int(x) for x in spec.prune]
+    prov = dict(uni.provenance)
+    prov["tokens"] = int(uni.tokens)
+    prov["sentences"] = int(uni.sentences)
+    model = NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,
+                       info=info, provenance=prov, scores_only=stupid)
+    model.text = head.text  # how the text was read, kept from the counts (as smoothing.smooth keeps it)
+    return model
+
+
+def _add_stats(total: PartitionStats, st: PartitionStats, kenlm_compat: bool) -> None:
+    """Add one partition's pass-1 sums to ``total`` (what ``combine`` does with a list of them)."""
+    if st.extensions is not None:
+        total.extensions = st.extensions.copy() if total.extensions is None else total.extensions + st.extensions
+    if st.nk:
+        total.nk = [x.copy() for x in st.nk] if not total.nk else [a + b for a, b in zip(total.nk, st.nk)]
+    if kenlm_compat and st.last is not None:
+        if total.last is None or tuple(int(x) for x in st.last[::-1]) > tuple(int(x) for x in total.last[::-1]):
+            total.last, total.last_counts = st.last, st.last_counts
+
+
+class _Contexts:
+    """The merged stream of contexts (rows of one order that have extensions) with their backoffs,
+    consumed in step with the merged rows of that order."""
+
+    def __init__(self, sources: list):
+        self._it = merge_streams(sources) if sources else iter(())
+        self._buf = None  # (rows, backoffs) not yet joined
+
+    def _next(self) -> bool:
+        try:
+            self._buf = next(self._it)
+            return True
+        except StopIteration:
+            self._buf = None
+            return False
+
+    def join(self, rows: np.ndarray, check: bool) -> np.ndarray:
+        """Backoffs of the next merged block of rows: the contexts not above its last row."""
+        from lmtools.kernels.partitioned import count_not_above, find_rows, first_id_starts
+
+        bo = np.zeros(rows.shape[0], np.float32)
+        if rows.shape[0] == 0:
+            return bo
+        last = np.ascontiguousarray(rows[-1:])
+        starts = None
+        while True:
+            if self._buf is None or self._buf[0].shape[0] == 0:
+                if not self._next():
+                    return bo
+            ctx, val = self._buf
+            take = count_not_above(ctx, last, 0)
+            if take:
+                starts = first_id_starts(rows) if starts is None else starts
+                pos = find_rows(np.ascontiguousarray(ctx[:take]), rows, starts)
+                found = pos >= 0
+                if check and not found.all():
+                    _inconsistent(rows.shape[1])
+                bo[pos[found]] = val[:take][found]
+                self._buf = (ctx[take:], val[take:])
+            if self._buf[0].shape[0]:
+                return bo  # the rest lies beyond this block
+
+    def finish(self, check: bool) -> None:
+        """Every context must have been joined (each is a row of its order)."""
+        while self._buf is not None and self._buf[0].shape[0] == 0:
+            self._next()
+        if check and self._buf is not None and self._buf[0].shape[0]:
+            _inconsistent(self._buf[0].shape[1])
+
+
+def _inconsistent(n: int) -> None:
+    raise LmError(f"the counts are inconsistent: a {n + 1}-gram's first {n} words are not a {n}-gram",
+                  "recreate them with lm-count")

@@ -1,0 +1,100 @@
+"""Arrays spilled to a temporary directory, written in blocks and read back in slices.
+
+Work that does not fit in its memory budget (lm-train -S) keeps its intermediate arrays in raw files
+(native byte order, C order, no header: they live for one run in a private directory) and reads back
+only the slice it needs, with plain reads rather than a mapping, so that what the process holds stays
+what it asked for: mapped pages of a file count in its resident memory until unmapped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class BlockWriter:
+    """Appends blocks of rows (all of one dtype and row width) to a new file of ``space`` (an
+    io.countstream.SpillDir: its files are removed at the end whatever happens); ``close()`` gives a
+    ``DiskArray``."""
+
+    def __init__(self, space, stem: str, dtype, width: int | None = None):
+        self.space = space
+        self.path = space.new_file(stem)
+        self.dtype = np.dtype(dtype)
+        self.width = width  # None: a 1-d array
+        self.rows = 0
+        self._file = open(self.path, "wb")
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if self.width is not None and (block.ndim != 2 or block.shape[1] != self.width):
+            raise ValueError(f"block of shape {block.shape}, expected rows of width {self.width}")
+        if block.size:
+            self._file.write(memoryview(block.reshape(-1)).cast("B"))
+            self.space.wrote(block.nbytes)
+        self.rows += block.shape[0]
+
+    def close(self) -> "DiskArray":
+        if not self._file.closed:
+            self._file.close()
+        shape = (self.rows,) if self.width is None else (self.rows, self.width)
+        return DiskArray(self.path, self.dtype, shape, self.space)
+
+
+class DiskArray:
+    """A C-order array in a raw file: its shape and dtype, slices read on demand, chunks in turn.
+
+    Model writers accept it where they take a numpy array (``lmtools.io.modelfile.write_model``
+    streams it in chunks), so that a model larger than the memory budget is written without being
+    held whole."""
+
+    def __init__(self, path: str, dtype, shape: tuple, space=None):
+        self.path = path
+        self.space = space
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        self.ndim = len(self.shape)
+        self.row_items = int(np.prod(self.shape[1:], dtype=np.int64)) if self.ndim > 1 else 1
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.nbytes = self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 as a numpy array (a copy in memory)."""
+        start, stop = max(0, start), min(stop, self.shape[0])
+        count = max(0, stop - start) * self.row_items
+        with open(self.path, "rb") as f:
+            a = np.fromfile(f, self.dtype, count, offset=start * self.row_items * self.dtype.itemsize)
+        if a.size != count:
+            raise OSError(f"{self.path}: spilled data cut short")
+        return a.reshape((count // self.row_items,) + self.shape[1:])
+
+    def load(self) -> np.ndarray:
+        return self.read(0, self.shape[0])
+
+    def chunks(self, max_bytes: int = 64 << 20):
+        """The array's rows in consecutive chunks of at most about ``max_bytes``."""
+        step = max(1, max_bytes // max(1, self.row_items * self.dtype.itemsize))
+        for a in range(0, self.shape[0], step):
+            yield self.read(a, a + step)
+
+    def first_column_at(self, i: int, f) -> int:
+        """Element [i, 0] (or [i] for 1-d) read from open file ``f``: for binary searches over sorted rows."""
+        data = os.pread(f.fileno(), self.dtype.itemsize, i * self.row_items * self.dtype.itemsize)
+        return int(np.frombuffer(data, self.dtype)[0])
+
+    def remove(self) -> None:
+        if self.space is not None:
+            self.space.delete(self.path)
+        else:
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def is_disk_array(a) -> bool:
+    return isinstance(a, DiskArray)

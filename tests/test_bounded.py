@@ -1,0 +1,204 @@
+"""lm-train in a memory budget (lmtools.bounded, lm-train -S/-T): the partitions on disk give the
+model of the in-memory estimation, array for array and byte for byte, and the temporary files never
+outlive the run."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from lmtools.bounded import choose_parts, estimate_bounded
+from lmtools.errors import LmError
+from lmtools.io.countstream import SpillDir, iter_sorted_blocks
+from lmtools.io.spill import BlockWriter, DiskArray
+from lmtools.ngram.counting import count_text
+from lmtools.ngram.smoothing import smooth
+from tests.conftest import SHAKESPEARE, error_line, run_prog
+
+FORCE = "LMTOOLS_TEST_BUDGET"  # bytes: a budget below the documented minimum, to force the disk path
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bounded") / "part.txt"
+    path.write_text("".join(SHAKESPEARE.read_text().splitlines(keepends=True)[:6000]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def counts4(text):
+    return count_text([str(text)], 4)
+
+
+def _estimate(counts, tmp_path, parts, block_rows=997, **kw):
+    with SpillDir(str(tmp_path)) as space:
+        it = iter_sorted_blocks(counts, block_rows)
+        head = next(it)
+        model = estimate_bounded(head, it, space, 1 << 16, parts=parts, **kw)
+        arrays = [[a.load() if isinstance(a, DiskArray) else a for a in arrays]
+                  for arrays in (model.ngrams, model.logprob, model.backoff)]
+    assert os.listdir(tmp_path) == [], "the spill directory outlived its run"
+    return model, arrays
+
+
+@pytest.mark.parametrize("method,kw", [
+    ("kn-modified", {}), ("kn-modified", {"kenlm_compat": True}), ("kn-modified", {"interpolate": False}),
+    ("kn-modified", {"prune": [0, 1, 2]}), ("kn", {}), ("abs", {}), ("wb", {}), ("stupid", {}), ("katz", {}),
+    ("add-k", {"k": 0.5}), ("mle", {}), ("kn-modified", {"order": 2}),
+])
+@pytest.mark.parametrize("parts", [1, 5])
+def test_equal_to_the_in_memory_estimation(counts4, tmp_path, method, kw, parts):
+    ref = smooth(counts4, method, **kw)
+    model, (ngrams, logprob, backoff) = _estimate(counts4, tmp_path, parts, method=method, **kw)
+    assert model.info == ref.info and list(model.info) == list(ref.info)
+    assert model.method == ref.method and model.scores_only == ref.scores_only
+    assert len(ngrams) == ref.order
+    for n in range(ref.order):
+        assert np.array_equal(ngrams[n], ref.ngrams[n]), n
+        assert np.array_equal(logprob[n], ref.logprob[n]), n  # bit for bit, not approximately
+        assert np.array_equal(backoff[n], ref.backoff[n]), n
+
+
+def test_empty_partitions_and_one_word_blocks(tmp_path):
+    """More partitions than next-to-last words (most are empty) and blocks of one row."""
+    lines = ["a b a b", "b a", "a a a b b"]
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(lines) + "\n")
+    counts = count_text([str(path)], 3)
+    ref = smooth(counts, "kn-modified")
+    out = tmp_path / "spill"
+    out.mkdir()
+    model, (ngrams, logprob, backoff) = _estimate(counts, out, 40, block_rows=1)
+    for n in range(3):
+        assert np.array_equal(ngrams[n], ref.ngrams[n])
+        assert np.array_equal(logprob[n], ref.logprob[n])
+        assert np.array_equal(backoff[n], ref.backoff[n])
+
+
+def test_partitions_follow_the_budget():
+    sizes = [10_000, 1_000_000, 2_000_000]
+    assert choose_parts(sizes, 1 << 40) == 1
+    small, large = choose_parts(sizes, 1 << 28), choose_parts(sizes, 1 << 30)
+    assert small > large >= 1
+
+
+def test_a_full_disk_is_one_error_and_leaves_nothing(counts4, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    plain = BlockWriter.append
+
+    def append(self, block):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        plain(self, block)
+
+    monkeypatch.setattr(BlockWriter, "append", append)
+    with pytest.raises(LmError) as e:
+        _estimate(counts4, tmp_path, 3)
+    assert "No space left" in e.value.message and "-T" in e.value.hint
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# lm-train -S
+
+
+@pytest.fixture(scope="module")
+def counts_file(text, tmp_path_factory):
+    d = tmp_path_factory.mktemp("bounded-cli")
+    out = d / "c4.lm"
+    r = run_prog("lm-count", "-n", "4", text, "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _train(*args, budget=None, cwd=None):
+    env = {FORCE: str(budget)} if budget else None
+    r = run_prog("lm-train", "-q", *args, env=env, cwd=cwd)
+    assert r.returncode == 0, r.stderr.decode()
+    return r
+
+
+def test_cli_same_bytes_on_disk_and_in_memory(counts_file, tmp_path):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    ref, ref_nq, ref_arpa = tmp_path / "ref.lm", tmp_path / "ref-nq.lm", tmp_path / "ref.arpa"
+    _train(counts_file, "-o", ref)
+    _train(counts_file, "--no-query-tables", "-o", ref_nq)
+    _train(counts_file, "--arpa", "-o", ref_arpa)
+    need = 160 * sum(int(x) for x in
+                     subprocess.run([sys.executable, "-c", f"from lmtools.io.modelfile import map_model;"
+                                     f"print(*map_model({str(counts_file)!r}).header['sizes'])"],
+                                    capture_output=True, text=True).stdout.split())
+    # a budget below the need: a few partitions, and room for the query tables
+    out = tmp_path / "b.lm"
+    _train(counts_file, "-T", temp, "-o", out, budget=need * 4 // 5)
+    assert out.read_bytes() == ref.read_bytes()
+    # a budget too small for the query tables: the model is written from disk without them
+    out2 = tmp_path / "b2.lm"
+    _train(counts_file, "-T", temp, "-o", out2, budget=need // 40)
+    assert out2.read_bytes() == ref_nq.read_bytes()
+    out3 = tmp_path / "b.arpa"
+    _train(counts_file, "-T", temp, "--arpa", "-o", out3, budget=need // 40)
+    assert out3.read_bytes() == ref_arpa.read_bytes()
+    assert os.listdir(temp) == []
+
+
+def test_cli_pipe_with_a_budget(text, tmp_path):
+    count = subprocess.Popen([sys.executable, "-m", "lmtools.cli.count", "-n", "3", str(text)],
+                             stdout=subprocess.PIPE)
+    data = count.stdout.read()
+    count.wait()
+    ref = run_prog("lm-train", "-q", input=data)
+    ref_nq = run_prog("lm-train", "-q", "--no-query-tables", input=data)
+    # a budget too small for the query tables: written from disk without them
+    onto_disk = run_prog("lm-train", "-q", "-S", "1M", "-T", tmp_path, input=data, env={FORCE: "300000"})
+    assert ref.returncode == 0 and onto_disk.returncode == 0, onto_disk.stderr
+    assert onto_disk.stdout == ref_nq.stdout
+    # -S given and the counts fit: read whole, estimated in memory, the same bytes again
+    fits = run_prog("lm-train", "-q", "-S", "2G", "-T", tmp_path, input=data)
+    assert fits.stdout == ref.stdout
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_bad_budget_and_temp_dir(counts_file, tmp_path):
+    r = run_prog("lm-train", counts_file, "-S", "lots")
+    assert "-S/--memory" in error_line(r, "lm-train", 2)
+    r = run_prog("lm-train", counts_file, "-T", tmp_path / "missing", "-o", tmp_path / "x.lm")
+    assert "does not exist" in error_line(r, "lm-train", 2)
+    assert not (tmp_path / "x.lm").exists()
+    r = run_prog("lm-train", "--method", "ffnn", "-S", "1G", counts_file)
+    assert "--memory" in error_line(r, "lm-train", 2)
+
+
+@pytest.mark.slow
+def test_cli_sigterm_on_disk_leaves_no_temporary_file(tmp_path):
+    """A budget that forces many partitions, SIGTERM once the spill directory holds files: exit 143,
+    no spill directory, no output."""
+    big = tmp_path / "big.txt"
+    big.write_text(SHAKESPEARE.read_text() * 2)
+    counts = tmp_path / "c5.lm"
+    assert run_prog("lm-count", "-n", "5", big, "-o", counts).returncode == 0
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = dict(os.environ, **{FORCE: "2000000"})
+    p = subprocess.Popen([sys.executable, "-m", "lmtools.cli.train", counts, "-T", temp, "-o", tmp_path / "m.lm"],
+                         env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(os.scandir(temp)):
+        time.sleep(0.05)
+    while time.time() < deadline and not any(os.scandir(next(os.scandir(temp)).path)):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert os.listdir(temp) == []
+    assert not (tmp_path / "m.lm").exists()
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".m.lm")] == []
