@@ -90,6 +90,11 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, memor
                 from lmtools.io.models import save_model
 
                 save_model(counts, out)
+        if spilled and common.debug_enabled():  # (what the measurements in man/lm-count.1 read)
+            from lmtools.memory import human
+
+            common.info(f"spilled the tables {counts.spills} times (and once at the end) to {tmp}; "
+                        f"{human(spill.bytes_written)} written, {human(spill.peak_bytes)} on disk at most")
     if not quiet and common.stderr_is_terminal():
         common.info(count_options.summary(counts))
 
