@@ -104,6 +104,7 @@ def connect(address: str, wait_s: float = 60.0, timeout_s: float = 20.0) -> Conn
     logging.getLogger("distributed").setLevel(logging.ERROR)
     n = parse_address(address)
     if n is not None:
+        _quiet_resource_tracker()
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=":0", silence_logs=logging.ERROR)
@@ -128,6 +129,26 @@ def connect(address: str, wait_s: float = 60.0, timeout_s: float = 20.0) -> Conn
         raise LmError(f"the Dask scheduler at {address} has no workers", "start some: dask worker " + address) \
             from None
     return Connection(client, None, address)
+
+
+def _quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (the helper process that frees the semaphores of the
+    worker processes we start) with its stderr on /dev/null: after Ctrl-C the program ends at once
+    (lmtools.cli.signals), and the tracker's note about the semaphores it then frees is not ours to show."""
+    import os
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+            resource_tracker.ensure_running()
+        finally:
+            os.dup2(saved, 2)
+            os.close(null)
+    finally:
+        os.close(saved)
 
 
 def _not_a_task_failure(record) -> bool:

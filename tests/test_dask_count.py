@@ -311,20 +311,42 @@ def test_cli_data_errors(conn, tmp_path):
 def test_ctrl_c_leaves_no_partial_output(conn, tmp_path):
     big = tmp_path / "big.txt"
     big.write_bytes(TEXT * 3)
-    for delay in (0.5, 2.0, 4.0):
+    statuses = []
+    for delay in (0.0, 1.0, 3.0):  # after the client is connected: while ranges, partitions, shards are done
         out = tmp_path / f"s{delay}"
         env = dict(os.environ)
         env.pop("LMTOOLS_DEBUG", None)
         proc = subprocess.Popen([sys.executable, "-m", "lmtools.cli.count", "-n", "5", "--dask", conn.address,
                                  "--shards", "--range-size", "100K", "-o", str(out), str(big)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert proc.stderr.readline().startswith(b"lm-count: dashboard at")  # connected, work under way
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode in (130, 0), err
+        statuses.append(proc.returncode)
         if proc.returncode == 130:
+            assert err.decode().splitlines()[1:] == []  # quietly: the dashboard line only
             assert not out.exists()
         assert [f for f in os.listdir(tmp_path) if f.endswith(".part")] == []
+    assert 130 in statuses
+    # a cluster started here (local:2): its worker processes end with the program
+    import psutil
+
+    out = tmp_path / "local"
+    proc = subprocess.Popen([sys.executable, "-m", "lmtools.cli.count", "-n", "5", "--dask", "local:2",
+                             "--range-size", "100K", "-o", str(out), str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr.readline().startswith(b"lm-count: dashboard at")
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 2
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == b"", err  # quietly (no log, no resource-tracker note)
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert alive == []
+    assert not out.exists() and [f for f in os.listdir(tmp_path) if f.endswith(".part")] == []
 
 
 @pytest.mark.slow
