@@ -32,8 +32,7 @@ from lmtools.io.spill import BlockWriter, DiskArray
 from lmtools.ngram.model import NGramModel
 from lmtools.ngram.partition import partition_of_rows
 from lmtools.ngram.partitioned import (
-    Partition, PartitionStats, Unigrams, combine, estimate_partition, merge_streams, partition_index,
-    partition_stats, plan,
+    Partition, Unigrams, combine, estimate_partition, merge_streams, partition_stats, plan, sum_stats,
 )
 
 # Bytes of working memory per n-gram while a partition is estimated (its rows and counts, the context
@@ -144,12 +143,7 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
         return Partition(p, P, g, c)
 
     # 2. pass 1, the sums over partitions added up as they come
-    total = PartitionStats()
-    for p in range(P):
-        part = load(p)
-        st = partition_stats(part, spec, V)
-        _add_stats(total, st, spec.kenlm_compat)
-        del part
+    total = sum_stats(partition_stats(load(p), spec, V) for p in range(P))  # one partition loaded at a time
     glob = combine(uni, [total], spec, warn)
 
     # 3. pass 2
@@ -240,17 +234,6 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
                        info=info, provenance=prov, scores_only=stupid)
     model.text = head.text  # how the text was read, kept from the counts (as smoothing.smooth keeps it)
     return model
-
-
-def _add_stats(total: PartitionStats, st: PartitionStats, kenlm_compat: bool) -> None:
-    """Add one partition's pass-1 sums to ``total`` (what ``combine`` does with a list of them)."""
-    if st.extensions is not None:
-        total.extensions = st.extensions.copy() if total.extensions is None else total.extensions + st.extensions
-    if st.nk:
-        total.nk = [x.copy() for x in st.nk] if not total.nk else [a + b for a, b in zip(total.nk, st.nk)]
-    if kenlm_compat and st.last is not None:
-        if total.last is None or tuple(int(x) for x in st.last[::-1]) > tuple(int(x) for x in total.last[::-1]):
-            total.last, total.last_counts = st.last, st.last_counts
 
 
 class _Contexts:
