@@ -308,3 +308,20 @@ def test_mixture(files, sentences):
         for w in ("king", "the", "</s>", "qqqzzz"):
             mixed = 0.3 * a.score(w, ctx) + 0.7 * b.score(w, ctx)
             assert model.nltk.score(w, ctx) == pytest.approx(mixed, rel=1e-12)
+
+
+def test_few_lines_walk_the_stored_tables(files, sentences):
+    """A few lines are scored from Python over a model file's stored tables (no numba, no n-gram
+    array read whole): the kernel's numbers, a sentence without <s> (NO_CONTEXT) included."""
+    from lmtools.io.models import load_model
+    from lmtools.ngram.query import NO_CONTEXT, QueryModel
+
+    qm = QueryModel(load_model(str(files / "kn4.lm")))
+    assert qm.stored is not None
+    enc = qm.vocabulary.encode(("\n".join(sentences) + "\n").encode(), False)
+    ids = enc.ids.copy()
+    ids[0] = NO_CONTEXT
+    walked, kernel = qm.score_ids(ids, fast=False), qm.score_ids(ids, fast=True)
+    for a, b in zip(walked, kernel):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert walked[1].max() == 4 and walked[1][0] == 0

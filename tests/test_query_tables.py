@@ -325,8 +325,9 @@ def test_the_verify_hook_runs_once_before_first_use(counts5):
     calls = []
     loaded.query.verify = lambda: calls.append(1)
     qm = QueryModel(loaded)
-    qm.line_scores(b"a b\n", fast=False)  # the numpy path uses no table: not checked
     assert calls == []
+    qm.line_scores(b"a b\n", fast=False)  # a few lines: the stored tables walked from Python
+    assert calls == [1]
     qm.line_scores(TEST, fast=True)
     qm.score_text(TEST, fast=True)
     assert calls == [1]
@@ -338,6 +339,8 @@ def test_the_verify_hook_runs_once_before_first_use(counts5):
     again.query.verify = damaged
     with pytest.raises(LmError, match="query.tab"):
         QueryModel(again).line_scores(TEST, fast=True)
+    with pytest.raises(LmError, match="query.tab"):
+        QueryModel(again).line_scores(b"a b\n", fast=False)
 
 
 def _growing_model() -> NGramModel:

@@ -4,8 +4,9 @@ A *scorer* turns whole lines of UTF-8 text into per-token log10 probabilities:
 
 - ``QueryModel`` wraps an ``NGramModel`` (the back-off rule in ngram/model.py). Two paths give the
   same numbers bit for bit: the numba kernels of kernels/query.py over hash tables (built on first
-  use), and a plain-numpy path (binary search in the model's sorted n-gram arrays, Python
-  tokenizing) for small inputs, which answers before numba would even have loaded;
+  use), and for small inputs, which it answers before numba would even have loaded, the stored
+  tables walked from Python (ngram/steps.py) or, without stored tables, a plain-numpy path (binary
+  search in the model's sorted n-gram arrays); both tokenize in Python;
 - the other kinds keep their scorers beside their models (``lmtools.nn.score.FFNNScorer``,
   ``lmtools.mixture.Mixture``); ``lmtools.kinds`` loads any model and wraps it (``load_scorer``,
   ``scorer_for``: the one dispatch), and names the interface every scorer keeps (``Scorer``).
@@ -325,6 +326,7 @@ class QueryModel:
         self._tables = None
         self._identity = None
         self._seen_bytes = 0
+        self._steps = None
 
     @property
     def vocab(self) -> list[str]:
@@ -365,6 +367,8 @@ class QueryModel:
             if ids[0] != BOS_ID and ids[0] != NO_CONTEXT:
                 raise ValueError("a token stream must start a sentence (<s> or NO_CONTEXT)")
         if not fast:
+            if self.stored is not None:  # the stored tables walked in Python: no n-gram array read whole
+                return self.steps().score_ids(ids)
             return _score_numpy(self, ids)
         from lmtools.kernels.query import score_ids
 
@@ -427,6 +431,15 @@ class QueryModel:
         score_lines(np.frombuffer(data, np.uint8), seg_start, seg_line, words, remap, M, out.kernel_view(), dropped)
         out.n_dropped = int(dropped.sum())
         return out
+
+    def steps(self):
+        """The tables walked one word at a time from Python (lmtools.ngram.steps.NGramSteps; made
+        on first use): lmtools.api's BaseScore, and small inputs when the tables are stored."""
+        if self._steps is None:
+            from lmtools.ngram.steps import NGramSteps
+
+            self._steps = NGramSteps(self)
+        return self._steps
 
     def warm(self) -> None:
         """Build (or take the stored) tables and word table now (the API and benchmarks call it before timing)."""
