@@ -60,7 +60,7 @@ class SpillDir:
         self.base = base
         self.tracker = tracker if tracker is not None else set()
         self.path: str | None = None
-        self.files: list[str] = []
+        self.files: dict[str, None] = {}  # (a dict: deleting one of thousands of runs is O(1))
         self.serial = 0
         self.bytes_written = 0
         self.peak_bytes = 0  # most bytes held on disk at once
@@ -84,7 +84,7 @@ class SpillDir:
         self.serial += 1
         path = os.path.join(d, f"{stem}-{self.serial}")
         self.tracker.add(path)
-        self.files.append(path)
+        self.files[path] = None
         return path
 
     def delete(self, path: str) -> None:
@@ -98,8 +98,7 @@ class SpillDir:
             pass
         self.live_bytes -= size
         self.tracker.discard(path)
-        if path in self.files:
-            self.files.remove(path)
+        self.files.pop(path, None)
 
     def wrote(self, n: int) -> None:
         self.bytes_written += n

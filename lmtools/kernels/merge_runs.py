@@ -7,8 +7,8 @@ rows to the output in merged order until the output is full, or until a run's bl
 the run has more on disk (``more[i]``): the caller then refills that slot and calls again. Equal rows
 of different runs (and of the last output row, kept across calls) are summed into one.
 
-The smallest head among the k runs is found by a linear scan: k is the number of runs merged at once
-(a few to a few dozen), where a heap would cost more than it saves.
+The smallest head among the k runs is kept by a binary heap (log k comparisons of rows per row
+merged), so that merging many runs at once (a small budget and a large text) stays one pass.
 """
 
 import numpy as np
@@ -28,8 +28,39 @@ def _cmp(a, i, b, j, n):
     return 0
 
 
+@njit(cache=True, inline="always")
+def _less(rows, heap, a, b, pos, n):
+    return _cmp(rows, pos[heap[a]], rows, pos[heap[b]], n) < 0
+
+
 @njit(cache=True)
-def merge_step(rows, counts, pos, hi, more, out_rows, out_counts, n_out):
+def _sift_down(rows, heap, size, pos, n):
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        small = left
+        if left + 1 < size and _less(rows, heap, left + 1, left, pos, n):
+            small = left + 1
+        if not _less(rows, heap, small, i, pos, n):
+            return
+        heap[i], heap[small] = heap[small], heap[i]
+        i = small
+
+
+@njit(cache=True)
+def _sift_up(rows, heap, i, pos, n):
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _less(rows, heap, i, parent, pos, n):
+            return
+        heap[i], heap[parent] = heap[parent], heap[i]
+        i = parent
+
+
+@njit(cache=True)
+def merge_step(rows, counts, pos, hi, more, heap, state, out_rows, out_counts, n_out):
     """Merge the buffered heads of the runs into ``out_rows``/``out_counts`` from ``n_out`` on.
 
     Parameters
@@ -38,6 +69,9 @@ def merge_step(rows, counts, pos, hi, more, out_rows, out_counts, n_out):
     counts : int64[:] their counts.
     pos, hi : int64[:] per run, the next buffered row and the end of its buffered rows (updated).
     more : bool[:] per run, whether rows beyond its buffered block remain to be read.
+    heap, state : the merge's state between calls, kept by the caller: ``heap`` int64[k] (a binary
+        heap of the runs with buffered rows, smallest head first), ``state`` int64[k + 1] (the heap's
+        size, then per run 1 when it is in the heap); start with zeros.
     out_rows, out_counts : the output buffer; rows before ``n_out`` are already merged (the last of
         them may still grow: an equal row coming next is added to it).
     n_out : rows in the output so far.
@@ -45,33 +79,45 @@ def merge_step(rows, counts, pos, hi, more, out_rows, out_counts, n_out):
     Returns
     -------
     (n_out, need): the rows in the output now, and the run whose slot must be refilled before the
-    merge can go on (-1: none; then either the output is full or every run is exhausted, which the
-    caller tells apart by ``n_out == len(out_rows)`` and ``pos == hi`` with no ``more``).
+    merge can go on (-1: none; then the output is full, ``n_out == len(out_rows)``, or every run is
+    exhausted).
     """
     k = pos.shape[0]
     n = rows.shape[1]
     cap = out_rows.shape[0]
-    while True:
-        best = -1
-        for i in range(k):
-            if pos[i] < hi[i]:
-                if best < 0 or _cmp(rows, pos[i], rows, pos[best], n) < 0:
-                    best = i
-            elif more[i]:
-                return n_out, i  # this run's next rows are not buffered: they may be the smallest
-        if best < 0:
-            return n_out, -1
+    size = state[0]
+    for i in range(k):  # runs refilled since the last call (or all, at the first) join the heap
+        if state[1 + i] == 0 and pos[i] < hi[i]:
+            heap[size] = i
+            state[1 + i] = 1
+            _sift_up(rows, heap, size, pos, n)
+            size += 1
+    while size > 0:
+        best = heap[0]
         p = pos[best]
         if n_out > 0 and _cmp(rows, p, out_rows, n_out - 1, n) == 0:
             out_counts[n_out - 1] += counts[p]
         else:
             if n_out == cap:
+                state[0] = size
                 return n_out, -1
             for c in range(n):
                 out_rows[n_out, c] = rows[p, c]
             out_counts[n_out] = counts[p]
             n_out += 1
         pos[best] = p + 1
+        if pos[best] < hi[best]:
+            _sift_down(rows, heap, size, pos, n)
+            continue
+        size -= 1  # its block is used up: out of the heap until refilled
+        heap[0] = heap[size]
+        state[1 + best] = 0
+        _sift_down(rows, heap, size, pos, n)
+        if more[best]:
+            state[0] = size
+            return n_out, best  # its next rows are not buffered: they may be the smallest
+    state[0] = size
+    return n_out, -1
 
 
 @njit(cache=True)

@@ -92,9 +92,11 @@ def merge_sorted_runs(sources: list, n: int, block_rows: int) -> Iterator[tuple[
         refill(i)
     out_rows = np.empty((B + 1, n), np.int32)  # B rows out, plus the last one kept to sum into
     out_counts = np.empty(B + 1, np.int64)
+    heap = np.zeros(k, np.int64)
+    state = np.zeros(k + 1, np.int64)
     n_out = 0
     while True:
-        n_out, need = merge_step(rows, counts, pos, hi, more, out_rows, out_counts, n_out)
+        n_out, need = merge_step(rows, counts, pos, hi, more, heap, state, out_rows, out_counts, n_out)
         if need >= 0:
             refill(need)
             continue
