@@ -292,6 +292,18 @@ def test_merges_against_sorting(seed):
     assert np.array_equal(srows, rows.reshape(-1, n)) and np.array_equal(svals, vals)
 
 
+def test_merge_of_many_runs():
+    """Hundreds of runs (the heap of the k-way merge), equal rows across runs in run order."""
+    rng = np.random.default_rng(7)
+    runs = [(np.unique(rng.integers(0, 30, (int(rng.integers(0, 12)), 2)).astype(np.int32), axis=0),) for _ in range(300)]
+    runs = [(r[0], np.full(r[0].shape[0], i, np.int64)) for i, r in enumerate(runs)]
+    rows, src = merge_sorted(runs)
+    want = sorted((tuple(r), i) for i, (g, _) in enumerate(runs) for r in g.tolist())
+    assert [(tuple(r), int(i)) for r, i in zip(rows.tolist(), src)] == want
+    blocks = list(merge_streams([_blocks(r, rng) for r in runs]))
+    assert np.array_equal(np.concatenate([b[1] for b in blocks]), src)
+
+
 def test_partition_index_matches_plain_lookup(shakes):
     uni, parts = split_counts(shakes, 3)
     for p in parts:

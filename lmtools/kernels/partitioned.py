@@ -108,22 +108,55 @@ def count_not_above(rows, bound, j):
     return lo
 
 
+@njit(cache=True, inline="always")
+def _before(rows, pos, a, b, n):
+    """Run a's head comes before run b's: the smaller row, or on equal rows the earlier run."""
+    c = _cmp(rows, pos[a], rows, pos[b], n)
+    return c < 0 or (c == 0 and a < b)
+
+
 @njit(cache=True)
 def kway_order(rows, starts):
     """The k-way merge of sorted runs: run i is ``rows[starts[i]:starts[i+1]]``; returns the row
-    positions in merged order (equal rows of different runs: the earlier run first). The smallest
-    head is found by a linear scan over the runs (a few to a few dozen)."""
+    positions in merged order (equal rows of different runs: the earlier run first). The runs' heads
+    are kept in a binary heap: O(log k) row comparisons per row, for a few runs or thousands."""
     k = starts.shape[0] - 1
     n = rows.shape[1]
     pos = starts[:-1].copy()
     end = starts[1:].copy()
+    heap = np.empty(max(k, 1), np.int64)
+    size = 0
+    for i in range(k):
+        if pos[i] < end[i]:
+            heap[size] = i  # sift up
+            j = size
+            size += 1
+            while j > 0:
+                parent = (j - 1) >> 1
+                if _before(rows, pos, heap[j], heap[parent], n):
+                    heap[j], heap[parent] = heap[parent], heap[j]
+                    j = parent
+                else:
+                    break
     out = np.empty(rows.shape[0], np.int64)
     for o in range(rows.shape[0]):
-        best = -1
-        for i in range(k):
-            if pos[i] < end[i]:
-                if best < 0 or _cmp(rows, pos[i], rows, pos[best], n) < 0:
-                    best = i
-        out[o] = pos[best]
-        pos[best] += 1
+        top = heap[0]
+        out[o] = pos[top]
+        pos[top] += 1
+        if pos[top] == end[top]:
+            size -= 1
+            heap[0] = heap[size]
+        j = 0  # sift down
+        while True:
+            left = 2 * j + 1
+            if left >= size:
+                break
+            child = left
+            if left + 1 < size and _before(rows, pos, heap[left + 1], heap[left], n):
+                child = left + 1
+            if _before(rows, pos, heap[child], heap[j], n):
+                heap[j], heap[child] = heap[child], heap[j]
+                j = child
+            else:
+                break
     return out

@@ -631,18 +631,19 @@ def merge(uni: Unigrams, results: Sequence[PartitionResult], glob: Globals) -> N
         backoff.append(bo)
     backoff.append(np.zeros(ngrams[N - 1].shape[0], np.float32))
     return NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,
-                      info=model_info(glob, results), provenance=model_provenance(uni),
+                      info=model_info(glob, [sum(r.enlarged[n - 2] for r in results if r.enlarged)
+                                             for n in range(2, N + 1)]),
+                      provenance=model_provenance(uni),
                       scores_only=(form == "stupid"), text=uni.text)
 
 
-def model_info(glob: Globals, results: Sequence[PartitionResult]) -> dict:
-    """The model's info (``smooth``'s): the global statistics, and for katz the enlarged contexts
-    summed over the partitions."""
+def model_info(glob: Globals, enlarged: Sequence[int] | None = None) -> dict:
+    """The model's info (``smooth``'s, keys in its order): the global statistics, and for katz
+    ``enlarged``, the partitions' ``PartitionResult.enlarged`` summed (per order 2..N)."""
     spec = glob.spec
     info = dict(glob.info)
     if spec.method == "katz":
-        info["katz_enlarged"] = [glob.enlarged1] + [sum(r.enlarged[n - 2] for r in results)
-                                                    for n in range(2, spec.order + 1)]
+        info["katz_enlarged"] = [glob.enlarged1] + [int(x) for x in enlarged]
     info["form"] = spec.form
     if spec.prune:
         info["prune"] = [int(x) for x in spec.prune]
