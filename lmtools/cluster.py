@@ -76,7 +76,17 @@ class Connection:
         return len(self.client.scheduler_info().get("workers", {}))
 
     def close(self) -> None:
+        import logging
+
+        # Stopping a cluster has its own races (a worker's heartbeat to a scheduler already gone) that
+        # distributed logs as errors: nothing a user can act on after the work is done.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         try:
+            if self.cluster is not None:
+                try:
+                    self.client.run(silence_logs)
+                except Exception:  # a worker gone or restarting: it has nothing to say either
+                    pass
             self.client.close()
         finally:
             if self.cluster is not None:
@@ -149,6 +159,13 @@ def _quiet_resource_tracker() -> None:
             os.close(null)
     finally:
         os.close(saved)
+
+
+def silence_logs() -> None:
+    """In a worker process that is about to stop: no more log records on the shared stderr."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def _not_a_task_failure(record) -> bool:
