@@ -189,8 +189,7 @@ def main() -> None:
     print(report)
     if args.record:
         cmd = shlex.join([".venv/bin/python", "bench/query_peer.py", *sys.argv[1:]])
-        kb = os.environ.get("KENLM_BIN")
-        env = f"KENLM_BIN={kb} " if kb else ""
+        env = "".join(f"{k}={os.environ[k]} " for k in ("PYTHONPATH", "KENLM_BIN") if os.environ.get(k))
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:
             f.write(f"\n## Scoring against KenLM's query, whole process (issue 13, items 4-5)\n\n"
                     f"    {env}LMTOOLS_BENCH_DATA={d} {cmd}\n\n{report}\n")

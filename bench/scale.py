@@ -360,7 +360,7 @@ def main() -> None:
                                      ("lm-train", f"{lm_train} -q{so('lm-train')} -o {out}")], tmp)
                         size_mb = out.stat().st_size / 1e6
                         models[budget] = out
-                        tool = "lm-count -n 5 | lm-train" + ("" if all(bounded.values()) else " (no -S)")
+                        tool = " | ".join(p + (" -S" if bounded[p] else " (no -S)") for p in bounded)
                     else:
                         if not lmplz:
                             continue
@@ -420,8 +420,7 @@ def main() -> None:
     print(report)
     if args.record:
         cmd = shlex.join([".venv/bin/python", "bench/scale.py", *sys.argv[1:]])
-        kb = os.environ.get("KENLM_BIN")
-        env = f"KENLM_BIN={kb} " if kb else ""
+        env = "".join(f"{k}={os.environ[k]} " for k in ("PYTHONPATH", "KENLM_BIN") if os.environ.get(k))
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:
             f.write(f"\n## Scale: lm-count | lm-train against lmplz on sampled corpora (issue 12)\n\n"
                     f"    {env}LMTOOLS_BENCH_DATA={d} {cmd}\n\n{report}\n")
