@@ -198,6 +198,37 @@ def test_nothing_spilled_is_todays_levels(slice_path, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("size", [3_000, 150_000])
+def test_standard_input_small_or_spilled(size, slice_path, tmp_path, monkeypatch):
+    """Standard input is read once: a small text (counted without the kernels) and a spilled one."""
+    if size > 100_000:  # (a forced budget counts any text with the kernels)
+        monkeypatch.setenv(BUDGET_ENV, "1")
+    data = slice_path.read_bytes()[:size]
+    data = data[:data.rindex(b"\n") + 1]
+    (tmp_path / "in.txt").write_bytes(data)
+    ref = count_levels([str(tmp_path / "in.txt")], 3).to_counts()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
+    with SpillDir(str(tmp_path)) as sp:
+        r = count_levels_budget(["-"], 3, 300_000, sp)
+        c = r.to_counts()
+        assert isinstance(r, SortedCounts) == (size > 100_000)
+    same_counts(c, ref)
+
+
+def test_text_counts_of_spilled_counts_a_block_at_a_time(slice_path, tmp_path, monkeypatch):
+    from lmtools.io.countstext import write_text_count_blocks, write_text_counts
+
+    monkeypatch.setenv(BUDGET_ENV, "1")
+    ref = io.BytesIO()
+    write_text_counts(count_levels([str(slice_path)], 3), ref)
+    with SpillDir(str(tmp_path)) as sp:
+        r = count_levels_budget([str(slice_path)], 3, 300_000, sp)
+        assert isinstance(r, SortedCounts) and r.spills >= 3
+        got = io.BytesIO()
+        write_text_count_blocks(r.vocab, ((rows, c) for _, rows, c in r.blocks(block_rows=1000, first=1)), got)
+    assert got.getvalue() == ref.getvalue()
+
+
 # ----------------------------------------------------------------------------------------------
 # The merge kernel and the sorter
 

@@ -79,9 +79,12 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, memor
         spilled = hasattr(counts, "runs")  # counted with runs on disk: lmtools.ngram.external.SortedCounts
         with target.open() as out:
             if as_text:
-                from lmtools.io.countstext import write_text_counts
+                from lmtools.io.countstext import write_text_count_blocks, write_text_counts
 
-                write_text_counts(counts.to_counts() if spilled else counts, out)
+                if spilled:  # a block at a time from the merged runs
+                    write_text_count_blocks(counts.vocab, ((r, c) for _, r, c in counts.blocks(first=1)), out)
+                else:
+                    write_text_counts(counts, out)
             elif spilled:
                 from lmtools.io.countstream import write_sorted_counts
 

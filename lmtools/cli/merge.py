@@ -121,7 +121,7 @@ def _merge_external(files, kinds, budget: int, tmp: str, target, as_text: bool) 
     streams (each input read when its turn comes), written as a sorted count stream."""
     import os
 
-    from lmtools.io.countstext import read_text_counts, write_text_counts
+    from lmtools.io.countstext import read_text_counts, write_text_count_blocks
     from lmtools.io.countstream import iter_sorted_blocks, iter_sorted_counts, write_sorted_counts
     from lmtools.io.models import load_levels
     from lmtools.ngram.external import merge_external
@@ -142,7 +142,7 @@ def _merge_external(files, kinds, budget: int, tmp: str, target, as_text: bool) 
                              "options": {"order": merged.order, **merged.provenance.get("options", {})}}
         with target.open() as out:
             if as_text:
-                write_text_counts(merged.to_counts(), out)
+                write_text_count_blocks(merged.vocab, ((r, c) for _, r, c in merged.blocks(first=1)), out)
             else:
                 write_sorted_counts(out, merged.header(), merged.blocks())
 

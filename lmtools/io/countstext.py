@@ -277,13 +277,20 @@ def write_text_counts(counts: Counts | Levels, out: BinaryIO) -> None:
             out.write(b"".join(b" ".join(words[w] for w in row) + b"\t%d\n" % c
                                for row, c in zip(rows.tolist(), cnt.tolist())))
         return
+    write_text_count_blocks(counts.vocab, zip(counts.ngrams, counts.counts), out)
+
+
+def write_text_count_blocks(vocab: list[str], blocks, out: BinaryIO) -> None:
+    """Write text counts from (rows, counts) blocks in the order of the lines (orders ascending, rows
+    sorted): counts held on disk (lmtools.ngram.external.SortedCounts) are written a block at a time."""
     from lmtools.kernels.countstext import format_counts, format_size
 
+    words = [w.encode("utf-8") for w in vocab]
     lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
     offsets = np.zeros(len(words) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     pool = np.frombuffer(b"".join(words), np.uint8)
-    for rows, cnt in zip(counts.ngrams, counts.counts):
+    for rows, cnt in blocks:
         for lo in range(0, rows.shape[0], WRITE_BLOCK):
             block = np.ascontiguousarray(rows[lo:lo + WRITE_BLOCK])
             buf = np.empty(format_size(lengths, block), np.uint8)

@@ -458,7 +458,7 @@ def count_levels_budget(paths: list[str], order: int, budget: int, spill: SpillD
     """Count as ``count_levels`` does within ``budget`` bytes: its ``Levels`` when everything fitted
     (nothing written to disk), else ``SortedCounts`` (runs in ``spill``)."""
     from lmtools.io.text import TokenTable, iter_text_chunks
-    from lmtools.ngram.counting import SMALL_INPUT_BYTES, count_levels, input_bytes, text_kind
+    from lmtools.ngram.counting import SMALL_INPUT_BYTES, count_levels, count_small, input_bytes, text_kind
 
     size = input_bytes(paths)
     forced = test_budget() is not None
@@ -472,8 +472,10 @@ def count_levels_budget(paths: list[str], order: int, budget: int, spill: SpillD
             n_bytes += len(chunk.data)
             if n_bytes > SMALL_INPUT_BYTES:
                 break
-        else:
-            return count_levels(paths, order, text_opts=text_opts, vocab_opts=vocab_opts, on_chunk=on_chunk)
+        else:  # (what was read is counted: standard input cannot be read again)
+            levels = count_small(head, order, vocab_opts, on_chunk)
+            levels.text = text_kind(text_opts)
+            return levels
         chunks = itertools.chain(head, chunks)
     counter = SpillingCounter(order, budget, spill)
     if size:
