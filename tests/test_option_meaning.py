@@ -315,7 +315,8 @@ def test_one_meaning_per_option_name():
                "-n": lambda p: p.name == "order", "-o": lambda p: p.name == "output",
                "--json": lambda p: p.is_flag, "--vocab": lambda p: p.name == "vocab_file" and not p.is_flag,
                "--words": lambda p: p.is_flag and p.name == "words", "-s": lambda p: p.name == "count",
-               "--chars": lambda p: p.name == "chars", "-q": lambda p: p.name == "quiet"}
+               "--chars": lambda p: p.name == "chars", "-q": lambda p: p.name == "quiet",
+               "-S": lambda p: p.name == "memory", "-T": lambda p: p.name == "temp_dir"}
     seen = set()
     for prog, module in PROGRAMS.items():
         for p in importlib.import_module(f"lmtools.cli.{module}").main.params:
