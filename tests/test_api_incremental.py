@@ -310,14 +310,25 @@ def test_mixture(files, sentences):
             assert model.nltk.score(w, ctx) == pytest.approx(mixed, rel=1e-12)
 
 
-def test_few_lines_walk_the_stored_tables(files, sentences):
+def test_few_lines_walk_the_stored_tables(files, sentences, monkeypatch):
     """A few lines are scored from Python over a model file's stored tables (no numba, no n-gram
-    array read whole): the kernel's numbers, a sentence without <s> (NO_CONTEXT) included."""
+    array read whole), chunk after chunk: the kernel's numbers, a sentence without <s> (NO_CONTEXT)
+    included."""
+    import lmtools.kernels.query as kq
     from lmtools.io.models import load_model
     from lmtools.ngram.query import NO_CONTEXT, QueryModel
 
     qm = QueryModel(load_model(str(files / "kn4.lm")))
     assert qm.stored is not None
+    with monkeypatch.context() as mp:
+        def no_kernel(*args):
+            raise AssertionError("a few lines loaded the scoring kernels")
+
+        for name in ("score_ids", "score_lines", "line_sums"):
+            mp.setattr(kq, name, no_kernel)
+        first = qm.line_scores(("\n".join(sentences[:5]) + "\n").encode())
+        again = qm.line_scores(("\n".join(sentences[:5]) + "\n").encode())
+        assert first.lp.tolist() == again.lp.tolist()
     enc = qm.vocabulary.encode(("\n".join(sentences) + "\n").encode(), False)
     ids = enc.ids.copy()
     ids[0] = NO_CONTEXT

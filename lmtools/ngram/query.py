@@ -327,6 +327,9 @@ class QueryModel:
         self._identity = None
         self._seen_bytes = 0
         self._steps = None
+        # numba's kernels are loaded (a fast path ran, or warm()): small inputs then take it too. Tables
+        # alone say nothing: stored ones are mapped, small ones built in Python.
+        self._kernels = False
 
     @property
     def vocab(self) -> list[str]:
@@ -355,7 +358,7 @@ class QueryModel:
 
     def use_fast(self, nbytes: int) -> bool:
         self._seen_bytes += nbytes
-        return (self._tables is not None or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES)
+        return (self._kernels or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES)
 
     # -- scoring -----------------------------------------------------------------------------
     def score_ids(self, ids: np.ndarray, fast: bool = True, threads: int = 1):
@@ -373,6 +376,7 @@ class QueryModel:
         from lmtools.kernels.query import score_ids
 
         M = self.hashed_model()
+        self._kernels = True
         T = ids.size
         lp = np.empty(T, np.float64)
         order = np.empty(T, np.int32)
@@ -406,6 +410,7 @@ class QueryModel:
         from lmtools.kernels.query import score_lines
 
         M = self.hashed_model()
+        self._kernels = True
         words = self.vocabulary.word_table()
         remap = self.vocabulary.remap
         if remap is None:
@@ -445,6 +450,7 @@ class QueryModel:
         """Build (or take the stored) tables and word table now (the API and benchmarks call it before timing)."""
         self.tables()
         self.vocabulary.word_table()
+        self._kernels = True
 
 
 def _verify(q: QueryTables) -> None:
