@@ -142,28 +142,42 @@ def split_range(rc: RangeCounts, id_map: np.ndarray, parts: int) -> list[Piece]:
     return pieces
 
 
-def sort_rows(rows: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows in lexicographic order with the counts of equal rows summed (no repeats left)."""
+def _keys(rows: np.ndarray) -> list[np.ndarray]:
+    """The rows as int64 keys, most significant first, each packing as many columns as fit in 63 bits:
+    comparing the keys in turn compares the rows lexicographically."""
+    m, n = rows.shape
+    bits = max(1, int(rows.max()).bit_length())
+    per = max(1, 63 // bits)
+    keys = []
+    for start in range(0, n, per):
+        key = rows[:, start].astype(np.int64)
+        for c in range(start + 1, min(n, start + per)):
+            np.left_shift(key, bits, out=key)
+            np.bitwise_or(key, rows[:, c], out=key)
+        keys.append(key)
+    return keys
+
+
+def sort_rows(rows: np.ndarray, counts: np.ndarray, runs: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in lexicographic order with the counts of equal rows summed (no repeats left), by sorting
+    packed keys. ``runs``: the rows are a few sorted runs (disjoint partitions), which a stable sort
+    (timsort) merges in near-linear time; otherwise one key is sorted with quicksort."""
     m = rows.shape[0]
     if m == 0:
         return rows.reshape(0, rows.shape[1]).astype(np.int32), counts.astype(np.int64)
-    n = rows.shape[1]
-    top = int(rows.max())
-    bits = max(1, top.bit_length())
-    if bits * n <= 63:  # one int64 key per row: one sort instead of n
-        key = np.zeros(m, np.int64)
-        for c in range(n):
-            np.left_shift(key, bits, out=key)
-            np.bitwise_or(key, rows[:, c].astype(np.int64), out=key)
-        order = np.argsort(key)
-        key = key[order]
-        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    keys = _keys(rows)
+    if len(keys) == 1:
+        order = np.argsort(keys[0], kind="stable" if runs else "quicksort")
     else:
-        order = np.lexsort(rows.T[::-1])
-        srt = rows[order]
-        starts = np.flatnonzero(np.concatenate(([True], (srt[1:] != srt[:-1]).any(axis=1))))
+        order = np.lexsort(keys[::-1])
+    differs = np.zeros(m, bool)
+    differs[0] = True
+    for k in keys:
+        ks = k[order]
+        differs[1:] |= ks[1:] != ks[:-1]
+    starts = np.flatnonzero(differs)
     sorted_rows = np.ascontiguousarray(rows[order[starts]], dtype=np.int32)
-    summed = np.add.reduceat(np.asarray(counts, np.int64)[order], starts) if len(starts) else counts[:0]
+    summed = np.add.reduceat(np.asarray(counts, np.int64)[order], starts)
     return sorted_rows, summed.astype(np.int64)
 
 
@@ -189,7 +203,7 @@ def union_partitions(partitions: list[Piece], order: int) -> tuple[list[np.ndarr
         rows = [p[k][0] for p in partitions]
         cs = [p[k][1] for p in partitions]
         if rows:
-            r, c = sort_rows(np.concatenate(rows), np.concatenate(cs))
+            r, c = sort_rows(np.concatenate(rows), np.concatenate(cs), runs=True)
         else:
             r, c = np.zeros((0, n), np.int32), np.zeros(0, np.int64)
         ngrams.append(r)
