@@ -116,10 +116,13 @@ def _before(rows, pos, a, b, n):
 
 
 @njit(cache=True)
-def kway_order(rows, starts):
-    """The k-way merge of sorted runs: run i is ``rows[starts[i]:starts[i+1]]``; returns the row
-    positions in merged order (equal rows of different runs: the earlier run first). The runs' heads
-    are kept in a binary heap: O(log k) row comparisons per row, for a few runs or thousands."""
+def kway_order(rows, starts, out_rows):
+    """The k-way merge of sorted runs: run i is ``rows[starts[i]:starts[i+1]]``; writes the rows in
+    merged order to ``out_rows`` and returns their positions in ``rows`` (equal rows of different
+    runs: the earlier run first). The runs' heads are kept in a binary heap: O(log k) row
+    comparisons per row, often 2 (the run on top tends to stay there). (A tournament tree of losers,
+    always log2(k) comparisons, measured slower: 0.84-0.89 s against 0.65-0.71 s for 3M rows of 144
+    runs.)"""
     k = starts.shape[0] - 1
     n = rows.shape[1]
     pos = starts[:-1].copy()
@@ -141,8 +144,11 @@ def kway_order(rows, starts):
     out = np.empty(rows.shape[0], np.int64)
     for o in range(rows.shape[0]):
         top = heap[0]
-        out[o] = pos[top]
-        pos[top] += 1
+        p = pos[top]
+        out[o] = p
+        for c in range(n):
+            out_rows[o, c] = rows[p, c]
+        pos[top] = p + 1
         if pos[top] == end[top]:
             size -= 1
             heap[0] = heap[size]

@@ -514,8 +514,9 @@ def merge_sorted(runs: Sequence[tuple]) -> tuple:
     rows = np.concatenate([r[0] for r in runs])
     starts = np.zeros(len(runs) + 1, np.int64)
     np.cumsum([r[0].shape[0] for r in runs], out=starts[1:])
-    perm = kway_order(np.ascontiguousarray(rows), starts)
-    out = [np.take(rows, perm, axis=0)]
+    merged = np.empty_like(rows)
+    perm = kway_order(np.ascontiguousarray(rows), starts, merged)
+    out = [merged]
     for j in range(1, len(runs[0])):
         out.append(np.take(np.concatenate([r[j] for r in runs]), perm))
     return tuple(out)
