@@ -175,6 +175,33 @@ def test_a_utf8_character_across_a_range_cut_is_fine(conn, tmp_path):
     assert_same_counts(counts, count_text([str(p)], 3))
 
 
+def test_urls_globs_and_compressed_inputs(conn, three_files, tmp_path):
+    import gzip
+    import shutil
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for i, p in enumerate(three_files):
+        shutil.copy(p, d / f"{i}.txt")
+    (d / "3.txt.gz").write_bytes(gzip.compress(TEXT[300_000:360_000]))
+    from lmtools.io.textranges import expand_inputs
+
+    paths = expand_inputs([f"file://{d}/*.txt", str(d / "*.gz")])
+    assert paths == [f"file://{d}/{i}.txt" for i in range(3)] + [str(d / "3.txt.gz")]
+    counts, ranges = run_job(conn, paths, 3, range_bytes=30_000, parts=3)
+    assert ranges[-1].compressed and ranges[-1].start == 0 and ranges[-1].end is None
+    local = [str(d / f"{i}.txt") for i in range(3)] + [str(d / "3.txt.gz")]
+    assert_same_counts(counts, count_text(local, 3))
+
+
+def test_text_output_is_lm_counts_bytes(conn, three_files):
+    """--text lists the counts in a canonical order (ids, then sorted rows): the same bytes."""
+    r = invoke("lm-count", "-q", "-n", "3", "--text", "--dask", conn.address, "--range-size", "50K", *three_files)
+    plain = invoke("lm-count", "-q", "-n", "3", "--text", *three_files)
+    assert r.exit_code == 0 and plain.exit_code == 0, r.stderr
+    assert r.stdout_bytes == plain.stdout_bytes and len(r.stdout_bytes) > 100_000
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_job_is_retried_and_exact(conn, three_files):
     client = conn.client
