@@ -298,6 +298,7 @@ def test_lm_train_reads_a_shard_directory(conn, three_files, tmp_path):
     (["--partitions", "3", "x.txt"], "--partitions"),
     (["--dask", "local:2", "--shards", "x.txt"], "-o DIR"),
     (["--dask", "local:2", "--range-size", "12Q", "x.txt"], "--range-size"),
+    (["--dask", "local:2", "-S", "1G", "x.txt"], "-S"),
 ])
 def test_usage_errors(args, needle):
     r = invoke("lm-count", *args)

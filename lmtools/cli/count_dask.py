@@ -60,6 +60,10 @@ def check(dask_address, shards: bool, range_size, partitions, files, output, as_
                                 "use --dask local:2, or a scheduler address tcp://host:8786") from None
     if not files or "-" in files:
         raise common.UsageError("--dask reads FILES that every worker opens, not stdin", "name the input files")
+    budget = [o for o in common.given_options("memory", "temp_dir")]
+    if budget:  # the budget of counting in this process; a cluster's workers have their own limits
+        raise common.UsageError(f"{budget[0]} applies to counting in this process, not on a cluster",
+                                f"drop {budget[0]} (each dask worker has its own --memory-limit)")
     if range_size is not None:
         parse_size(range_size, "--range-size")
     if shards and as_text:
@@ -123,7 +127,8 @@ def run(*, dask_address: str, files, order: int, output, shards: bool, range_siz
             if shards:
                 sizes = _write_shards(target, totals, finished, order, parts, text_opts.kind(), provenance, bar)
             else:
-                counts = _gather(totals, finished, order, parts, text_opts.kind(), provenance, bar)
+                counts = cluster.collect_counts(totals, finished, order, parts, text=text_opts.kind(),
+                                                provenance=provenance, on_partition=lambda p: bar.advance(1))
         if not shards:
             with target.open() as out:
                 if as_text:
@@ -158,22 +163,3 @@ def _write_shards(target, totals, finished, order, parts, text, provenance, bar)
         with open(os.path.join(tmp, "meta.json"), "wb") as f:
             write_meta(f, meta)
     return [len(totals.vocab)] + [sum(s[k] for s in sizes) for k in range(order - 1)]
-
-
-def _gather(totals, finished, order, parts, text, provenance, bar):
-    import numpy as np
-
-    from lmtools.ngram.counts import Counts
-    from lmtools.ngram.shuffle import union_partitions
-
-    got: list = [None] * parts
-    for p, part in finished:
-        got[p] = part
-        bar.advance(1)
-    ngrams, counts = union_partitions(got, order)
-    del got
-    V = len(totals.vocab)
-    return Counts(vocab=totals.vocab, ngrams=[np.arange(V, dtype=np.int32).reshape(V, 1)] + ngrams,
-                  counts=[totals.unigrams] + counts, tokens=totals.tokens, sentences=totals.sentences,
-                  provenance=provenance, text=text)
-
