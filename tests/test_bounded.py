@@ -202,3 +202,15 @@ def test_cli_sigterm_on_disk_leaves_no_temporary_file(tmp_path):
     assert os.listdir(temp) == []
     assert not (tmp_path / "m.lm").exists()
     assert [f for f in os.listdir(tmp_path) if f.startswith(".m.lm")] == []
+
+
+def test_cli_text_files_counted_and_estimated_in_a_budget(text, tmp_path):
+    """lm-train FILE counts in the budget (runs on disk) and estimates on disk: the pipe's model."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    count = run_prog("lm-count", "-n", "3", text)
+    ref = run_prog("lm-train", "-q", "--no-query-tables", input=count.stdout)
+    out = tmp_path / "m.lm"
+    _train("-n", "3", text, "-T", temp, "-o", out, budget=400000)
+    assert out.read_bytes() == ref.stdout
+    assert os.listdir(temp) == []

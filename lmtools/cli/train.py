@@ -178,58 +178,69 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
         model = read_arpa(from_arpa, warn=common.warn)
         model.provenance = {"program": "lm-train", "from_arpa": from_arpa}
     else:
-        from lmtools.cli.train_input import read_ngram_input
-
         if paths == ["-"] and _stdin_is_terminal():
             raise common.UsageError("no FILE given and standard input is a terminal",
                                     "give text FILES or a counts FILE, or pipe lm-count into lm-train")
         if temp_dir is not None:
             budget_options.check_temp_dir(temp_dir)  # a wrong -T is refused before any work, as -o is
+
+        def estimate(counts):
+            return _estimate(counts, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file,
+                             kenlm_compat, quiet)
+
+        def write(model, tables_fit, source, name):
+            """Write a model estimated from ``source`` (counts: provenance, tokens, sentences) read from ``name``."""
+            if any(hasattr(a, "chunks") for a in model.ngrams):  # estimated on disk: not reported yet
+                _report(model, quiet)
+            model.provenance = {"program": "lm-train", "input": name, "options": options,
+                                "tokens": int(source.tokens), "sentences": int(source.sentences),
+                                "counts": dict(source.provenance)}
+            _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet)
+
         from lmtools.cli import train_bounded
 
         budget, kinds = train_bounded.budget_source(paths, memory)
-        if budget is not None:
-            def estimate(counts):
-                return _estimate(counts, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file,
-                                 kenlm_compat, quiet)
-
-            def write(model, tables_fit, source):
-                if any(hasattr(a, "chunks") for a in model.ngrams):  # estimated on disk: not reported yet
-                    _report(model, quiet)
-                model.provenance = {"program": "lm-train", "input": paths[0], "options": options,
-                                    "tokens": int(source.tokens), "sentences": int(source.sentences),
-                                    "counts": dict(source.provenance)}
-                _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet)
-
-            if train_bounded.estimate_in_budget(paths[0], *budget, temp_dir, estimate, options, write, quiet):
+        if budget is not None and train_bounded.estimate_in_budget(paths[0], *budget, temp_dir, estimate, options,
+                                                                   write, quiet):
+            return
+        with train_bounded.text_spill(kinds, memory, temp_dir) as (text_budget, space):
+            obj, counted = _read_input(paths, order, m, interpolate, k, alpha, kenlm_compat, lower, chars,
+                                       encoding_errors, ffnn, kinds, text_budget, space)
+            path = "-" if counted else paths[0]  # counted here: recorded as the pipe records it (same bytes)
+            if counted:  # -n was the order counted: the counts hold orders 1..N, as lm-count's would
+                order = options["order"] = None
+            if isinstance(obj, NGramModel):
+                _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat,
+                                       "an n-gram model input")
+                model = obj
+            elif isinstance(obj, Counts):
+                if vocab_file is None:  # the model will have the counts' unigrams: refuse before estimating
+                    _check_prune_size(prune_size, obj.sizes()[0])
+                write(estimate(obj), True, obj, path)
                 return
-        common.compile_note("smooth")
-        from lmtools.cli.warmup import input_is_pipe, warm_counts_path
-
-        if input_is_pipe(paths[0]):  # load the kernels while upstream is still counting
-            warm_counts_path(order or 3, {"method": m, "interpolate": interpolate, "k": k, "alpha": alpha,
-                                          "kenlm_compat": kenlm_compat})
-        obj, counted = read_ngram_input(paths, order, lower=lower, chars=chars, encoding_errors=encoding_errors,
-                                        min_count=ffnn["min_count"], vocab_size=ffnn["vocab_size"], kinds=kinds)
-        path = "-" if counted else paths[0]  # counted here: recorded as the pipe records it (same bytes)
-        if counted:  # -n was the order counted: the counts hold orders 1..N, as lm-count's would
-            order = options["order"] = None
-        if isinstance(obj, NGramModel):
-            _no_estimation_options(method, order, interpolate, discounts, thresholds, vocab_file, kenlm_compat,
-                                   "an n-gram model input")
-            model = obj
-        elif isinstance(obj, Counts):
-            if vocab_file is None:  # the model will have the counts' unigrams: refuse before estimating
-                _check_prune_size(prune_size, obj.sizes()[0])
-            model = _estimate(obj, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file, kenlm_compat,
-                              quiet)
-            model.provenance = {"program": "lm-train", "input": path, "options": options,
-                                "tokens": int(obj.tokens), "sentences": int(obj.sentences),
-                                "counts": dict(obj.provenance)}
-        else:
-            raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
-                          "give a counts model from lm-count")
+            elif train_bounded.on_disk(obj):  # counted on disk in the budget: estimated there too
+                model, tables_fit = train_bounded.estimate_on_disk(obj, space, text_budget, options, quiet)
+                write(model, tables_fit, obj, path)
+                return
+            else:
+                raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
+                              "give a counts model from lm-count")
     _finish(model, target, arpa_out, no_query_tables, True, prune_entropy, prune_size, quiet)
+
+
+def _read_input(paths, order, m, interpolate, k, alpha, kenlm_compat, lower, chars, encoding_errors, ffnn, kinds,
+                budget, space):
+    """The n-gram input (counts, a model, or text counted here: in ``budget`` with ``space`` for spills)."""
+    from lmtools.cli.train_input import read_ngram_input
+    from lmtools.cli.warmup import input_is_pipe, warm_counts_path
+
+    common.compile_note("smooth")
+    if input_is_pipe(paths[0]):  # load the kernels while upstream is still counting
+        warm_counts_path(order or 3, {"method": m, "interpolate": interpolate, "k": k, "alpha": alpha,
+                                      "kenlm_compat": kenlm_compat})
+    return read_ngram_input(paths, order, lower=lower, chars=chars, encoding_errors=encoding_errors,
+                            min_count=ffnn["min_count"], vocab_size=ffnn["vocab_size"], kinds=kinds,
+                            memory=budget, spill=space)
 
 
 def _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet) -> None:

@@ -13,6 +13,8 @@ When the budget applies (documented in lm-train(1)):
 
 from __future__ import annotations
 
+import contextlib
+
 from lmtools.cli import budget_options, common, inputs
 from lmtools.errors import LmError
 
@@ -26,12 +28,39 @@ def budget_source(paths: list[str], memory: str | None) -> tuple[tuple[int, bool
     forced = bool(os.environ.get(budget_options.TEST_BUDGET_ENV, "").strip())
     explicit = memory is not None or forced
     budget = budget_options.resolve_memory(memory)  # an impossible -S is refused whatever the input
-    if len(paths) != 1 or (paths[0] == "-" and not explicit) or os.path.isdir(paths[0]):
-        return None, None
-    kinds = [inputs.input_kind(paths[0])]
-    if kinds[0] != inputs.MODEL:
+    if paths == ["-"] and not explicit:
+        return None, None  # a counts model on stdin is read whole (text on stdin is read by read_ngram_input)
+    if paths.count("-") > 1:
+        return None, None  # (refused by the reader)
+    kinds = [inputs.input_kind(p) for p in paths]
+    if len(paths) != 1 or kinds[0] != inputs.MODEL or os.path.isdir(paths[0]):
         return None, kinds
     return (budget, explicit), kinds
+
+
+@contextlib.contextmanager
+def text_spill(kinds: list | None, memory: str | None, temp_dir: str | None):
+    """(budget, spill space) for counting text FILES here in a budget (as lm-count -S counts them: the
+    default budget too), removed at the end; (None, None) for any other input."""
+    if not kinds or kinds[0] != inputs.TEXT:
+        yield None, None
+        return
+    budget = budget_options.resolve_memory(memory)
+    with budget_options.spill_space(budget_options.check_temp_dir(temp_dir)) as space:
+        yield budget, space
+
+
+def on_disk(obj) -> bool:
+    """Counts that counting in the budget left on disk (lmtools.ngram.external.SortedCounts)."""
+    return hasattr(obj, "iter_sorted") and hasattr(obj, "runs")
+
+
+def estimate_on_disk(counts, space, budget: int, options: dict, quiet: bool):
+    """(model, whether its query tables fit in the budget) from counts on disk (SortedCounts), estimated
+    in the budget: partitions on disk, or in memory when the counts turn out to fit."""
+    stream = counts.iter_sorted()
+    head = next(stream)
+    return _estimate_stream(head, stream, space, budget, options, quiet)
 
 
 def header_sizes(path: str) -> tuple[str | None, list[int] | None]:
@@ -65,11 +94,11 @@ def estimate_in_budget(path: str, budget: int, explicit: bool, temp_dir: str | N
     """Estimate from the counts at ``path`` within ``budget`` and write the model (``write(model,
     query_tables_fit)``), or return False when the counts fit in memory and were not read (the caller
     goes on as before). ``estimate(counts)``: the in-memory estimation, for counts that turn out to
-    fit once read from a pipe. ``write(model, query_tables_fit, source)``: ``source`` has the counts'
-    provenance, tokens and sentences."""
+    fit once read from a pipe. ``write(model, query_tables_fit, source, name)``: ``source`` has the
+    counts' provenance, tokens and sentences; ``name`` is the input's."""
     kind, sizes = header_sizes(path)
-    if kind not in (None, "counts"):
-        return False  # an n-gram model: read as before
+    if kind != "counts" and not (path == "-" and explicit):
+        return False  # an n-gram model, an ARPA file, a compressed file: read as before
     if sizes is not None and in_memory_bytes(sizes, options.get("order")) <= budget:
         return False
     temp = budget_options.check_temp_dir(temp_dir)
@@ -79,26 +108,30 @@ def estimate_in_budget(path: str, budget: int, explicit: bool, temp_dir: str | N
     head = next(stream)
     if in_memory_bytes(head.sizes, options.get("order")) <= budget:
         counts = _gather(head, stream)
-        write(estimate(counts), True, counts)
+        write(estimate(counts), True, counts, path)
         return True
+    with budget_options.spill_space(temp) as space:
+        model, fits = _estimate_stream(head, stream, space, budget, options, quiet)
+        write(model, fits, head, path)
+    return True
+
+
+def _estimate_stream(head, stream, space, budget: int, options: dict, quiet: bool):
     if options.get("vocab") is not None:
         raise LmError("--vocab (a closed vocabulary) is not applied in a memory budget",
                       "restrict the vocabulary when counting (lm-count --vocab FILE), or give a larger -S")
     note = (lambda msg: None) if quiet else (lambda msg: common.info(msg))
-    note(f"estimating on disk in {temp} (-S {budget / 2**20:.0f} MiB; the counts need about "
+    note(f"estimating on disk in {space.base} (-S {budget / 2**20:.0f} MiB; the counts need about "
          f"{in_memory_bytes(head.sizes, options.get('order')) / 2**20:.0f} MiB in memory)")
+    from lmtools import memory
     from lmtools.bounded import estimate_bounded
 
-    with budget_options.spill_space(temp) as space:
-        model = estimate_bounded(head, stream, space, budget, method=options["method"], order=options["order"],
-                                 interpolate=options["interpolate"], discount=options["discount"],
-                                 k=options["k"], alpha=options["alpha"], prune=options["prune"],
-                                 kenlm_compat=options["kenlm_compat"], warn=common.warn, progress=note)
-        from lmtools import memory
-
-        fits = memory.estimate_query(model.sizes()) + sum(model_bytes(model)) <= budget
-        write(model, fits, head)
-    return True
+    model = estimate_bounded(head, stream, space, budget, method=options["method"], order=options["order"],
+                             interpolate=options["interpolate"], discount=options["discount"],
+                             k=options["k"], alpha=options["alpha"], prune=options["prune"],
+                             kenlm_compat=options["kenlm_compat"], warn=common.warn, progress=note)
+    fits = memory.estimate_query(model.sizes()) + sum(model_bytes(model)) <= budget
+    return model, fits
 
 
 def model_bytes(model) -> list[int]:

@@ -16,12 +16,14 @@ TEXT_ONLY = (("min_count", "--min-count"), ("vocab_size", "--vocab-size"), ("low
 
 
 def read_ngram_input(paths: list[str], order: int | None, *, lower: bool, chars: bool, encoding_errors: str,
-                     min_count: int, vocab_size: int, kinds: list | None = None):
+                     min_count: int, vocab_size: int, kinds: list | None = None, memory: int | None = None,
+                     spill=None):
     """(the input object: ``Counts``, ``NGramModel``; whether it was counted here from text FILES).
 
     With text FILES, ``order`` (default 3) is the order counted; with counts or a model the caller
     applies it (orders 1..N of the counts). ``kinds``: the inputs' kinds when the caller looked at
-    them already (stdin can be looked at once)."""
+    them already (stdin can be looked at once). ``memory`` and ``spill``: count text in that budget
+    (lm-count -S): counts that did not fit come back on disk (lmtools.ngram.external.SortedCounts)."""
     if paths.count("-") > 1:
         raise common.UsageError("stdin ('-') given more than once", "name it once")
     if kinds is None:
@@ -47,7 +49,14 @@ def read_ngram_input(paths: list[str], order: int | None, *, lower: bool, chars:
         count_options.check_vocabulary(min_count, vocab_size)
         common.stdin_note(paths)
         levels = count_options.count_corpus(paths, n, min_count=min_count, vocab_size=vocab_size,
-                                            lower=lower, chars=chars, encoding_errors=encoding_errors)
+                                            lower=lower, chars=chars, encoding_errors=encoding_errors,
+                                            memory=memory, spill=spill)
+        if not hasattr(levels, "levels"):  # on disk (SortedCounts): the record lm-count's file would hold
+            from lmtools import __version__
+
+            levels.provenance = dict(levels.provenance)
+            levels.provenance.setdefault("version", __version__)
+            return levels, True
         return _as_stored(levels), True
     if kinds[0] == inputs.COUNTS:
         from lmtools.io.countstext import read_text_counts
