@@ -184,6 +184,22 @@ def test_vocabulary_restriction_after_spills(opts, slice_path, tmp_path, monkeyp
     same_counts(c, ref)
 
 
+def test_tables_spill_where_memory_runs_short(slice_path, tmp_path, monkeypatch):
+    """A budget larger than the memory there is (ulimit -v, a cgroup, a busy machine): the tables spill
+    where their growth would not fit, instead of the run failing."""
+    from lmtools import memory
+
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    monkeypatch.setenv("LMTOOLS_MEMORY_CHECK", "1")
+    ref = count_levels([str(slice_path)], 4).to_counts()
+    monkeypatch.setattr(memory, "available", lambda: (300_000, "(a test's limit)"))
+    with SpillDir(str(tmp_path)) as sp:
+        r = count_levels_budget([str(slice_path)], 4, 1 << 30, sp)
+        assert isinstance(r, SortedCounts) and r.spills >= 1
+        c = r.to_counts()
+    same_counts(c, ref)
+
+
 def test_nothing_spilled_is_todays_levels(slice_path, tmp_path):
     """A budget that holds everything: the Levels of the in-memory path, no file written."""
     ref = count_levels([str(slice_path)], 5)

@@ -88,6 +88,24 @@ def resolve_memory(memory: str | None) -> int:
     return size
 
 
+AVAILABLE_SHARE = 0.8  # of the memory this process can still get, at most, for the budget
+
+
+def fit_available(budget: int) -> int:
+    """The budget, lowered to AVAILABLE_SHARE of the memory this process can get now (MemAvailable,
+    ulimit -v, a cgroup's memory.max: lmtools.memory.available) when that is less: under such a
+    limit the tables spill to disk instead of the run failing when they outgrow it. Not below the
+    minimum, and not under LMTOOLS_TEST_BUDGET or LMTOOLS_MEMORY_CHECK=0."""
+    from lmtools import memory
+
+    if os.environ.get(TEST_BUDGET_ENV, "").strip() or not memory.check_enabled():
+        return budget
+    avail, _ = memory.available()
+    if avail is None:
+        return budget
+    return max(MIN_MEMORY, min(budget, int(avail * AVAILABLE_SHARE)))
+
+
 def default_temp_dir() -> str:
     return os.environ.get("TMPDIR") or "/tmp"
 

@@ -75,7 +75,8 @@ def main(files, order, output, min_count, vocab_size, vocab_file, as_text, memor
     with budget_options.spill_space(tmp) as spill:
         counts = count_options.count_corpus(paths, order, min_count=min_count, vocab_size=vocab_size,
                                             vocab_file=vocab_file, lower=lower, chars=chars,
-                                            encoding_errors=encoding_errors, memory=budget, spill=spill)
+                                            encoding_errors=encoding_errors,
+                                            memory=budget_options.fit_available(budget), spill=spill)
         spilled = hasattr(counts, "runs")  # counted with runs on disk: lmtools.ngram.external.SortedCounts
         with target.open() as out:
             if as_text:

@@ -60,6 +60,7 @@ def main(files, output, as_text, memory, temp_dir):
         if kind == inputs.COUNTS:
             common.compile_note("countstext")
         kinds.append(kind)
+    budget = budget_options.fit_available(budget)
     if _needs_disk(files, kinds, budget):
         return _merge_external(files, kinds, budget, tmp, target, as_text)
     parts = []

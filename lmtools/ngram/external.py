@@ -297,6 +297,29 @@ def bytes_after_room(t: OrderTable, extra: int) -> int:
     return 8 * slots2 + 16 * cap
 
 
+def _room_for(grow: int) -> bool:
+    """Whether ``grow`` more bytes fit in the memory this process can still get (lmtools.memory's
+    check, which the tables' growth would otherwise fail): under a limit that tightens as the program
+    runs (ulimit -v and the kernels' code, other processes' memory) the tables spill instead."""
+    from lmtools import memory
+
+    if grow <= 0 or not memory.check_enabled():
+        return True
+    avail, _ = memory.available()
+    return avail is None or grow <= avail
+
+
+def alloc_for_room(t: OrderTable, extra: int) -> int:
+    """The bytes ``t.ensure_room(extra)`` allocates anew (what its memory check asks for)."""
+    need = t.n + extra
+    out = 0
+    if need > t.prefix.shape[0]:
+        out += 16 * max(need, 2 * t.prefix.shape[0])
+    if 2 * need > t.table.shape[0] // 2:
+        out += 8 * (2 << int(np.ceil(np.log2(2 * need + 1))))
+    return out
+
+
 class SpillingCounter(NgramCounter):
     """An ``NgramCounter`` whose tables stay within ``budget`` bytes (TABLE_SHARE of it), spilling
     sorted runs into ``spill`` as needed."""
@@ -310,23 +333,39 @@ class SpillingCounter(NgramCounter):
         self.spills = 0
         # A block may add up to its tokens of new n-grams per order (16 bytes of arrays and at least
         # 32 of table each): blocks small enough that one never takes the tables far past the limit.
+        # (Where less memory is available than the budget, blocks follow what is available.)
         per_token = 48 * max(1, order - 1)
-        self.block_tokens = int(min(self.block_tokens, max(MIN_BLOCK_TOKENS, self.limit // (4 * per_token))))
+        room = self.limit
+        if not _room_for(room):
+            from lmtools import memory
+
+            room = min(room, int((memory.available()[0] or room) * TABLE_SHARE))
+        self.block_tokens = int(min(self.block_tokens, max(MIN_BLOCK_TOKENS, room // (4 * per_token))))
         self.before_block = self._before_block
 
     def reserve(self, tokens: int) -> None:
         # Reserve no more than the budget holds: the tables grow by doubling from there.
-        per = max(1, self.order - 1)
-        while tokens > 1024 and sum(bytes_after_room(t, min(tokens, 1 << 20)) for t in self.tables) > self.limit:
+        def fits(k: int) -> bool:
+            after = sum(bytes_after_room(t, min(k, 1 << 20)) for t in self.tables)
+            return after <= self.limit and _room_for(sum(alloc_for_room(t, min(k, 1 << 20)) for t in self.tables))
+
+        while tokens > 1024 and not fits(tokens):
             tokens //= 2
-        if sum(bytes_after_room(t, min(tokens, 1 << 20)) for t in self.tables) <= self.limit and per:
-            super().reserve(tokens)
+        if fits(tokens):
+            from lmtools.errors import LmError
+
+            try:
+                super().reserve(tokens)
+            except LmError:  # the kernels' code, loaded meanwhile, took the room: the tables grow as needed
+                pass
 
     def _before_block(self, size: int, carry: list[int]) -> list[int]:
         if not self.tables:
             return carry
         after = sum(bytes_after_room(t, size) for t in self.tables)
-        if after > self.limit and any(t.n for t in self.tables):
+        if not any(t.n for t in self.tables):
+            return carry
+        if after > self.limit or not _room_for(sum(alloc_for_room(t, size) for t in self.tables)):
             carry = self._spill(carry)
         return carry
 
