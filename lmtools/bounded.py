@@ -156,12 +156,11 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
             enlarged[i] += e
         for n, o in enumerate(res.orders, start=2):
             out = []
-            for what, arr, width in (("rows", o.ngrams, n), ("lp", o.logprob, None),
-                                     ("ctx", o.contexts, n - 1), ("bo", o.ctx_backoff, None)):
+            for what, arr in zip(RESULT_PARTS, result_arrays(o)):
                 if arr is None:
                     out.append(None)
                     continue
-                w = BlockWriter(space, f"model-p{p}-o{n}-{what}", arr.dtype, width)
+                w = BlockWriter(space, f"model-p{p}-o{n}-{what}", arr.dtype, arr.shape[1] if arr.ndim == 2 else None)
                 w.append(arr)
                 out.append(w.close())
             results[(p, n)] = out
@@ -172,6 +171,29 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
 
     # 4. merge, order by order
     block = max(MIN_BLOCK_ROWS, budget // (8 * P * (4 * N + 16)))
+    return merge_results(results, uni, glob, enlarged, P, space, block)
+
+
+RESULT_PARTS = ("rows", "lp", "ctx", "bo")
+
+
+def result_arrays(o) -> tuple:
+    """What pass 2 leaves of one order of a partition (a ``partitioned.OrderResult``) for the merge, in
+    the order of RESULT_PARTS: its rows, their log10 p, its contexts and their log10 backoffs (None:
+    stupid backoff's constant)."""
+    return (o.ngrams, o.logprob, o.contexts, o.ctx_backoff)
+
+
+def merge_results(results: dict, uni: Unigrams, glob, enlarged: list, P: int, space, block: int) -> NGramModel:
+    """The model from the partitions' pass-2 results on disk: ``results[(p, n)]`` is the list of
+    DiskArrays (or None) of ``result_arrays`` for partition p and order n >= 2 (absent: the partition
+    has no n-gram of that order); ``enlarged``: katz's enlarged contexts per order 2..N, summed. Per
+    order, a k-way merge of the partitions' sorted rows (``block`` rows per partition in memory) with
+    the backoffs joined on the way from the merged stream of contexts; the model's arrays of orders
+    >= 2 are DiskArrays of ``space`` and the results' files are removed as they are merged. Shared by
+    lm-train -S (this module) and lm-train --dask (lmtools.cluster_train)."""
+    spec = glob.spec
+    N, V = spec.order, uni.size
     ngrams: list = [np.arange(V, dtype=np.int32).reshape(V, 1)]
     logprob: list = [glob.logprob1]
     backoff: list = []
@@ -232,7 +254,7 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
     prov["sentences"] = int(uni.sentences)
     model = NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,
                        info=info, provenance=prov, scores_only=stupid)
-    model.text = head.text  # how the text was read, kept from the counts (as smoothing.smooth keeps it)
+    model.text = uni.text  # how the text was read, kept from the counts (as smoothing.smooth keeps it)
     return model
 
 
