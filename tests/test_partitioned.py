@@ -173,6 +173,36 @@ def test_stages_one_at_a_time_with_empty_partitions():
     assert_same_model(merge(uni, results, glob), smooth(counts, warn=lambda m: None))
 
 
+def test_count_shards_are_partitions(tmp_path, shakes):
+    """A directory of count shards (lm-count --dask --shards) holds the partitions: each shard read
+    back and estimated alone, in pass 1 and again in pass 2, gives smooth()'s model."""
+    from lmtools.io.countshards import (
+        META, meta_record, partition_file, read_meta, read_partition, write_meta, write_partition,
+    )
+    from lmtools.ngram.partitioned import Partition, Unigrams
+
+    counts = truncate(shakes, 4)
+    uni, parts = split_counts(counts, 5)
+    sizes = []
+    for p in parts:
+        with open(tmp_path / partition_file(p.index), "wb") as f:
+            sizes.append(write_partition(f, p.ngrams, p.counts))
+    with open(tmp_path / META, "wb") as f:
+        write_meta(f, meta_record(vocab=counts.vocab, unigrams=counts.counts[0], tokens=counts.tokens,
+                                  sentences=counts.sentences, order=4, sizes=sizes, text=counts.text, provenance={}))
+    meta = read_meta(str(tmp_path))
+    shards = Unigrams(vocab=meta["vocab"], counts=np.array(meta["unigrams"], np.int64), order=meta["order"],
+                      tokens=meta["tokens"], sentences=meta["sentences"], text=meta["text"])
+
+    def load(p):
+        return Partition(p, meta["partitions"], *read_partition(str(tmp_path), p, meta))
+
+    spec = plan("kn-modified", 4, interpolate=False, prune=[0, 0, 1])
+    glob = combine(shards, [partition_stats(load(p), spec, shards.size) for p in range(5)], spec, lambda m: None)
+    model = merge(shards, [estimate_partition(load(p), glob) for p in range(5)], glob)
+    assert_same_model(model, smooth(counts, interpolate=False, prune=[0, 0, 1], warn=lambda m: None))
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_random_corpora(seed):
     """Random small corpora (few words, so repeated n-grams and degenerate statistics), random
