@@ -134,7 +134,7 @@ def test_spilled_counts_equal_in_memory(order, slice_path, tmp_path, monkeypatch
     base = tmp_path / "spill"
     base.mkdir()
     with SpillDir(str(base)) as sp:
-        r = count_levels_budget([str(slice_path)], order, 600_000, sp)
+        r = count_levels_budget([str(slice_path)], order, 600_000 if order < 6 else 1_000_000, sp)
         if order == 1:  # no tables: nothing to spill, today's Levels
             assert not isinstance(r, SortedCounts)
             c = r.to_counts()
@@ -450,9 +450,10 @@ def test_sorted_stream_round_trip_by_path_and_pipe(tmp_path):
     a = [(n, r.tolist(), c.tolist()) for n, r, c in list(iter_sorted_counts(str(q), 7))[1:]]
     b = [(n, r.tolist(), c.tolist()) for n, r, c in list(iter_sorted_counts(str(p)))[1:]]
     assert a == b
-    # lm-info and lm-merge read it as any counts file
-    r = run_prog("lm-info", p)
-    assert r.returncode == 0 and b"sizes\t" + " ".join(map(str, counts.sizes())).encode() in r.stdout
+    # as lm-count's trie levels (lm-info, lm-merge read it so)
+    lv = load_model(str(p), sort_counts=False)
+    assert [len(x[0]) for x in lv.levels] == counts.sizes()[1:]
+    same_counts(lv.to_counts(), counts)
 
 
 def test_sorted_stream_damage_is_refused(tmp_path):
