@@ -78,8 +78,10 @@ def implementations() -> dict[type, tuple[type, type]]:
     from lmtools.nn.model import FFNNModel
     from lmtools.nn.sample import FFNNSampler
     from lmtools.nn.score import FFNNScorer
+    from lmtools.ngram.trie import TrieModel, TrieSampler, TrieScorer
 
-    return {NGramModel: (QueryModel, NGramSampler), FFNNModel: (FFNNScorer, FFNNSampler)}
+    return {NGramModel: (QueryModel, NGramSampler), FFNNModel: (FFNNScorer, FFNNSampler),
+            TrieModel: (TrieScorer, TrieSampler)}
 
 
 def _wrap(obj, role: int, name: str, warn):

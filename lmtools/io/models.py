@@ -495,11 +495,25 @@ def _first_read_checks(h: dict, a: dict, name: str, mapped):
     return wrap
 
 
-def save_model(obj, stream: BinaryIO, query_tables: bool = True) -> None:
+def ngram_trie_parts(m: NGramModel, q: int, b: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """File parts of an n-gram model in the compact trie form (lmtools.ngram.trie): the header of
+    ngram_to_parts with a "trie" entry, and the trie arrays in place of the n-gram arrays and tables."""
+    from lmtools.ngram.trie import build_trie
+
+    header = {"order": m.order, "vocab": list(m.vocab), "method": m.method, "info": m.info,
+              "scores_only": bool(m.scores_only), "sizes": m.sizes(), "provenance": _provenance(m)}
+    header["trie"], arrays = build_trie(m, q, b)
+    return header, arrays
+
+
+def save_model(obj, stream: BinaryIO, query_tables: bool = True, trie: tuple[int, int] | None = None) -> None:
     """Write a Counts, NGramModel or FFNNModel to a binary stream; an n-gram model with its query
-    structure unless ``query_tables`` is False (lmtools-model(5))."""
+    structure unless ``query_tables`` is False (lmtools-model(5)), or with ``trie`` = (q, b) in the
+    compact trie form alone."""
     if isinstance(obj, (Counts, Levels)):
         kind, (header, arrays) = "counts", counts_to_parts(obj)
+    elif isinstance(obj, NGramModel) and trie is not None:
+        kind, (header, arrays) = "ngram", ngram_trie_parts(obj, *trie)
     elif isinstance(obj, NGramModel):
         kind, (header, arrays) = "ngram", ngram_to_parts(obj, query_tables)
     elif hasattr(obj, "to_file_parts"):
@@ -518,6 +532,12 @@ def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = 
     built, so they are checked first; an n-gram model's orders are checked when first read
     (CheckedOrders), so that opening one for queries reads none of them."""
     kind = header["kind"]
+    if kind == "ngram" and "trie" in header:  # the compact form (lm-train --trie): no full arrays
+        from lmtools.ngram.trie import trie_from_parts
+
+        if mapped is not None:
+            mapped.advise_random(["trie.packed"])
+        return trie_from_parts(header, arrays, name, mapped)
     if mapped is not None and kind != "ngram":
         mapped.check()
     if mapped is not None and kind == "ngram":

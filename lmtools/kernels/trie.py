@@ -1,0 +1,141 @@
+"""Scoring over the compact trie form (numba, no I/O): lmtools/ngram/trie.py describes the layout.
+
+The rule is that of kernels/query.py: log10 p(w | h) = log10 p(h_m w) of the longest n-gram of the
+model ending in w, plus the backoffs of the contexts h_k (k words, m <= k <= min(N-1, |h|)) that
+are in the model. The trie is reached from the contexts: the n-gram of order n ending at t extends
+the n-gram of order n-1 ending at t-1 (its prefix, always in the model where the n-gram is: the
+converter refuses other models), so each position keeps the rows found at the previous one and
+costs one binary search per order, within that row's child range.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from lmtools.constants import LOG_ZERO
+
+BOS = 1
+WORDS, PROB, BACKOFF, OFFSETS = 0, 1, 2, 3
+
+
+class TrieArrays(NamedTuple):
+    order: int
+    uni_lp: np.ndarray  # float32 (V,)
+    uni_bo: np.ndarray  # float32 (V,)
+    packed: np.ndarray  # uint64
+    centers: np.ndarray  # float32
+    fields: np.ndarray  # int64 (N+1, 4, 3): first word, bits, count per field
+    cstart: np.ndarray  # int64 (N+1, 2)
+    qraw: bool  # q = 32: codes are float32 bits
+    braw: bool
+
+
+@njit(cache=True, inline="always")
+def get(packed, at, bits, i):
+    """Value i of a field of ``bits`` bits starting at word ``at`` (least significant bit first)."""
+    pos = i * bits
+    w = at + (pos >> 6)
+    s = pos & 63
+    v = packed[w] >> np.uint64(s)
+    if s + bits > 64:
+        v |= packed[w + 1] << np.uint64(64 - s)
+    if bits == 64:
+        return v
+    return v & ((np.uint64(1) << np.uint64(bits)) - np.uint64(1))
+
+
+@njit(cache=True, inline="always")
+def _value(T, n, f, code, raw, scratch, fscratch):
+    if raw:
+        scratch[0] = np.uint32(code)
+        return fscratch[0]
+    return T.centers[T.cstart[n, 0 if f == PROB else 1] + np.int64(code)]
+
+
+@njit(cache=True, inline="always")
+def _child(T, n, row, w):
+    """Row of order n extending ``row`` of order n-1 with word w, or -1 (binary search in its range;
+    the range is clamped to the order, so damaged offsets cannot read outside the packed words)."""
+    ofs = T.fields[n - 1, OFFSETS]
+    lo = np.int64(get(T.packed, ofs[0], ofs[1], row))
+    hi = np.int64(get(T.packed, ofs[0], ofs[1], row + 1))
+    wf = T.fields[n, WORDS]
+    m = wf[2]
+    lo = min(max(lo, 0), m)
+    hi = min(max(hi, lo), m)
+    target = np.uint64(w)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        x = get(T.packed, wf[0], wf[1], mid)
+        if x < target:
+            lo = mid + 1
+        elif x > target:
+            hi = mid
+        else:
+            return mid
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _score_range(ids, lo, hi, T, out_lp, out_ord, out_zero):
+    N = T.order
+    rows = np.full((2, N + 1), -1, np.int64)  # rows[p, k]: the order-k row ending at the previous position
+    scratch = np.zeros(1, np.uint32)
+    fscratch = scratch.view(np.float32)
+    p = 0
+    for t in range(lo, hi):
+        w = ids[t]
+        cur = 1 - p
+        for k in range(N + 1):
+            rows[cur, k] = -1
+        if w == BOS:
+            rows[cur, 1] = BOS
+            out_lp[t] = 0.0
+            out_ord[t] = 0
+            out_zero[t] = False
+            p = cur
+            continue
+        if w < 0:
+            out_lp[t] = 0.0
+            out_ord[t] = 0
+            out_zero[t] = False
+            p = cur
+            continue
+        lp = np.float64(T.uni_lp[w])
+        lp32 = T.uni_lp[w]
+        m = 1
+        rows[cur, 1] = w
+        for n in range(2, N + 1):
+            c = rows[p, n - 1]
+            if c < 0:
+                continue
+            r = _child(T, n, c, w)
+            if r >= 0:
+                rows[cur, n] = r
+                pf = T.fields[n, PROB]
+                lp32 = _value(T, n, PROB, get(T.packed, pf[0], pf[1], r), T.qraw, scratch, fscratch)
+                m = n
+        lp = np.float64(lp32)
+        total = lp
+        for k in range(m, N):
+            c = rows[p, k]
+            if c < 0:
+                continue
+            if k == 1:
+                total += np.float64(T.uni_bo[c])
+            else:
+                bf = T.fields[k, BACKOFF]
+                total += np.float64(_value(T, k, BACKOFF, get(T.packed, bf[0], bf[1], c), T.braw, scratch,
+                                           fscratch))
+        out_lp[t] = total
+        out_ord[t] = m
+        out_zero[t] = total <= LOG_ZERO or lp <= LOG_ZERO
+        p = cur
+
+
+@njit(cache=True, parallel=True)
+def score_ids(ids, cuts, T, out_lp, out_ord, out_zero):
+    """As kernels/query.score_ids, over the trie ``T`` (a ``TrieArrays``)."""
+    for s in prange(cuts.shape[0] - 1):
+        _score_range(ids, cuts[s], cuts[s + 1], T, out_lp, out_ord, out_zero)
