@@ -170,8 +170,12 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
         counts.remove()
 
     # 4. merge, order by order
-    block = max(MIN_BLOCK_ROWS, budget // (8 * P * (4 * N + 16)))
-    return merge_results(results, uni, glob, enlarged, P, space, block)
+    return merge_results(results, uni, glob, enlarged, P, space, merge_block(budget, P, N))
+
+
+def merge_block(budget: int, P: int, N: int) -> int:
+    """Rows per partition held while merging P partitions' results of order N within ``budget``."""
+    return max(MIN_BLOCK_ROWS, budget // (8 * P * (4 * N + 16)))
 
 
 RESULT_PARTS = ("rows", "lp", "ctx", "bo")

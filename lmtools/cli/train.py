@@ -8,7 +8,7 @@ import re
 import click
 from click_option_group import GroupedOption, OptionGroup
 
-from lmtools.cli import budget_options, common
+from lmtools.cli import budget_options, common, train_dask
 from lmtools.cli.output import write_model_to
 from lmtools.errors import LmError
 from lmtools.cli import count_options
@@ -43,7 +43,8 @@ METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, s
                "ffnn: the feedforward neural LM (from text FILES).")
 # Options that only make sense for one family: given with the other, they are an error, not ignored.
 NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prune", "k", "alpha", "vocab_file",
-              "kenlm_compat", "prune_entropy", "prune_size", "no_query_tables", "memory", "temp_dir")
+              "kenlm_compat", "prune_entropy", "prune_size", "no_query_tables", "memory", "temp_dir", "dask_address")
+NGRAM_ONLY += ("trie", "quantize")
 FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
              "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
              "time_limit", "seed", "threads", "device", "u_layout")
@@ -93,11 +94,21 @@ OUTPUT = OptionGroup("Output (every method)")
               help="Leave the query structure (hash tables, word table) out of the model file: nearly two thirds "
                    "of a big model's file (PTB 5-gram: 147 MB with, 54 MB without), but every run that scores "
                    "with the model builds it at start-up.")
+@NGRAM.option("--trie", is_flag=True,
+              help="Write the compact form: a sorted trie with bit-packed word ids and quantized log10 "
+                   "probabilities and backoffs (as KenLM's build_binary trie -q 8 -b 8), in place of the "
+                   "full-precision n-grams and the hash tables. Several times smaller; lm-ppl, lm-score and "
+                   "lm-info read it, lm-gen, lm-prune, lm-mix and lm-train --arpa need the full model. Also "
+                   "converts: lm-train MODEL --trie -o SMALL.lm.")
+@NGRAM.option("--quantize", metavar="Q,B", default=None,
+              help="With --trie: bits of the log10 probability and backoff codes (2..24 each, or 32: stored "
+                   "exactly). Default 8,8.")
 @functools.partial(budget_options.memory_options, option=NGRAM.option, memory_help=(
     "Memory budget for estimating from a counts model: a size as lm-count -S takes it (2G, 500M, 40%). Counts "
     "that would not fit are estimated one partition at a time, with the partitions on disk in -T DIR (the same "
     "model, bit for bit); a model too large for its query tables in the budget is written without them. "
     "Default: 40% for a counts FILE; a counts model on stdin is read whole unless -S is given."))
+@NGRAM.option("--dask", "dask_address", metavar="ADDRESS|local:N", default=None, help=train_dask.DASK_HELP)
 @ffnn_options_except("min_count", "vocab_size", option=NEURAL.option)
 @functools.partial(common.text_options, option=TEXT.option)
 @functools.partial(count_options.vocabulary_options, option=TEXT.option,
@@ -109,8 +120,8 @@ OUTPUT = OptionGroup("Output (every method)")
                     "gzipped. An -o of digits only that is not a file is refused (lmplz's -o is the order: -n here).")
 @OUTPUT.option("-q", "--quiet", is_flag=True, help="No discounts, summary or training progress on stderr.")
 def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, prune_entropy,
-         prune_size, k, alpha, vocab_file, kenlm_compat, no_query_tables, memory, temp_dir, quiet, lower, chars,
-         encoding_errors, **ffnn):
+         prune_size, k, alpha, vocab_file, kenlm_compat, no_query_tables, memory, temp_dir, dask_address, quiet, lower,
+         chars, encoding_errors, **ffnn):
     """Estimate a smoothed n-gram model from text FILES, text counts or a counts model (default:
     stdin), or, with --method ffnn, train the feedforward neural LM on text FILES.
 
@@ -130,10 +141,12 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
       lm-train --from-arpa other.arpa.gz -o other.lm
       lm-train --prune 0,0,1 counts.lm -o pruned.lm
       lm-train --prune-entropy 1e-8 counts.lm -o small.lm
+      lm-train --dask tcp://head:8786 /shared/counts.d -o kn5.lm
       lm-train --method ffnn --context 4 --dim 100 --hidden 200 --valid valid.txt train.txt -o ffnn.lm
     """
     from lmtools.ngram.smoothing import canonical_method, check_options
 
+    trie = _trie_bits(ffnn.pop("trie"), ffnn.pop("quantize"))  # (q, b), or None: the full model
     common.refuse_order_as_output(output)
     method = _method(method, method_m)
     m = _usage(canonical_method, method)
@@ -160,8 +173,11 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
                                   tty_hint="use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
     if kenlm_compat and m != "kn-modified":
         raise common.UsageError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
+    train_dask.check(dask_address, paths, vocab_file, from_arpa)
     if no_query_tables and arpa_out:
         raise common.UsageError("--no-query-tables with --arpa", "ARPA text holds no query tables: drop one of them")
+    if trie is not None and arpa_out:
+        raise common.UsageError("--trie with --arpa", "ARPA text is the full model: drop one of them")
     options = {"method": m, "order": order, "interpolate": interpolate, "discount": discounts,
                "prune": thresholds, "k": k, "alpha": alpha, "vocab": vocab_file, "kenlm_compat": kenlm_compat}
 
@@ -195,8 +211,11 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
             model.provenance = {"program": "lm-train", "input": name, "options": options,
                                 "tokens": int(source.tokens), "sentences": int(source.sentences),
                                 "counts": dict(source.provenance)}
-            _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet)
+            _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet, trie)
 
+        if dask_address is not None:
+            train_dask.run(dask_address, paths[0], output, temp_dir, memory, options, write, quiet)
+            return
         from lmtools.cli import train_bounded
 
         budget, kinds = train_bounded.budget_source(paths, memory)
@@ -225,7 +244,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
             else:
                 raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
                               "give a counts model from lm-count")
-    _finish(model, target, arpa_out, no_query_tables, True, prune_entropy, prune_size, quiet)
+    _finish(model, target, arpa_out, no_query_tables, True, prune_entropy, prune_size, quiet, trie)
 
 
 def _read_input(paths, order, m, interpolate, k, alpha, kenlm_compat, lower, chars, encoding_errors, ffnn, kinds,
@@ -243,9 +262,11 @@ def _read_input(paths, order, m, interpolate, k, alpha, kenlm_compat, lower, cha
                             memory=budget, spill=space)
 
 
-def _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet) -> None:
+def _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet,
+            trie=None) -> None:
     """Prune (entropy), write the model and say what was written. ``tables_fit``: whether the query
-    tables fit in the memory budget (a model estimated on disk may be too large for them)."""
+    tables fit in the memory budget (a model estimated on disk may be too large for them); ``trie``:
+    (q, b) of the compact form (lmtools.ngram.trie), None for the full model."""
     from lmtools.cli.train_bounded import materialize
 
     on_disk = any(hasattr(a, "chunks") for a in model.ngrams)
@@ -253,6 +274,14 @@ def _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy,
         model = _entropy_prune(materialize(model), prune_entropy, prune_size, quiet)
         on_disk = False
     tables = not no_query_tables and not arpa_out
+    if trie is not None:
+        if on_disk:
+            materialize(model)
+        write_model_to(model, target, arpa_out, False, trie=trie)
+        if not quiet and common.stderr_is_terminal():
+            common.info(f"{model.method} order {model.order}, trie q={trie[0]} b={trie[1]}, n-grams per order: "
+                        + " ".join(str(s) for s in model.sizes()))
+        return
     if on_disk and tables:
         if tables_fit:
             materialize(model)
@@ -265,6 +294,25 @@ def _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy,
     if not quiet and common.stderr_is_terminal():
         common.info(f"{model.method} order {model.order}, n-grams per order: "
                     + " ".join(str(s) for s in model.sizes()))
+
+
+def _trie_bits(trie: bool, quantize: str | None):
+    """(q, b) of --trie [--quantize Q,B], None without --trie (a usage error for a wrong Q,B)."""
+    if quantize is not None and not trie:
+        raise common.UsageError("--quantize without --trie", "add --trie (the quantized form is the trie's)")
+    if not trie:
+        return None
+    from lmtools.ngram.trie import check_bits
+
+    parts = (quantize or "8,8").split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise common.UsageError(f"--quantize takes Q,B (two whole numbers of bits), not {quantize!r}",
+                                "for example --quantize 8,8")
+    q, b = (int(p) for p in parts)
+    why = check_bits(q, b)
+    if why:
+        raise common.UsageError(f"--quantize {quantize}: {why}", "for example --quantize 8,8")
+    return q, b
 
 
 def _method(method: str, old: tuple) -> str:

@@ -123,15 +123,20 @@ def _estimate_stream(head, stream, space, budget: int, options: dict, quiet: boo
     note = (lambda msg: None) if quiet else (lambda msg: common.info(msg))
     note(f"estimating on disk in {space.base} (-S {budget / 2**20:.0f} MiB; the counts need about "
          f"{in_memory_bytes(head.sizes, options.get('order')) / 2**20:.0f} MiB in memory)")
-    from lmtools import memory
     from lmtools.bounded import estimate_bounded
 
     model = estimate_bounded(head, stream, space, budget, method=options["method"], order=options["order"],
                              interpolate=options["interpolate"], discount=options["discount"],
                              k=options["k"], alpha=options["alpha"], prune=options["prune"],
                              kenlm_compat=options["kenlm_compat"], warn=common.warn, progress=note)
-    fits = memory.estimate_query(model.sizes()) + sum(model_bytes(model)) <= budget
-    return model, fits
+    return model, tables_fit(model, budget)
+
+
+def tables_fit(model, budget: int) -> bool:
+    """Whether the query tables of a model estimated on disk can be built in ``budget`` bytes."""
+    from lmtools import memory
+
+    return memory.estimate_query(model.sizes()) + sum(model_bytes(model)) <= budget
 
 
 def model_bytes(model) -> list[int]:

@@ -1,0 +1,222 @@
+"""Estimating an n-gram model on a Dask cluster (lm-train --dask): the stages of
+lmtools.ngram.partitioned run as tasks, the model is merged here (lmtools.bounded.merge_results).
+
+The job, for P partitions (each one estimation partition: the n-grams of one set of next-to-last
+words, lmtools.ngram.partition):
+
+1. pass 1: P tasks, each loading its partition (a count shard read from the directory every worker
+   sees, or a partition the client split from a counts file and put in the task graph) and
+   computing its share of the global sums (``partition_stats``); the shares are summed as a tree of
+   ``sum_stats`` tasks (each vocabulary-sized), so the client receives one;
+2. the client combines them (``combine``: discounts, the unigram level) into the Globals of pass 2,
+   put in the graph once (a task returning it), so that every worker fetches it from its holder;
+3. pass 2: P tasks, each loading its partition again and estimating it (``estimate_partition``); the
+   worker writes the result's arrays (``bounded.result_arrays``) as raw files to paths the client
+   chose in its temporary directory (on a filesystem every worker sees) and returns their shapes;
+4. the client merges the results order by order into one model (``bounded.merge_results``).
+
+Every task is a plain function of its inputs (data or other tasks' keys), so distributed recomputes
+what a lost worker held, and a retried pass-2 task rewrites its files whole: a worker killed mid-job
+changes nothing in the model. The stages are bit-identical to the single-process estimation, so the
+model is too.
+
+dask and distributed are imported inside the functions that need them (lmtools.cluster).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from typing import Callable
+
+import numpy as np
+
+from lmtools.bounded import RESULT_PARTS, merge_results, result_arrays
+from lmtools.errors import LmError
+from lmtools.io.spill import DiskArray
+from lmtools.ngram.partitioned import (
+    Partition, Unigrams, combine, estimate_partition, partition_stats, plan, split_counts, sum_stats,
+)
+
+TREE_FAN_IN = 8  # partial sums added per reduce task
+
+
+# ----------------------------------------------------------------------------------------------
+# Where a partition comes from
+
+
+def shard_unigrams(directory: str, order: int | None) -> tuple[Unigrams, int, int]:
+    """(the unigrams of a count-shard directory, the order estimated, the shards' partition count)."""
+    from lmtools.io.countshards import read_meta
+
+    meta = read_meta(directory)
+    N = meta["order"] if order is None else int(order)
+    _check_order(N, meta["order"])
+    uni = Unigrams(vocab=list(meta["vocab"]), counts=np.asarray(meta["unigrams"], np.int64), order=N,
+                   tokens=int(meta["tokens"]), sentences=int(meta["sentences"]),
+                   provenance=dict(meta.get("provenance") or {}), text=meta.get("text"))
+    return uni, N, int(meta["partitions"])
+
+
+def _check_order(N: int, have: int) -> None:
+    if N < 1 or N > have:
+        raise LmError(f"order {N} is larger than the counts' order {have}",
+                      f"count with lm-count -n {N} or train with -n {have}")
+
+
+@functools.lru_cache(maxsize=4)
+def _meta(directory: str, stamp: tuple) -> dict:
+    """A worker's copy of a shard directory's meta record (read once per directory and version)."""
+    from lmtools.io.countshards import read_meta
+
+    return read_meta(directory)
+
+
+def load_shard(directory: str, p: int, order: int) -> Partition:
+    """Partition ``p`` of a count-shard directory, orders 2..order (run on a worker)."""
+    from lmtools.io.countshards import META, read_partition
+
+    st = os.stat(os.path.join(directory, META))
+    meta = _meta(directory, (st.st_mtime_ns, st.st_size, st.st_ino))
+    rows, counts = read_partition(directory, p, meta)
+    return Partition(p, meta["partitions"], rows, counts).upto(order)
+
+
+def _load(source, p: int, order: int) -> Partition:
+    """A task's partition: ``source`` is a shard directory, or the partition itself."""
+    if isinstance(source, Partition):
+        return source
+    return load_shard(source, p, order)
+
+
+# ----------------------------------------------------------------------------------------------
+# The tasks (module-level functions: workers import them by name)
+
+
+def stats_task(source, p: int, spec, vocab_size: int):
+    return partition_stats(_load(source, p, spec.order), spec, vocab_size)
+
+
+def sum_task(*stats):
+    return sum_stats(stats)
+
+
+def hold_task(value):
+    """A value put in the task graph (recomputable, unlike scattered data a lost worker held)."""
+    return value
+
+
+def estimate_task(source, p: int, glob, paths: dict) -> dict:
+    """Pass 2 of partition ``p``: its result's arrays written to ``paths[(n, what)]`` (raw, native byte
+    order, C order: what io.spill.DiskArray reads); returns {(n, what): (dtype, shape)} and katz's
+    enlarged contexts per order."""
+    res = estimate_partition(_load(source, p, glob.spec.order), glob)
+    shapes = {}
+    for n, o in enumerate(res.orders, start=2):
+        for what, arr in zip(RESULT_PARTS, result_arrays(o)):
+            if arr is None:
+                continue
+            path = paths[(n, what)]
+            with open(path, "wb") as f:  # a retried task writes the file again, whole
+                np.ascontiguousarray(arr).tofile(f)
+            shapes[(n, what)] = (arr.dtype.str, tuple(arr.shape))
+    return {"shapes": shapes, "enlarged": list(res.enlarged)}
+
+
+# ----------------------------------------------------------------------------------------------
+# The job
+
+
+def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn-modified",
+                 interpolate=None, discount=None, k: float = 1.0, alpha: float = 0.4, prune=None,
+                 kenlm_compat: bool = False, block: int = 1 << 16, warn: Callable[[str], None] | None = None,
+                 on_step: Callable[[str], None] | None = None):
+    """The model of ``uni`` (its order is the one estimated) and the partitions ``sources`` (one per
+    partition, in partition order: a shard directory's path, read by the worker, or a Partition),
+    estimated on the cluster of ``conn`` (lmtools.cluster.Connection); the results' files go to
+    ``space`` (an io.countstream.SpillDir on a filesystem the workers share; the caller removes it).
+    The returned model's arrays of orders >= 2 are DiskArrays of ``space``. ``on_step(what)`` is called
+    as each task of pass 1 ("stats") and pass 2 ("estimate") finishes."""
+    distributed = _distributed()
+    client = conn.client
+    note = on_step or (lambda what: None)
+    N, V, P = uni.order, uni.size, len(sources)
+    spec = plan(method, N, interpolate=interpolate, discount=discount, k=k, alpha=alpha, prune=prune,
+                kenlm_compat=kenlm_compat)
+    tag = uuid.uuid4().hex[:10]
+    futures: list = []
+    try:
+        held = [client.submit(hold_task, s, key=f"lm-train-part-{p}-{tag}") if isinstance(s, Partition) else s
+                for p, s in enumerate(sources)]
+        futures += [h for h in held if not isinstance(h, str)]
+        # 1. pass 1, summed as a tree
+        level = [client.submit(stats_task, s, p, spec, V, key=f"lm-train-stats-{p}-{tag}")
+                 for p, s in enumerate(held)]
+        futures += level
+        for f in distributed.as_completed(list(level), loop=client.loop):
+            note("stats")
+        depth = 0
+        while len(level) > 1:
+            depth += 1
+            level = [client.submit(sum_task, *level[i:i + TREE_FAN_IN], key=f"lm-train-sum-{depth}-{i}-{tag}")
+                     for i in range(0, len(level), TREE_FAN_IN)]
+            futures += level
+        total = level[0].result()
+        glob = combine(uni, [total], spec, warn)
+        glob_f = client.submit(hold_task, glob, key=f"lm-train-globals-{tag}")
+        futures.append(glob_f)
+        # 3. pass 2: the files' paths chosen here (in the space the caller removes, and a signal's handler)
+        paths = [{(n, what): space.new_file(f"model-p{p}-o{n}-{what}") for n in range(2, N + 1)
+                  for what in RESULT_PARTS} for p in range(P)]
+        est = [client.submit(estimate_task, s, p, glob_f, paths[p], key=f"lm-train-estimate-{p}-{tag}")
+               for p, s in enumerate(held)]
+        futures += est
+        index = {f.key: p for p, f in enumerate(est)}
+        results: dict = {}
+        enlarged = [0] * (N - 1)
+        for f in distributed.as_completed(est, loop=client.loop):
+            p = index[f.key]
+            out = f.result()
+            f.release()
+            for i, e in enumerate(out["enlarged"]):
+                enlarged[i] += e
+            for n in range(2, N + 1):
+                if (n, "rows") not in out["shapes"]:
+                    continue
+                arrays = []
+                for what in RESULT_PARTS:
+                    if (n, what) not in out["shapes"]:
+                        arrays.append(None)
+                        continue
+                    dtype, shape = out["shapes"][(n, what)]
+                    a = DiskArray(paths[p][(n, what)], np.dtype(dtype), shape, space)
+                    space.wrote(a.nbytes)
+                    arrays.append(a)
+                results[(p, n)] = arrays
+            for key, path in paths[p].items():  # files a method leaves unwritten (stupid: no backoffs)
+                if key not in out["shapes"]:
+                    space.delete(path)
+            note("estimate")
+    except BaseException:
+        client.cancel([f for f in futures if not isinstance(f, str)])
+        raise
+    client.cancel([f for f in futures if not isinstance(f, str)])  # release the partitions and Globals
+    del futures, held, glob_f
+    # 4. the merge, here
+    return merge_results(results, uni, glob, enlarged, P, space, block)
+
+
+def split_job(counts, order: int | None, parts: int) -> tuple[Unigrams, list[Partition]]:
+    """A counts model (in this process) split into ``parts`` estimation partitions of orders 2..N."""
+    N = counts.order if order is None else int(order)
+    _check_order(N, counts.order)
+    uni, split = split_counts(counts, parts)
+    uni.order = N
+    return uni, [part.upto(N) for part in split]
+
+
+def _distributed():
+    from lmtools.cluster import import_distributed
+
+    return import_distributed()
