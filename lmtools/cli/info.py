@@ -112,6 +112,7 @@ def describe(obj) -> dict:
     from lmtools.ngram.counting import Levels
     from lmtools.ngram.counts import Counts
     from lmtools.ngram.model import NGramModel
+    from lmtools.ngram.trie import TrieModel
 
     text = getattr(obj, "text", None)  # how the model's text was read (None: not recorded, as in ARPA files)
     if isinstance(obj, Levels):
@@ -134,6 +135,12 @@ def describe(obj) -> dict:
         if q is not None:
             facts["query_layout"] = q.layout
             facts["query_bytes"] = q.nbytes()
+        if obj.info:
+            facts["info"] = dict(obj.info)
+    elif isinstance(obj, TrieModel):  # the compact form (lm-train --trie): quantized, no full arrays
+        facts.update({"kind": "ngram", "order": obj.order, "vocabulary": len(obj.vocab), "sizes": obj.sizes(),
+                      "method": obj.method, "scores_only": obj.scores_only, "query_tables": False,
+                      "trie": True, "trie_quantize": [obj.q, obj.b], "trie_bytes": obj.nbytes()})
         if obj.info:
             facts["info"] = dict(obj.info)
     else:

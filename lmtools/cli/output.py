@@ -352,14 +352,15 @@ def atomic_file(path: str, mode: str = "wb"):
         yield f
 
 
-def write_model_to(model, target: "Output", arpa_out: bool, query_tables: bool = True) -> None:
+def write_model_to(model, target: "Output", arpa_out: bool, query_tables: bool = True, trie=None) -> None:
     """A model to its output target: an lmtools model file (with the n-gram query tables unless
-    ``query_tables`` is False), or ARPA text, gzipped for a FILE ending in .gz."""
+    ``query_tables`` is False; in the compact trie form alone with ``trie`` = (q, b)), or ARPA text,
+    gzipped for a FILE ending in .gz."""
     if not arpa_out:
         from lmtools.io.models import save_model
 
         with target.open() as out:
-            save_model(model, out, query_tables)
+            save_model(model, out, query_tables, trie=trie)
         return
     from lmtools.io.arpa import write_arpa
 

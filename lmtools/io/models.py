@@ -537,7 +537,9 @@ def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = 
 
         if mapped is not None:
             mapped.advise_random(["trie.packed"])
-        return trie_from_parts(header, arrays, name, mapped)
+        model = trie_from_parts(header, arrays, name, mapped)
+        model.text = _text_kind(header, name)
+        return model
     if mapped is not None and kind != "ngram":
         mapped.check()
     if mapped is not None and kind == "ngram":
