@@ -32,7 +32,8 @@ from lmtools.io.spill import BlockWriter, DiskArray
 from lmtools.ngram.model import NGramModel
 from lmtools.ngram.partition import partition_of_rows
 from lmtools.ngram.partitioned import (
-    Partition, Unigrams, combine, estimate_partition, merge_streams, partition_stats, plan, sum_stats,
+    Partition, Unigrams, combine, estimate_partition, merge_streams, model_info, model_provenance, partition_stats,
+    plan, sum_stats,
 )
 
 # Bytes of working memory per n-gram while a partition is estimated (its rows and counts, the context
@@ -247,15 +248,8 @@ def merge_results(results: dict, uni: Unigrams, glob, enlarged: list, P: int, sp
                 for a in results.get((p, n), ())[2:]:
                     if a is not None:
                         a.remove()
-    info = dict(glob.info)  # keys in the order the in-memory estimation writes them (same header bytes)
-    if spec.method == "katz":
-        info["katz_enlarged"] = [glob.enlarged1] + enlarged
-    info["form"] = spec.form
-    if spec.prune:
-        info["prune"] = [int(x) for x in spec.prune]
-    prov = dict(uni.provenance)
-    prov["tokens"] = int(uni.tokens)
-    prov["sentences"] = int(uni.sentences)
+    info = model_info(glob, enlarged)
+    prov = model_provenance(uni)
     model = NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,
                        info=info, provenance=prov, scores_only=stupid)
     model.text = uni.text  # how the text was read, kept from the counts (as smoothing.smooth keeps it)
