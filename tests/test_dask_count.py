@@ -124,6 +124,28 @@ def test_a_compressed_file_is_one_range(tmp_path):
     assert b"".join(c.data for c in iter_range_chunks(ranges[0])) == TEXT[:50_000]
 
 
+def test_sort_rows_sums_repeats_in_lexicographic_order():
+    """The partition sum's sort (packed keys, a rank beside each further group of columns) against
+    a dict and Python's sort, for ids of 1 to 31 bits and rows of 1 to 7 words."""
+    from lmtools.ngram.shuffle import sort_rows
+
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        m, n = int(rng.integers(1, 300)), int(rng.integers(1, 8))
+        V = int(rng.choice([2, 5, 100, 40_000, 2**31 - 1]))
+        rows = rng.integers(0, V, size=(m, n)).astype(np.int32)
+        if trial % 3 == 0:
+            rows[: m // 2] = rows[0]  # many repeats
+        counts = rng.integers(1, 10, size=m).astype(np.int64)
+        want: dict = {}
+        for r, c in zip(map(tuple, rows.tolist()), counts.tolist()):
+            want[r] = want.get(r, 0) + c
+        for runs in (False, True):
+            got_rows, got_counts = sort_rows(rows, counts, runs)
+            assert [tuple(r) for r in got_rows.tolist()] == sorted(want), (trial, m, n, V)
+            assert got_counts.tolist() == [want[k] for k in sorted(want)]
+
+
 # ----------------------------------------------------------------------------------------------
 # Exact counts on the cluster
 

@@ -142,40 +142,50 @@ def split_range(rc: RangeCounts, id_map: np.ndarray, parts: int) -> list[Piece]:
     return pieces
 
 
-def _keys(rows: np.ndarray) -> list[np.ndarray]:
-    """The rows as int64 keys, most significant first, each packing as many columns as fit in 63 bits:
-    comparing the keys in turn compares the rows lexicographically."""
+def _pack(rows: np.ndarray, start: int, stop: int, bits: int) -> np.ndarray:
+    """Columns start..stop-1 of the rows packed into one int64 key (``bits`` per id)."""
+    key = rows[:, start].astype(np.int64)
+    for c in range(start + 1, stop):
+        np.left_shift(key, bits, out=key)
+        np.bitwise_or(key, rows[:, c], out=key)
+    return key
+
+
+def _row_order(rows: np.ndarray, runs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the permutation that sorts the rows lexicographically, a key per sorted row equal where rows
+    are equal). The first columns that fit in 63 bits are sorted as one int64 key; each further group
+    of columns is packed beside the dense rank of the rows' order so far (at most 31 bits) and sorted
+    again, stably: that sort meets the rows already in order up to ties, so it costs little."""
     m, n = rows.shape
     bits = max(1, int(rows.max()).bit_length())
     per = max(1, 63 // bits)
-    keys = []
-    for start in range(0, n, per):
-        key = rows[:, start].astype(np.int64)
-        for c in range(start + 1, min(n, start + per)):
-            np.left_shift(key, bits, out=key)
-            np.bitwise_or(key, rows[:, c], out=key)
-        keys.append(key)
-    return keys
+    order = np.argsort(_pack(rows, 0, min(n, per), bits), kind="stable" if runs else "quicksort")
+    done = min(n, per)
+    key = _pack(rows[order], 0, done, bits) if done < n else None
+    if key is None:
+        return order, _pack(rows, 0, n, bits)[order]
+    rank_bits = max(1, int(m).bit_length())
+    while done < n:
+        step = max(1, (63 - rank_bits) // bits)
+        stop = min(n, done + step)
+        rank = np.cumsum(np.concatenate(([0], key[1:] != key[:-1])))
+        combined = np.left_shift(rank, bits * (stop - done)) | _pack(rows[order], done, stop, bits)
+        again = np.argsort(combined, kind="stable")
+        order = order[again]
+        key = combined[again]
+        done = stop
+    return order, key
 
 
 def sort_rows(rows: np.ndarray, counts: np.ndarray, runs: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Rows in lexicographic order with the counts of equal rows summed (no repeats left), by sorting
-    packed keys. ``runs``: the rows are a few sorted runs (disjoint partitions), which a stable sort
-    (timsort) merges in near-linear time; otherwise one key is sorted with quicksort."""
+    packed int64 keys (_row_order). ``runs``: the rows are a few sorted runs (disjoint partitions),
+    which a stable sort (timsort) merges in near-linear time; otherwise quicksort."""
     m = rows.shape[0]
     if m == 0:
         return rows.reshape(0, rows.shape[1]).astype(np.int32), counts.astype(np.int64)
-    keys = _keys(rows)
-    if len(keys) == 1:
-        order = np.argsort(keys[0], kind="stable" if runs else "quicksort")
-    else:
-        order = np.lexsort(keys[::-1])
-    differs = np.zeros(m, bool)
-    differs[0] = True
-    for k in keys:
-        ks = k[order]
-        differs[1:] |= ks[1:] != ks[:-1]
-    starts = np.flatnonzero(differs)
+    order, key = _row_order(rows, runs)
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     sorted_rows = np.ascontiguousarray(rows[order[starts]], dtype=np.int32)
     summed = np.add.reduceat(np.asarray(counts, np.int64)[order], starts)
     return sorted_rows, summed.astype(np.int64)
