@@ -253,10 +253,10 @@ def test_shards_read_back_as_the_same_counts(conn, three_files, tmp_path):
     from lmtools.ngram.partition import partition_of_rows
 
     out = tmp_path / "c.d"
-    r = run_prog("lm-count", "-n", "3", "--dask", conn.address, "--shards", "--partitions", "3",
-                 "--range-size", "40K", "-o", out, *three_files)
-    assert r.returncode == 0, r.stderr
-    lines = r.stderr.decode().splitlines()  # not a terminal: no progress bar, no summary; the dashboard
+    r = invoke("lm-count", "-n", "3", "--dask", conn.address, "--shards", "--partitions", "3",
+               "--range-size", "40K", "-o", out, *three_files)
+    assert r.exit_code == 0, r.stderr
+    lines = r.stderr.splitlines()  # not a terminal: no progress bar, no summary; the dashboard
     assert len(lines) == 1 and lines[0].startswith("lm-count: dashboard at http"), lines
     assert is_shard_dir(str(out)) and sorted(os.listdir(out)) == ["meta.json", "part-00000.npz",
                                                                   "part-00001.npz", "part-00002.npz"]
