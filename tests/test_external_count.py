@@ -476,6 +476,16 @@ def test_sorted_stream_damage_is_refused(tmp_path):
             list(iter_sorted_counts(source))
     with pytest.raises(LmError, match="not sorted or repeated"):
         load_model(io.BufferedReader(io.BytesIO(buf.getvalue())))
+    # an n-gram whose first words are not an n-gram of the order below: no trie level holds it
+    it = iter_sorted_blocks(counts, 50)
+    head = next(it)
+    cut = [(n, np.delete(r, 1, axis=0), np.delete(c, 1)) if i == 0 else (n, r, c)  # (1, 3): "<s> First"
+           for i, (n, r, c) in enumerate(b for b in it if b[0] >= 2)]
+    head.sizes = [head.sizes[0], head.sizes[1] - 1] + head.sizes[2:]
+    buf = io.BytesIO()
+    write_sorted_counts(buf, head, cut)
+    with pytest.raises(LmError, match="prefix is not among the order 2"):
+        load_model(io.BufferedReader(io.BytesIO(buf.getvalue())), sort_counts=False)
     # a header whose arrays are not the blocks its sizes give
     buf = io.BytesIO()
     write_model(buf, "counts", {"order": 2, "vocab": counts.vocab, "sizes": counts.sizes()[:2], "layout": "sorted",

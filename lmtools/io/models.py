@@ -82,7 +82,10 @@ def levels_from_parts(h: dict, a: dict[str, np.ndarray], name: str):
     into trie levels (each n-gram's prefix found among the order below)."""
     if h.get("layout") == LAYOUT_SORTED:
         c = counts_from_sorted_parts(h, a, name)
-        head, parts = counts_to_parts(c)
+        try:
+            head, parts = counts_to_parts(c)
+        except ValueError as e:  # a prefix missing: no trie level can hold such counts
+            raise LmError(f"{name}: corrupt counts file ({e})", _COUNTS_HINT) from None
         lv = levels_from_parts({k: v for k, v in h.items() if k != "layout"}, parts, name)
         return lv
     order = _order(h, name)
