@@ -149,6 +149,15 @@ def test_usage_errors(args, needle):
     assert needle in error_line(r, "lm-train", 2)
 
 
+def test_missing_dask_is_one_usage_line(inputs, tmp_path):
+    (tmp_path / "dask").mkdir()
+    (tmp_path / "dask" / "__init__.py").write_text("raise ImportError('No module named dask')\n")
+    r = run_prog("lm-train", "--dask", "local:2", inputs["shards"], "-o", tmp_path / "m.lm",
+                 env={"PYTHONPATH": str(tmp_path)})
+    assert error_line(r, "lm-train", 2) == "lm-train: error: --dask needs dask and distributed; pip install 'lmtools[dask]'"
+    assert not (tmp_path / "m.lm").exists()
+
+
 def test_data_errors(conn, inputs, tmp_path):  # noqa: F811
     (tmp_path / "plain").mkdir()
     r = invoke("lm-train", "-q", "--dask", conn.address, tmp_path / "plain", "-o", tmp_path / "m.lm")
