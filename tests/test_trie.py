@@ -188,3 +188,22 @@ def test_damaged_trie_files_give_one_line(d, tmp_path):
                            (missing, "trie.centers")]:
         _rewrite(d / "t8.lm", tmp_path / "bad.lm", change)
         assert needle in error_line(invoke("lm-score", "-m", tmp_path / "bad.lm", d / "test.txt"), "lm-score", 1)
+
+
+@pytest.mark.parametrize("name", ["t32.lm", "t8.lm"])
+def test_the_api_word_at_a_time_scores_as_the_kernel(d, name):
+    from lmtools.api import Model, State
+
+    api = Model(str(d / name))
+    lines = [line.split() + ["zzqx", "the"] for line in LINES[-200:]]
+    data = "".join(" ".join(s) + "\n" for s in lines).encode()
+    want = _scored(d / name, data).logp.tolist()
+    got = []
+    for s in lines:
+        state, out = State(), State()
+        api.BeginSentenceWrite(state)
+        got.append(0.0)
+        for w in s + ["</s>"]:
+            got.append(api.BaseScore(state, w, out))
+            state, out = out, State()
+    assert got == want

@@ -408,6 +408,15 @@ class TrieScorer:
         self.arrays()
         self.vocabulary.table()
 
+    def steps(self) -> "TrieSteps":
+        """The trie walked one word at a time from Python (lmtools.api's BaseScore)."""
+        if getattr(self, "_steps", None) is None:
+            if self.model.verify is not None:
+                self.model.verify()
+                self.model.verify = None
+            self._steps = TrieSteps(self)
+        return self._steps
+
 
 class TrieSampler:
     """Sampling needs every n-gram's full-precision value, which the compact form does not keep."""
@@ -415,3 +424,115 @@ class TrieSampler:
     def __init__(self, model: TrieModel, name: str = "model"):
         raise LmError(f"{name}: holds the compact trie form only (lm-train --trie), which lm-gen cannot sample from",
                       "sample from the model written without --trie")
+
+
+class TrieSteps:
+    """One word at a time over the trie from plain Python (lmtools.api's State / BaseScore, through
+    lmtools.incremental): the engine interface of lmtools.ngram.steps.NGramSteps, with the same
+    numbers as kernels/trie.py. A state is (``words``: the context ids kept, newest first;
+    ``rows``: per length k the row of the context's k newest words in order k, -1 where that is not
+    an n-gram of the model; length 1: the word id)."""
+
+    def __init__(self, scorer: "TrieScorer"):
+        m = scorer.model
+        self.order = m.order
+        self._scorer = scorer
+        self._packed = memoryview(np.ascontiguousarray(m.packed)).cast("B").cast("Q")
+        self._centers = m.centers.tolist()
+        self._uni_lp = m.uni_lp.tolist()
+        self._uni_bo = m.uni_bo.tolist()
+        fields, cstart, _, _ = m.layout()
+        self._fields, self._cstart = fields.tolist(), cstart.tolist()
+        self._raw = (m.q == 32, m.b == 32)
+        self._index = None
+        self.vocab_size = len(m.vocab)
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            from lmtools.ngram.steps import word_ids
+
+            self._index = word_ids(list(self._scorer.vocab), self._scorer.vocabulary.remap)
+        return self._index
+
+    def _get(self, at: int, bits: int, i: int) -> int:
+        pos = i * bits
+        j, s = at + (pos >> 6), pos & 63
+        v = self._packed[j] >> s
+        if s + bits > 64:
+            v |= self._packed[j + 1] << (64 - s)
+        return v & ((1 << bits) - 1)
+
+    def _value(self, n: int, f: int, row: int) -> float:
+        at, bits, _ = self._fields[n][f]
+        code = self._get(at, bits, row)
+        if self._raw[0 if f == PROB else 1]:
+            return float(np.uint32(code).view(np.float32))
+        return self._centers[self._cstart[n][0 if f == PROB else 1] + code]
+
+    def _child(self, n: int, row: int, w: int) -> int:
+        oat, obits, _ = self._fields[n - 1][OFFSETS]
+        wat, wbits, m = self._fields[n][WORDS]
+        lo = min(max(self._get(oat, obits, row), 0), m)
+        hi = min(max(self._get(oat, obits, row + 1), lo), m)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            x = self._get(wat, wbits, mid)
+            if x < w:
+                lo = mid + 1
+            elif x > w:
+                hi = mid
+            else:
+                return mid
+        return -1
+
+    def begin(self) -> tuple[tuple, tuple]:
+        from lmtools.vocab import BOS_ID
+
+        return (BOS_ID,), (BOS_ID,)
+
+    def null(self) -> tuple[tuple, tuple]:
+        return (), ()
+
+    def step_word(self, words: tuple, rows: tuple, word: str):
+        from lmtools.vocab import BOS_ID, UNK_ID
+
+        w = self.index.get(word)
+        if w is None:
+            total, _, m, a, b = self.walk(words, rows, UNK_ID)
+            return total, m, True, a, b
+        if w == BOS_ID:
+            return 0.0, 0, False, words, rows
+        total, _, m, a, b = self.walk(words, rows, w)
+        return total, m, False, a, b
+
+    def walk(self, words: tuple, rows: tuple, w: int):
+        """(log10 p(w | state), log10 p of the matched n-gram, its length, next words, next rows)."""
+        N = self.order
+        lp32 = self._uni_lp[w]
+        m = 1
+        found = [w]
+        for n in range(2, min(N, len(rows) + 1) + 1):
+            c = rows[n - 2]
+            r = self._child(n, c, w) if c >= 0 else -1
+            found.append(r)
+            if r >= 0:
+                lp32 = self._value(n, PROB, r)
+                m = n
+        total = float(lp32)
+        for k in range(m, min(N - 1, len(rows)) + 1):
+            c = rows[k - 1]
+            if c >= 0:
+                total += self._uni_bo[c] if k == 1 else self._value(k, BACKOFF, c)
+        del found[N - 1:]
+        while len(found) > 1 and found[-1] < 0:
+            found.pop()
+        return total, float(lp32), m, ((w,) + words)[:len(found)], tuple(found)
+
+    def after_words(self, words: list[str], bos: bool) -> tuple[tuple, tuple]:
+        if len(words) > self.order - 1:
+            words, bos = words[len(words) - (self.order - 1):], False
+        state = self.begin() if bos else self.null()
+        for w in words:
+            state = self.step_word(*state, w)[3:]
+        return state
