@@ -119,6 +119,8 @@ def test_the_kernel_agrees_with_the_python_walk_on_random_ngrams(d, name):
     got = scorer_for(model, name).score_text(data, fast=True)
     want = [lp for s in lines for lp in [0.0] + [r[1] for r in NQ.score_words(table, order, s)]]
     assert got.logp.tolist() == want
+    small = scorer_for(model, name).score_text(data, fast=False)  # walked from Python, no kernel
+    assert small.logp.tolist() == want and np.array_equal(small.order, got.order)
 
 
 def test_info_gen_and_usage(d):
@@ -126,6 +128,8 @@ def test_info_gen_and_usage(d):
     assert "trie\ttrue\n" in info and "trie_quantize\t8 8\n" in info and "sizes\t" in info
     r = invoke("lm-gen", "-m", d / "t8.lm", "-s", "1")
     assert "trie" in error_line(r, "lm-gen", 1)
+    r = invoke("lm-prune", "--threshold", "1e-8", "-o", d / "never.lm", d / "t8.lm")
+    assert "trie" in error_line(r, "lm-prune", 1)
     for args, needle in [(["--quantize", "8,8"], "--trie"), (["--trie", "--quantize", "8"], "Q,B"),
                          (["--trie", "--quantize", "1,8"], "bits"), (["--trie", "--quantize", "8,33"], "bits"),
                          (["--trie", "--arpa"], "--arpa")]:

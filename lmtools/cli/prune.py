@@ -55,6 +55,9 @@ def main(model, threshold, size, arpa_out, output, quiet):
 
     obj = load_model(model, warn=common.warn)
     name = "<stdin>" if model == "-" else model
+    if type(obj).__name__ == "TrieModel":  # quantized, without the full n-gram arrays pruning reads
+        raise LmError(f"{name}: holds the compact trie form only (lm-train --trie), which cannot be pruned",
+                      "prune the full model, then convert it (lm-train PRUNED.lm --trie -o SMALL.lm)")
     if not isinstance(obj, NGramModel):
         kind = "n-gram counts" if type(obj).__name__ in ("Counts", "Levels") else "a neural model"
         raise LmError(f"{name}: holds {kind}, not an n-gram model",

@@ -348,6 +348,9 @@ class TrieScorer:
             remap.flags.writeable = False
         self.vocabulary = Vocabulary(list(model.vocab), remap, None)
         self._arrays = None
+        self._steps = None
+        self._seen_bytes = 0
+        self._kernels = False  # loaded (a big input, or warm()): small inputs then take them too
 
     @property
     def vocab(self) -> list[str]:
@@ -383,10 +386,13 @@ class TrieScorer:
                 raise ValueError("token id outside the model's vocabulary")
             if ids[0] != BOS_ID and ids[0] != NO_CONTEXT:
                 raise ValueError("a token stream must start a sentence (<s> or NO_CONTEXT)")
+        if not fast:  # a few lines: the trie walked from Python (no numba to load), the same numbers
+            return self.steps().score_ids(ids)
         import numba
 
         from lmtools.kernels.trie import score_ids
 
+        self._kernels = True
         T = ids.size
         lp, order, zero = np.empty(T, np.float64), np.empty(T, np.int32), np.empty(T, np.bool_)
         cuts = _cuts(ids, threads) if threads > 1 and T > PARALLEL_MIN_TOKENS else np.array([0, T], np.int64)
@@ -394,11 +400,20 @@ class TrieScorer:
         score_ids(ids, cuts, self.arrays(), lp, order, zero)
         return lp, order, zero
 
-    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None):
-        from lmtools.ngram.query import SMALL_BYTES, Scored
+    def use_fast(self, nbytes: int) -> bool:
+        """As QueryModel.use_fast: the kernels for big inputs, or once they are loaded."""
+        from lmtools.ngram.query import SMALL_BYTES, SMALL_TOTAL_BYTES
 
-        enc = self.vocabulary.encode(data, len(data) > SMALL_BYTES if fast is None else fast)
-        lp, order, zero = self.score_ids(enc.ids, True, threads)
+        self._seen_bytes += nbytes
+        return self._kernels or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES
+
+    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None):
+        from lmtools.ngram.query import Scored
+
+        if fast is None:
+            fast = self.use_fast(len(data))
+        enc = self.vocabulary.encode(data, fast)
+        lp, order, zero = self.score_ids(enc.ids, fast, threads)
         return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
 
     def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None):
@@ -407,10 +422,11 @@ class TrieScorer:
     def warm(self) -> None:
         self.arrays()
         self.vocabulary.table()
+        self._kernels = True
 
     def steps(self) -> "TrieSteps":
         """The trie walked one word at a time from Python (lmtools.api's BaseScore)."""
-        if getattr(self, "_steps", None) is None:
+        if self._steps is None:
             if self.model.verify is not None:
                 self.model.verify()
                 self.model.verify = None
@@ -528,6 +544,26 @@ class TrieSteps:
         while len(found) > 1 and found[-1] < 0:
             found.pop()
         return total, float(lp32), m, ((w,) + words)[:len(found)], tuple(found)
+
+    def score_ids(self, ids: np.ndarray):
+        """What kernels/trie.score_ids gives for a token stream, from Python (for a few lines)."""
+        from lmtools.constants import LOG_ZERO
+        from lmtools.vocab import BOS_ID
+
+        T = int(ids.size)
+        out_lp, out_ord, out_zero = [0.0] * T, [0] * T, [False] * T
+        state = self.null()
+        for t, w in enumerate(ids.tolist()):
+            if w == BOS_ID:
+                state = self.begin()
+            elif w < 0:
+                state = self.null()
+            else:
+                total, lp, m, a, b = self.walk(state[0], state[1], w)
+                state = (a, b)
+                out_lp[t], out_ord[t] = total, m
+                out_zero[t] = total <= LOG_ZERO or lp <= LOG_ZERO
+        return np.array(out_lp, np.float64), np.array(out_ord, np.int32), np.array(out_zero, np.bool_)
 
     def after_words(self, words: list[str], bos: bool) -> tuple[tuple, tuple]:
         if len(words) > self.order - 1:
