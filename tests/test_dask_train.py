@@ -171,6 +171,20 @@ def test_data_errors(conn, inputs, tmp_path):  # noqa: F811
         shard_unigrams(str(inputs["shards"]), 5)
 
 
+def test_a_corrupt_shard_is_named(conn, inputs, tmp_path):  # noqa: F811
+    import shutil
+
+    bad = tmp_path / "bad.d"
+    shutil.copytree(inputs["shards"], bad)
+    data = bytearray((bad / "part-00001.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside a member: its CRC-32 no longer matches
+    (bad / "part-00001.npz").write_bytes(bytes(data))
+    r = invoke("lm-train", "-q", "--dask", conn.address, bad, "-o", tmp_path / "m.lm")
+    line = error_line(r, "lm-train", 1)
+    assert f"{bad}/part-00001.npz: corrupt count shard" in line, line
+    assert sorted(os.listdir(tmp_path)) == ["bad.d"]  # no output, no temporary directory
+
+
 @pytest.mark.slow
 def test_ctrl_c_leaves_no_output_and_no_temporary_directory(conn, tmp_path):  # noqa: F811
     big = tmp_path / "big.txt"
