@@ -32,8 +32,8 @@ from lmtools.io.spill import BlockWriter, DiskArray
 from lmtools.ngram.model import NGramModel
 from lmtools.ngram.partition import partition_of_rows
 from lmtools.ngram.partitioned import (
-    Partition, Unigrams, combine, estimate_partition, merge_streams, model_info, model_provenance, partition_stats,
-    plan, sum_stats,
+    ADJUSTED, Partition, Unigrams, combine, estimate_partition, merge_streams, model_info, model_provenance,
+    partition_index, partition_stats, plan, sum_stats,
 )
 
 # Bytes of working memory per n-gram while a partition is estimated (its rows and counts, the context
@@ -107,8 +107,8 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
         if n == 1:
             unigrams = counts.astype(np.int64) if unigrams is None else np.concatenate([unigrams, counts])
             continue
-        pid = partition_of_rows(rows, P)
-        perm = np.argsort(pid, kind="stable")  # stable: each partition's rows keep the stream's order
+        pid = partition_of_rows(rows, P).astype(np.int16 if P <= 32767 else np.int32)
+        perm = np.argsort(pid, kind="stable")  # stable (a radix sort of small ints): each partition's rows keep the stream's order
         bounds = np.searchsorted(pid[perm], np.arange(P + 1))
         for p in range(P):
             lo, hi = bounds[p], bounds[p + 1]
@@ -143,16 +143,33 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
                 c.append(np.zeros(0, np.int64))
         return Partition(p, P, g, c)
 
-    # 2. pass 1, the sums over partitions added up as they come
-    total = sum_stats(partition_stats(load(p), spec, V) for p in range(P))  # one partition loaded at a time
+    # 2. pass 1, the sums over partitions added up as they come (one partition loaded at a time); the
+    # last one stays loaded, with its index, and is estimated first in pass 2
+    kept = None
+
+    def stats():
+        nonlocal kept
+        for p in range(P):
+            part = load(p)
+            index = partition_index(part) if spec.method in ADJUSTED else None
+            yield partition_stats(part, spec, V, index)
+            if p == P - 1:
+                kept = (p, part, index)
+            del part, index
+
+    total = sum_stats(stats())
     glob = combine(uni, [total], spec, warn)
 
     # 3. pass 2
     results: dict = {}
     enlarged = [0] * (N - 1)  # katz: contexts whose denominator was enlarged, per order 2..N
-    for p in range(P):
-        part = load(p)
-        res = estimate_partition(part, glob)
+    for p in ([kept[0]] if kept else []) + [q for q in range(P) if not kept or q != kept[0]]:
+        if kept is not None and kept[0] == p:
+            part, index = kept[1], kept[2]
+            kept = None
+        else:
+            part, index = load(p), None
+        res = estimate_partition(part, glob, index)
         for i, e in enumerate(res.enlarged):
             enlarged[i] += e
         for n, o in enumerate(res.orders, start=2):
@@ -165,7 +182,7 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
                 w.append(arr)
                 out.append(w.close())
             results[(p, n)] = out
-        del part, res
+        del part, res, index
     for rows, counts in stored.values():
         rows.remove()
         counts.remove()

@@ -279,13 +279,16 @@ def write_sorted_counts(stream: BinaryIO, head: CountsHeader, blocks) -> None:
 # The sorted count stream: reading
 
 
-def iter_sorted_blocks(counts, block_rows: int = BLOCK_ROWS) -> Iterator:
+def iter_sorted_blocks(counts, block_rows: int = BLOCK_ROWS, check: str | None = None) -> Iterator:
     """The sorted-stream view of counts held in memory (``Counts``, or ``Levels``, sorted first): yields
     a ``CountsHeader``, then (n, rows, counts) for n = 1..N: order 1 in one block (the vocabulary, as
     the header's unigrams), orders >= 2 in blocks of at most ``block_rows`` rows (views, not copies),
-    at least one block per order (empty where the order has no n-grams)."""
+    at least one block per order (empty where the order has no n-grams). ``Levels`` are sorted one
+    order at a time (``check``: name of the source, whose repeated n-grams are then refused), so that
+    memory holds two orders' sorted rows, not every order's."""
     if hasattr(counts, "levels") and not hasattr(counts, "ngrams"):
-        counts = counts.to_counts(counts.provenance)
+        yield from _iter_levels_sorted(counts, block_rows, check)
+        return
     yield CountsHeader(vocab=list(counts.vocab), unigrams=np.asarray(counts.counts[0], np.int64),
                        tokens=int(counts.tokens), sentences=int(counts.sentences), order=counts.order,
                        sizes=counts.sizes(), provenance=dict(counts.provenance or {}), text=counts.text,
@@ -299,15 +302,48 @@ def iter_sorted_blocks(counts, block_rows: int = BLOCK_ROWS) -> Iterator:
             yield n, rows[lo:lo + block_rows], np.asarray(cnt[lo:lo + block_rows], np.int64)
 
 
+def _iter_levels_sorted(lv, block_rows: int, check: str | None) -> Iterator:
+    """``iter_sorted_blocks`` of ``Levels`` (lm-count's trie layout): each order is sorted from the
+    sorted rows and ranks of the order below (as ``Levels.to_counts``, one order at a time), its blocks
+    yielded, and the order below dropped: a whole file's sort held every order at once (at 10M tokens
+    of text, about 90 bytes per n-gram, several times an estimation budget)."""
+    from lmtools.kernels.small import SMALL_ROWS
+
+    if sum(int(p.shape[0]) for p, _, _ in lv.levels) < SMALL_ROWS:  # numba's start-up would dominate
+        from lmtools.kernels.small import build_sorted
+    else:
+        from lmtools.kernels.count import build_sorted
+    V = len(lv.vocab)
+    sizes = [V] + [int(p.shape[0]) for p, _, _ in lv.levels]
+    yield CountsHeader(vocab=list(lv.vocab), unigrams=np.asarray(lv.unigrams, np.int64), tokens=int(lv.tokens),
+                       sentences=int(lv.sentences), order=len(sizes), sizes=sizes,
+                       provenance=dict(lv.provenance or {}), text=lv.text, block_rows=block_rows)
+    rows = np.arange(V, dtype=np.int32).reshape(V, 1)
+    rank = np.arange(V, dtype=np.int64)
+    yield 1, rows, np.asarray(lv.unigrams, np.int64)
+    for n, (prefix, word, count) in enumerate(lv.levels, start=2):
+        rows, rank, order = build_sorted(prefix, word, rank, rows, V)
+        if check is not None:
+            from lmtools.io.models import rows_increasing
+
+            if not rows_increasing(rows):  # sorted now: a repeated n-gram sits beside its twin
+                raise LmError(f"{check}: corrupt counts file (order {n} has repeated n-grams)",
+                              "recreate it with lm-count")
+        m = rows.shape[0]
+        for lo in range(0, max(m, 1), block_rows):
+            yield n, rows[lo:lo + block_rows], np.asarray(count[order[lo:lo + block_rows]], np.int64)
+        del order
+
+
 def iter_sorted_counts(source="-", block_rows: int = BLOCK_ROWS) -> Iterator:
     """A counts model from ``source`` (path, '-' or a binary stream) as a sorted stream: yields a
     ``CountsHeader``, then (n, rows, counts) for n = 1..N ascending, rows in lexicographic order, at
     least one block per order (order 1 in one block: every vocabulary id, as ``header.unigrams``). A sorted count stream is read one block at a time (from a pipe too:
     memory holds one block; each block is checked: types, ids in range, rows increasing across
-    blocks, sizes as the header says); a file of lm-count's trie layout is read whole and sorted first
-    (it is the form of counts that fitted in memory). Refuses anything but a counts model."""
+    blocks, sizes as the header says); a file of lm-count's trie layout is read as its trie levels
+    and sorted one order at a time (memory holds two orders' rows). Refuses anything but a counts model."""
     from lmtools.io.modelfile import iter_model, map_model, stream_size
-    from lmtools.io.models import check_sorted_block, counts_from_parts, model_from_parts, sorted_layout_facts
+    from lmtools.io.models import check_sorted_block, levels_from_parts, model_from_parts, sorted_layout_facts
     from lmtools.io.text import open_binary
 
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
@@ -325,11 +361,11 @@ def iter_sorted_counts(source="-", block_rows: int = BLOCK_ROWS) -> Iterator:
             raise LmError(f"{name} holds a model of kind {header.get('kind')}, not counts",
                           "give counts written by lm-count or lm-merge")
         if header.get("layout") != LAYOUT_SORTED:
-            if mapped is not None:
-                counts = model_from_parts(header, mapped.arrays, name, mapped=mapped)
+            if mapped is not None:  # trie levels, sorted order by order as the stream goes
+                counts = model_from_parts(header, mapped.arrays, name, sort_counts=False, mapped=mapped)
             else:
-                counts = counts_from_parts(header, dict(parts), name)
-            yield from iter_sorted_blocks(counts, block_rows)
+                counts = levels_from_parts(header, dict(parts), name)
+            yield from iter_sorted_blocks(counts, block_rows, check=name)
             return
         order, V, sizes, B = sorted_layout_facts(header, name)
 
