@@ -323,11 +323,11 @@ def count_small(chunks, order, vocab_opts, on_chunk) -> Levels:
 
 def vocabulary_restriction(vocab: list[str], unigrams: np.ndarray, opts: VocabOptions) -> tuple[np.ndarray, list[str]]:
     """(old id -> new id map, new vocabulary) of --min-count, --vocab-size or --vocab, as lm-count
-    applies them: for counts summed elsewhere first (lmtools.ngram.shuffle, the cluster path)."""
+    applies them: for counts summed elsewhere first (lmtools.ngram.shuffle, the cluster path;
+    lmtools.ngram.external, after spills)."""
     return _restriction(vocab, unigrams, opts)
 
 
 # Public names of the helpers that counting in a memory budget (lmtools.ngram.external) shares.
-restriction = _restriction
 input_bytes = _input_bytes
 text_kind = _text_kind

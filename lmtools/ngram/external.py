@@ -43,7 +43,7 @@ import numpy as np
 
 from lmtools.io.countstream import BLOCK_ROWS, CountsHeader, RunFile, SpillDir
 from lmtools.ngram.counting import (BYTES_PER_TOKEN, NgramCounter, OrderTable, VocabOptions,
-                                    restriction)
+                                    vocabulary_restriction)
 from lmtools.ngram.counts import Counts, Levels
 
 TABLE_SHARE = 0.5  # of the budget, for the hash tables; the rest sorts a spill (about as much again)
@@ -451,7 +451,7 @@ class SpillingCounter(NgramCounter):
         merged = []
         remap = None
         if vocab_opts is not None and vocab_opts.restricts():
-            remap, vocab = restriction(vocab, uni, vocab_opts)
+            remap, vocab = vocabulary_restriction(vocab, uni, vocab_opts)
             uni = np.bincount(remap, weights=uni, minlength=len(vocab)).astype(np.int64)
         for k, runs in enumerate(self.runs):
             n = k + 2
