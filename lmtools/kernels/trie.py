@@ -57,17 +57,41 @@ def _value(T, n, f, code, raw, scratch, fscratch):
 def _child(T, n, row, w):
     """Row of order n extending ``row`` of order n-1 with word w, or -1 (binary search in its range;
     the range is clamped to the order, so damaged offsets cannot read outside the packed words)."""
-    ofs = T.fields[n - 1, OFFSETS]
-    lo = np.int64(get(T.packed, ofs[0], ofs[1], row))
-    hi = np.int64(get(T.packed, ofs[0], ofs[1], row + 1))
-    wf = T.fields[n, WORDS]
-    m = wf[2]
+    fields = T.fields
+    o_at = fields[n - 1, OFFSETS, 0]
+    o_bits = fields[n - 1, OFFSETS, 1]
+    lo = np.int64(get(T.packed, o_at, o_bits, row))
+    hi = np.int64(get(T.packed, o_at, o_bits, row + 1))
+    m = fields[n, WORDS, 2]
     lo = min(max(lo, 0), m)
     hi = min(max(hi, lo), m)
-    target = np.uint64(w)
+    target = np.int64(w)
+    at = fields[n, WORDS, 0]
+    bits = fields[n, WORDS, 1]
+    # Interpolation search (the ids of a range are sorted and spread over 0..V): a guess from the
+    # values at the range's ends, a few probes where binary search needs log2 of the range's size
+    # (thousands of children after a frequent word); binary steps once the range is small.
+    if hi - lo > 16:
+        x_lo = np.int64(get(T.packed, at, bits, lo))
+        x_hi = np.int64(get(T.packed, at, bits, hi - 1))
+        while hi - lo > 16:
+            if target < x_lo or target > x_hi:
+                return -1
+            if x_hi == x_lo:
+                return lo if target == x_lo else -1
+            pivot = lo + np.int64((np.float64(target - x_lo) / np.float64(x_hi - x_lo)) * np.float64(hi - 1 - lo))
+            x = np.int64(get(T.packed, at, bits, pivot))
+            if x < target:
+                lo = pivot + 1
+                x_lo = np.int64(get(T.packed, at, bits, lo)) if lo < hi else target + 1
+            elif x > target:
+                hi = pivot
+                x_hi = np.int64(get(T.packed, at, bits, hi - 1)) if hi > lo else target - 1
+            else:
+                return pivot
     while lo < hi:
         mid = (lo + hi) >> 1
-        x = get(T.packed, wf[0], wf[1], mid)
+        x = np.int64(get(T.packed, at, bits, mid))
         if x < target:
             lo = mid + 1
         elif x > target:
@@ -113,8 +137,8 @@ def _score_range(ids, lo, hi, T, out_lp, out_ord, out_zero):
             r = _child(T, n, c, w)
             if r >= 0:
                 rows[cur, n] = r
-                pf = T.fields[n, PROB]
-                lp32 = _value(T, n, PROB, get(T.packed, pf[0], pf[1], r), T.qraw, scratch, fscratch)
+                lp32 = _value(T, n, PROB, get(T.packed, T.fields[n, PROB, 0], T.fields[n, PROB, 1], r), T.qraw,
+                              scratch, fscratch)
                 m = n
         lp = np.float64(lp32)
         total = lp
@@ -125,9 +149,8 @@ def _score_range(ids, lo, hi, T, out_lp, out_ord, out_zero):
             if k == 1:
                 total += np.float64(T.uni_bo[c])
             else:
-                bf = T.fields[k, BACKOFF]
-                total += np.float64(_value(T, k, BACKOFF, get(T.packed, bf[0], bf[1], c), T.braw, scratch,
-                                           fscratch))
+                code = get(T.packed, T.fields[k, BACKOFF, 0], T.fields[k, BACKOFF, 1], c)
+                total += np.float64(_value(T, k, BACKOFF, code, T.braw, scratch, fscratch))
         out_lp[t] = total
         out_ord[t] = m
         out_zero[t] = total <= LOG_ZERO or lp <= LOG_ZERO
