@@ -383,14 +383,18 @@ def main() -> None:
         digests = {b: sha256(m) for b, m in models.items()}
         hashes.append(f"{label}: lmtools model files at " + ", ".join(f"-S {b}" for b in digests) +
                       (" (one budget)" if len(digests) == 1 else
-                       " byte-identical" if len(set(digests.values())) == 1 else " DIFFER") +
-                      f" (sha256 {next(iter(digests.values()))[:16]}...)")
+                       " byte-identical" if len(set(digests.values())) == 1 else
+                       " differ in bytes (sizes " + ", ".join(f"{m.stat().st_size / 1e6:.0f}" for m in models.values()) +
+                       " MB; their perplexities are below)") +
+                      " (sha256 " + ", ".join(x[:12] for x in digests.values()) + ")")
         if not args.no_ppl:
             test = PTB / "test.txt"
-            mine = lmppl_totals(models[budgets[-1]], test)
-            row = [label, "lm-ppl (lmtools model)", f"{mine['ppl']:.6f}", f"{mine['logprob']:.4f}", mine["oovs"],
-                   mine["tokens"], "-"]
-            ppl_rows.append(row)
+            # Every budget's model: they may differ in bytes (a model estimated on disk is written
+            # without its query tables when those do not fit the budget) but not in a probability.
+            for b in budgets:
+                mine = lmppl_totals(models[b], test)
+                ppl_rows.append([label, f"lm-ppl (lmtools model, -S {b})", f"{mine['ppl']:.6f}",
+                                 f"{mine['logprob']:.4f}", mine["oovs"], mine["tokens"], "-"])
             if lmplz and query and arpa.exists():
                 theirs = query_totals(query, arpa, test)
                 ppl_rows.append([label, "query (lmplz ARPA)", f"{theirs['ppl']:.6f} ({theirs['ppl_printed']:g})", f"{theirs['logprob']:.4f}",
