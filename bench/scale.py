@@ -397,8 +397,8 @@ def main() -> None:
                                  f"{mine['logprob']:.4f}", mine["oovs"], mine["tokens"], "-"])
             if lmplz and query and arpa.exists():
                 theirs = query_totals(query, arpa, test)
-                ppl_rows.append([label, "query (lmplz ARPA)", f"{theirs['ppl']:.6f} ({theirs['ppl_printed']:g})", f"{theirs['logprob']:.4f}",
-                                 theirs["oovs"], theirs["tokens"],
+                ppl_rows.append([label, "query (lmplz ARPA)", f"{theirs['ppl']:.6f} ({theirs['ppl_printed']:g})",
+                                 f"{theirs['logprob']:.4f}", theirs["oovs"], theirs["tokens"],
                                  f"ppl {mine['ppl'] - theirs['ppl']:+.2e}, log10 {mine['logprob'] - theirs['logprob']:+.4f}"])
             elif lmplz:
                 notes.append("KenLM's query not found: the perplexity check compared nothing")
