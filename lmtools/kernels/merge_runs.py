@@ -14,18 +14,7 @@ merged), so that merging many runs at once (a small budget and a large text) sta
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, inline="always")
-def _cmp(a, i, b, j, n):
-    """-1, 0, 1: row i of a against row j of b (lexicographic over n columns)."""
-    for c in range(n):
-        x = a[i, c]
-        y = b[j, c]
-        if x < y:
-            return -1
-        if x > y:
-            return 1
-    return 0
+from lmtools.kernels.rows import compare_rows as _cmp  # lexicographic order of rows
 
 
 @njit(cache=True, inline="always")

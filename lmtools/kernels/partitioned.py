@@ -5,18 +5,7 @@ n-gram per row, compared lexicographically."""
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, inline="always")
-def _cmp(a, i, b, j, n):
-    """-1, 0, 1: row i of a against row j of b over their first n columns."""
-    for c in range(n):
-        x = a[i, c]
-        y = b[j, c]
-        if x < y:
-            return -1
-        if x > y:
-            return 1
-    return 0
+from lmtools.kernels.rows import compare_rows as _cmp  # lexicographic order of rows
 
 
 @njit(cache=True)
