@@ -183,7 +183,7 @@ def test_damaged_trie_files_give_one_line(d, tmp_path):
         a["trie.packed"][0] ^= np.uint64(1)  # order 1's first offset: not 0
 
     def header(h, a):
-        h["trie"] = {"layout": 1, "q": 8, "b": 99}
+        h["trie"] = {"layout": 1, "q": 8, "b": 99, "closed": True}
 
     def missing(h, a):
         del a["trie.centers"]
@@ -211,3 +211,24 @@ def test_the_api_word_at_a_time_scores_as_the_kernel(d, name):
             got.append(api.BaseScore(state, w, out))
             state, out = out, State()
     assert got == want
+
+
+def test_a_model_without_some_suffixes_scores_as_the_hash_tables(tmp_path):
+    # <s> a b is in the model, a b is not: the walk must not stop at the missing bigram
+    v = ["<unk>", "<s>", "</s>", "a", "b"]
+    m = NGramModel(v, [np.arange(5, dtype=np.int32).reshape(5, 1), np.array([[1, 3], [3, 2]], np.int32),
+                       np.array([[1, 3, 4]], np.int32)],
+                   [np.array([-2, 0, -1, -0.7, -0.9], np.float32), np.array([-0.3, -0.4], np.float32),
+                    np.array([-0.1], np.float32)],
+                   [np.array([0, -0.5, 0, -0.2, -0.25], np.float32), np.array([-0.15, 0], np.float32),
+                    np.zeros(1, np.float32)])
+    with open(tmp_path / "t.lm", "wb") as f:
+        save_model(m, f, trie=(32, 32))
+    t = load_model(str(tmp_path / "t.lm"))
+    assert t.closed is False
+    data = b"a b a b\nb a\na\n" * 3000  # the kernel's path (above the small-input size)
+    want = scorer_for(m, "full").score_text(data, fast=True)
+    got = scorer_for(t, "trie").score_text(data, fast=True)
+    small = scorer_for(t, "trie").score_text(data[:28], fast=False)  # two copies
+    assert np.array_equal(got.logp, want.logp) and np.array_equal(got.order, want.order)
+    assert np.array_equal(small.logp, want.logp[:small.logp.size]) and got.order.max() == 3

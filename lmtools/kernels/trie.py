@@ -5,7 +5,9 @@ model ending in w, plus the backoffs of the contexts h_k (k words, m <= k <= min
 are in the model. The trie is reached from the contexts: the n-gram of order n ending at t extends
 the n-gram of order n-1 ending at t-1 (its prefix, always in the model where the n-gram is: the
 converter refuses other models), so each position keeps the rows found at the previous one and
-costs one binary search per order, within that row's child range.
+costs one search per order, within that row's child range. In a suffix-closed model (every
+model lmtools or KenLM estimates) the walk stops at the first order without a match, as
+kernels/query.py's does: no longer n-gram can end there.
 """
 
 from typing import NamedTuple
@@ -29,6 +31,7 @@ class TrieArrays(NamedTuple):
     cstart: np.ndarray  # int64 (N+1, 2)
     qraw: bool  # q = 32: codes are float32 bits
     braw: bool
+    closed: bool  # suffix-closed (every n-gram's newest n-1 words are an n-gram of the model)
 
 
 @njit(cache=True, inline="always")
@@ -133,8 +136,12 @@ def _score_range(ids, lo, hi, T, out_lp, out_ord, out_zero):
         for n in range(2, N + 1):
             c = rows[p, n - 1]
             if c < 0:
+                if T.closed:  # no context of n-1 words: none of n either
+                    break
                 continue
             r = _child(T, n, c, w)
+            if r < 0 and T.closed:  # a suffix-closed model has no longer n-gram ending here
+                break
             if r >= 0:
                 rows[cur, n] = r
                 lp32 = _value(T, n, PROB, get(T.packed, T.fields[n, PROB, 0], T.fields[n, PROB, 1], r), T.qraw,

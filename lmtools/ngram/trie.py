@@ -181,6 +181,7 @@ class TrieModel:
     centers: np.ndarray  # float32
     uni_lp: np.ndarray  # float32 (V,): NaN where a word has no unigram (<unk>: -100 then)
     uni_bo: np.ndarray  # float32 (V,)
+    closed: bool = False  # suffix-closed (trie header's "closed")
     method: str = "?"
     info: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
@@ -255,9 +256,26 @@ def build_trie(model, q: int = 8, b: int = 8) -> tuple[dict, dict[str, np.ndarra
                               f"of it, which the trie form cannot hold",
                               "write it with the hash tables instead (drop --trie)")
             pack_into(packed, int(fields[n, OFFSETS, 0]), offsets, int(fields[n, OFFSETS, 1]))
-    header = {"layout": TRIE_LAYOUT, "q": q, "b": b}
+    header = {"layout": TRIE_LAYOUT, "q": q, "b": b, "closed": _suffix_closed(model)}
     arrays = {"trie.packed": packed, "trie.centers": centers, "trie.unigram_lp": uni_lp, "trie.unigram_bo": uni_bo}
     return header, arrays
+
+
+def _suffix_closed(model) -> bool:
+    """Whether every n-gram's newest n-1 words are an n-gram of the model (then the kernel's walk
+    stops at the first order without a match; numpy binary searches, about a second for PTB)."""
+    from lmtools.ngram.query import _lex_search
+
+    uni = set(np.asarray(model.ngrams[0])[:, 0].tolist())
+    for n in range(2, model.order + 1):
+        rows = np.asarray(model.ngrams[n - 1])
+        if n == 2:
+            if not set(np.unique(rows[:, 1]).tolist()) <= uni:
+                return False
+        elif rows.shape[0] and (_lex_search(np.asarray(model.ngrams[n - 2]), np.ascontiguousarray(rows[:, 1:]))
+                                < 0).any():
+            return False
+    return True
 
 
 def _prefix_rows(child: np.ndarray, parent: np.ndarray) -> np.ndarray:
@@ -282,7 +300,7 @@ def trie_from_parts(h: dict, a: dict[str, np.ndarray], name: str, mapped=None) -
     N, V = h["order"], len(h["vocab"])
     sizes = h.get("sizes")
     if not (isinstance(meta, dict) and meta.get("layout") == TRIE_LAYOUT and check_bits(meta.get("q"), meta.get("b"))
-            is None and isinstance(sizes, list) and len(sizes) == N
+            is None and type(meta.get("closed")) is bool and isinstance(sizes, list) and len(sizes) == N
             and all(type(s) is int and s >= 0 for s in sizes)):
         raise LmError(f"{name}: corrupt model header (field trie)", hint)
     q, b = meta["q"], meta["b"]
@@ -302,7 +320,7 @@ def trie_from_parts(h: dict, a: dict[str, np.ndarray], name: str, mapped=None) -
         ends = [int(v) for v in _ends(packed, at, bits, cnt)]
         if ends != [0, sizes[n]]:
             raise LmError(f"{name}: corrupt model file (trie offsets of order {n})", hint)
-    model = TrieModel(list(h["vocab"]), list(sizes), q, b, packed, centers, ulp, ubo,
+    model = TrieModel(list(h["vocab"]), list(sizes), q, b, packed, centers, ulp, ubo, meta["closed"],
                       method=h.get("method", "?"), info=dict(h.get("info", {})),
                       provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)))
     if mapped is not None and mapped.unchecked:
@@ -372,7 +390,7 @@ class TrieScorer:
             for v in views:  # one compiled kernel for mapped (read-only) and built arrays
                 v.flags.writeable = False
             self._arrays = TrieArrays(int(m.order), views[0], views[1], views[2], views[3], fields, cstart,
-                                      m.q == 32, m.b == 32)
+                                      m.q == 32, m.b == 32, bool(m.closed))
         return self._arrays
 
     def score_ids(self, ids: np.ndarray, fast: bool = True, threads: int = 1):
