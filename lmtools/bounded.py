@@ -155,7 +155,14 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
             yield partition_stats(part, spec, V, index)
             if p == P - 1:
                 kept = (p, part, index)
+            elif index is not None:  # pass 2 reads them rather than search for them again
+                for n in range(3, N + 1):
+                    w = BlockWriter(space, f"suf-p{p}-o{n}", np.int32)
+                    w.append(index.suf[n].astype(np.int32))
+                    suffixes[(p, n)] = w.close()
             del part, index
+
+    suffixes: dict = {}
 
     total = sum_stats(stats())
     glob = combine(uni, [total], spec, warn)
@@ -169,6 +176,11 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
             kept = None
         else:
             part, index = load(p), None
+            if all((p, n) in suffixes for n in range(3, N + 1)) and spec.method in ADJUSTED:
+                index = partition_index(part, {n: suffixes[(p, n)].load() for n in range(3, N + 1)})
+        for n in range(3, N + 1):
+            if (p, n) in suffixes:
+                suffixes.pop((p, n)).remove()
         res = estimate_partition(part, glob, index)
         for i, e in enumerate(res.enlarged):
             enlarged[i] += e

@@ -246,8 +246,11 @@ def _check_unigrams(rows: np.ndarray) -> None:
                       "recreate them with lm-count")
 
 
-def partition_index(part: Partition) -> PartitionIndex:
-    """Context groups and suffix rows of every order of a partition."""
+def partition_index(part: Partition, suffixes: dict | None = None) -> PartitionIndex:
+    """Context groups and suffix rows of every order of a partition. ``suffixes``: the suffix rows
+    of orders >= 3 as an earlier ``partition_index`` of the same partition found them (``suf``, any
+    integer type: a driver that keeps them on disk between its passes), so that they are not searched
+    for again (the searches are most of the index's cost)."""
     from lmtools.kernels.partitioned import context_groups, find_rows, first_id_starts
 
     group, first, suf = {}, {}, {}
@@ -257,6 +260,8 @@ def partition_index(part: Partition) -> PartitionIndex:
         group[n], first[n] = context_groups(g)
         if n == 2:
             suf[n] = g[:, 1].astype(np.int64)
+        elif suffixes is not None:
+            suf[n] = np.asarray(suffixes[n]).astype(np.int64)
         else:
             lower = part.ngrams[n - 3]
             s = find_rows(np.ascontiguousarray(g[:, 1:]), lower, first_id_starts(lower))
