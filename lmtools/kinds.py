@@ -78,7 +78,8 @@ def implementations() -> dict[type, tuple[type, type]]:
     from lmtools.nn.model import FFNNModel
     from lmtools.nn.sample import FFNNSampler
     from lmtools.nn.score import FFNNScorer
-    from lmtools.ngram.trie import TrieModel, TrieSampler, TrieScorer
+    from lmtools.ngram.trie import TrieModel
+    from lmtools.ngram.trie_query import TrieSampler, TrieScorer
 
     return {NGramModel: (QueryModel, NGramSampler), FFNNModel: (FFNNScorer, FFNNSampler),
             TrieModel: (TrieScorer, TrieSampler)}

@@ -31,7 +31,7 @@ import lmtools
 # Modules with no lmtools import of their own: any layer may use them.
 LEAVES = {"lmtools.constants", "lmtools.errors", "lmtools.messages", "lmtools.vocab"}
 # The model data types: what lmtools.io builds when it reads a model file.
-MODEL_TYPES = {"lmtools.ngram.counts", "lmtools.ngram.model", "lmtools.nn.model"}
+MODEL_TYPES = {"lmtools.ngram.counts", "lmtools.ngram.model", "lmtools.nn.model", "lmtools.ngram.trie"}
 # The readers of model files, which only lmtools.io (and above it kinds, api, cli) may call.
 MODEL_READERS = {"lmtools.io.models", "lmtools.io.modelfile", "lmtools.io.arpa"}
 # Known exceptions to "nothing below cli imports cli", each with its reason; an entry whose module is

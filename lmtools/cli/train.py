@@ -302,16 +302,15 @@ def _trie_bits(trie: bool, quantize: str | None):
         raise common.UsageError("--quantize without --trie", "add --trie (the quantized form is the trie's)")
     if not trie:
         return None
-    from lmtools.ngram.trie import check_bits
-
     parts = (quantize or "8,8").split(",")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
         raise common.UsageError(f"--quantize takes Q,B (two whole numbers of bits), not {quantize!r}",
                                 "for example --quantize 8,8")
     q, b = (int(p) for p in parts)
-    why = check_bits(q, b)
-    if why:
-        raise common.UsageError(f"--quantize {quantize}: {why}", "for example --quantize 8,8")
+    for what, v in (("probability", q), ("backoff", b)):  # lmtools.ngram.trie.check_bits, without numpy
+        if not (2 <= v <= 24 or v == 32):
+            raise common.UsageError(f"--quantize {quantize}: {what} bits must be 2..24 or 32 (no quantization), "
+                                    f"not {v}", "for example --quantize 8,8")
     return q, b
 
 

@@ -24,6 +24,8 @@ bin the non-zero backoffs. q or b = 32: the float32 bits themselves, no codebook
 Everything lives in two arrays: ``trie.packed`` (uint64 words; each field starts on a word) and
 ``trie.centers`` (float32 codebooks), plus the dense unigram arrays; where each field lies follows
 from the header's sizes, V, q and b (``trie_layout``), so nothing in the file says it twice.
+This module is the model data type (what lmtools.io reads and writes); scoring it is
+lmtools/ngram/trie_query.py over kernels/trie.py.
 """
 
 from __future__ import annotations
@@ -215,8 +217,6 @@ def build_trie(model, q: int = 8, b: int = 8) -> tuple[dict, dict[str, np.ndarra
     """(header entry "trie", arrays) of ``model`` (an NGramModel) in the compact form. Raises LmError
     for a model with an n-gram whose prefix (its first n-1 words) is not in it: the trie reaches every
     n-gram through its prefix."""
-    from lmtools.ngram.model import unigram_arrays
-
     why = check_bits(q, b)
     if why:
         raise ValueError(why)
@@ -225,10 +225,16 @@ def build_trie(model, q: int = 8, b: int = 8) -> tuple[dict, dict[str, np.ndarra
     fields, cstart, n_packed, n_centers = trie_layout(V, sizes, q, b)
     packed = np.zeros(n_packed, np.uint64)
     centers = np.zeros(n_centers, np.float32)
-    try:
-        uni_lp, uni_bo = unigram_arrays(model)
-    except ValueError:
-        raise LmError("the model's unigram ids are outside its vocabulary", "recreate the model") from None
+    # dense by word id as ngram.model.unigram_arrays makes them (this module imports no other model code)
+    uni = np.asarray(model.ngrams[0])[:, 0] if N else np.zeros(0, np.int32)
+    if uni.size and (uni.min() < 0 or uni.max() >= V):
+        raise LmError("the model's unigram ids are outside its vocabulary", "recreate the model")
+    uni_lp = np.full(V, np.nan, np.float32)
+    uni_bo = np.zeros(V, np.float32)
+    uni_lp[uni] = model.logprob[0]
+    uni_bo[uni] = model.backoff[0]
+    if V and np.isnan(uni_lp[0]):
+        uni_lp[0] = -100.0  # <unk> without a unigram, as an ARPA file without it is read
     for n in range(1, N + 1):
         rows = np.asarray(model.ngrams[n - 1])
         if n >= 2:
@@ -263,17 +269,24 @@ def build_trie(model, q: int = 8, b: int = 8) -> tuple[dict, dict[str, np.ndarra
 
 def _suffix_closed(model) -> bool:
     """Whether every n-gram's newest n-1 words are an n-gram of the model (then the kernel's walk
-    stops at the first order without a match; numpy binary searches, about a second for PTB)."""
-    from lmtools.ngram.query import _lex_search
-
-    uni = set(np.asarray(model.ngrams[0])[:, 0].tolist())
+    stops at the first order without a match): each order's suffixes sorted and walked against the
+    order below (kernels.smooth.prefix_index; a set lookup for small models)."""
     for n in range(2, model.order + 1):
-        rows = np.asarray(model.ngrams[n - 1])
-        if n == 2:
-            if not set(np.unique(rows[:, 1]).tolist()) <= uni:
+        rows, below = np.asarray(model.ngrams[n - 1]), np.asarray(model.ngrams[n - 2])
+        if rows.shape[0] == 0:
+            continue
+        suffix = rows[:, 1:]
+        if rows.shape[0] + below.shape[0] <= 10_000:
+            have = set(map(tuple, below.tolist()))
+            if any(tuple(r) not in have for r in suffix.tolist()):
                 return False
-        elif rows.shape[0] and (_lex_search(np.asarray(model.ngrams[n - 2]), np.ascontiguousarray(rows[:, 1:]))
-                                < 0).any():
+            continue
+        from lmtools.kernels.smooth import prefix_index
+
+        ordered = suffix[np.lexsort(suffix.T[::-1])]
+        probe = np.zeros((ordered.shape[0], n), np.int32)
+        probe[:, :n - 1] = ordered  # prefix_index looks up a row's first n-1 ids: the suffix here
+        if (prefix_index(probe, np.ascontiguousarray(below, dtype=np.int32)) < 0).any():
             return False
     return True
 
@@ -340,253 +353,3 @@ def get(packed: np.ndarray, at: int, bits: int, i: int) -> int:
 
 def _ends(packed, at, bits, count):
     return get(packed, at, bits, 0), get(packed, at, bits, count - 1)
-
-
-# -- scoring ------------------------------------------------------------------------------------
-
-class TrieScorer:
-    """A TrieModel ready for scoring: the interface of lmtools.ngram.query.QueryModel (score_text,
-    line_scores, score_ids, warm), scored by kernels/trie.py over the mapped arrays as they are."""
-
-    kind = "ngram"
-
-    def __init__(self, model: TrieModel, name: str = "model"):
-        from lmtools.ngram.query import Vocabulary
-        from lmtools.vocab import UNK_ID
-
-        self.model, self.name = model, name
-        self.order = model.order
-        self.scores_only = bool(model.scores_only)
-        self.uni_lp, self.uni_bo = model.uni_lp, model.uni_bo
-        missing = np.isnan(self.uni_lp)
-        remap = None
-        if missing.any():
-            remap = np.arange(len(model.vocab), dtype=np.int32)
-            remap[missing] = UNK_ID
-            remap.flags.writeable = False
-        self.vocabulary = Vocabulary(list(model.vocab), remap, None)
-        self._arrays = None
-        self._steps = None
-        self._seen_bytes = 0
-        self._kernels = False  # loaded (a big input, or warm()): small inputs then take them too
-
-    @property
-    def vocab(self) -> list[str]:
-        return self.vocabulary.vocab
-
-    def arrays(self):
-        """The kernels' ``TrieArrays`` (the model's arrays read-only; checksums first, once)."""
-        if self._arrays is None:
-            from lmtools.kernels.trie import TrieArrays
-
-            m = self.model
-            if m.verify is not None:
-                m.verify()
-                m.verify = None
-            fields, cstart, _, _ = m.layout()
-            for a in (fields, cstart):
-                a.flags.writeable = False
-            views = [a.view() for a in (m.uni_lp, m.uni_bo, m.packed, m.centers)]
-            for v in views:  # one compiled kernel for mapped (read-only) and built arrays
-                v.flags.writeable = False
-            self._arrays = TrieArrays(int(m.order), views[0], views[1], views[2], views[3], fields, cstart,
-                                      m.q == 32, m.b == 32, bool(m.closed))
-        return self._arrays
-
-    def score_ids(self, ids: np.ndarray, fast: bool = True, threads: int = 1):
-        """(log10 p float64, matched order int32, zero-probability bool) per position of ``ids``."""
-        from lmtools.ngram.query import NO_CONTEXT, PARALLEL_MIN_TOKENS, _cuts
-        from lmtools.vocab import BOS_ID
-
-        ids = np.ascontiguousarray(ids, dtype=np.int32)
-        if ids.size:
-            if ids.min() < NO_CONTEXT or ids.max() >= len(self.vocab):
-                raise ValueError("token id outside the model's vocabulary")
-            if ids[0] != BOS_ID and ids[0] != NO_CONTEXT:
-                raise ValueError("a token stream must start a sentence (<s> or NO_CONTEXT)")
-        if not fast:  # a few lines: the trie walked from Python (no numba to load), the same numbers
-            return self.steps().score_ids(ids)
-        import numba
-
-        from lmtools.kernels.trie import score_ids
-
-        self._kernels = True
-        T = ids.size
-        lp, order, zero = np.empty(T, np.float64), np.empty(T, np.int32), np.empty(T, np.bool_)
-        cuts = _cuts(ids, threads) if threads > 1 and T > PARALLEL_MIN_TOKENS else np.array([0, T], np.int64)
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS, cuts.size - 1)))
-        score_ids(ids, cuts, self.arrays(), lp, order, zero)
-        return lp, order, zero
-
-    def use_fast(self, nbytes: int) -> bool:
-        """As QueryModel.use_fast: the kernels for big inputs, or once they are loaded."""
-        from lmtools.ngram.query import SMALL_BYTES, SMALL_TOTAL_BYTES
-
-        self._seen_bytes += nbytes
-        return self._kernels or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES
-
-    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None):
-        from lmtools.ngram.query import Scored
-
-        if fast is None:
-            fast = self.use_fast(len(data))
-        enc = self.vocabulary.encode(data, fast)
-        lp, order, zero = self.score_ids(enc.ids, fast, threads)
-        return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
-
-    def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None):
-        return self.score_text(data, threads, fast).line_scores()
-
-    def warm(self) -> None:
-        self.arrays()
-        self.vocabulary.table()
-        self._kernels = True
-
-    def steps(self) -> "TrieSteps":
-        """The trie walked one word at a time from Python (lmtools.api's BaseScore)."""
-        if self._steps is None:
-            if self.model.verify is not None:
-                self.model.verify()
-                self.model.verify = None
-            self._steps = TrieSteps(self)
-        return self._steps
-
-
-class TrieSampler:
-    """Sampling needs every n-gram's full-precision value, which the compact form does not keep."""
-
-    def __init__(self, model: TrieModel, name: str = "model"):
-        raise LmError(f"{name}: holds the compact trie form only (lm-train --trie), which lm-gen cannot sample from",
-                      "sample from the model written without --trie")
-
-
-class TrieSteps:
-    """One word at a time over the trie from plain Python (lmtools.api's State / BaseScore, through
-    lmtools.incremental): the engine interface of lmtools.ngram.steps.NGramSteps, with the same
-    numbers as kernels/trie.py. A state is (``words``: the context ids kept, newest first;
-    ``rows``: per length k the row of the context's k newest words in order k, -1 where that is not
-    an n-gram of the model; length 1: the word id)."""
-
-    def __init__(self, scorer: "TrieScorer"):
-        m = scorer.model
-        self.order = m.order
-        self._scorer = scorer
-        self._packed = memoryview(np.ascontiguousarray(m.packed)).cast("B").cast("Q")
-        self._centers = m.centers.tolist()
-        self._uni_lp = m.uni_lp.tolist()
-        self._uni_bo = m.uni_bo.tolist()
-        fields, cstart, _, _ = m.layout()
-        self._fields, self._cstart = fields.tolist(), cstart.tolist()
-        self._raw = (m.q == 32, m.b == 32)
-        self._index = None
-        self.vocab_size = len(m.vocab)
-
-    @property
-    def index(self) -> dict[str, int]:
-        if self._index is None:
-            from lmtools.ngram.steps import word_ids
-
-            self._index = word_ids(list(self._scorer.vocab), self._scorer.vocabulary.remap)
-        return self._index
-
-    def _get(self, at: int, bits: int, i: int) -> int:
-        pos = i * bits
-        j, s = at + (pos >> 6), pos & 63
-        v = self._packed[j] >> s
-        if s + bits > 64:
-            v |= self._packed[j + 1] << (64 - s)
-        return v & ((1 << bits) - 1)
-
-    def _value(self, n: int, f: int, row: int) -> float:
-        at, bits, _ = self._fields[n][f]
-        code = self._get(at, bits, row)
-        if self._raw[0 if f == PROB else 1]:
-            return float(np.uint32(code).view(np.float32))
-        return self._centers[self._cstart[n][0 if f == PROB else 1] + code]
-
-    def _child(self, n: int, row: int, w: int) -> int:
-        oat, obits, _ = self._fields[n - 1][OFFSETS]
-        wat, wbits, m = self._fields[n][WORDS]
-        lo = min(max(self._get(oat, obits, row), 0), m)
-        hi = min(max(self._get(oat, obits, row + 1), lo), m)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            x = self._get(wat, wbits, mid)
-            if x < w:
-                lo = mid + 1
-            elif x > w:
-                hi = mid
-            else:
-                return mid
-        return -1
-
-    def begin(self) -> tuple[tuple, tuple]:
-        from lmtools.vocab import BOS_ID
-
-        return (BOS_ID,), (BOS_ID,)
-
-    def null(self) -> tuple[tuple, tuple]:
-        return (), ()
-
-    def step_word(self, words: tuple, rows: tuple, word: str):
-        from lmtools.vocab import BOS_ID, UNK_ID
-
-        w = self.index.get(word)
-        if w is None:
-            total, _, m, a, b = self.walk(words, rows, UNK_ID)
-            return total, m, True, a, b
-        if w == BOS_ID:
-            return 0.0, 0, False, words, rows
-        total, _, m, a, b = self.walk(words, rows, w)
-        return total, m, False, a, b
-
-    def walk(self, words: tuple, rows: tuple, w: int):
-        """(log10 p(w | state), log10 p of the matched n-gram, its length, next words, next rows)."""
-        N = self.order
-        lp32 = self._uni_lp[w]
-        m = 1
-        found = [w]
-        for n in range(2, min(N, len(rows) + 1) + 1):
-            c = rows[n - 2]
-            r = self._child(n, c, w) if c >= 0 else -1
-            found.append(r)
-            if r >= 0:
-                lp32 = self._value(n, PROB, r)
-                m = n
-        total = float(lp32)
-        for k in range(m, min(N - 1, len(rows)) + 1):
-            c = rows[k - 1]
-            if c >= 0:
-                total += self._uni_bo[c] if k == 1 else self._value(k, BACKOFF, c)
-        del found[N - 1:]
-        while len(found) > 1 and found[-1] < 0:
-            found.pop()
-        return total, float(lp32), m, ((w,) + words)[:len(found)], tuple(found)
-
-    def score_ids(self, ids: np.ndarray):
-        """What kernels/trie.score_ids gives for a token stream, from Python (for a few lines)."""
-        from lmtools.constants import LOG_ZERO
-        from lmtools.vocab import BOS_ID
-
-        T = int(ids.size)
-        out_lp, out_ord, out_zero = [0.0] * T, [0] * T, [False] * T
-        state = self.null()
-        for t, w in enumerate(ids.tolist()):
-            if w == BOS_ID:
-                state = self.begin()
-            elif w < 0:
-                state = self.null()
-            else:
-                total, lp, m, a, b = self.walk(state[0], state[1], w)
-                state = (a, b)
-                out_lp[t], out_ord[t] = total, m
-                out_zero[t] = total <= LOG_ZERO or lp <= LOG_ZERO
-        return np.array(out_lp, np.float64), np.array(out_ord, np.int32), np.array(out_zero, np.bool_)
-
-    def after_words(self, words: list[str], bos: bool) -> tuple[tuple, tuple]:
-        if len(words) > self.order - 1:
-            words, bos = words[len(words) - (self.order - 1):], False
-        state = self.begin() if bos else self.null()
-        for w in words:
-            state = self.step_word(*state, w)[3:]
-        return state
