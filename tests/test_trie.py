@@ -130,6 +130,9 @@ def test_info_gen_and_usage(d):
     assert "trie" in error_line(r, "lm-gen", 1)
     r = invoke("lm-prune", "--threshold", "1e-8", "-o", d / "never.lm", d / "t8.lm")
     assert "trie" in error_line(r, "lm-prune", 1)
+    for args in (["--arpa"], ["--trie"], []):
+        r = invoke("lm-train", *args, "-o", d / "never.lm", d / "t8.lm")
+        assert "compact trie form" in error_line(r, "lm-train", 1)
     for args, needle in [(["--quantize", "8,8"], "--trie"), (["--trie", "--quantize", "8"], "Q,B"),
                          (["--trie", "--quantize", "1,8"], "bits"), (["--trie", "--quantize", "8,33"], "bits"),
                          (["--trie", "--arpa"], "--arpa")]:

@@ -241,6 +241,9 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
                 model, tables_fit = train_bounded.estimate_on_disk(obj, space, text_budget, options, quiet)
                 write(model, tables_fit, obj, path)
                 return
+            elif type(obj).__name__ == "TrieModel":  # quantized, without the n-gram arrays to rewrite
+                raise LmError(f"{path}: holds the compact trie form only (lm-train --trie), which cannot be "
+                              "rewritten or converted", "start from the full model (or its counts)")
             else:
                 raise LmError(f"{path}: is a {type(obj).__name__}, not n-gram counts",
                               "give a counts model from lm-count")
