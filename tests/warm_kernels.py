@@ -34,6 +34,8 @@ def ngram(d: Path) -> None:
     _run("ppl", "-m", d / "kn3.lm", text)
     _run("ppl", "-m", d / "c3.lm", text)
     _run("score", "-m", d / "kn3.lm", text)
+    _run("train", "-q", "--trie", "-o", d / "t3.lm", d / "kn3.lm")  # the compact form's build and scoring kernels
+    _run("ppl", "-m", d / "t3.lm", text)
     _run("gen", "-m", d / "c3.lm", "-s", "5", "--seed", "1")
     _run("gen", "-m", d / "kn3.lm", "-s", "5", "--seed", "1", "--scores")
     ffnn(d, ("class",))  # after the other lane's softmax model has compiled the kernels both layers use
