@@ -20,6 +20,7 @@ per-file totals are exact sums (math.fsum) of the per-line ones.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,11 @@ NO_CONTEXT = -1  # a sentence start without <s> (bos=False): kernels/query.NO_CO
 # importing numba and loading its first cached kernel costs ~0.4 s, more than scoring them.
 SMALL_BYTES = 1 << 16
 SMALL_TOTAL_BYTES = 1 << 18
+# With stored tables the numpy path probes them as the kernel does (_score_tables_numpy): ~1 us a
+# token against ~0.9 s to import numba and load its kernels, so texts up to a few MB skip numba. Up to
+# STEPS_MAX_TOKENS tokens the plain-Python walk (ngram/steps.py) is quicker than numpy's per-call costs.
+SMALL_STORED_BYTES = 1 << 21
+STEPS_MAX_TOKENS = 2000
 PARALLEL_MIN_TOKENS = 100_000  # below this, threads cost more than they save
 PARALLEL_MIN_BYTES = 1 << 19
 
@@ -69,11 +75,19 @@ class Scored:
         """Per-sentence sums (in token order: the same numbers on every path)."""
         L = int(self.starts().size)
         out = LineScores.empty(L, self.n_dropped)
-        if self.ids.size > 4096:
+        # the kernel once numba is loaded; before, Python's float sums in token order (the same bits;
+        # a text scored with mapped tables is scored without numba, lm-ppl -m BIG.lm test.txt)
+        if self.ids.size > 4096 and "lmtools.kernels.query" in sys.modules:
             from lmtools.kernels.query import line_sums
 
             line_sums(self.ids, self.oov, self.logp, self.zero, out.kernel_view(), 0)
             return out
+        start = (self.ids == BOS_ID) | (self.ids == NO_CONTEXT)
+        line = np.cumsum(start) - 1
+        tok = ~start
+        out.tokens[:] = np.bincount(line[tok], minlength=L)
+        out.oovs[:] = np.bincount(line[tok & self.oov], minlength=L)
+        out.zeros[:] = np.bincount(line[tok & ~self.oov & self.zero], minlength=L)
         lp, lp_nz, lp_iv = out.lp.tolist(), out.lp_nz.tolist(), out.lp_iv.tolist()
         li = -1
         ids, oov, zero, logp = self.ids.tolist(), self.oov.tolist(), self.zero.tolist(), self.logp.tolist()
@@ -83,13 +97,9 @@ class Scored:
                 continue
             v = logp[t]
             lp[li] += v
-            out.tokens[li] += 1
             if oov[t]:
-                out.oovs[li] += 1
                 lp_nz[li] += v
-            elif zero[t]:
-                out.zeros[li] += 1
-            else:
+            elif not zero[t]:
                 lp_nz[li] += v
                 lp_iv[li] += v
         out.lp[:], out.lp_nz[:], out.lp_iv[:] = lp, lp_nz, lp_iv
@@ -358,7 +368,9 @@ class QueryModel:
 
     def use_fast(self, nbytes: int) -> bool:
         self._seen_bytes += nbytes
-        return (self._kernels or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES)
+        chunk, total = ((SMALL_STORED_BYTES, SMALL_STORED_BYTES) if self.stored is not None
+                        else (SMALL_BYTES, SMALL_TOTAL_BYTES))
+        return self._kernels or nbytes > chunk or self._seen_bytes > total
 
     # -- scoring -----------------------------------------------------------------------------
     def score_ids(self, ids: np.ndarray, fast: bool = True, threads: int = 1):
@@ -370,8 +382,10 @@ class QueryModel:
             if ids[0] != BOS_ID and ids[0] != NO_CONTEXT:
                 raise ValueError("a token stream must start a sentence (<s> or NO_CONTEXT)")
         if not fast:
-            if self.stored is not None:  # the stored tables walked in Python: no n-gram array read whole
-                return self.steps().score_ids(ids)
+            if self.stored is not None:  # the stored tables, probed: no n-gram array read whole
+                if ids.size <= STEPS_MAX_TOKENS:
+                    return self.steps().score_ids(ids)
+                return _score_tables_numpy(self, ids)
             return _score_numpy(self, ids)
         from lmtools.kernels.query import score_ids
 
@@ -598,4 +612,105 @@ def _score_numpy(qm: QueryModel, ids: np.ndarray):
     total[~tokens] = 0.0
     m[~tokens] = 0
     zero = tokens & ((total <= LOG_ZERO) | (lp <= LOG_ZERO))  # as kernels/query._score_range
+    return total, m, zero
+
+
+# -- the stored tables probed with numpy ---------------------------------------------------------
+# kernels/query.py's hash constants (mix, extend), as numpy scalars: uint64 arrays wrap mod 2**64
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint64(30))
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _probe(tab: np.ndarray, start: int, log2: int, keys: np.ndarray) -> np.ndarray:
+    """kernels/query._find for many keys at once: entry index (absolute) holding each key, or -1.
+    At most one pass over the table, as the kernel (a damaged table may be full)."""
+    mask = (1 << log2) - 1
+    slot = (keys >> np.uint64(64 - log2)).astype(np.int64)
+    out = np.full(keys.size, -1, np.int64)
+    act = np.arange(keys.size)
+    for _ in range(mask + 1):
+        k = tab[2 * (start + slot)]
+        hit = k == keys[act]
+        out[act[hit]] = start + slot[hit]
+        go = ~hit & (k != 0)
+        if not go.any():
+            break
+        act, slot = act[go], (slot[go] + 1) & mask
+    return out
+
+
+def _score_tables_numpy(qm: QueryModel, ids: np.ndarray):
+    """kernels/query.score_ids's numbers bit for bit, with numpy over the stored tables (mapped: only
+    the probed entries are read). Position by position the kernel walks n = 2.. and stops at the first
+    miss; here each order is probed for every position still walking. The kernel's stop for a
+    prefix-closed model (reach[t] <= reach[t-1] + 1) is a recurrence; as reach[t] - t it is a running
+    minimum within each sentence, taken at once with one offset per sentence."""
+    tab, ftab, base, log2s, seed, closed = qm.tables()
+    N = int(qm.order)
+    T = ids.size
+    if T == 0:
+        return np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.bool_)
+    is_start = (ids == BOS_ID) | (ids < 0)
+    seg = np.cumsum(is_start) - 1
+    if seg[0] < 0:
+        raise ValueError("a token stream must start a sentence")
+    starts = np.flatnonzero(is_start)
+    s_of = starts[seg]
+    t_idx = np.arange(T)
+    ctx = t_idx - s_of - (ids[s_of] < 0)  # context tokens available at t (the kernel's ctxu)
+    word = ~is_start
+    w = np.where(ids >= 0, ids, 0)
+    # reach0[t]: where the walk stops without the prefix-closed bound; entries of each found order
+    reach0 = np.where(word, 1, np.where(ids == BOS_ID, 1, 0)).astype(np.int64)
+    entry = np.full((N + 1, T), -1, np.int64)
+    pos = np.flatnonzero(word & (ctx >= 1))
+    h = _mix(w[pos].astype(np.uint64) + np.uint64(seed))  # kernels/query.hash_word
+    for n in range(2, N + 1):
+        if pos.size == 0:
+            break
+        h = _mix(h * _K1 + ids[pos - n + 1].astype(np.uint64) + np.uint64(1))  # extend: one word older
+        e = _probe(tab, int(base[n]), int(log2s[n]), h | np.uint64(1))
+        ok = e >= 0
+        pos, h = pos[ok], h[ok]
+        entry[n, pos] = e[ok]
+        reach0[pos] = n
+        more = ctx[pos] >= n  # the next order needs one more word of context
+        pos, h = pos[more], h[more]
+    if closed:
+        big = 2 * (T + N + 1)
+        a = reach0 - t_idx - seg * big
+        reach = np.minimum.accumulate(a) + seg * big + t_idx
+    else:
+        reach = reach0
+    lp = qm.uni_lp[w].astype(np.float32)
+    m = np.ones(T, np.int32)
+    bo = np.zeros((N + 1, T), np.float64)  # backoffs of the n-grams found ending at t, by length
+    bo[1] = np.where(word | (ids == BOS_ID), qm.uni_bo[w], 0.0)
+    for n in range(2, N + 1):
+        at = np.flatnonzero(reach >= n)
+        e = entry[n, at]
+        bo[n, at] = ftab[4 * e + 3]
+        v = ftab[4 * e + 2]
+        real = v == v  # not a placeholder
+        lp[at[real]] = v[real]
+        m[at[real]] = n
+    total = lp.astype(np.float64)
+    prev_reach = np.zeros(T, np.int64)
+    prev_reach[1:] = reach[:-1]
+    kmax = np.minimum(N - 1, prev_reach)
+    for k in range(1, N):
+        sel = np.flatnonzero(word & (k >= m) & (k <= kmax))
+        total[sel] += bo[k, sel - 1]
+    total[~word] = 0.0
+    m[~word] = 0
+    zero = word & ((total <= LOG_ZERO) | (lp <= LOG_ZERO))  # as kernels/query._score_range
     return total, m, zero
