@@ -235,3 +235,12 @@ def test_a_model_without_some_suffixes_scores_as_the_hash_tables(tmp_path):
     small = scorer_for(t, "trie").score_text(data[:28], fast=False)  # two copies
     assert np.array_equal(got.logp, want.logp) and np.array_equal(got.order, want.order)
     assert np.array_equal(small.logp, want.logp[:small.logp.size]) and got.order.max() == 3
+
+
+def test_an_entropy_pruned_model_converts_exactly(d, tmp_path):
+    # entropy pruning keeps prefixes but drops suffixes: the trie's walk then looks past a miss
+    ok(invoke("lm-prune", "-q", "--threshold", "1e-6", "-o", tmp_path / "p.lm", d / "kn4.lm"))
+    ok(invoke("lm-train", "-q", "--trie", "--quantize", "32,32", "-o", tmp_path / "pt.lm", tmp_path / "p.lm"))
+    assert load_model(str(tmp_path / "pt.lm")).closed is False
+    a, b = _scored(tmp_path / "p.lm"), _scored(tmp_path / "pt.lm")
+    assert np.array_equal(a.logp, b.logp) and np.array_equal(a.order, b.order)
