@@ -244,3 +244,13 @@ def test_an_entropy_pruned_model_converts_exactly(d, tmp_path):
     assert load_model(str(tmp_path / "pt.lm")).closed is False
     a, b = _scored(tmp_path / "p.lm"), _scored(tmp_path / "pt.lm")
     assert np.array_equal(a.logp, b.logp) and np.array_equal(a.order, b.order)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_low_orders_convert_exactly(d, tmp_path, order):
+    ok(invoke("lm-train", "-q", "-n", str(order), "-o", tmp_path / "m.lm", d / "train.txt"))
+    ok(invoke("lm-train", "-q", "--trie", "--quantize", "32,32", "-o", tmp_path / "t.lm", tmp_path / "m.lm"))
+    a, b = _scored(tmp_path / "m.lm"), _scored(tmp_path / "t.lm")
+    assert np.array_equal(a.logp, b.logp) and np.array_equal(a.order, b.order)
+    small = scorer_for(load_model(str(tmp_path / "t.lm")), "t").score_text(TEST, fast=False)
+    assert np.array_equal(small.logp, a.logp)
