@@ -37,11 +37,16 @@ from lmtools.ngram.partitioned import (
 )
 
 # Bytes of working memory per n-gram while a partition is estimated (its rows and counts, the context
-# and suffix indexes, adjusted counts, float64 probabilities and the temporaries of numpy's steps):
-# measured on the PTB 5-gram, rounded up. The partitions are sized so that the average one uses a
-# third of the budget: a next-to-last word as frequent as "the" makes its partition a few times the
-# average.
-BYTES_PER_NGRAM = 160
+# and suffix indexes, adjusted counts, float64 probabilities and the temporaries of numpy's steps), and
+# per n-gram of lm-train in memory (the whole estimation and the query tables): measured on a 10M-token
+# sampled 5-gram (23.3M n-grams): in memory, 2512 MiB peak RSS (113 bytes per n-gram with the
+# interpreter); on disk, 83 bytes per n-gram of a partition that tracemalloc sees (PTB 5-gram, 4
+# partitions) and 24 more in numba's index arrays, which it does not; rounded up. The partitions are
+# sized so that the average one uses a third of the budget: the next-to-last words are hashed, so the
+# largest partition was 1.2 times the average at 10M tokens, and the interpreter, the vocabulary-sized
+# arrays and the merge take the rest. Fewer, larger partitions are no faster (at 10M tokens and -S 1G,
+# 5 partitions took as long as 11, with a peak RSS 320 MiB higher).
+BYTES_PER_NGRAM = 112
 MAX_PARTS = 4096
 MIN_BLOCK_ROWS = 1 << 12
 
@@ -130,6 +135,11 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
     largest = max((sum(stored[k][0].nbytes + stored[k][1].nbytes for k in stored if k[0] == p) for p in range(P)),
                   default=0)
     note(f"{P} partitions on disk; the largest holds {largest / 2**20:.0f} MiB of counts")
+    top = max((sum(len(stored[k][0]) for k in stored if k[0] == p) for p in range(P)), default=0)
+    if BYTES_PER_NGRAM * top > budget and warn is not None:
+        # one next-to-last word's n-grams cannot be split: a partition is read whole, whatever its size
+        warn(f"the largest partition ({top} n-grams) needs about {BYTES_PER_NGRAM * top / 2**20:.0f} MiB, "
+             f"more than the budget (-S {budget / 2**20:.0f} MiB): it is estimated in memory all the same")
 
     def load(p: int) -> Partition:
         g, c = [], []

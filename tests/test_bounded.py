@@ -89,6 +89,31 @@ def test_partitions_follow_the_budget():
     assert small > large >= 1
 
 
+def test_a_partition_larger_than_the_budget_is_said(counts4, tmp_path):
+    said = []
+    _estimate(counts4, tmp_path, 2, warn=said.append)  # 65536 bytes: any partition is larger
+    assert len(said) == 1 and "the largest partition" in said[0] and "-S 0 MiB" in said[0]
+
+
+def test_trie_levels_are_streamed_sorted_order_by_order(counts4):
+    """lm-count's trie layout (Levels), sorted one order at a time, gives the sorted stream of the
+    Counts; a repeated n-gram is refused."""
+    from lmtools.io.models import counts_to_parts, levels_from_parts
+
+    head, parts = counts_to_parts(counts4)
+    levels = levels_from_parts(head, parts, "x")
+    want = list(iter_sorted_blocks(counts4, 997))
+    got = list(iter_sorted_blocks(levels, 997, check="x"))
+    assert got[0].sizes == want[0].sizes and np.array_equal(got[0].unigrams, want[0].unigrams)
+    assert len(got) == len(want)
+    for (n, r, c), (n2, r2, c2) in zip(got[1:], want[1:]):
+        assert n == n2 and np.array_equal(r, r2) and np.array_equal(c, c2) and c.dtype == np.int64
+    prefix, word, count = levels.levels[1]
+    levels.levels[1] = (np.append(prefix, prefix[:1]), np.append(word, word[:1]), np.append(count, count[:1]))
+    with pytest.raises(LmError, match="order 3 has repeated n-grams"):
+        list(iter_sorted_blocks(levels, 997, check="x"))
+
+
 def test_a_full_disk_is_one_error_and_leaves_nothing(counts4, tmp_path, monkeypatch):
     calls = {"n": 0}
     plain = BlockWriter.append
