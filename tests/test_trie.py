@@ -254,3 +254,17 @@ def test_low_orders_convert_exactly(d, tmp_path, order):
     assert np.array_equal(a.logp, b.logp) and np.array_equal(a.order, b.order)
     small = scorer_for(load_model(str(tmp_path / "t.lm")), "t").score_text(TEST, fast=False)
     assert np.array_equal(small.logp, a.logp)
+
+
+def test_a_test_set_is_scored_without_numba(d):
+    # below a few MB the trie is searched with numpy (the kernel's numbers, tests above): no numba import
+    import subprocess
+    import sys
+
+    code = ("import sys; from lmtools.io.models import load_model; from lmtools.kinds import scorer_for; "
+            f"s = scorer_for(load_model({str(d / 't8.lm')!r}), 't'); "
+            f"ls = s.line_scores(open({str(d / 'test.txt')!r}, 'rb').read()); "
+            "print(len(ls), 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(TEST.count(b"\n")), "False"]

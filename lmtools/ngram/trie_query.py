@@ -72,8 +72,8 @@ class TrieScorer:
                 raise ValueError("token id outside the model's vocabulary")
             if ids[0] != BOS_ID and ids[0] != NO_CONTEXT:
                 raise ValueError("a token stream must start a sentence (<s> or NO_CONTEXT)")
-        if not fast:  # a few lines: the trie walked from Python (no numba to load), the same numbers
-            return self.steps().score_ids(ids)
+        if not fast:  # up to a few MB: the trie searched with numpy (no numba to load), the same numbers
+            return self._score_numpy(ids)
         import numba
 
         from lmtools.kernels.trie import score_ids
@@ -92,11 +92,101 @@ class TrieScorer:
         return lp, order, zero
 
     def use_fast(self, nbytes: int) -> bool:
-        """As QueryModel.use_fast: the kernels for big inputs, or once they are loaded."""
-        from lmtools.ngram.query import SMALL_BYTES, SMALL_TOTAL_BYTES
+        """As QueryModel.use_fast with stored tables: the kernels for inputs above a few MB (in one
+        chunk or in all), or once they are loaded; numpy below (importing numba costs ~0.5 s)."""
+        from lmtools.ngram.query import SMALL_STORED_BYTES
 
         self._seen_bytes += nbytes
-        return self._kernels or nbytes > SMALL_BYTES or self._seen_bytes > SMALL_TOTAL_BYTES
+        return self._kernels or nbytes > SMALL_STORED_BYTES or self._seen_bytes > SMALL_STORED_BYTES
+
+    def _score_numpy(self, ids: np.ndarray):
+        """kernels/trie.score_ids with numpy, an order at a time over all positions: the rows of
+        order n ending at t are the children of the rows of order n-1 ending at t-1 (binary searches
+        of all positions at once); log10 p + the contexts' backoffs added in the kernel's order."""
+        from lmtools.constants import LOG_ZERO
+        from lmtools.vocab import BOS_ID
+
+        m_ = self.model
+        N, T = m_.order, ids.size
+        fields, cstart, _, _ = m_.layout()
+        packed, centers = m_.packed, m_.centers
+        if m_.verify is not None:
+            m_.verify()
+            m_.verify = None
+
+        def get(f, n, idx):
+            at, bits = int(fields[n, f, 0]), int(fields[n, f, 1])
+            pos = idx.astype(np.int64) * bits
+            w = at + (pos >> 6)
+            sh = (pos & 63).astype(np.uint64)
+            v = packed[w] >> sh
+            over = (pos & 63) + bits > 64
+            if over.any():
+                nxt = packed[np.minimum(w + 1, packed.size - 1)]
+                v = np.where(over, v | (nxt << (np.uint64(64) - np.where(over, sh, np.uint64(1)))), v)
+            return (v & np.uint64((1 << bits) - 1)).astype(np.int64)
+
+        def value(f, n, idx):
+            code = get(f, n, idx)
+            if (m_.q if f == PROB else m_.b) == 32:
+                return code.astype(np.uint32).view(np.float32)
+            return centers[cstart[n, 0 if f == PROB else 1] + code]
+
+        word = ids.astype(np.int64)
+        rows = np.full((N + 1, T), -1, np.int64)  # rows[n, t]: the order-n n-gram ending at t
+        rows[1] = np.where(word >= 0, word, -1)
+        prev = np.full((N + 1, T), -1, np.int64)  # the same ending at t - 1 (none at a sentence start)
+        lp32 = self.uni_lp[np.maximum(word, 0)].astype(np.float32)
+        m = np.ones(T, np.int64)
+        start = (word == BOS_ID) | (word < 0)
+        for n in range(2, N + 1):
+            prev[n - 1, 1:] = rows[n - 1, :-1]
+            prev[n - 1, start] = -1
+            act = np.flatnonzero((prev[n - 1] >= 0) & ~start)
+            if act.size == 0:
+                continue
+            c = prev[n - 1, act]
+            lo = get(OFFSETS, n - 1, c)
+            hi = get(OFFSETS, n - 1, c + 1)
+            size = int(fields[n, WORDS, 2])
+            lo = np.clip(lo, 0, size)  # clamped as the kernel clamps a damaged range
+            hi = np.clip(np.maximum(hi, lo), 0, size)
+            end = hi.copy()
+            target = word[act]
+            while True:
+                live = lo < hi
+                if not live.any():
+                    break
+                mid = (lo + hi) >> 1
+                x = np.full(act.size, -1, np.int64)
+                x[live] = get(WORDS, n, mid[live])
+                lo = np.where(live & (x < target), mid + 1, lo)
+                hi = np.where(live & (x >= target), mid, hi)
+            found = lo < size
+            hit = np.zeros(act.size, bool)
+            hit[found] = get(WORDS, n, lo[found]) == target[found]
+            hit &= lo < end  # lo: the first word >= target in the range; a hit where it is the target
+            t = act[hit]
+            rows[n, t] = lo[hit]
+            lp32[t] = value(PROB, n, lo[hit])
+            m[t] = n
+        prev[N, 1:] = rows[N, :-1]
+        total = lp32.astype(np.float64)
+        for k in range(1, N):
+            c = prev[k]
+            sel = (c >= 0) & (m <= k) & ~start
+            if not sel.any():
+                continue
+            if k == 1:
+                total[sel] += self.uni_bo[c[sel]].astype(np.float64)
+            else:
+                total[sel] += value(BACKOFF, k, c[sel]).astype(np.float64)
+        lp = lp32.astype(np.float64)
+        zero = (total <= LOG_ZERO) | (lp <= LOG_ZERO)
+        total[start] = 0.0
+        m[start] = 0
+        zero[start] = False
+        return total, m.astype(np.int32), zero
 
     def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None):
         from lmtools.ngram.query import Scored
@@ -257,26 +347,6 @@ class TrieSteps:
         while len(found) > 1 and found[-1] < 0:
             found.pop()
         return total, float(lp32), m, ((w,) + words)[:len(found)], tuple(found)
-
-    def score_ids(self, ids: np.ndarray):
-        """What kernels/trie.score_ids gives for a token stream, from Python (for a few lines)."""
-        from lmtools.constants import LOG_ZERO
-        from lmtools.vocab import BOS_ID
-
-        T = int(ids.size)
-        out_lp, out_ord, out_zero = [0.0] * T, [0] * T, [False] * T
-        state = self.null()
-        for t, w in enumerate(ids.tolist()):
-            if w == BOS_ID:
-                state = self.begin()
-            elif w < 0:
-                state = self.null()
-            else:
-                total, lp, m, a, b = self.walk(state[0], state[1], w)
-                state = (a, b)
-                out_lp[t], out_ord[t] = total, m
-                out_zero[t] = total <= LOG_ZERO or lp <= LOG_ZERO
-        return np.array(out_lp, np.float64), np.array(out_ord, np.int32), np.array(out_zero, np.bool_)
 
     def after_words(self, words: list[str], bos: bool) -> tuple[tuple, tuple]:
         if len(words) > self.order - 1:
