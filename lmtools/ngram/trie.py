@@ -119,8 +119,8 @@ def unpack(arr: np.ndarray, start: int, bits: int, count: int) -> np.ndarray:
 
 def codebook(values: np.ndarray, bins: int) -> np.ndarray:
     """float32 centers (nondecreasing, ``bins`` of them) of ``values``: the distinct values when there
-    are at most ``bins``, else equal-population bins of the sorted values, each center their mean (an
-    empty bin, possible only with fewer values than bins, repeats the center before it)."""
+    are at most ``bins`` (the last repeated to fill), else equal-population bins of the sorted values,
+    each center their mean."""
     centers = np.zeros(bins, np.float32)
     if values.size == 0:
         return centers
@@ -131,11 +131,10 @@ def codebook(values: np.ndarray, bins: int) -> np.ndarray:
         return centers
     s = np.sort(values.astype(np.float64))
     ends = (s.size * np.arange(1, bins + 1, dtype=np.int64)) // bins
-    starts = np.concatenate([[0], ends[:-1]])
-    sums = np.concatenate([[0.0], np.cumsum(s)])
-    for i in range(bins):
-        a, e = starts[i], ends[i]
-        centers[i] = (sums[e] - sums[a]) / (e - a) if e > a else (centers[i - 1] if i else s[0])
+    starts = np.concatenate([[0], ends[:-1]])  # more values than bins here: no bin is empty
+    # each bin summed on its own (not as differences of a running sum: a log10 p of -inf, which an ARPA
+    # file may hold, then stays in its bin's center instead of making every later one nan)
+    centers[:] = np.add.reduceat(s, starts) / (ends - starts)
     return np.maximum.accumulate(centers)
 
 
