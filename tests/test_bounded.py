@@ -114,6 +114,28 @@ def test_trie_levels_are_streamed_sorted_order_by_order(counts4):
         list(iter_sorted_blocks(levels, 997, check="x"))
 
 
+def test_a_sorted_stream_read_by_path_releases_its_pages_and_stays_valid(counts4, tmp_path):
+    """iter_sorted_counts drops each block's pages once consumed (MappedModel.release): the blocks it
+    gave, read again afterwards, still hold the stream's rows and counts."""
+    from lmtools.io.countstream import iter_sorted_counts, write_sorted_counts
+    from lmtools.io.modelfile import map_model
+
+    it = iter_sorted_blocks(counts4, 300)
+    head = next(it)
+    path = tmp_path / "s.lm"
+    with open(path, "wb") as f:
+        write_sorted_counts(f, head, ((n, r, c) for n, r, c in it if n >= 2))
+    got = list(iter_sorted_counts(str(path), 300))[1:]  # every block consumed, so released
+    want = list(iter_sorted_blocks(counts4, 300))[1:]
+    assert len(got) == len(want) > 10
+    for (n, r, c), (n2, r2, c2) in zip(got, want):
+        assert n == n2 and np.array_equal(r, r2) and np.array_equal(c, c2)
+    mapped = map_model(str(path))
+    before = {k: np.array(v) for k, v in mapped.arrays.items()}
+    mapped.release(list(mapped.arrays))
+    assert all(np.array_equal(mapped.arrays[k], v) for k, v in before.items())
+
+
 def test_a_full_disk_is_one_error_and_leaves_nothing(counts4, tmp_path, monkeypatch):
     calls = {"n": 0}
     plain = BlockWriter.append

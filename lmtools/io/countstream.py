@@ -399,8 +399,10 @@ def iter_sorted_counts(source="-", block_rows: int = BLOCK_ROWS) -> Iterator:
                     raise LmError(f"{name}: corrupt counts file (block {i} of order {n} has the wrong size)",
                                   "recreate it with lm-count")
                 rows, counts = check_sorted_block(V, n, rows, counts, name, last)
-                last = rows[-1]
+                last = rows[-1].copy()
                 yield n, rows, counts
+                if mapped is not None:  # consumed: its pages need not stay resident
+                    mapped.release([f"ngrams_{n}.{i}", f"counts_{n}.{i}"])
         for _ in parts:  # the trailer is checked when the arrays run out
             raise LmError(f"{name}: corrupt counts file (arrays after the last block)", "recreate it with lm-count")
     finally:

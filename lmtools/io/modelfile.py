@@ -483,6 +483,30 @@ class MappedModel:
             except (OSError, ValueError):  # advice only: a kernel that refuses it changes no result
                 pass
 
+    def release(self, names) -> None:
+        """Drop the pages that lie wholly inside the arrays ``names`` from the process (madvise
+        MADV_DONTNEED): a reader that streams a large file once (lm-train -S reading a sorted count
+        stream by path) would otherwise keep every page it read resident, and its RSS would grow to
+        the file's size whatever its budget. The arrays stay valid: a page read again is read from the
+        file. Where the platform has no madvise, nothing happens."""
+        mapping = self._buffer.obj
+        advise, flag = getattr(mapping, "madvise", None), getattr(mmap, "MADV_DONTNEED", None)
+        if advise is None or flag is None or not len(self._buffer):
+            return
+        base = np.frombuffer(self._buffer, np.uint8, 1).ctypes.data
+        page = mmap.PAGESIZE
+        for array in names:
+            a = self.arrays.get(array)
+            if a is None or not a.nbytes:
+                continue
+            at = a.ctypes.data - base
+            start, end = -(-at // page) * page, (at + a.nbytes) // page * page  # whole pages only
+            if end > start:
+                try:
+                    advise(flag, start, end - start)
+                except (OSError, ValueError):  # advice only
+                    pass
+
 
 def map_model(path: str, name: str | None = None, verify: bool | None = None) -> MappedModel | None:
     """Map the format-3 model file at ``path``; None when it is not one (another format, compressed,
