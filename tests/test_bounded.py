@@ -173,6 +173,7 @@ def _train(*args, budget=None, cwd=None):
     return r
 
 
+@pytest.mark.slow  # one of the slowest of make test (first compiles of its kernels): in the slow set CI runs
 def test_cli_same_bytes_on_disk_and_in_memory(counts_file, tmp_path):
     temp = tmp_path / "temp"
     temp.mkdir()

@@ -7,6 +7,11 @@ from dataclasses import replace
 import click
 import numpy as np
 import pytest
+
+# The FFNN kernels' own checks (finite-difference gradients, optimizers, layouts) compile every float32/
+# float64 and layer variant in process: minutes on 2 cores. They run in the slow set (CI runs it), so that
+# make test stays short; the programs' FFNN paths are still exercised there by the CLI tests.
+pytestmark = pytest.mark.slow
 from click.testing import CliRunner
 
 from lmtools.errors import LmError

@@ -102,6 +102,7 @@ def test_distribution_of_handmade_backoff_model():
         np.testing.assert_allclose(got, ref.distribution(m, [1] + h), rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.slow  # one of the slowest of make test (first compiles of its kernels): in the slow set CI runs
 def test_word_logprobs_agree_with_the_query_engine(kn3):
     from lmtools import api
 
@@ -358,6 +359,7 @@ def _ffnn(layer="softmax", V=12, ctx=2, seed=0):
                      b=r.normal(size=H), U=r.normal(size=(V, H)) * 1.5, c=r.normal(size=V), **kw)
 
 
+@pytest.mark.slow  # one of the slowest of make test (first compiles of its kernels): in the slow set CI runs
 @pytest.mark.parametrize("layer", ["softmax", "class"])
 def test_ffnn_distribution_and_samples(layer):
     m = _ffnn(layer)

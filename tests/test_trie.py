@@ -52,6 +52,7 @@ def _scored(path, data=TEST):
     return scorer_for(load_model(str(path)), str(path)).score_text(data, fast=True)
 
 
+@pytest.mark.slow  # one of the slowest of make test (first compiles of its kernels): in the slow set CI runs
 def test_unquantized_trie_scores_as_the_full_model(d):
     assert isinstance(load_model(str(d / "t32.lm")), TrieModel)
     for prog in ("lm-score", "lm-ppl"):
