@@ -22,7 +22,6 @@ vocabulary-sized arrays.
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable, Iterable, Iterator
 
 import numpy as np

@@ -81,11 +81,6 @@ class DiskArray:
         for a in range(0, self.shape[0], step):
             yield self.read(a, a + step)
 
-    def first_column_at(self, i: int, f) -> int:
-        """Element [i, 0] (or [i] for 1-d) read from open file ``f``: for binary searches over sorted rows."""
-        data = os.pread(f.fileno(), self.dtype.itemsize, i * self.row_items * self.dtype.itemsize)
-        return int(np.frombuffer(data, self.dtype)[0])
-
     def remove(self) -> None:
         if self.space is not None:
             self.space.delete(self.path)
@@ -94,7 +89,3 @@ class DiskArray:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
-
-
-def is_disk_array(a) -> bool:
-    return isinstance(a, DiskArray)
