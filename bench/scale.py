@@ -11,6 +11,8 @@ from a fixed seed (--seed) in chunks of --chunk sentences, chunk i drawn with se
 cut at the first line that reaches the size: the same seed gives the same bytes, and a smaller corpus
 is a prefix of a larger one. Corpora, the PTB model and the run outputs are cached in --data-dir
 (default $LMTOOLS_BENCH_DATA or /tmp/lmtools-bench; never inside the repository: several GB at 100M).
+With --dask SPEC (e.g. local:2) the comparison is the Dask pipeline against the single process instead
+(bench/scale_dask.py: stages, every process's peak RSS, per-task rates, a projection to 1B and 100B tokens).
 
 For each size, budget (--memory, default 1G and 4G) and repetition (--repeat), alternating which runs
 first:
@@ -309,10 +311,24 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="run lmtools only")
     ap.add_argument("--keep", action="store_true", help="keep the models and ARPA files in the data dir")
     ap.add_argument("--record", action="store_true", help="append the result to bench/RESULTS.md")
+    ap.add_argument("--dask", default=None, metavar="SPEC",
+                    help="instead of lmplz: the Dask pipeline (lm-count --dask SPEC --shards, lm-train --dask SPEC) "
+                         "against the single process, e.g. --dask local:2 (bench/scale_dask.py)")
     args = ap.parse_args()
     sizes = [parse_size(x) for a in (args.tokens or ["10M"]) for x in a.split(",") if x]
     budgets = [x for a in (args.memory or ["1G,4G"]) for x in a.split(",") if x]
     d = data_dir(args.data_dir)
+    if args.dask:
+        from scale_dask import dask_compare
+
+        report = dask_compare(args, sizes, d, args.dask)
+        print(report)
+        if args.record:
+            cmd = shlex.join([".venv/bin/python", "bench/scale.py", *sys.argv[1:]])
+            with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+                f.write(f"\n## Scale: the Dask pipeline against the single process (issue 14)\n\n"
+                        f"    LMTOOLS_BENCH_DATA={d} {cmd}\n\n{report}\n")
+        return
     lm_count, lm_train = ours("lm-count"), ours("lm-train")
     lmplz = None if args.no_peer else peer("lmplz", "LMPLZ")
     query = None if args.no_peer else peer("query", "KENLM_QUERY")

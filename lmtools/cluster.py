@@ -19,10 +19,13 @@ dask and distributed are imported here only inside the functions that need them 
 
 from __future__ import annotations
 
+import json
 import math
 import operator
+import os
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
@@ -67,6 +70,14 @@ class Connection:
     client: object
     cluster: object | None  # the LocalCluster started here, or None (a running scheduler)
     address: str
+    opened: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if os.environ.get(TASK_LOG_ENV):  # the scheduler records tasks only once the stream is asked for
+            try:
+                self.client.get_task_stream()
+            except Exception:
+                pass
 
     @property
     def dashboard(self) -> str | None:
@@ -82,6 +93,9 @@ class Connection:
         # distributed logs as errors: nothing a user can act on after the work is done.
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
         try:
+            log = os.environ.get(TASK_LOG_ENV)
+            if log:
+                write_task_log(self.client, self.opened, log)
             if self.cluster is not None:
                 try:
                     self.client.run(silence_logs)
@@ -91,6 +105,31 @@ class Connection:
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+
+
+TASK_LOG_ENV = "LMTOOLS_DASK_TASKS"
+
+
+def write_task_log(client, since: float, path: str) -> None:
+    """Append the job's tasks, one JSON object per line, to ``path`` (LMTOOLS_DASK_TASKS=PATH: a
+    diagnostic for measuring a cluster's stages; bench/scale.py --dask reads it): the task's key,
+    worker, result size and seconds of compute, transfer and disk per the scheduler's task stream.
+    Best effort: a scheduler that no longer keeps the records writes fewer lines, never an error."""
+    try:
+        records = client.get_task_stream(start=since)
+    except Exception:
+        return
+    with open(path, "a") as f:
+        for r in records:
+            secs: dict[str, float] = {}
+            for ss in r.get("startstops", ()):
+                secs[ss["action"]] = secs.get(ss["action"], 0.0) + ss["stop"] - ss["start"]
+            key = r.get("key")
+            key = key if isinstance(key, str) else str(key)
+            f.write(json.dumps({"key": key, "worker": r.get("worker"), "nbytes": r.get("nbytes"),
+                                "status": r.get("status"), "seconds": secs,
+                                "start": min((ss["start"] for ss in r.get("startstops", ())), default=None),
+                                "stop": max((ss["stop"] for ss in r.get("startstops", ())), default=None)}) + "\n")
 
 
 def parse_address(address: str) -> int | None:

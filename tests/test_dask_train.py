@@ -230,3 +230,54 @@ def test_ptb_5gram_equals_lm_train(conn, tmp_path):  # noqa: F811
     assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
     assert (tmp_path / "a.lm").read_bytes() == (tmp_path / "b.lm").read_bytes()
     assert spill_dirs(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Pass 2 reads the suffix rows pass 1 found (and searches again when they are missing or cut short)
+
+
+def test_pass_two_reads_the_suffix_rows_of_pass_one(inputs, tmp_path):  # noqa: F811
+    from lmtools import cluster_train as ct
+    from lmtools.io.countshards import read_meta
+    from lmtools.ngram.partitioned import combine, plan
+
+    uni, N, P = ct.shard_unigrams(str(inputs["shards"]), None)
+    spec = plan("kn-modified", N)
+    results = {}
+    for p in range(P):
+        paths = {n: str(tmp_path / f"suf-{p}-{n}") for n in range(3, N + 1)}
+        st = ct.stats_task(str(inputs["shards"]), p, spec, uni.size, paths)
+        part = ct.load_shard(str(inputs["shards"]), p, N)
+        for n, path in paths.items():  # the rows a search finds, written whole
+            want = ct.partition_index(part).suf[n]
+            assert np.array_equal(np.fromfile(path, np.int32), want)
+        results[p] = (st, paths, part)
+    glob = combine(uni, [ct.sum_stats([r[0] for r in results.values()])], spec)
+    for p, (_, paths, part) in results.items():
+        kept = {(n, w): str(tmp_path / f"out-{p}-{n}-{w}") for n in range(2, N + 1) for w in ct.RESULT_PARTS}
+        searched = {k: v + ".searched" for k, v in kept.items()}
+        a = ct.estimate_task(str(inputs["shards"]), p, glob, kept, paths)
+        # a suffix file cut short: pass 2 searches for the rows itself, to the same result
+        path3 = paths[3]
+        data = open(path3, "rb").read()
+        open(path3, "wb").write(data[:-4])
+        assert ct._read_suffixes(part, paths) is None
+        b = ct.estimate_task(str(inputs["shards"]), p, glob, searched, paths)
+        assert a == b
+        for key in a["shapes"]:
+            assert open(kept[key], "rb").read() == open(searched[key], "rb").read(), key
+    assert read_meta(str(inputs["shards"]))["partitions"] == P
+
+
+def test_task_log_names_every_stage(conn, inputs, tmp_path, monkeypatch):  # noqa: F811
+    log = tmp_path / "tasks.jsonl"
+    monkeypatch.setenv("LMTOOLS_DASK_TASKS", str(log))
+    train("--dask", conn.address, inputs["shards"])
+    import json
+
+    tasks = [json.loads(line) for line in log.read_text().splitlines()]
+    groups = {"-".join(t["key"].split("-")[:3]) for t in tasks}
+    assert {"lm-train-stats", "lm-train-estimate"} <= groups
+    est = [t for t in tasks if t["key"].startswith("lm-train-estimate-")]
+    assert len(est) == 3 and all(t["seconds"]["compute"] > 0 and t["worker"].startswith("tcp://") for t in est)
+    assert spill_dirs(inputs["dir"]) == [] and spill_dirs(tmp_path) == []
