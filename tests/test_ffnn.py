@@ -8,10 +8,6 @@ import click
 import numpy as np
 import pytest
 
-# The FFNN kernels' own checks (finite-difference gradients, optimizers, layouts) compile every float32/
-# float64 and layer variant in process: minutes on 2 cores. They run in the slow set (CI runs it), so that
-# make test stays short; the programs' FFNN paths are still exercised there by the CLI tests.
-pytestmark = pytest.mark.slow
 from click.testing import CliRunner
 
 from lmtools.errors import LmError
@@ -20,6 +16,11 @@ from lmtools.cli.ffnn_options import ffnn_options, run_ffnn_training
 from lmtools.nn.model import FFNNModel, frequency_classes
 from lmtools.nn.train import Trainer, TrainConfig, TrainingDiverged, init_model, perplexity, train
 from tests import naive_ffnn as NV
+
+# The FFNN kernels' own checks (finite-difference gradients, optimizers, layouts) compile every float32/
+# float64 and layer variant in process: minutes on 2 cores. They run in the slow set (CI runs it), so that
+# make test stays short; the programs' FFNN paths are still exercised there by the CLI tests.
+pytestmark = pytest.mark.slow
 
 V = 23
 VOCAB = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(3, V)]

@@ -42,7 +42,7 @@ def _variants(ids: np.ndarray):
 
 @pytest.mark.parametrize("method,order", [("kn-modified", 5), ("kn-modified", 2), ("wb", 3), ("stupid", 4),
                                           ("kn-modified", 1)])
-def test_numpy_probes_give_the_kernels_numbers(counts5, method, order):
+def test_numpy_probes_give_the_kernels_numbers(counts5, method, order):  # noqa: F811
     qm = QueryModel(_roundtrip(_smooth(counts5, method, order)))
     assert qm.stored is not None
     ids = qm.vocabulary.encode(TEST, False).ids
@@ -50,7 +50,7 @@ def test_numpy_probes_give_the_kernels_numbers(counts5, method, order):
         _same(Q._score_tables_numpy(qm, v), qm.score_ids(v, fast=True))
 
 
-def test_without_the_prefix_closed_stop(counts5):
+def test_without_the_prefix_closed_stop(counts5):  # noqa: F811
     # a model whose tables do not say prefix-closed: every order is walked up to the context
     qm = QueryModel(_roundtrip(_smooth(counts5, "kn-modified", 4)))
     t = qm.tables()
@@ -69,7 +69,7 @@ def test_placeholders_of_missing_suffixes():
     assert 4 in got[1].tolist()  # matched through the missing "b c"
 
 
-def test_line_scores_without_numba_are_the_kernels(counts5):
+def test_line_scores_without_numba_are_the_kernels(counts5):  # noqa: F811
     qm = QueryModel(_roundtrip(_smooth(counts5, "kn-modified", 5)))
     assert len(TEST) <= Q.SMALL_STORED_BYTES and not qm.use_fast(len(TEST))
     slow = QueryModel(qm.model).line_scores(TEST, fast=False)
@@ -79,7 +79,7 @@ def test_line_scores_without_numba_are_the_kernels(counts5):
     assert fast.oovs.sum() > 0  # held-out lines: OOVs counted on both paths
 
 
-def test_a_stored_model_scores_a_test_set_without_numba(counts5, tmp_path):
+def test_a_stored_model_scores_a_test_set_without_numba(counts5, tmp_path):  # noqa: F811
     model = tmp_path / "m.lm"
     with open(model, "wb") as f:
         save_model(_smooth(counts5, "kn-modified", 4), f, True)

@@ -275,7 +275,7 @@ def test_a_bad_line_after_many_chunks(tmp_path):
     assert len(data) > 8 << 20
     (tmp_path / "big.txt").write_bytes(data)
     line = error_line(invoke("lm-merge", tmp_path / "big.txt"), "lm-merge", 1)
-    assert f"big.txt:700001: count 'x' is not an integer" in line
+    assert "big.txt:700001: count 'x' is not an integer" in line
 
 
 def test_a_corpus_whose_first_line_has_a_tab_is_refused_with_the_way_out(d, tmp_path):

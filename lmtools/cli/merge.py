@@ -9,7 +9,8 @@ from lmtools.errors import LmError
 
 
 @common.command("lm-merge", short_help="sum count files")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True, path_type=str))  # a directory: count shards
+# a directory: count shards
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True, path_type=str))
 @click.option("-o", "--output", metavar="FILE", help="Write the merged counts to FILE (atomically) instead of stdout (an -o of digits only "
                    "that is not a file is refused: write ./5 for a file named 5).")
 @click.option("--text", "as_text", is_flag=True,

@@ -45,8 +45,9 @@ def main(files, models, lambdas, max_iter, tol, skip_oovs, verbose, as_json, out
          encoding_errors):
     """Find the interpolation weights of the models -m A -m B ... that minimise the perplexity of
     the held-out text FILES ('-' for stdin), by EM (finished by Newton's method on the same
-    likelihood, where EM creeps); print them (in -m order, as lm-ppl --lambda reads them) with the perplexity of each model alone, of the uniform mixture and of the best
-    one. With -o or --arpa, also write the static mixture of n-gram models as one back-off model.
+    likelihood, where EM creeps); print them (in -m order, as lm-ppl --lambda reads them) with the
+    perplexity of each model alone, of the uniform mixture and of the best one. With -o or --arpa,
+    also write the static mixture of n-gram models as one back-off model.
 
     Any model kinds mix (counts, n-gram, ARPA, ffnn), as lm-ppl scores a mixture: each model reads
     the text through its own vocabulary (a word outside it is that model's <unk>); a token outside

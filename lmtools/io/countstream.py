@@ -338,10 +338,11 @@ def _iter_levels_sorted(lv, block_rows: int, check: str | None) -> Iterator:
 def iter_sorted_counts(source="-", block_rows: int = BLOCK_ROWS) -> Iterator:
     """A counts model from ``source`` (path, '-' or a binary stream) as a sorted stream: yields a
     ``CountsHeader``, then (n, rows, counts) for n = 1..N ascending, rows in lexicographic order, at
-    least one block per order (order 1 in one block: every vocabulary id, as ``header.unigrams``). A sorted count stream is read one block at a time (from a pipe too:
-    memory holds one block; each block is checked: types, ids in range, rows increasing across
-    blocks, sizes as the header says); a file of lm-count's trie layout is read as its trie levels
-    and sorted one order at a time (memory holds two orders' rows). Refuses anything but a counts model."""
+    least one block per order (order 1 in one block: every vocabulary id, as ``header.unigrams``). A
+    sorted count stream is read one block at a time (from a pipe too: memory holds one block; each
+    block is checked: types, ids in range, rows increasing across blocks, sizes as the header says);
+    a file of lm-count's trie layout is read as its trie levels and sorted one order at a time
+    (memory holds two orders' rows). Refuses anything but a counts model."""
     from lmtools.io.modelfile import iter_model, map_model, stream_size
     from lmtools.io.models import check_sorted_block, levels_from_parts, model_from_parts, sorted_layout_facts
     from lmtools.io.text import open_binary

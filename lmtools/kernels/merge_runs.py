@@ -11,7 +11,6 @@ The smallest head among the k runs is kept by a binary heap (log k comparisons o
 merged), so that merging many runs at once (a small budget and a large text) stays one pass.
 """
 
-import numpy as np
 from numba import njit
 
 from lmtools.kernels.rows import compare_rows as _cmp  # lexicographic order of rows
