@@ -240,6 +240,34 @@ def sum_task(order: int, *pieces) -> list:
     return shuffle.sum_pieces(list(pieces), order)
 
 
+def sum_write_task(order: int, path: str, *pieces) -> dict:
+    """A partition summed and written by the worker as a count shard at ``path`` (lm-count --shards: the
+    client never receives the counts); returns its sizes per order 2..N and the file's bytes."""
+    from lmtools.io.countshards import write_partition
+
+    part = shuffle.sum_pieces(list(pieces), order)
+    sizes = write_whole(path, lambda f: write_partition(f, [r for r, _ in part], [c for _, c in part]))
+    return {"sizes": sizes, "bytes": os.path.getsize(path)}
+
+
+def write_whole(path: str, write: Callable):
+    """``write(stream)`` into a temporary name beside ``path``, then renamed to it: a reader sees the
+    old file whole or the new one whole, never a part (a task retried on another worker writes the
+    same bytes again). Returns what ``write`` returns."""
+    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            out = write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # The job
 
@@ -257,9 +285,12 @@ class Totals:
 
 
 def count_job(conn: Connection, ranges: list[ByteRange], order: int, *, text_opts, vocab_opts, parts: int,
-              on_range: Callable[[ByteRange], None] | None = None) -> tuple[Totals, Iterator[tuple[int, list]]]:
+              on_range: Callable[[ByteRange], None] | None = None,
+              shard_dir: str | None = None) -> tuple[Totals, Iterator[tuple[int, list]]]:
     """Run the map stage and the vocabulary (returns ``Totals``), and start the shuffle: the iterator
-    gives (p, partition) as partitions finish, a partition being per order 2..N (rows, counts)."""
+    gives (p, partition) as partitions finish, a partition being per order 2..N (rows, counts). With
+    ``shard_dir`` (a directory every worker sees) the workers write the partitions there as count
+    shards instead, and the iterator gives (p, {"sizes", "bytes"})."""
     distributed = import_distributed()
     client = conn.client
     tag = uuid.uuid4().hex[:10]
@@ -293,7 +324,13 @@ def count_job(conn: Connection, ranges: list[ByteRange], order: int, *, text_opt
     for p in range(parts):
         pieces = [client.submit(operator.getitem, s, p, key=f"lm-count-piece-{i}-{p}-{tag}")
                   for i, s in enumerate(split)]
-        sums.append(client.submit(sum_task, order, *pieces, key=f"lm-count-part-{p}-{tag}"))
+        if shard_dir is None:
+            sums.append(client.submit(sum_task, order, *pieces, key=f"lm-count-part-{p}-{tag}"))
+        else:
+            from lmtools.io.countshards import partition_file
+
+            sums.append(client.submit(sum_write_task, order, os.path.join(shard_dir, partition_file(p)), *pieces,
+                                      key=f"lm-count-part-{p}-{tag}"))
     del split, pieces
     return totals, _partitions(client, sums, distributed)
 

@@ -36,6 +36,7 @@ from typing import Callable
 import numpy as np
 
 from lmtools.bounded import RESULT_PARTS, merge_results, result_arrays
+from lmtools.cluster import write_whole
 from lmtools.errors import LmError
 from lmtools.io.spill import DiskArray
 from lmtools.ngram.partitioned import (
@@ -105,25 +106,8 @@ def stats_task(source, p: int, spec, vocab_size: int, suffix_paths: dict | None 
     index = partition_index(part) if spec.method in ADJUSTED and spec.order >= 2 else None
     if index is not None and suffix_paths:
         for n, path in suffix_paths.items():
-            _write_whole(path, index.suf[n].astype(np.int32))
+            write_whole(path, index.suf[n].astype(np.int32).tofile)
     return partition_stats(part, spec, vocab_size, index)
-
-
-def _write_whole(path: str, arr: np.ndarray) -> None:
-    """Write ``arr`` raw to ``path`` through a temporary name and a rename, so that a reader sees the
-    old file whole or the new one whole, never a part (a lost pass-1 result recomputed on another
-    worker may rewrite a file while a pass-2 task reads it: the same bytes)."""
-    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            np.ascontiguousarray(arr).tofile(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _read_suffixes(part: Partition, suffix_paths: dict | None):

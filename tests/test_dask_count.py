@@ -270,6 +270,44 @@ def test_shards_read_back_as_the_same_counts(conn, three_files, tmp_path):
     assert [f for f in os.listdir(tmp_path) if f.endswith((".part", ".old"))] == []
 
 
+def test_workers_write_the_shards_the_client_gets_sizes(conn, three_files, tmp_path, monkeypatch):
+    """With --shards each partition is summed and written by a worker: the client receives its sizes
+    only (the task log's results are a few bytes), and the directory reads back as lm-count's counts."""
+    import json
+
+    from lmtools.io.models import load_model
+
+    log = tmp_path / "tasks.jsonl"
+    monkeypatch.setenv("LMTOOLS_DASK_TASKS", str(log))
+    out = tmp_path / "c.d"
+    r = invoke("lm-count", "-q", "-n", "3", "--dask", conn.address, "--shards", "--partitions", "4", "-o", out,
+               *three_files)
+    assert r.exit_code == 0, r.stderr
+    assert_same_counts(load_model(str(out)), count_text(three_files, 3))
+    tasks = [json.loads(line) for line in log.read_text().splitlines()]
+    sums = [t for t in tasks if t["key"].startswith("lm-count-part-")]
+    assert len(sums) == 4 and all(t["nbytes"] < 4096 for t in sums), sums
+    assert sorted(os.listdir(out)) == ["meta.json"] + [f"part-0000{p}.npz" for p in range(4)]  # no .tmp left
+
+
+def test_a_shard_a_worker_wrote_elsewhere_is_one_error(tmp_path):
+    """A worker whose -o DIR is not the client's (not a shared filesystem): its file is not here."""
+    from lmtools.cli.count_dask import _write_meta
+    from lmtools.cli.output import directory_target
+    from lmtools.io.countshards import is_shard_dir
+
+    class Bar:
+        def advance(self, n):
+            pass
+
+    target = directory_target(str(tmp_path / "c.d"), is_shard_dir, "count shards")
+    totals = cluster.Totals(["<unk>", "<s>", "</s>"], np.array([0, 1, 1]), 1, 1, 0, 0)
+    with pytest.raises(LmError, match="not in the directory here.*every worker sees"):
+        with target.open() as tmp:
+            _write_meta(target, tmp, totals, iter([(0, {"sizes": [1], "bytes": 100})]), 2, 1, None, {}, Bar())
+    assert os.listdir(tmp_path) == []  # nothing at -o, no temporary directory
+
+
 @pytest.mark.slow
 def test_cli_local_cluster_and_readers(three_files, tmp_path):
     """The whole path as a user runs it: --dask local:2 to one counts file, equal as data to lm-count's;

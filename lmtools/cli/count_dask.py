@@ -2,13 +2,15 @@
 
 The counts equal lm-count's on the concatenated inputs, n-gram for n-gram and id for id. They go to
 one counts file (stdout or -o FILE: the client sums the partitions, so it holds all the counts at
-the end) or, with --shards, to a directory of count shards (-o DIR: lmtools.io.countshards), written
-one partition at a time as the cluster finishes them.
+the end) or, with --shards, to a directory of count shards (-o DIR: lmtools.io.countshards) whose
+partition files the workers write (the client receives their sizes and writes the meta file).
 
 Only click and the standard library at module level (``lm-count --help`` stays fast).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import re
 
@@ -21,7 +23,7 @@ DASK_HELP = ("Count on a Dask cluster: ADDRESS of a running scheduler (tcp://hos
              "large files are cut into byte ranges at line boundaries. Needs pip install 'lmtools[dask]'.")
 SHARDS_HELP = ("With --dask: write a directory of count shards to -o DIR (one sorted counts file per partition "
                "and a meta file; lm-train, lm-merge, lm-ppl and lm-info read it as one counts model) instead of "
-               "one counts file.")
+               "one counts file. The workers write the partitions' files: DIR must be on a filesystem they all see.")
 RANGE_HELP = ("With --dask: bytes of text per task (suffixes K, M, G); a file is cut at line boundaries. "
               "Default: input/(2 x workers), between 1M and 64M.")
 PARTITIONS_HELP = ("With --dask: the number of partitions the n-grams are hashed into (the shards). "
@@ -95,7 +97,7 @@ def run(*, dask_address: str, files, order: int, output, shards: bool, range_siz
     skip_blas()
     from lmtools import cluster
     from lmtools.cli.count_options import read_vocab_file
-    from lmtools.io.textranges import input_bytes, plan_ranges
+    from lmtools.io.textranges import input_bytes
     from lmtools.ngram.counting import VocabOptions
 
     closed = read_vocab_file(vocab_file, lower) if vocab_file else None
@@ -106,60 +108,83 @@ def run(*, dask_address: str, files, order: int, output, shards: bool, range_siz
                               "vocab": vocab_file, "lower": lower, "chars": chars,
                               "encoding_errors": encoding_errors}}
     total = input_bytes(paths)
-    conn = cluster.connect(dask_address)
-    try:
-        workers = max(1, conn.workers())
-        if not quiet and conn.dashboard:
-            common.info(f"dashboard at {conn.dashboard}")
-        step = parse_size(range_size, "--range-size") if range_size is not None else \
-            cluster.default_range_bytes(total, workers)
-        parts = partitions or cluster.default_partitions(total, workers)
-        ranges = plan_ranges(paths, step)
-        with common.progress(f"counting on {workers} workers", total=sum(r.size for r in ranges)) as bar:
-            totals, finished = cluster.count_job(conn, ranges, order, text_opts=text_opts, vocab_opts=vocab_opts,
-                                                 parts=parts, on_range=lambda r: bar.advance(r.size))
-        if totals.dropped:
-            common.warn(f"dropped {totals.dropped} literal <s>/</s> tokens inside lines")
-        if totals.replaced:
-            common.warn(f"replaced invalid UTF-8 in {totals.replaced} lines (--encoding-errors=replace)")
-        provenance["tokens"] = totals.tokens
-        with common.progress("summing partitions", total=parts, unit="") as bar:
-            if shards:
-                sizes = _write_shards(target, totals, finished, order, parts, text_opts.kind(), provenance, bar)
-            else:
-                counts = cluster.collect_counts(totals, finished, order, parts, text=text_opts.kind(),
-                                                provenance=provenance, on_partition=lambda p: bar.advance(1))
-        if not shards:
-            with target.open() as out:
-                if as_text:
-                    from lmtools.io.countstext import write_text_counts
-
-                    write_text_counts(counts, out)
-                else:
-                    from lmtools.io.models import save_model
-
-                    save_model(counts, out)
-            sizes = counts.sizes()
-    finally:
-        conn.close()
+    with contextlib.ExitStack() as stack:
+        # count shards are written by the workers, into the directory that becomes -o DIR when all is well
+        shard_dir = stack.enter_context(target.open()) if shards else None
+        conn = cluster.connect(dask_address)
+        stack.callback(conn.close)
+        totals, sizes, n_ranges, parts = _count(conn, paths, total, order, range_size, partitions,
+                                                text_opts, vocab_opts, provenance, target, shard_dir, as_text, quiet)
     if not quiet and common.stderr_is_terminal():
         common.info(f"{totals.sentences} sentences, {totals.tokens} tokens, vocabulary {len(totals.vocab)}, "
-                    f"n-grams per order: {' '.join(str(s) for s in sizes)}, {len(ranges)} ranges, {parts} partitions")
+                    f"n-grams per order: {' '.join(str(s) for s in sizes)}, {n_ranges} ranges, {parts} partitions")
 
 
-def _write_shards(target, totals, finished, order, parts, text, provenance, bar) -> list[int]:
+def _count(conn, paths, total, order, range_size, partitions, text_opts, vocab_opts, provenance,
+           target, shard_dir, as_text, quiet):
+    """The job on the cluster of ``conn``: the counts written to ``target`` (one file), or the shards'
+    meta file written into ``shard_dir`` (the workers write the partitions' files)."""
+    from lmtools import cluster
+    from lmtools.io.textranges import plan_ranges
+
+    workers = max(1, conn.workers())
+    if not quiet and conn.dashboard:
+        common.info(f"dashboard at {conn.dashboard}")
+    step = parse_size(range_size, "--range-size") if range_size is not None else \
+        cluster.default_range_bytes(total, workers)
+    parts = partitions or cluster.default_partitions(total, workers)
+    ranges = plan_ranges(paths, step)
+    with common.progress(f"counting on {workers} workers", total=sum(r.size for r in ranges)) as bar:
+        totals, finished = cluster.count_job(conn, ranges, order, text_opts=text_opts, vocab_opts=vocab_opts,
+                                             parts=parts, on_range=lambda r: bar.advance(r.size),
+                                             shard_dir=shard_dir)
+    if totals.dropped:
+        common.warn(f"dropped {totals.dropped} literal <s>/</s> tokens inside lines")
+    if totals.replaced:
+        common.warn(f"replaced invalid UTF-8 in {totals.replaced} lines (--encoding-errors=replace)")
+    provenance["tokens"] = totals.tokens
+    with common.progress("summing partitions", total=parts, unit="") as bar:
+        if shard_dir is not None:
+            sizes = _write_meta(target, shard_dir, totals, finished, order, parts, text_opts.kind(), provenance,
+                                bar)
+        else:
+            counts = cluster.collect_counts(totals, finished, order, parts, text=text_opts.kind(),
+                                            provenance=provenance, on_partition=lambda p: bar.advance(1))
+    if shard_dir is None:
+        with target.open() as out:
+            if as_text:
+                from lmtools.io.countstext import write_text_counts
+
+                write_text_counts(counts, out)
+            else:
+                from lmtools.io.models import save_model
+
+                save_model(counts, out)
+        sizes = counts.sizes()
+    return totals, sizes, len(ranges), parts
+
+
+def _write_meta(target, tmp, totals, finished, order, parts, text, provenance, bar) -> list[int]:
+    """The shards' meta file, once every worker has written its partition's file into ``tmp``."""
     import os
 
-    from lmtools.io.countshards import meta_record, partition_file, write_meta, write_partition
+    from lmtools.errors import LmError
+    from lmtools.io.countshards import meta_record, partition_file, write_meta
 
     sizes: list = [None] * parts
-    with target.open() as tmp:
-        for p, part in finished:
-            with open(os.path.join(tmp, partition_file(p)), "wb") as f:
-                sizes[p] = write_partition(f, [r for r, _ in part], [c for _, c in part])
-            bar.advance(1)
-        meta = meta_record(vocab=totals.vocab, unigrams=totals.unigrams, tokens=totals.tokens,
-                           sentences=totals.sentences, order=order, sizes=sizes, text=text, provenance=provenance)
-        with open(os.path.join(tmp, "meta.json"), "wb") as f:
-            write_meta(f, meta)
+    for p, done in finished:
+        path = os.path.join(tmp, partition_file(p))
+        try:
+            here = os.path.getsize(path)
+        except OSError:
+            here = None
+        if here != done["bytes"]:  # written on a worker's own disk: -o DIR is not shared with it
+            raise LmError(f"{target.name}: a worker's count shard {partition_file(p)} is not in the directory here",
+                          "with --shards, -o DIR must be on a filesystem every worker sees (the workers write it)")
+        sizes[p] = done["sizes"]
+        bar.advance(1)
+    meta = meta_record(vocab=totals.vocab, unigrams=totals.unigrams, tokens=totals.tokens,
+                       sentences=totals.sentences, order=order, sizes=sizes, text=text, provenance=provenance)
+    with open(os.path.join(tmp, "meta.json"), "wb") as f:
+        write_meta(f, meta)
     return [len(totals.vocab)] + [sum(s[k] for s in sizes) for k in range(order - 1)]
