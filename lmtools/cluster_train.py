@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import os
 import uuid
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -165,13 +166,17 @@ def estimate_task(source, p: int, glob, paths: dict, suffix_paths: dict | None =
 def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn-modified",
                  interpolate=None, discount=None, k: float = 1.0, alpha: float = 0.4, prune=None,
                  kenlm_compat: bool = False, block: int = 1 << 16, warn: Callable[[str], None] | None = None,
-                 on_step: Callable[[str], None] | None = None):
+                 on_step: Callable[[str], None] | None = None, out_dir: str | None = None):
     """The model of ``uni`` (its order is the one estimated) and the partitions ``sources`` (one per
     partition, in partition order: a shard directory's path, read by the worker, or a Partition),
     estimated on the cluster of ``conn`` (lmtools.cluster.Connection); the results' files go to
     ``space`` (an io.countstream.SpillDir on a filesystem the workers share; the caller removes it).
     The returned model's arrays of orders >= 2 are DiskArrays of ``space``. ``on_step(what)`` is called
-    as each task of pass 1 ("stats") and pass 2 ("estimate") finishes."""
+    as each task of pass 1 ("stats") and pass 2 ("estimate") finishes.
+
+    With ``out_dir`` (a directory every worker sees: model shards, lmtools.io.modelshards) the workers
+    write pass 2's results there under their final names and nothing is merged: the return value is a
+    ``ShardedResult`` (the Globals, katz's enlarged contexts, each partition's array shapes)."""
     distributed = _distributed()
     client = conn.client
     note = on_step or (lambda what: None)
@@ -209,8 +214,15 @@ def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn
         glob_f = client.submit(hold_task, glob, key=f"lm-train-globals-{tag}")
         futures.append(glob_f)
         # 3. pass 2: the files' paths chosen here (in the space the caller removes, and a signal's handler)
-        paths = [{(n, what): space.new_file(f"model-p{p}-o{n}-{what}") for n in range(2, N + 1)
-                  for what in RESULT_PARTS} for p in range(P)]
+        if out_dir is None:
+            paths = [{(n, what): space.new_file(f"model-p{p}-o{n}-{what}") for n in range(2, N + 1)
+                      for what in RESULT_PARTS} for p in range(P)]
+        else:
+            from lmtools.io.modelshards import result_file
+
+            paths = [{(n, what): os.path.join(out_dir, result_file(p, n, what)) for n in range(2, N + 1)
+                      for what in RESULT_PARTS} for p in range(P)]
+        shapes: list = [None] * P
         est = [client.submit(estimate_task, s, p, glob_f, paths[p], suffix_paths[p],
                              key=f"lm-train-estimate-{p}-{tag}")
                for p, s in enumerate(held)]
@@ -224,7 +236,8 @@ def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn
             f.release()
             for i, e in enumerate(out["enlarged"]):
                 enlarged[i] += e
-            for n in range(2, N + 1):
+            shapes[p] = out["shapes"]
+            for n in range(2 if out_dir is None else N + 1, N + 1):
                 if (n, "rows") not in out["shapes"]:
                     continue
                 arrays = []
@@ -238,7 +251,7 @@ def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn
                     arrays.append(a)
                 results[(p, n)] = arrays
             for key, path in paths[p].items():  # files a method leaves unwritten (stupid: no backoffs)
-                if key not in out["shapes"]:
+                if key not in out["shapes"] and out_dir is None:
                     space.delete(path)
             for path in (suffix_paths[p] or {}).values():  # read by the partition's pass 2: done with
                 space.delete(path)
@@ -248,8 +261,19 @@ def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn
         raise
     client.cancel([f for f in futures if not isinstance(f, str)])  # release the partitions and Globals
     del futures, held, glob_f
+    if out_dir is not None:
+        return ShardedResult(glob, enlarged, shapes)
     # 4. the merge, here
     return merge_results(results, uni, glob, enlarged, P, space, block)
+
+
+@dataclass
+class ShardedResult:
+    """An estimation left as model shards: what their meta file records besides the counts' unigrams."""
+
+    glob: object  # partitioned.Globals
+    enlarged: list  # katz: enlarged contexts per order 2..N
+    shapes: list  # per partition, {(n, part): (dtype, shape)} of the files written
 
 
 def split_job(counts, order: int | None, parts: int) -> tuple[Unigrams, list[Partition]]:

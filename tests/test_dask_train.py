@@ -281,3 +281,62 @@ def test_task_log_names_every_stage(conn, inputs, tmp_path, monkeypatch):  # noq
     est = [t for t in tasks if t["key"].startswith("lm-train-estimate-")]
     assert len(est) == 3 and all(t["seconds"]["compute"] > 0 and t["worker"].startswith("tcp://") for t in est)
     assert spill_dirs(inputs["dir"]) == [] and spill_dirs(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Model shards (--shards): the partitions as the workers wrote them, opened as the one model
+
+
+@pytest.mark.parametrize("args", [[], ["--method", "wb"], ["--method", "stupid"], ["-n", "2", "--method", "katz"]])
+def test_model_shards_open_as_lm_trains_model(conn, inputs, tmp_path, args):  # noqa: F811
+    from lmtools.io.models import load_model
+    from lmtools.io.modelshards import is_model_shard_dir
+
+    out = tmp_path / "m.d"
+    r = invoke("lm-train", "-q", "--dask", conn.address, "--shards", *args, "-o", out, inputs["shards"])
+    assert r.exit_code == 0, r.stderr
+    assert is_model_shard_dir(str(out)) and "meta.json" in os.listdir(out)
+    assert len([f for f in os.listdir(out) if f.endswith(".bin")]) >= 3  # one partition's arrays at least
+    one = tmp_path / "one.lm"
+    (one).write_bytes(train(*args, inputs["shards"]))
+    a, b = load_model(str(out)), load_model(str(one))
+    assert a.method == b.method and a.order == b.order and a.vocab == b.vocab and a.info == b.info
+    for n in range(a.order):
+        assert np.array_equal(a.ngrams[n], b.ngrams[n]), n
+        assert np.array_equal(a.logprob[n], b.logprob[n]), n
+        assert np.array_equal(a.backoff[n], b.backoff[n]), n
+    text = inputs["dir"] / "ts.txt"
+    for prog, extra in (("lm-ppl", []), ("lm-score", []), ("lm-gen", ["-s", "5", "--seed", "3"])):
+        files = [] if prog == "lm-gen" else [text]
+        ra = invoke(prog, "-m", out, *extra, *files)
+        rb = invoke(prog, "-m", one, *extra, *files)
+        # (lm-ppl refuses stupid backoff's scores, from either)
+        assert ra.exit_code == rb.exit_code and ra.stdout_bytes == rb.stdout_bytes, (prog, ra.stderr, rb.stderr)
+        assert ra.exit_code == 0 or "stupid" in args
+    assert spill_dirs(inputs["dir"]) == [] and spill_dirs(tmp_path) == []
+    assert [f for f in os.listdir(tmp_path) if f.endswith((".part", ".old"))] == []
+
+
+def test_model_shards_usage_and_damage(conn, inputs, tmp_path):  # noqa: F811
+    shards = inputs["shards"]
+    for args, needle in ((["--shards", shards, "-o", tmp_path / "x.d"], "add --dask"),
+                         (["--dask", conn.address, "--shards", shards], "name it with -o DIR"),
+                         (["--dask", conn.address, "--shards", "--arpa", shards, "-o", tmp_path / "x.d"], "--arpa")):
+        assert needle in error_line(invoke("lm-train", *args), "lm-train", 2)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    r = invoke("lm-train", "-q", "--dask", conn.address, "--shards", shards, "-o", tmp_path / "other")
+    assert "refusing to replace it" in error_line(r, "lm-train", 1)
+    assert os.listdir(tmp_path / "other") == ["notes.txt"]
+    out = tmp_path / "m.d"
+    assert invoke("lm-train", "-q", "--dask", conn.address, "--shards", shards, "-o", out).exit_code == 0
+    text = inputs["dir"] / "ts.txt"
+    victim = sorted(f for f in os.listdir(out) if f.endswith("-rows.bin"))[0]
+    data = (out / victim).read_bytes()
+    (out / victim).write_bytes(data[:-4])
+    line = error_line(invoke("lm-ppl", "-m", out, text), "lm-ppl", 1)
+    assert victim in line and "cut short" in line
+    (out / victim).unlink()
+    assert "is missing" in error_line(invoke("lm-ppl", "-m", out, text), "lm-ppl", 1)
+    (out / "meta.json").write_text('{"format": "lmtools-model-shards", "version": 1, "order": "x"}')
+    assert "corrupt model shards" in error_line(invoke("lm-ppl", "-m", out, text), "lm-ppl", 1)

@@ -44,7 +44,7 @@ METHOD_HELP = ("kn-modified (default), kn, wb, abs, add-k, laplace, mle, katz, s
 # Options that only make sense for one family: given with the other, they are an error, not ignored.
 NGRAM_ONLY = ("order", "arpa_out", "from_arpa", "interpolate", "discount", "prune", "k", "alpha", "vocab_file",
               "kenlm_compat", "prune_entropy", "prune_size", "no_query_tables", "memory", "temp_dir", "dask_address")
-NGRAM_ONLY += ("trie", "quantize")
+NGRAM_ONLY += ("trie", "quantize", "shards")
 FFNN_ONLY = ("context", "dim", "hidden", "activation", "epochs", "batch", "optimizer", "lr", "momentum", "l2",
              "dropout", "dropout_emb", "output_layer", "classes", "valid", "lr_decay", "min_improvement", "patience",
              "time_limit", "seed", "threads", "device", "u_layout")
@@ -109,6 +109,7 @@ OUTPUT = OptionGroup("Output (every method)")
     "model, bit for bit); a model too large for its query tables in the budget is written without them. "
     "Default: 40% for a counts FILE; a counts model on stdin is read whole unless -S is given."))
 @NGRAM.option("--dask", "dask_address", metavar="ADDRESS|local:N", default=None, help=train_dask.DASK_HELP)
+@NGRAM.option("--shards", is_flag=True, help=train_dask.SHARDS_HELP)
 @ffnn_options_except("min_count", "vocab_size", option=NEURAL.option)
 @functools.partial(common.text_options, option=TEXT.option)
 @functools.partial(count_options.vocabulary_options, option=TEXT.option,
@@ -120,8 +121,8 @@ OUTPUT = OptionGroup("Output (every method)")
                     "gzipped. An -o of digits only that is not a file is refused (lmplz's -o is the order: -n here).")
 @OUTPUT.option("-q", "--quiet", is_flag=True, help="No discounts, summary or training progress on stderr.")
 def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolate, discount, prune, prune_entropy,
-         prune_size, k, alpha, vocab_file, kenlm_compat, no_query_tables, memory, temp_dir, dask_address, quiet, lower,
-         chars, encoding_errors, **ffnn):
+         prune_size, k, alpha, vocab_file, kenlm_compat, no_query_tables, memory, temp_dir, dask_address, shards, quiet,
+         lower, chars, encoding_errors, **ffnn):
     """Estimate a smoothed n-gram model from text FILES, text counts or a counts model (default:
     stdin), or, with --method ffnn, train the feedforward neural LM on text FILES.
 
@@ -168,9 +169,16 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
     if from_arpa is not None and files:
         raise common.UsageError("both --from-arpa and an input FILE given", "give one of them")
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
-    target = common.output_target(output, inputs=([from_arpa] if from_arpa is not None else paths) + [vocab_file],
-                                  binary=not arpa_out,
-                                  tty_hint="use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
+    train_dask.check_shards(shards, dask_address, output, arpa_out, trie, prune_entropy, prune_size)
+    if shards:
+        from lmtools.cli.output import directory_target
+        from lmtools.io.modelshards import is_model_shard_dir
+
+        shards_target = directory_target(output, is_model_shard_dir, "model shards")
+    else:
+        target = common.output_target(output, inputs=([from_arpa] if from_arpa is not None else paths) + [vocab_file],
+                                      binary=not arpa_out,
+                                      tty_hint="use -o FILE, --arpa, or pipe it into another program (lm-info, lm-ppl)")
     if kenlm_compat and m != "kn-modified":
         raise common.UsageError(f"--kenlm-compat applies to kn-modified only, not {m}", "drop --kenlm-compat")
     train_dask.check(dask_address, paths, vocab_file, from_arpa)
@@ -214,7 +222,8 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
             _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet, trie)
 
         if dask_address is not None:
-            train_dask.run(dask_address, paths[0], output, temp_dir, memory, options, write, quiet)
+            train_dask.run(dask_address, paths[0], output, temp_dir, memory, options, write, quiet,
+                           shards_target if shards else None)
             return
         from lmtools.cli import train_bounded
 

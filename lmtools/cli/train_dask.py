@@ -12,6 +12,7 @@ Only click and the standard library at module level (``lm-train --help`` stays f
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from lmtools.cli import common
@@ -59,8 +60,29 @@ def results_dir(output: str | None, temp_dir: str | None) -> str:
     return budget_options.check_temp_dir(temp_dir)
 
 
-def run(dask_address: str, path: str, output, temp_dir, memory, options: dict, write, quiet: bool) -> None:
-    """Estimate the counts at ``path`` on the cluster and ``write(model, query_tables_fit, source, name)``."""
+SHARDS_HELP = ("With --dask and -o DIR: leave the model as the cluster's partitions, each written by its worker "
+               "into DIR (on a filesystem they all see) with a meta file, instead of merging them into one file "
+               "here. lm-ppl, lm-score, lm-gen and lm-info open DIR as the one model (merging it in memory).")
+
+
+def check_shards(shards: bool, dask_address, output, arpa_out, trie, prune_entropy, prune_size) -> None:
+    """The usage errors of --shards (exit 2)."""
+    if not shards:
+        return
+    if dask_address is None:
+        raise common.UsageError("--shards writes the partitions a cluster estimated", "add --dask ADDRESS|local:N")
+    if output in (None, "-"):
+        raise common.UsageError("--shards writes a directory", "name it with -o DIR")
+    for given, what in ((arpa_out, "--arpa"), (trie is not None, "--trie"),
+                        (prune_entropy is not None or prune_size is not None, "entropy pruning")):
+        if given:
+            raise common.UsageError(f"{what} needs the one merged model, not shards", f"drop --shards or {what}")
+
+
+def run(dask_address: str, path: str, output, temp_dir, memory, options: dict, write, quiet: bool,
+        shards_target=None) -> None:
+    """Estimate the counts at ``path`` on the cluster and ``write(model, query_tables_fit, source, name)``;
+    with ``shards_target`` (a DirectoryOutput) leave the model there as shards instead."""
     from lmtools import cluster
     from lmtools.cli import budget_options, train_bounded
     from lmtools.bounded import merge_block
@@ -83,7 +105,8 @@ def run(dask_address: str, path: str, output, temp_dir, memory, options: dict, w
         counts = load_model(path)
         if not isinstance(counts, Counts):
             raise LmError(f"{path}: is a {type(counts).__name__}, not n-gram counts", "give a counts model from lm-count")
-    with budget_options.spill_space(base) as space:
+    with budget_options.spill_space(base) as space, contextlib.ExitStack() as stack:
+        out_dir = stack.enter_context(shards_target.open()) if shards_target is not None else None
         conn = cluster.connect(dask_address)
         try:
             workers = max(1, conn.workers())
@@ -100,7 +123,18 @@ def run(dask_address: str, path: str, output, temp_dir, memory, options: dict, w
                     conn, sources, uni, space, method=options["method"], interpolate=options["interpolate"],
                     discount=options["discount"], k=options["k"], alpha=options["alpha"], prune=options["prune"],
                     kenlm_compat=options["kenlm_compat"], block=merge_block(budget, P, uni.order),
-                    warn=common.warn, on_step=lambda what: bar.advance(1))
+                    warn=common.warn, on_step=lambda what: bar.advance(1), out_dir=out_dir)
         finally:
             conn.close()
-        write(model, train_bounded.tables_fit(model, budget), uni, path)
+        if out_dir is None:
+            write(model, train_bounded.tables_fit(model, budget), uni, path)
+            return
+        from lmtools.io.modelshards import meta_record, write_meta
+
+        estimation = {"method": options["method"], "order": uni.order, "interpolate": options["interpolate"],
+                      "discount": options["discount"], "k": options["k"], "alpha": options["alpha"],
+                      "prune": options["prune"], "kenlm_compat": options["kenlm_compat"]}
+        provenance = {"program": "lm-train", "input": path, "options": options, "tokens": int(uni.tokens),
+                      "sentences": int(uni.sentences), "counts": dict(uni.provenance)}
+        write_meta(out_dir, meta_record(uni=uni, glob=model.glob, estimation=estimation, enlarged=model.enlarged,
+                                        arrays=model.shapes, provenance=provenance))

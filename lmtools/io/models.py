@@ -628,6 +628,23 @@ class Unread:
         self.arpa = self._owner = None
 
 
+class ShardedUnread(Unread):
+    """A directory of model shards: its meta file read and checked; ``build`` merges the partitions
+    into the one NGramModel (lmtools.io.modelshards)."""
+
+    def __init__(self, name: str, directory: str):
+        from lmtools.io.modelshards import read_meta
+
+        meta = read_meta(directory)
+        super().__init__(name, {"kind": "ngram", "text": meta.get("text"), "provenance": meta.get("provenance")}, {})
+        self.directory = directory
+
+    def build(self, sort_counts: bool = True, warn=None):
+        from lmtools.io.modelshards import read_model_shards
+
+        return read_model_shards(self.directory)
+
+
 def read_source(source: str | BinaryIO = "-", verify: bool | None = None) -> Unread:
     """Open a model source (path, '-' for stdin, or a binary stream) and tell its format: the one
     detection of lmtools model files and ARPA files (plain, .gz, .bz2, .xz). A model file of the
@@ -638,8 +655,12 @@ def read_source(source: str | BinaryIO = "-", verify: bool | None = None) -> Unr
     from lmtools.io.text import open_binary
 
     name = "<stdin>" if source == "-" else str(getattr(source, "name", source))
-    if isinstance(source, str) and source != "-" and os.path.isdir(source):  # count shards (lm-count --shards)
-        from lmtools.io.countshards import read_counts_parts
+    if isinstance(source, str) and source != "-" and os.path.isdir(source):
+        from lmtools.io.modelshards import is_model_shard_dir
+
+        if is_model_shard_dir(source):  # model shards (lm-train --dask --shards)
+            return ShardedUnread(name, source)
+        from lmtools.io.countshards import read_counts_parts  # count shards (lm-count --dask --shards)
 
         return Unread(name, *read_counts_parts(source))
     if isinstance(source, str) and source != "-":
