@@ -287,7 +287,8 @@ def test_task_log_names_every_stage(conn, inputs, tmp_path, monkeypatch):  # noq
 # Model shards (--shards): the partitions as the workers wrote them, opened as the one model
 
 
-@pytest.mark.parametrize("args", [[], ["--method", "wb"], ["--method", "stupid"], ["-n", "2", "--method", "katz"]])
+@pytest.mark.parametrize("args", [[], ["--method", "wb"], ["--method", "stupid"], ["-n", "2", "--method", "katz"],
+                                  ["--prune", "0,1,1", "--kenlm-compat"]])
 def test_model_shards_open_as_lm_trains_model(conn, inputs, tmp_path, args):  # noqa: F811
     from lmtools.io.models import load_model
     from lmtools.io.modelshards import is_model_shard_dir

@@ -130,11 +130,12 @@ def run(dask_address: str, path: str, output, temp_dir, memory, options: dict, w
             write(model, train_bounded.tables_fit(model, budget), uni, path)
             return
         from lmtools.io.modelshards import meta_record, write_meta
+        from lmtools.ngram.partitioned import model_info
 
-        estimation = {"method": options["method"], "order": uni.order, "interpolate": options["interpolate"],
-                      "discount": options["discount"], "k": options["k"], "alpha": options["alpha"],
-                      "prune": options["prune"], "kenlm_compat": options["kenlm_compat"]}
+        spec = model.glob.spec
         provenance = {"program": "lm-train", "input": path, "options": options, "tokens": int(uni.tokens),
                       "sentences": int(uni.sentences), "counts": dict(uni.provenance)}
-        write_meta(out_dir, meta_record(uni=uni, glob=model.glob, estimation=estimation, enlarged=model.enlarged,
-                                        arrays=model.shapes, provenance=provenance))
+        write_meta(out_dir, meta_record(
+            vocab=uni.vocab, text=uni.text, order=spec.order, method=spec.method, form=spec.form, alpha=spec.alpha,
+            pruned=bool(spec.thresholds), logprob1=model.glob.logprob1, info=model_info(model.glob, model.enlarged),
+            provenance=provenance, arrays=model.shapes))

@@ -5,25 +5,27 @@ Layout (version 1; documented for users in lm-train(1), MODEL SHARDS):
 
 - ``DIR/meta.json``: one JSON object, vocabulary-sized: ``format`` ("lmtools-model-shards"),
   ``version`` (1), ``order`` N, ``partitions`` P, ``partition_rule`` (as count shards: the
-  next-to-last word, lmtools.ngram.partition), ``estimation`` (the options of the estimation, as
-  lmtools.ngram.partitioned.plan takes them), ``vocab``, ``logprob1`` (the unigram level's log10
-  probabilities, float32 values), ``info`` (the model's statistics, as a model file's header holds
-  them), ``enlarged`` (katz's enlarged contexts per order 2..N), ``provenance``, ``text`` and
-  ``arrays``: per partition, {"N-PART": [dtype, shape]} for the files below that exist.
+  next-to-last word, lmtools.ngram.partition), ``method``, ``form`` (interpolated, backoff or
+  stupid), ``alpha`` (stupid backoff's constant), ``pruned`` (count cutoffs applied: a context may
+  then be absent from its order), ``vocab``, ``logprob1`` (the unigram level's log10 probabilities,
+  float32 values), ``info`` (the model's statistics, as a model file's header holds them),
+  ``provenance``, ``text`` and ``arrays``: per partition, {"N-PART": [dtype, shape]} for the files
+  below that exist.
 - ``DIR/part-PPPPP-oN-PART.bin``: raw arrays (native byte order, C order) of partition P's order N:
   PART is ``rows`` (m, N) int32 (sorted), ``lp`` (m,) float32 log10 p, ``ctx`` (c, N-1) int32 the
   contexts of the partition's rows (sorted) and ``bo`` (c,) float32 their log10 backoffs.
 
 A reader (io.models.read_source: lm-ppl, lm-score, lm-gen, lm-info, lm-train) merges the partitions
-into the one model (lmtools.bounded.merge_results, the same merge lm-train --dask does before writing
-one file): the same numbers as that file, held in the reader's memory.
+into the one model in memory (``read_model_shards``: per order the union of the partitions' rows,
+sorted, and the contexts' backoffs joined onto the rows of the order below): the arrays lm-train
+--dask writes as one file (lmtools.bounded.merge_results, the same merge in blocks), held in the
+reader's memory.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -49,13 +51,14 @@ def is_model_shard_dir(path: str) -> bool:
         return False
 
 
-def meta_record(*, uni, glob, estimation: dict, enlarged: list, arrays: list[dict], provenance: dict) -> dict:
+def meta_record(*, vocab: list, text, order: int, method: str, form: str, alpha: float, pruned: bool,
+                logprob1, info: dict, provenance: dict, arrays: list[dict]) -> dict:
     """The meta file's record: ``arrays[p]`` is {(n, part): (dtype, shape)} of partition p's files."""
-    return {"format": FORMAT, "version": VERSION, "order": int(glob.spec.order), "partitions": len(arrays),
-            "partition_rule": PARTITION_RULE, "estimation": estimation, "vocab": list(uni.vocab),
-            "logprob1": [float(x) for x in np.asarray(glob.logprob1, np.float32)],
-            "info": _plain(glob.info), "enlarged1": int(glob.enlarged1), "enlarged": [int(x) for x in enlarged],
-            "provenance": _plain(provenance), "text": uni.text,
+    return {"format": FORMAT, "version": VERSION, "order": int(order), "partitions": len(arrays),
+            "partition_rule": PARTITION_RULE, "method": method, "form": form, "alpha": float(alpha),
+            "pruned": bool(pruned), "vocab": list(vocab),
+            "logprob1": [float(x) for x in np.asarray(logprob1, np.float32)], "info": _plain(info),
+            "provenance": _plain(provenance), "text": text,
             "arrays": [{f"{n}-{what}": [dt, list(shape)] for (n, what), (dt, shape) in a.items()} for a in arrays]}
 
 
@@ -98,76 +101,106 @@ def read_meta(directory: str) -> dict:
     ok = (type(order) is int and order >= 1 and type(parts) is int and parts >= 1 and isinstance(vocab, list)
           and len(vocab) >= 3 and isinstance(meta.get("logprob1"), list) and len(meta["logprob1"]) == len(vocab)
           and isinstance(meta.get("arrays"), list) and len(meta["arrays"]) == parts
-          and isinstance(meta.get("estimation"), dict) and isinstance(meta.get("info"), dict))
+          and isinstance(meta.get("method"), str) and meta.get("form") in ("interpolated", "backoff", "stupid")
+          and isinstance(meta.get("alpha"), (int, float)) and isinstance(meta.get("info"), dict))
     if not ok:
         raise LmError(f"{name}: corrupt model shards ({META} fields)", _HINT)
     return meta
 
 
-class _Kept:
-    """The spill-space interface merge_results calls on its inputs: the shards' files are kept."""
-
-    def delete(self, path: str) -> None:
-        pass
-
-    def wrote(self, n: int) -> None:
-        pass
+PARTS = ("rows", "lp", "ctx", "bo")
 
 
 def read_model_shards(directory: str):
-    """The one NGramModel of a model-shard directory (merged here, in memory)."""
-    from lmtools.bounded import RESULT_PARTS, merge_results
-    from lmtools.io.countstream import SpillDir
-    from lmtools.io.spill import DiskArray
-    from lmtools.ngram.partitioned import Globals, Unigrams, plan
+    """The one NGramModel of a model-shard directory, merged here in memory."""
+    import math
+
+    from lmtools.ngram.model import NGramModel
 
     name = directory
     meta = read_meta(directory)
-    N, P, V = meta["order"], meta["partitions"], len(meta["vocab"])
-    try:
-        spec = plan(**meta["estimation"])
-    except (TypeError, LmError):
-        raise LmError(f"{name}: corrupt model shards ({META} field estimation)", _HINT) from None
-    if spec.order != N:
-        raise LmError(f"{name}: corrupt model shards ({META}: order)", _HINT)
-    glob = Globals(spec=spec, vocab_size=V, p1=None, logprob1=np.asarray(meta["logprob1"], np.float32), params=[],
-                   info=dict(meta["info"]), enlarged1=int(meta.get("enlarged1", 0)))
-    uni = Unigrams(vocab=list(meta["vocab"]), counts=np.zeros(V, np.int64), order=N, tokens=0, sentences=0,
-                   provenance={}, text=meta.get("text"))
-    kept = _Kept()
-    results: dict = {}
-    for p, arrays in enumerate(meta["arrays"]):
-        for n in range(2, N + 1):
-            if f"{n}-rows" not in arrays:
-                continue
-            row = []
-            for what in RESULT_PARTS:
-                entry = arrays.get(f"{n}-{what}")
-                if entry is None:
-                    row.append(None)
-                    continue
-                path = os.path.join(directory, result_file(p, n, what))
-                a = DiskArray(path, np.dtype(entry[0]), tuple(entry[1]), kept)
-                try:
-                    size = os.path.getsize(path)
-                except OSError:
-                    raise LmError(f"{name}: model shard {result_file(p, n, what)} is missing", _HINT) from None
-                if size != a.nbytes:
-                    raise LmError(f"{name}: model shard {result_file(p, n, what)} is cut short or too long "
-                                  f"({size} bytes, the meta file says {a.nbytes})", _HINT)
-                row.append(a)
-            results[(p, n)] = row
-    with SpillDir(tempfile.gettempdir()) as space:
-        try:
-            model = merge_results(results, uni, glob, list(meta.get("enlarged", [])), P, space, 1 << 16)
-            model.ngrams = [_in_memory(a) for a in model.ngrams]
-            model.logprob = [_in_memory(a) for a in model.logprob]
-            model.backoff = [_in_memory(a) for a in model.backoff]
-        except OSError as e:
-            raise LmError(f"{name}: cannot read model shards ({e})", _HINT) from None
-    model.provenance = dict(meta.get("provenance") or {})
+    N, V = meta["order"], len(meta["vocab"])
+    stupid = meta["form"] == "stupid"
+    ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
+    logprob = [np.asarray(meta["logprob1"], np.float32)]
+    backoff = []
+    contexts = None  # (rows, backoffs) of the contexts of the order being merged, from the order above
+    for n in range(1, N + 1):
+        if n >= 2:
+            rows, lp = _union(name, directory, meta, n, ("rows", "lp"), n)
+            ngrams.append(rows)
+            logprob.append(lp)
+        rows = ngrams[-1]
+        if n == N:
+            backoff.append(np.zeros(rows.shape[0], np.float32))
+        elif stupid:
+            backoff.append(np.full(rows.shape[0], math.log10(meta["alpha"]), np.float32))
+        else:
+            contexts = _union(name, directory, meta, n + 1, ("ctx", "bo"), n)
+            backoff.append(_join(name, rows, *contexts, check=not meta["pruned"]))
+    model = NGramModel(vocab=list(meta["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
+                       method=meta["method"], info=dict(meta["info"]), provenance=dict(meta.get("provenance") or {}),
+                       scores_only=stupid)
+    model.text = meta.get("text")
     return model
 
 
-def _in_memory(a):
-    return a.load() if hasattr(a, "load") else a
+def _union(name: str, directory: str, meta: dict, n: int, parts: tuple, width: int):
+    """Order n's arrays ``parts`` of every partition, merged in the order of the first (rows of
+    ``width`` ids, sorted within each partition; the partitions are disjoint)."""
+    got: list = [[] for _ in parts]
+    for p, arrays in enumerate(meta["arrays"]):
+        if f"{n}-{parts[0]}" not in arrays:
+            continue
+        for i, what in enumerate(parts):
+            entry = arrays.get(f"{n}-{what}")
+            if entry is None:
+                raise LmError(f"{name}: corrupt model shards ({META}: partition {p} has no {n}-{what})", _HINT)
+            got[i].append(_read(name, os.path.join(directory, result_file(p, n, what)), entry))
+    if not got[0]:
+        return (np.zeros((0, width), np.int32),) + tuple(np.zeros(0, np.float32) for _ in parts[1:])
+    from lmtools.kernels.partitioned import kway_order
+
+    rows = np.ascontiguousarray(np.concatenate([g.reshape(-1, width) for g in got[0]]))
+    starts = np.zeros(len(got[0]) + 1, np.int64)
+    np.cumsum([g.shape[0] for g in got[0]], out=starts[1:])
+    merged = np.empty_like(rows)
+    perm = kway_order(rows, starts, merged)  # each partition's rows are sorted: a k-way merge
+    return (merged,) + tuple(np.take(np.concatenate(g), perm) for g in got[1:])
+
+
+def _read(name: str, path: str, entry) -> np.ndarray:
+    try:
+        dtype, shape = np.dtype(entry[0]), tuple(int(x) for x in entry[1])
+    except (TypeError, ValueError, IndexError):
+        raise LmError(f"{name}: corrupt model shards ({META}: array of {os.path.basename(path)})", _HINT) from None
+    want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise LmError(f"{name}: model shard {os.path.basename(path)} is missing", _HINT) from None
+    if size != want:
+        raise LmError(f"{name}: model shard {os.path.basename(path)} is cut short or too long ({size} bytes, "
+                      f"the meta file says {want})", _HINT)
+    try:
+        return np.fromfile(path, dtype=dtype).reshape(shape)
+    except OSError as e:
+        raise LmError(f"{name}: cannot read model shard {os.path.basename(path)} ({e.strerror or e})", _HINT) from None
+
+
+def _join(name: str, rows: np.ndarray, ctx: np.ndarray, bo: np.ndarray, check: bool) -> np.ndarray:
+    """The backoff of every row: its context's where it is one (every context is a row of its order,
+    unless count cutoffs removed it), else 0."""
+    from lmtools.kernels.partitioned import find_rows, first_id_starts
+
+    out = np.zeros(rows.shape[0], np.float32)
+    if ctx.shape[0] == 0 or rows.shape[0] == 0:
+        if check and ctx.shape[0]:
+            raise LmError(f"{name}: corrupt model shards (contexts of order {ctx.shape[1]} that are not n-grams)", _HINT)
+        return out
+    pos = find_rows(np.ascontiguousarray(ctx), rows, first_id_starts(rows))
+    found = pos >= 0
+    if check and not found.all():
+        raise LmError(f"{name}: corrupt model shards (contexts of order {ctx.shape[1]} that are not n-grams)", _HINT)
+    out[pos[found]] = bo[found]
+    return out
