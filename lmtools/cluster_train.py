@@ -237,22 +237,8 @@ def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn
             for i, e in enumerate(out["enlarged"]):
                 enlarged[i] += e
             shapes[p] = out["shapes"]
-            for n in range(2 if out_dir is None else N + 1, N + 1):
-                if (n, "rows") not in out["shapes"]:
-                    continue
-                arrays = []
-                for what in RESULT_PARTS:
-                    if (n, what) not in out["shapes"]:
-                        arrays.append(None)
-                        continue
-                    dtype, shape = out["shapes"][(n, what)]
-                    a = DiskArray(paths[p][(n, what)], np.dtype(dtype), shape, space)
-                    space.wrote(a.nbytes)
-                    arrays.append(a)
-                results[(p, n)] = arrays
-            for key, path in paths[p].items():  # files a method leaves unwritten (stupid: no backoffs)
-                if key not in out["shapes"] and out_dir is None:
-                    space.delete(path)
+            if out_dir is None:  # the files become the merge's inputs (shards: they are the output)
+                _merge_inputs(results, p, out["shapes"], paths[p], space, N)
             for path in (suffix_paths[p] or {}).values():  # read by the partition's pass 2: done with
                 space.delete(path)
             note("estimate")
@@ -265,6 +251,27 @@ def estimate_job(conn, sources: list, uni: Unigrams, space, *, method: str = "kn
         return ShardedResult(glob, enlarged, shapes)
     # 4. the merge, here
     return merge_results(results, uni, glob, enlarged, P, space, block)
+
+
+def _merge_inputs(results: dict, p: int, shapes: dict, paths: dict, space, N: int) -> None:
+    """Partition p's pass-2 files as the DiskArrays merge_results reads (``results[(p, n)]``); the
+    files a method leaves unwritten (stupid backoff: no backoffs) are forgotten."""
+    for n in range(2, N + 1):
+        if (n, "rows") not in shapes:
+            continue
+        arrays = []
+        for what in RESULT_PARTS:
+            if (n, what) not in shapes:
+                arrays.append(None)
+                continue
+            dtype, shape = shapes[(n, what)]
+            a = DiskArray(paths[(n, what)], np.dtype(dtype), shape, space)
+            space.wrote(a.nbytes)
+            arrays.append(a)
+        results[(p, n)] = arrays
+    for key, path in paths.items():
+        if key not in shapes:
+            space.delete(path)
 
 
 @dataclass
