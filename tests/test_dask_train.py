@@ -186,19 +186,21 @@ def test_a_corrupt_shard_is_named(conn, inputs, tmp_path):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_no_output_and_no_temporary_directory(conn, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("shards", [False, True], ids=["one-file", "model-shards"])
+def test_ctrl_c_leaves_no_output_and_no_temporary_directory(conn, tmp_path, shards):  # noqa: F811
     big = tmp_path / "big.txt"
     big.write_bytes(TEXT * 2)
-    shards = tmp_path / "big.d"
+    counts = tmp_path / "big.d"
     assert run_prog("lm-count", "-q", "-n", "5", "--dask", conn.address, "--shards", "--partitions", "8",
-                    "-o", shards, big).returncode == 0
+                    "-o", counts, big).returncode == 0
     env = dict(os.environ)
     env.pop("LMTOOLS_DEBUG", None)
     statuses = []
     for delay in (0.0, 1.0, 2.5):  # while pass 1, pass 2 or the merge runs
-        out = tmp_path / f"m{delay}.lm"
-        proc = subprocess.Popen([sys.executable, "-m", "lmtools.cli.train", "--dask", conn.address, str(shards),
-                                 "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out = tmp_path / f"m{delay}.{'d' if shards else 'lm'}"
+        proc = subprocess.Popen([sys.executable, "-m", "lmtools.cli.train", "--dask", conn.address, str(counts),
+                                 *(["--shards"] if shards else []), "-o", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         assert proc.stderr.readline().startswith(b"lm-train: dashboard at")
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
