@@ -81,25 +81,34 @@ def write_meta(stream: BinaryIO, meta: dict) -> None:
 # Reading
 
 
-def read_meta(directory: str) -> dict:
-    """The meta record of a shard directory, checked."""
-    name = directory
-    path = os.path.join(directory, META)
+def read_meta_json(path: str, name: str, *, what: str, record: str, fmt: str, version: int, hint: str,
+                   not_hint: str, redo: str) -> dict:
+    """A shard directory's meta file (count shards, model shards): JSON of the format ``fmt`` and
+    ``version``, else one LmError naming ``name``."""
     try:
         with open(path, "rb") as f:
             meta = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
-        raise LmError(f"{name}: is a directory, not a directory of count shards (no {META})",
-                      "give a model file, or a directory written by lm-count --dask --shards") from None
+        raise LmError(f"{name}: is a directory, not a directory of {what} (no {META})", not_hint) from None
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise LmError(f"{name}: corrupt count shards ({META} is not JSON)", _HINT) from None
+        raise LmError(f"{name}: corrupt {what} ({META} is not JSON)", hint) from None
     except OSError as e:
         raise LmError(f"{name}: cannot read {META} ({e.strerror})", "check the directory") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise LmError(f"{name}: {META} is not a count-shard record", _HINT)
-    if meta.get("version") != VERSION:
-        raise LmError(f"{name}: count shards of version {meta.get('version')}, this lmtools reads {VERSION}",
-                      "upgrade lmtools or recount")
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise LmError(f"{name}: {META} is not a {record}", hint)
+    if meta.get("version") != version:
+        raise LmError(f"{name}: {what} of version {meta.get('version')}, this lmtools reads {version}",
+                      f"upgrade lmtools or {redo}")
+    return meta
+
+
+def read_meta(directory: str) -> dict:
+    """The meta record of a shard directory, checked."""
+    name = directory
+    path = os.path.join(directory, META)
+    meta = read_meta_json(path, name, what="count shards", record="count-shard record", fmt=FORMAT, version=VERSION,
+                          hint=_HINT, not_hint="give a model file, or a directory written by lm-count --dask --shards",
+                          redo="recount")
 
     def bad(field):
         return LmError(f"{name}: corrupt count shards ({META} field {field})", _HINT)

@@ -83,20 +83,10 @@ def write_meta(directory: str, meta: dict) -> None:
 
 def read_meta(directory: str) -> dict:
     name = directory
-    try:
-        with open(os.path.join(directory, META), "rb") as f:
-            meta = json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise LmError(f"{name}: is a directory, not model shards (no {META})", _HINT) from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise LmError(f"{name}: corrupt model shards ({META} is not JSON)", _HINT) from None
-    except OSError as e:
-        raise LmError(f"{name}: cannot read {META} ({e.strerror})", "check the directory") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise LmError(f"{name}: {META} is not a model-shard record", _HINT)
-    if meta.get("version") != VERSION:
-        raise LmError(f"{name}: model shards of version {meta.get('version')}, this lmtools reads {VERSION}",
-                      "upgrade lmtools or retrain")
+    from lmtools.io.countshards import read_meta_json
+
+    meta = read_meta_json(os.path.join(directory, META), name, what="model shards", record="model-shard record",
+                          fmt=FORMAT, version=VERSION, hint=_HINT, not_hint=_HINT, redo="retrain")
     order, parts, vocab = meta.get("order"), meta.get("partitions"), meta.get("vocab")
     ok = (type(order) is int and order >= 1 and type(parts) is int and parts >= 1 and isinstance(vocab, list)
           and len(vocab) >= 3 and isinstance(meta.get("logprob1"), list) and len(meta["logprob1"]) == len(vocab)
