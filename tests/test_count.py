@@ -178,3 +178,14 @@ def test_file_bytes_identical_between_paths(tmp_path, monkeypatch):
             save_model(lv, buf)
             outs.append(buf.getvalue())
     assert outs[0] == outs[2] == outs[4] and outs[1] == outs[3] == outs[5]
+
+
+@pytest.mark.parametrize("m,bound", [(1, 1), (2, 5), (1000, 10**6), (100_000, 2**40), (50_000, 2**62)])
+def test_distinct_key_order_is_argsort(m, bound):
+    """Packed into one int64 with its index where both fit in 63 bits (the first four), else argsort."""
+    from lmtools.kernels.small import distinct_key_order
+
+    rng = np.random.default_rng(m)
+    key = np.unique(rng.integers(0, bound, size=m, dtype=np.int64))
+    rng.shuffle(key)
+    assert np.array_equal(distinct_key_order(key.copy(), bound), np.argsort(key))

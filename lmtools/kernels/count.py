@@ -126,11 +126,14 @@ def build_sorted(prefix, word, rank_prev, rows_prev, vocab_size):
     """Rows (full id tuples) of one order in lexicographic order, each n-gram id's rank, and the order.
 
     ``rank_prev[id]`` is the row of order n-1 n-gram ``id`` in ``rows_prev`` (already sorted). The
-    sort is numpy's (SIMD-accelerated for int64 keys, faster here than a counting sort in numba).
+    sort is numpy's (SIMD-accelerated for int64 keys, faster here than a counting sort in numba;
+    kernels.small.distinct_key_order).
     """
+    from lmtools.kernels.small import distinct_key_order
+
     major = rank_prev[prefix]
     key = major * np.int64(vocab_size) + word
-    order = np.argsort(key)
+    order = distinct_key_order(key, rows_prev.shape[0] * int(vocab_size))
     rows, rank = gather_rows(rows_prev, major, word, order)
     return rows, rank, order
 

@@ -53,10 +53,27 @@ def gather_rows(rows_prev: np.ndarray, major: np.ndarray, word: np.ndarray, orde
     return rows, rank
 
 
+def distinct_key_order(key: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(key)`` for distinct non-negative int64 keys below ``bound`` (``key`` is consumed).
+
+    Where a key and its index fit in 63 bits together, they are packed into one int64 and sorted
+    with ``ndarray.sort``: numpy's vectorized sort of int64 is several times faster than its argsort
+    (0.33 s against 2.9 s for 30M keys on AVX-512). The keys are distinct, so the order is argsort's."""
+    m = key.shape[0]
+    index_bits = max(1, int(m - 1).bit_length())
+    if max(1, int(bound - 1).bit_length()) + index_bits > 63:
+        return np.argsort(key)
+    key <<= index_bits
+    key |= np.arange(m, dtype=np.int64)
+    key.sort()
+    key &= (1 << index_bits) - 1
+    return key
+
+
 def build_sorted(prefix, word, rank_prev, rows_prev, vocab_size):
-    """kernels.count.build_sorted with the gather above: the same sort key, the same numpy sort."""
+    """kernels.count.build_sorted with the gather above: the same sort key, the same sort."""
     major = rank_prev[prefix]
     key = major * np.int64(vocab_size) + word
-    order = np.argsort(key)
+    order = distinct_key_order(key, rows_prev.shape[0] * int(vocab_size))
     rows, rank = gather_rows(rows_prev, major, word, order)
     return rows, rank, order
