@@ -160,7 +160,7 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
         nonlocal kept
         for p in range(P):
             part = load(p)
-            index = partition_index(part) if spec.method in ADJUSTED else None
+            index = partition_index(part, threads=search_threads()) if spec.method in ADJUSTED else None
             yield partition_stats(part, spec, V, index)
             if p == P - 1:
                 kept = (p, part, index)
@@ -210,6 +210,14 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
 
     # 4. merge, order by order
     return merge_results(results, uni, glob, enlarged, P, space, merge_block(budget, P, N))
+
+
+def search_threads() -> int:
+    """Threads for a partition's suffix search (its largest step): numba's thread count, which is the
+    CPUs this process may use unless NUMBA_NUM_THREADS says fewer (lmplz also uses every core)."""
+    import numba
+
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 
 def merge_block(budget: int, P: int, N: int) -> int:

@@ -386,3 +386,20 @@ def test_ptb_5gram():
         want = smooth(counts, warn=lambda m: None, **case)
         for parts in (4, 16):
             assert_same_model(estimate_partitioned(counts, parts=parts, warn=lambda m: None, **case), want)
+
+
+def test_search_rows_in_threads_finds_the_same_rows(monkeypatch):
+    """Queries cut into slices searched at once (each slice starts its own galloping): find_rows' rows."""
+    from lmtools.kernels.partitioned import find_rows, first_id_starts
+    from lmtools.ngram import partitioned as PT
+
+    rng = np.random.default_rng(7)
+    table = np.unique(rng.integers(0, 40, size=(5000, 3)).astype(np.int32), axis=0)
+    queries = np.concatenate([table[rng.integers(0, len(table), 3000)],
+                              rng.integers(0, 45, size=(1000, 3)).astype(np.int32)])
+    queries = np.ascontiguousarray(queries[np.lexsort(queries.T[::-1])])  # sorted, as a partition's suffixes run
+    want = find_rows(queries, table, first_id_starts(table))
+    assert (want >= 0).sum() >= 3000 and (want < 0).any()
+    monkeypatch.setattr(PT, "SEARCH_SLICE_MIN", 100)
+    for threads in (1, 2, 3, 7):
+        assert np.array_equal(PT.search_rows(queries, table, threads), want), threads

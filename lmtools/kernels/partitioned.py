@@ -25,7 +25,16 @@ def first_id_starts(table):
 @njit(cache=True)
 def find_rows(queries, table, starts):
     """Index in ``table`` (k, n; sorted, no repeats) of each row of ``queries`` (m, n), -1 where absent;
-    ``starts``: ``first_id_starts(table)``.
+    ``starts``: ``first_id_starts(table)`` (``find_rows_into`` does the work)."""
+    out = np.full(queries.shape[0], -1, np.int64)
+    find_rows_into(queries, table, starts, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def find_rows_into(queries, table, starts, out):
+    """``find_rows`` into ``out`` (m,) int64, without holding the GIL: threads search slices of the
+    queries at once (lmtools.ngram.partitioned.search_rows).
 
     The search for a query is confined to the table's rows with its first id; a query greater than the one before it is
     searched for by galloping forward from where that one was (sorted queries, or runs of them such
@@ -34,7 +43,7 @@ def find_rows(queries, table, starts):
     m = queries.shape[0]
     k = table.shape[0]
     n = table.shape[1]
-    out = np.full(m, -1, np.int64)
+    out[:] = -1
     top = starts.shape[0] - 2
     at = 0  # insertion point of the previous query: table[:at] < it
     for i in range(m):
@@ -62,7 +71,6 @@ def find_rows(queries, table, starts):
         at = lo
         if lo < end and _cmp(table, lo, queries, i, n) == 0:
             out[i] = lo
-    return out
 
 
 @njit(cache=True)

@@ -246,12 +246,36 @@ def _check_unigrams(rows: np.ndarray) -> None:
                       "recreate them with lm-count")
 
 
-def partition_index(part: Partition, suffixes: dict | None = None) -> PartitionIndex:
+SEARCH_SLICE_MIN = 1 << 20  # queries below this many per thread are searched by one thread
+
+
+def search_rows(queries: np.ndarray, table: np.ndarray, threads: int = 1) -> np.ndarray:
+    """``kernels.partitioned.find_rows`` of ``queries`` in ``table``, the queries cut into up to
+    ``threads`` slices searched at once (the kernel releases the GIL); the same rows."""
+    from lmtools.kernels.partitioned import find_rows, find_rows_into, first_id_starts
+
+    starts = first_id_starts(table)
+    m = queries.shape[0]
+    threads = max(1, min(int(threads), m // SEARCH_SLICE_MIN))
+    if threads == 1:
+        return find_rows(queries, table, starts)
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = np.empty(m, np.int64)
+    cuts = np.linspace(0, m, threads + 1).astype(np.int64)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda i: find_rows_into(queries[cuts[i]:cuts[i + 1]], table, starts, out[cuts[i]:cuts[i + 1]]),
+                      range(threads)))
+    return out
+
+
+def partition_index(part: Partition, suffixes: dict | None = None, threads: int = 1) -> PartitionIndex:
     """Context groups and suffix rows of every order of a partition. ``suffixes``: the suffix rows
     of orders >= 3 as an earlier ``partition_index`` of the same partition found them (``suf``, any
     integer type: a driver that keeps them on disk between its passes), so that they are not searched
-    for again (the searches are most of the index's cost)."""
-    from lmtools.kernels.partitioned import context_groups, find_rows, first_id_starts
+    for again (the searches are most of the index's cost); else they are searched in ``threads``
+    threads (``search_rows``)."""
+    from lmtools.kernels.partitioned import context_groups
 
     group, first, suf = {}, {}, {}
     for n in range(2, part.order + 1):
@@ -264,7 +288,7 @@ def partition_index(part: Partition, suffixes: dict | None = None) -> PartitionI
             suf[n] = np.asarray(suffixes[n]).astype(np.int64)
         else:
             lower = part.ngrams[n - 3]
-            s = find_rows(np.ascontiguousarray(g[:, 1:]), lower, first_id_starts(lower))
+            s = search_rows(np.ascontiguousarray(g[:, 1:]), lower, threads)
             if m and s.min() < 0:
                 raise LmError(f"the counts are inconsistent: a {n}-gram's last {n - 1} words are not a {n - 1}-gram",
                               "recreate them with lm-count")
