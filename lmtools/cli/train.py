@@ -170,6 +170,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
         raise common.UsageError("both --from-arpa and an input FILE given", "give one of them")
     # Check the output (a terminal, a missing directory, an input file) before reading any input.
     train_dask.check_shards(shards, dask_address, output, arpa_out, trie, prune_entropy, prune_size)
+    shards_target = None
     if shards:
         from lmtools.cli.output import directory_target
         from lmtools.io.modelshards import is_model_shard_dir
@@ -216,14 +217,11 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
             """Write a model estimated from ``source`` (counts: provenance, tokens, sentences) read from ``name``."""
             if any(hasattr(a, "chunks") for a in model.ngrams):  # estimated on disk: not reported yet
                 _report(model, quiet)
-            model.provenance = {"program": "lm-train", "input": name, "options": options,
-                                "tokens": int(source.tokens), "sentences": int(source.sentences),
-                                "counts": dict(source.provenance)}
+            model.provenance = train_dask.estimated_provenance(options, source, name)
             _finish(model, target, arpa_out, no_query_tables, tables_fit, prune_entropy, prune_size, quiet, trie)
 
         if dask_address is not None:
-            train_dask.run(dask_address, paths[0], output, temp_dir, memory, options, write, quiet,
-                           shards_target if shards else None)
+            train_dask.run(dask_address, paths[0], output, temp_dir, memory, options, write, quiet, shards_target)
             return
         from lmtools.cli import train_bounded
 

@@ -65,6 +65,13 @@ SHARDS_HELP = ("With --dask and -o DIR: leave the model as the cluster's partiti
                "here. lm-ppl, lm-score, lm-gen and lm-info open DIR as the one model (merging it in memory).")
 
 
+def estimated_provenance(options: dict, source, name: str) -> dict:
+    """An estimated model's provenance: lm-train's options and input ``name``, and from ``source`` (the
+    counts, or their unigram part) the tokens, sentences and the counts' own provenance."""
+    return {"program": "lm-train", "input": name, "options": options, "tokens": int(source.tokens),
+            "sentences": int(source.sentences), "counts": dict(source.provenance)}
+
+
 def check_shards(shards: bool, dask_address, output, arpa_out, trie, prune_entropy, prune_size) -> None:
     """The usage errors of --shards (exit 2)."""
     if not shards:
@@ -133,8 +140,7 @@ def run(dask_address: str, path: str, output, temp_dir, memory, options: dict, w
         from lmtools.ngram.partitioned import model_info
 
         spec = model.glob.spec
-        provenance = {"program": "lm-train", "input": path, "options": options, "tokens": int(uni.tokens),
-                      "sentences": int(uni.sentences), "counts": dict(uni.provenance)}
+        provenance = estimated_provenance(options, uni, path)
         write_meta(out_dir, meta_record(
             vocab=uni.vocab, text=uni.text, order=spec.order, method=spec.method, form=spec.form, alpha=spec.alpha,
             pruned=bool(spec.thresholds), logprob1=model.glob.logprob1, info=model_info(model.glob, model.enlarged),

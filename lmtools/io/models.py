@@ -637,12 +637,12 @@ class ShardedUnread(Unread):
 
         meta = read_meta(directory)
         super().__init__(name, {"kind": "ngram", "text": meta.get("text"), "provenance": meta.get("provenance")}, {})
-        self.directory = directory
+        self.directory, self.meta = directory, meta
 
     def build(self, sort_counts: bool = True, warn=None):
         from lmtools.io.modelshards import read_model_shards
 
-        return read_model_shards(self.directory)
+        return read_model_shards(self.directory, self.meta)
 
 
 def read_source(source: str | BinaryIO = "-", verify: bool | None = None) -> Unread:

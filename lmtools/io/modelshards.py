@@ -98,23 +98,20 @@ def read_meta(directory: str) -> dict:
     return meta
 
 
-PARTS = ("rows", "lp", "ctx", "bo")
-
-
-def read_model_shards(directory: str):
-    """The one NGramModel of a model-shard directory, merged here in memory."""
+def read_model_shards(directory: str, meta: dict | None = None):
+    """The one NGramModel of a model-shard directory, merged here in memory (``meta``: its meta
+    record as ``read_meta`` gave it, when the caller has read it already)."""
     import math
 
     from lmtools.ngram.model import NGramModel
 
     name = directory
-    meta = read_meta(directory)
+    meta = read_meta(directory) if meta is None else meta
     N, V = meta["order"], len(meta["vocab"])
     stupid = meta["form"] == "stupid"
     ngrams = [np.arange(V, dtype=np.int32).reshape(V, 1)]
     logprob = [np.asarray(meta["logprob1"], np.float32)]
     backoff = []
-    contexts = None  # (rows, backoffs) of the contexts of the order being merged, from the order above
     for n in range(1, N + 1):
         if n >= 2:
             rows, lp = _union(name, directory, meta, n, ("rows", "lp"), n)
@@ -126,8 +123,8 @@ def read_model_shards(directory: str):
         elif stupid:
             backoff.append(np.full(rows.shape[0], math.log10(meta["alpha"]), np.float32))
         else:
-            contexts = _union(name, directory, meta, n + 1, ("ctx", "bo"), n)
-            backoff.append(_join(name, rows, *contexts, check=not meta["pruned"]))
+            ctx, bo = _union(name, directory, meta, n + 1, ("ctx", "bo"), n)  # order n+1's contexts
+            backoff.append(_join(name, rows, ctx, bo, check=not meta["pruned"]))
     model = NGramModel(vocab=list(meta["vocab"]), ngrams=ngrams, logprob=logprob, backoff=backoff,
                        method=meta["method"], info=dict(meta["info"]), provenance=dict(meta.get("provenance") or {}),
                        scores_only=stupid)
@@ -149,14 +146,9 @@ def _union(name: str, directory: str, meta: dict, n: int, parts: tuple, width: i
             got[i].append(_read(name, os.path.join(directory, result_file(p, n, what)), entry))
     if not got[0]:
         return (np.zeros((0, width), np.int32),) + tuple(np.zeros(0, np.float32) for _ in parts[1:])
-    from lmtools.kernels.partitioned import kway_order
+    from lmtools.kernels.partitioned import merge_sorted
 
-    rows = np.ascontiguousarray(np.concatenate([g.reshape(-1, width) for g in got[0]]))
-    starts = np.zeros(len(got[0]) + 1, np.int64)
-    np.cumsum([g.shape[0] for g in got[0]], out=starts[1:])
-    merged = np.empty_like(rows)
-    perm = kway_order(rows, starts, merged)  # each partition's rows are sorted: a k-way merge
-    return (merged,) + tuple(np.take(np.concatenate(g), perm) for g in got[1:])
+    return merge_sorted(zip(*got))  # each partition's rows are sorted: a k-way merge
 
 
 def _read(name: str, path: str, entry) -> np.ndarray:
@@ -184,11 +176,10 @@ def _join(name: str, rows: np.ndarray, ctx: np.ndarray, bo: np.ndarray, check: b
     from lmtools.kernels.partitioned import find_rows, first_id_starts
 
     out = np.zeros(rows.shape[0], np.float32)
-    if ctx.shape[0] == 0 or rows.shape[0] == 0:
-        if check and ctx.shape[0]:
-            raise LmError(f"{name}: corrupt model shards (contexts of order {ctx.shape[1]} that are not n-grams)", _HINT)
+    if ctx.shape[0] == 0:
         return out
-    pos = find_rows(np.ascontiguousarray(ctx), rows, first_id_starts(rows))
+    pos = find_rows(np.ascontiguousarray(ctx), rows, first_id_starts(rows)) if rows.shape[0] else \
+        np.full(ctx.shape[0], -1, np.int64)
     found = pos >= 0
     if check and not found.all():
         raise LmError(f"{name}: corrupt model shards (contexts of order {ctx.shape[1]} that are not n-grams)", _HINT)

@@ -163,3 +163,21 @@ def kway_order(rows, starts, out_rows):
             else:
                 break
     return out
+
+
+def merge_sorted(runs) -> tuple:
+    """The k-way merge of sorted runs held in memory (plain Python around ``kway_order``), each a tuple
+    (rows (m, n) int32, payload arrays of length m...): one tuple of the same shape, rows in
+    lexicographic order (equal rows: the earlier run's first)."""
+    runs = list(runs)
+    if len(runs) == 1:
+        return runs[0]
+    rows = np.concatenate([r[0] for r in runs])
+    starts = np.zeros(len(runs) + 1, np.int64)
+    np.cumsum([r[0].shape[0] for r in runs], out=starts[1:])
+    merged = np.empty_like(rows)
+    perm = kway_order(np.ascontiguousarray(rows), starts, merged)
+    out = [merged]
+    for j in range(1, len(runs[0])):
+        out.append(np.take(np.concatenate([r[j] for r in runs]), perm))
+    return tuple(out)

@@ -533,22 +533,11 @@ def estimate_partition(part: Partition, glob: Globals, index: PartitionIndex | N
 
 def merge_sorted(runs: Sequence[tuple]) -> tuple:
     """The k-way merge of sorted runs, each a tuple (rows (m, n) int32, payload arrays of length m...):
-    one tuple of the same shape, rows in lexicographic order. (In memory; ``merge_streams`` merges
-    runs given as iterators of blocks.)"""
-    from lmtools.kernels.partitioned import kway_order
+    one tuple of the same shape, rows in lexicographic order (``kernels.partitioned.merge_sorted``; in
+    memory: ``merge_streams`` merges runs given as iterators of blocks)."""
+    from lmtools.kernels.partitioned import merge_sorted as merge
 
-    runs = list(runs)
-    if len(runs) == 1:
-        return runs[0]
-    rows = np.concatenate([r[0] for r in runs])
-    starts = np.zeros(len(runs) + 1, np.int64)
-    np.cumsum([r[0].shape[0] for r in runs], out=starts[1:])
-    merged = np.empty_like(rows)
-    perm = kway_order(np.ascontiguousarray(rows), starts, merged)
-    out = [merged]
-    for j in range(1, len(runs[0])):
-        out.append(np.take(np.concatenate([r[j] for r in runs]), perm))
-    return tuple(out)
+    return merge(runs)
 
 
 def merge_streams(sources: Sequence[Iterable[tuple]]) -> Iterator[tuple]:
