@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from lmtools.constants import query_table_slots
+
 HUGE_MIN_BYTES = 1 << 22
 
 
@@ -186,11 +188,10 @@ def estimate_smoothing(sizes: list[int]) -> int:
 
 def estimate_query(sizes: list[int]) -> int:
     """Bytes of the query tables of an n-gram model of these sizes, beyond the model's arrays (exact
-    but for small buffers: 16 bytes a slot at load 2/3, and three 8-byte keys plus two 4-byte values
-    per n-gram of order >= 2). PTB: 3-gram 52 MB, 5-gram 162 MB; the peak RSS of lm-ppl rose from a
-    tiny model by 66 MB and 218 MB, the model's own arrays included."""
+    but for small buffers: 16 bytes an entry, 1.5 entries per n-gram of order >= 2, and while they are
+    built three 8-byte keys plus two 4-byte values per n-gram)."""
     higher = [int(n) for n in sizes[1:]]
-    return sum(16 * _slots(n, 2 / 3) for n in higher) + 32 * sum(higher)
+    return sum(16 * query_table_slots(n) for n in higher) + 32 * sum(higher)
 
 
 def estimate_counting_tables(sizes: list[int]) -> int:

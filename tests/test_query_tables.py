@@ -10,6 +10,7 @@ import io
 import numpy as np
 import pytest
 
+from lmtools.constants import query_table_slots
 from lmtools.errors import LmError
 from lmtools.io.modelfile import read_model, write_model
 from lmtools.io.models import QUERY_ARRAYS, load_model, ngram_to_parts, save_model
@@ -236,12 +237,18 @@ def test_tables_that_do_not_fit_are_refused(counts5, tmp_path, prog, what):
 
 
 @pytest.mark.slow
-def test_another_layout_is_rebuilt_with_a_note(counts5, tmp_path, prog):
+@pytest.mark.parametrize("other", ["layout 1", "a later one"])
+def test_another_layout_is_rebuilt_with_a_note(counts5, tmp_path, prog, other):
     kn = _smooth(counts5, "kn-modified", 3)
     path = tmp_path / "old.lm"
 
     def change(h, a):
-        h["query"]["layout"] = QUERY_LAYOUT + 1
+        if other == "layout 1":  # power-of-two tables: their sizes as query.log2s
+            h["query"]["layout"] = 1
+            slots = a.pop("query.slots")
+            a["query.log2s"] = np.array([max(0, int(x).bit_length()) for x in slots], np.int64)
+        else:
+            h["query"]["layout"] = QUERY_LAYOUT + 1
         a["query.tab"] = a["query.tab"][::2].copy()  # whatever the other layout holds
 
     _write_parts(path, kn, change)
@@ -260,6 +267,28 @@ def test_another_layout_is_rebuilt_with_a_note(counts5, tmp_path, prog):
     assert load_model(str(new)).query.layout == QUERY_LAYOUT
     r_new = prog("lm-ppl", "-m", new, text)
     assert r_new.stdout == r_good.stdout and r_new.stderr == b""
+
+
+def test_tables_hold_one_and_a_half_entries_per_ngram(counts5):
+    kn = _smooth(counts5, "kn-modified", 5)
+    q = _roundtrip(kn).query
+    sizes = kn.sizes()
+    assert q.slots.tolist() == [0, 0] + [query_table_slots(m) for m in sizes[1:]]
+    assert np.diff(q.base).tolist()[2:] == q.slots.tolist()[2:]
+    assert q.tab.nbytes == 16 * sum(query_table_slots(m) for m in sizes[1:])
+    # every n-gram is one entry, the rest are empty
+    assert int(np.count_nonzero(q.tab[::2])) == sum(sizes[1:])
+
+
+def test_an_order_too_big_for_a_table_is_one_line(counts5, tmp_path, prog, monkeypatch):
+    import lmtools.kernels.query as KQ
+
+    kn = _smooth(counts5, "kn-modified", 3)
+    monkeypatch.setattr(KQ, "MAX_QUERY_SLOTS", 1000)
+    with pytest.raises(LmError, match="more n-grams than a query table holds"):
+        save_model(kn, io.BytesIO())
+    with pytest.raises(LmError, match="more n-grams than a query table holds"):
+        QueryModel(_rebuilt(_roundtrip(kn, query_tables=False)), "big").line_scores(TEST, fast=True)
 
 
 def test_rewriting_a_model_keeps_its_tables(counts5, monkeypatch):
@@ -373,7 +402,7 @@ def test_the_python_builder_builds_the_kernels_arrays(counts5, which, monkeypatc
     for x, y in zip(a[:3], b[:3]):
         assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
     if which == "growing":
-        assert a[2][2] > int(np.ceil(np.log2(1 * 1.5 + 2)))  # the bigram table was grown
+        assert a[2][2] >= 4 * query_table_slots(1)  # the bigram table was grown (twice at least)
     for x, y in zip(M.build_word_table_python(list(model.vocab)), build_word_table(list(model.vocab))):
         assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
     # a small model written by lm-train gets the Python-built structure: scores as the rebuilt one

@@ -194,7 +194,7 @@ def counts_from_sorted_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Co
 
 
 # The query structure's arrays in the file (lmtools-model(5)): file name -> QueryTables field
-QUERY_ARRAYS = {"query.tab": "tab", "query.base": "base", "query.log2s": "log2s", "query.unigram_lp": "uni_lp",
+QUERY_ARRAYS = {"query.tab": "tab", "query.base": "base", "query.slots": "slots", "query.unigram_lp": "uni_lp",
                 "query.unigram_bo": "uni_bo", "query.word_hashes": "word_hashes", "query.word_slots": "word_slots",
                 "query.word_pool": "word_pool", "query.word_offsets": "word_offsets"}
 
@@ -239,6 +239,9 @@ def _query_for_saving(m: NGramModel):
                  "leave them out (lm-train --no-query-tables), or use a smaller or pruned model")
     try:
         return build_query_tables(m, memory.zeros)
+    except OverflowError as e:
+        raise LmError(f"cannot build the model's query tables: {e}",
+                      "leave them out (lm-train --no-query-tables) and write a trie (--trie)") from None
     except ValueError as e:
         raise LmError(f"cannot build the model's query tables: {e}", "recreate the model") from None
 
@@ -553,7 +556,7 @@ def model_from_parts(header: dict, arrays: dict, name: str, sort_counts: bool = 
             # When first scored with (ngram.query): the checksums of the vocabulary-sized arrays (the
             # word table's ids index other arrays). The hash table itself (query.tab, most of the file)
             # is read only where a query probes it, so checking it at every start would cost what
-            # mapping saves (seconds at 100M n-grams); its probes are bounded by base/log2s (checked at
+            # mapping saves (seconds at 100M n-grams); its probes are bounded by base/slots (checked at
             # load), so damage there can give wrong scores but never a wild read. LMTOOLS_VERIFY=1 and
             # lm-info --verify check it.
             model.query.verify = lambda: mapped.check([k for k in QUERY_ARRAYS if k != "query.tab"])

@@ -2,7 +2,9 @@
 
 Layout. Unigrams are dense arrays indexed by word id (``uni_lp``, ``uni_bo``, float32). Each order
 n >= 2 has an open-addressing hash table of 16-byte entries in one uint64 array ``tab`` shared by all
-orders (order n occupies entries ``base[n] .. base[n] + 2**log2s[n]``): entry e is ``tab[2e]`` = the
+orders (order n occupies entries ``base[n] .. base[n] + slots[n]``, about 1.5 per n-gram:
+lmtools.constants.query_table_slots; a key's first probe is ``home(key, slots[n])``, then the next
+entries, wrapping at the table's end): entry e is ``tab[2e]`` = the
 n-gram's 64-bit key (0 = empty slot) and ``tab[2e+1]`` = its log10 p and log10 backoff as two float32
 (read through ``ftab``, a float32 view of the same memory: ``ftab[4e+2]``, ``ftab[4e+3]``). Key and
 values share a cache line, so a lookup costs one memory access.
@@ -44,6 +46,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from lmtools.constants import LOG_ZERO  # log10 p at or below this is p = 0 (ARPA's convention)
+from lmtools.constants import MAX_QUERY_SLOTS, query_table_limit, query_table_slots
 from lmtools.kernels.tokenize import find_word, fnv1a, is_sentence_mark, next_token
 
 BOS = 1  # <s>: starts a sentence, only a context
@@ -60,7 +63,7 @@ class HashedModel(NamedTuple):
     tab: np.ndarray  # uint64: the hash tables of orders 2..N
     ftab: np.ndarray  # float32 view of tab (the values)
     base: np.ndarray  # int64 (N+2,): first entry of order n's table
-    log2s: np.ndarray  # int64 (N+1,): order n's table has 2**log2s[n] entries
+    slots: np.ndarray  # int64 (N+1,): order n's table has slots[n] entries
     seed: np.uint64  # the hash seed
     closed: bool  # the prefix of every n-gram is in the model
 
@@ -113,33 +116,43 @@ def extend(h, w):
 
 
 @njit(cache=True, inline="always")
-def _find(tab, start, log2, key):
+def home(key, slots):
+    """The home entry of ``key`` in a table of ``slots`` entries (``slots`` < 2**32): the key's top
+    32 bits scaled to the table (multiply-shift), so a table may have any size, not only a power of
+    two: sized at 1.5 entries per n-gram, as the model needs, not up to 3."""
+    return np.int64(((key >> np.uint64(32)) * np.uint64(slots)) >> np.uint64(32))
+
+
+@njit(cache=True, inline="always")
+def _find(tab, start, slots, key):
     """Entry index (relative to ``start``) holding ``key``, or -1. At most one pass over the table: a
-    table is never full (load <= 3/4), but one mapped from a damaged file may be, and a probe must end."""
-    mask = (np.int64(1) << log2) - 1
-    i = np.int64(key >> np.uint64(64 - log2))
-    for _ in range(mask + 1):
+    table is never full (load <= 4/5), but one mapped from a damaged file may be, and a probe must end."""
+    i = home(key, slots)
+    for _ in range(slots):
         k = tab[2 * (start + i)]
         if k == key:
             return i
         if k == 0:
             return -1
-        i = (i + 1) & mask
+        i += 1
+        if i == slots:
+            i = 0
     return -1
 
 
 @njit(cache=True, inline="always")
-def _find_or_free(tab, start, log2, key):
+def _find_or_free(tab, start, slots, key):
     """(entry index, found): the entry holding ``key``, or the free entry where it would go."""
-    mask = (np.int64(1) << log2) - 1
-    i = np.int64(key >> np.uint64(64 - log2))
+    i = home(key, slots)
     while True:
         k = tab[2 * (start + i)]
         if k == key:
             return i, True
         if k == 0:
             return i, False
-        i = (i + 1) & mask
+        i += 1
+        if i == slots:
+            i = 0
 
 
 @intrinsic
@@ -184,22 +197,21 @@ def ngram_keys(rows, seed, keys, suffix_keys, prefix_keys):
 
 
 @njit(cache=True, parallel=True)
-def insert_orders(tab, ftab, base, log2s, keys, lp, bo, offs, clashes):
+def insert_orders(tab, ftab, base, slots, keys, lp, bo, offs, clashes):
     """Insert the n-grams of orders 2..N (``keys[offs[n]:offs[n+1]]`` with their log10 p and backoff)
     into their tables, the orders in parallel. ``clashes[n]``: keys of order n already present
     (a hash collision or a duplicate n-gram): the caller retries with another seed, or reports."""
     for n in prange(2, offs.shape[0] - 1):
         start = base[n]
-        log2 = log2s[n]
-        shift = np.uint64(64 - log2)
+        size = slots[n]
         lo = offs[n]
         hi = offs[n + 1]
         c = 0
         for r in range(lo, hi):
             if r + AHEAD < hi:
-                _prefetch(tab, 2 * (start + np.int64(keys[r + AHEAD] >> shift)))
+                _prefetch(tab, 2 * (start + home(keys[r + AHEAD], size)))
             key = keys[r]
-            i, found = _find_or_free(tab, start, log2, key)
+            i, found = _find_or_free(tab, start, size, key)
             if found:
                 c += 1
                 continue
@@ -211,21 +223,20 @@ def insert_orders(tab, ftab, base, log2s, keys, lp, bo, offs, clashes):
 
 
 @njit(cache=True)
-def count_missing(tab, start, log2, keys):
-    """How many of ``keys`` are not in the table (one order's)."""
+def count_missing(tab, start, size, keys):
+    """How many of ``keys`` are not in the table (one order's: ``size`` entries from ``start``)."""
     m = keys.shape[0]
-    shift = np.uint64(64 - log2)
     missing = 0
     for r in range(m):
         if r + AHEAD < m:
-            _prefetch(tab, 2 * (start + np.int64(keys[r + AHEAD] >> shift)))
-        if _find(tab, start, log2, keys[r]) < 0:
+            _prefetch(tab, 2 * (start + home(keys[r + AHEAD], size)))
+        if _find(tab, start, size, keys[r]) < 0:
             missing += 1
     return missing
 
 
 @njit(cache=True)
-def close_suffixes(tab, ftab, base, log2s, counts, rows, seed, limit):
+def close_suffixes(tab, ftab, base, slots, counts, rows, seed, limit):
     """Make sure every suffix of the n-grams ``rows`` (order n = rows.shape[1] >= 3) is in the
     tables of orders 2..n-1, adding placeholders (log10 p NaN, backoff 0) where one is missing.
 
@@ -244,7 +255,7 @@ def close_suffixes(tab, ftab, base, log2s, counts, rows, seed, limit):
         # the immediate suffix first: if it is present, its own suffixes were checked with its order
         for k in range(n - 1, 1, -1):
             key = hs[k] | _ONE
-            i, found = _find_or_free(tab, base[k], log2s[k], key)
+            i, found = _find_or_free(tab, base[k], slots[k], key)
             if found:
                 break
             if counts[k] + 1 > limit[k]:
@@ -258,18 +269,19 @@ def close_suffixes(tab, ftab, base, log2s, counts, rows, seed, limit):
 
 
 @njit(cache=True)
-def rehash_order(old, start, log2, new, log2_new):
-    """Copy the entries of one order's table (at ``old[start..]``, 2**log2 entries) into ``new``."""
-    for i in range(np.int64(1) << log2):
+def rehash_order(old, start, size, new, size_new):
+    """Copy the entries of one order's table (at ``old[start..]``, ``size`` entries) into ``new``
+    (``size_new`` entries)."""
+    for i in range(size):
         key = old[2 * (start + i)]
         if key != 0:
-            j, _ = _find_or_free(new, 0, log2_new, key)
+            j, _ = _find_or_free(new, 0, size_new, key)
             new[2 * j] = key
             new[2 * j + 1] = old[2 * (start + i) + 1]
 
 
 @njit(cache=True, inline="always")
-def _ahead(ids, u, N, seed, tab, base, log2s, keys, tops, ctxu):
+def _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu):
     """Compute (and prefetch) the keys of the n-grams ending at position u; return the new context."""
     w = ids[u]
     r = u & (RING - 1)
@@ -287,7 +299,7 @@ def _ahead(ids, u, N, seed, tab, base, log2s, keys, tops, ctxu):
             h = extend(h, ids[u - n + 1])
             key = h | _ONE
             keys[r, n] = key
-            _prefetch(tab, 2 * (base[n] + np.int64(key >> np.uint64(64 - log2s[n]))))
+            _prefetch(tab, 2 * (base[n] + home(key, slots[n])))
     return ctxu + 1
 
 
@@ -305,7 +317,7 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero):
     tab = M.tab
     ftab = M.ftab
     base = M.base
-    log2s = M.log2s
+    slots = M.slots
     seed = M.seed
     closed = M.closed
     # bo[p] holds the backoffs of the n-grams ending at the previous position, bo[1 - p] those of
@@ -317,12 +329,12 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero):
     ctxu = 0
     u = lo
     while u < hi and u < lo + AHEAD:
-        ctxu = _ahead(ids, u, N, seed, tab, base, log2s, keys, tops, ctxu)
+        ctxu = _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu)
         u += 1
     prev_reach = 0
     for t in range(lo, hi):
         if u < hi:
-            ctxu = _ahead(ids, u, N, seed, tab, base, log2s, keys, tops, ctxu)
+            ctxu = _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu)
             u += 1
         w = ids[t]
         if w == BOS:
@@ -347,7 +359,7 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero):
         if closed and top > prev_reach + 1:
             top = prev_reach + 1
         for n in range(2, top + 1):
-            i = _find(tab, base[n], log2s[n], keys[r, n])
+            i = _find(tab, base[n], slots[n], keys[r, n])
             if i < 0:
                 break
             e = base[n] + i
@@ -545,19 +557,20 @@ MAX_SEEDS = 4
 
 
 def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
-    """(tab, base, log2s, seed, closed): the hash tables of orders 2..N of the n-gram arrays
+    """(tab, base, slots, seed, closed): the hash tables of orders 2..N of the n-gram arrays
     (``ngrams[n-1]`` int32 (m, n) sorted, ``logprob``/``backoff`` float32 per order) and whether the
     model is prefix-closed. ``uni_lp``: the dense unigram log10 p (NaN: no unigram). ``zeros(n,
     dtype)`` allocates the tables (lmtools.memory.zeros puts big ones on huge pages). Raises
     ValueError when the model has repeated n-grams (their keys clash under every seed tried)."""
     N = len(ngrams)
     sizes = [0, 0] + [int(ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
-    log2s = np.zeros(N + 1, np.int64)
+    slots = np.zeros(N + 1, np.int64)
     for n in range(2, N + 1):
-        log2s[n] = max(1, int(np.ceil(np.log2(sizes[n] * 1.5 + 2))))
+        slots[n] = query_table_slots(sizes[n])
+    if slots.max() > MAX_QUERY_SLOTS:
+        raise OverflowError(f"order {int(slots.argmax())} has more n-grams than a query table holds")
     base = np.zeros(N + 2, np.int64)
-    for n in range(2, N + 1):
-        base[n + 1] = base[n] + (1 << int(log2s[n]))
+    base[3:] = np.cumsum(slots[2:])
     rows = [np.ascontiguousarray(ngrams[n - 1], dtype=np.int32) for n in range(1, N + 1)]
     offs = np.zeros(N + 2, np.int64)
     offs[3:] = np.cumsum(sizes[2:])
@@ -578,14 +591,14 @@ def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
         tab = zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
         ftab = tab.view(np.float32)
         clashes = np.zeros(N + 1, np.int64)
-        insert_orders(tab, ftab, base, log2s, keys, lp, bo, offs, clashes)
+        insert_orders(tab, ftab, base, slots, keys, lp, bo, offs, clashes)
         if clashes.sum() == 0:
             break
     else:
         raise ValueError("repeated n-grams")
     # Every suffix of an n-gram must be in the tables for the scoring walk; models made by lmtools
     # or KenLM have them all. Where some are missing, add placeholders.
-    missing = sum(count_missing(tab, base[n - 1], log2s[n - 1], suffix_keys[offs[n]:offs[n + 1]])
+    missing = sum(count_missing(tab, base[n - 1], slots[n - 1], suffix_keys[offs[n]:offs[n + 1]])
                   for n in range(3, N + 1))
     if N >= 2 and np.isnan(uni_lp[rows[1][:, 1]]).any():
         missing += 1
@@ -593,35 +606,37 @@ def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
         counts = np.array(sizes + [0], np.int64)
         for n in range(N, 2, -1):
             while True:
-                limit = np.array([(3 << int(l)) // 4 for l in log2s] + [0], np.int64)
-                full = close_suffixes(tab, ftab, base, log2s, counts, rows[n - 1], seed, limit)
+                limit = np.array([query_table_limit(int(x)) for x in slots] + [0], np.int64)
+                full = close_suffixes(tab, ftab, base, slots, counts, rows[n - 1], seed, limit)
                 if full < 0:
                     break
-                tab, base, log2s = _grow(tab, base, log2s, int(full), zeros)
+                tab, base, slots = _grow(tab, base, slots, int(full), zeros)
                 ftab = tab.view(np.float32)
     closed = N < 2 or not np.isnan(uni_lp[rows[1][:, 0]]).any()
     if closed:
-        closed = all(count_missing(tab, base[n - 1], log2s[n - 1], prefix_keys[offs[n]:offs[n + 1]]) == 0
+        closed = all(count_missing(tab, base[n - 1], slots[n - 1], prefix_keys[offs[n]:offs[n + 1]]) == 0
                      for n in range(3, N + 1))
-    return tab, base, log2s, int(seed), bool(closed)
+    return tab, base, slots, int(seed), bool(closed)
 
 
-def _grow(tab, base, log2s, k, zeros):
-    N = log2s.shape[0] - 1
-    new_log2s = log2s.copy()
-    new_log2s[k] += 1
+def _grow(tab, base, slots, k, zeros):
+    """The tables with order k's twice the size, its entries rehashed."""
+    N = slots.shape[0] - 1
+    new_slots = slots.copy()
+    new_slots[k] *= 2
+    if new_slots[k] > MAX_QUERY_SLOTS:
+        raise OverflowError(f"order {k} has more n-grams than a query table holds")
     new_base = np.zeros(N + 2, np.int64)
-    for n in range(2, N + 1):
-        new_base[n + 1] = new_base[n] + (1 << int(new_log2s[n]))
+    new_base[3:] = np.cumsum(new_slots[2:])
     new_tab = zeros(2 * int(new_base[N + 1]), np.uint64)
     for n in range(2, N + 1):
         if n == k:
-            part = np.zeros(2 << int(new_log2s[n]), np.uint64)
-            rehash_order(tab, base[n], log2s[n], part, new_log2s[n])
+            part = np.zeros(2 * int(new_slots[n]), np.uint64)
+            rehash_order(tab, base[n], slots[n], part, new_slots[n])
             new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = part
         else:
             new_tab[2 * new_base[n]: 2 * new_base[n + 1]] = tab[2 * base[n]: 2 * base[n + 1]]
-    return new_tab, new_base, new_log2s
+    return new_tab, new_base, new_slots
 
 
 def build_word_table(vocab):

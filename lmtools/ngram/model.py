@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lmtools.constants import MAX_QUERY_SLOTS, query_table_limit, query_table_slots
+
 
 @dataclass
 class NGramModel:
@@ -50,7 +52,9 @@ class NGramModel:
 # Version of the query structure's layout: the entry format of the hash tables and the hash functions
 # of kernels/query.py (mix, hash_word, extend) and of the word table (kernels/tokenize.fnv1a,
 # find_word). Change it with any of them: stored tables of another layout are rebuilt at load.
-QUERY_LAYOUT = 1
+# Layout 2: tables of any size (1.5 entries per n-gram), a key's home entry by multiply-shift;
+# layout 1 had power-of-two tables (up to 3 entries per n-gram) indexed by the key's top bits.
+QUERY_LAYOUT = 2
 
 
 @dataclass
@@ -65,7 +69,7 @@ class QueryTables:
     closed: bool  # every n-gram's prefix is in the model (kernels/query.HashedModel.closed)
     tab: np.ndarray  # uint64: entries of orders 2..N
     base: np.ndarray  # int64 (N+2,)
-    log2s: np.ndarray  # int64 (N+1,)
+    slots: np.ndarray  # int64 (N+1,): entries of order n's table
     uni_lp: np.ndarray  # float32 (V,): NaN where a word has no unigram (except <unk>: -100)
     uni_bo: np.ndarray  # float32 (V,)
     word_hashes: np.ndarray  # uint64: the word table's hash per slot
@@ -78,7 +82,7 @@ class QueryTables:
     # their data checksums then, as it checks each n-gram order when first read); None: nothing to do
     verify: object = None
 
-    ARRAYS = ("tab", "base", "log2s", "uni_lp", "uni_bo", "word_hashes", "word_slots", "word_pool", "word_offsets")
+    ARRAYS = ("tab", "base", "slots", "uni_lp", "uni_bo", "word_hashes", "word_slots", "word_pool", "word_offsets")
 
     def nbytes(self) -> int:
         return sum(int(getattr(self, k).nbytes) for k in self.ARRAYS)
@@ -112,14 +116,14 @@ def build_query_tables(model: NGramModel, zeros=np.zeros) -> QueryTables:
     allocator of the hash tables."""
     uni_lp, uni_bo = unigram_arrays(model)
     if sum(model.sizes()) <= SMALL_BUILD:
-        tab, base, log2s, seed, closed = build_tables_python(model.ngrams, model.logprob, model.backoff, uni_lp)
+        tab, base, slots, seed, closed = build_tables_python(model.ngrams, model.logprob, model.backoff, uni_lp)
         words = build_word_table_python(list(model.vocab))
     else:
         from lmtools.kernels.query import build_tables, build_word_table
 
-        tab, base, log2s, seed, closed = build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, zeros)
+        tab, base, slots, seed, closed = build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, zeros)
         words = build_word_table(list(model.vocab))
-    return QueryTables(QUERY_LAYOUT, seed, closed, tab, base, log2s, uni_lp, uni_bo, *words)
+    return QueryTables(QUERY_LAYOUT, seed, closed, tab, base, slots, uni_lp, uni_bo, *words)
 
 
 def word_table_capacity(n_words: int) -> int:
@@ -154,19 +158,17 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
     same placeholders and growth), for small models."""
     N = len(ngrams)
     sizes = [0, 0] + [int(ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
-    log2s = [0] * (N + 1)
-    for n in range(2, N + 1):
-        log2s[n] = max(1, int(np.ceil(np.log2(sizes[n] * 1.5 + 2))))
+    slots = [0, 0] + [query_table_slots(sizes[n]) for n in range(2, N + 1)]
     rows = [None] + [ngrams[n - 1].tolist() for n in range(1, N + 1)]
     for attempt in range(4):  # kernels/query.MAX_SEEDS
         seed = (0x5EED0000 + attempt * 0x9E3779B9) & _MASK
-        keys = [[0] * (1 << log2s[n]) if n >= 2 else [] for n in range(N + 1)]
-        vals = [[(0.0, 0.0)] * (1 << log2s[n]) if n >= 2 else [] for n in range(N + 1)]
+        keys = [[0] * slots[n] for n in range(N + 1)]
+        vals = [[(0.0, 0.0)] * slots[n] for n in range(N + 1)]
         clash = False
         for n in range(2, N + 1):
             lp, bo = logprob[n - 1].tolist(), backoff[n - 1].tolist()
             for r, row in enumerate(rows[n]):
-                i, found = _find_or_free(keys[n], log2s[n], ngram_key(row, seed))
+                i, found = _find_or_free(keys[n], ngram_key(row, seed))
                 if found:
                     clash = True
                     break
@@ -179,7 +181,7 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
         raise ValueError("repeated n-grams")
 
     def present(n, key):
-        return _find_or_free(keys[n], log2s[n], key)[1]
+        return _find_or_free(keys[n], key)[1]
 
     missing = sum(not present(n - 1, ngram_key(row[1:], seed)) for n in range(3, N + 1) for row in rows[n])
     if N >= 2 and any(np.isnan(uni_lp[[row[1] for row in rows[2]]])):
@@ -193,10 +195,10 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
                 for row in rows[n]:
                     for k in range(n - 1, 1, -1):
                         key = ngram_key(row[n - k:], seed)
-                        i, found = _find_or_free(keys[k], log2s[k], key)
+                        i, found = _find_or_free(keys[k], key)
                         if found:
                             break
-                        if counts[k] + 1 > (3 << log2s[k]) // 4:
+                        if counts[k] + 1 > query_table_limit(slots[k]):
                             full = k
                             break
                         keys[k][i], vals[k][i] = key, (nan, 0.0)
@@ -205,19 +207,18 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
                         break
                 if full < 0:
                     break
-                log2s[full] += 1  # grow: the entries again in slot order, into twice the slots
+                slots[full] *= 2  # grow: the entries again in slot order, into twice the slots
                 old_k, old_v = keys[full], vals[full]
-                keys[full], vals[full] = [0] * (1 << log2s[full]), [(0.0, 0.0)] * (1 << log2s[full])
+                keys[full], vals[full] = [0] * slots[full], [(0.0, 0.0)] * slots[full]
                 for key, v in zip(old_k, old_v):
                     if key:
-                        i, _ = _find_or_free(keys[full], log2s[full], key)
+                        i, _ = _find_or_free(keys[full], key)
                         keys[full][i], vals[full][i] = key, v
     closed = N < 2 or not any(np.isnan(uni_lp[[row[0] for row in rows[2]]]))
     if closed:
         closed = all(present(n - 1, ngram_key(row[:-1], seed)) for n in range(3, N + 1) for row in rows[n])
     base = np.zeros(N + 2, np.int64)
-    for n in range(2, N + 1):
-        base[n + 1] = base[n] + (1 << log2s[n])
+    base[3:] = np.cumsum(slots[2:], dtype=np.int64)
     tab = np.zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
     ftab = tab.view(np.float32)
     for n in range(2, N + 1):
@@ -225,20 +226,25 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
         tab[2 * b: 2 * int(base[n + 1]): 2] = np.array(keys[n], np.uint64)
         ftab[4 * b + 2: 4 * int(base[n + 1]): 4] = np.array([v[0] for v in vals[n]], np.float32)
         ftab[4 * b + 3: 4 * int(base[n + 1]): 4] = np.array([v[1] for v in vals[n]], np.float32)
-    return tab, base, np.array(log2s, np.int64), seed, bool(closed)
+    return tab, base, np.array(slots, np.int64), seed, bool(closed)
 
 
-def _find_or_free(keys: list, log2: int, key: int):
+def home(key: int, slots: int) -> int:
+    """kernels/query.home: the first entry probed for ``key`` in a table of ``slots`` entries."""
+    return ((key >> 32) * slots) >> 32
+
+
+def _find_or_free(keys: list, key: int):
     """kernels/query._find_or_free on one order's key list."""
-    mask = (1 << log2) - 1
-    i = key >> (64 - log2)
+    size = len(keys)
+    i = home(key, size)
     while True:
         k = keys[i]
         if k == key:
             return i, True
         if k == 0:
             return i, False
-        i = (i + 1) & mask
+        i = i + 1 if i + 1 < size else 0
 
 
 # -- checking a stored structure (plain Python: opening a model loads no kernel) -----------------
@@ -276,17 +282,17 @@ def word_hash(word: bytes) -> int:
     return h ^ (h >> 33)
 
 
-def _probe(tab: np.ndarray, start: int, log2: int, key: int) -> int:
-    """Entry index of ``key`` in one order's table (kernels/query._find), or -1."""
-    mask = (1 << log2) - 1
-    i = key >> (64 - log2)
-    for _ in range(mask + 1):
+def _probe(tab: np.ndarray, start: int, size: int, key: int) -> int:
+    """Entry index of ``key`` in one order's table (``size`` entries from ``start``; kernels/query._find),
+    or -1."""
+    i = home(key, size)
+    for _ in range(size):
         k = int(tab[2 * (start + i)])
         if k == key:
             return start + i
         if k == 0:
             return -1
-        i = (i + 1) & mask
+        i = i + 1 if i + 1 < size else 0
     return -1
 
 
@@ -309,12 +315,12 @@ def query_problem(q: QueryTables, model: NGramModel) -> str | None:
     u64, i64 = np.dtype("<u8"), np.dtype("<i8")
     if not (isinstance(q.seed, int) and 0 <= q.seed <= _MASK and isinstance(q.closed, bool)):
         return "its seed or flags are not valid"
-    if q.base.dtype != i64 or q.log2s.dtype != i64 or q.base.shape != (N + 2,) or q.log2s.shape != (N + 1,):
+    if q.base.dtype != i64 or q.slots.dtype != i64 or q.base.shape != (N + 2,) or q.slots.shape != (N + 1,):
         return "its table offsets do not fit the model's order"
-    base, log2s = q.base.tolist(), q.log2s.tolist()
+    base, slots = q.base.tolist(), q.slots.tolist()
     if base[:3] != [0, 0, 0] or any(
-            not (1 <= log2s[n] <= 40) or base[n + 1] - base[n] != 1 << log2s[n] or 4 * sizes[n - 1] > 3 << log2s[n]
-            for n in range(2, N + 1)):
+            not (2 <= slots[n] <= MAX_QUERY_SLOTS) or base[n + 1] - base[n] != slots[n]
+            or sizes[n - 1] > query_table_limit(slots[n]) for n in range(2, N + 1)):
         return "its table sizes do not fit the model's n-grams"
     if q.tab.dtype != u64 or q.tab.shape != (2 * base[N + 1] if N >= 2 else 2,):
         return "its hash table has the wrong size"
@@ -327,7 +333,7 @@ def query_problem(q: QueryTables, model: NGramModel) -> str | None:
     for n in range(2, N + 1):
         rows, lp, bo = _rows(model.ngrams, n - 1), _rows(model.logprob, n - 1), _rows(model.backoff, n - 1)
         for r in _spread(sizes[n - 1]):
-            e = _probe(q.tab, base[n], log2s[n], ngram_key(rows[r].tolist(), q.seed))
+            e = _probe(q.tab, base[n], slots[n], ngram_key(rows[r].tolist(), q.seed))
             if e < 0:
                 return f"an n-gram of order {n} is not in its tables"
             vals = q.tab[2 * e + 1: 2 * e + 2].view(np.float32)

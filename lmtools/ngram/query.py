@@ -347,24 +347,24 @@ class QueryModel:
 
     # -- the fast path's tables ------------------------------------------------------------
     def tables(self):
-        """(tab, ftab, base, log2s, seed, prefix_closed): the stored ones, or built on first use (numba)."""
+        """(tab, ftab, base, slots, seed, prefix_closed): the stored ones, or built on first use (numba)."""
         if self._tables is None:
             q = self.stored
             if q is not None:
                 _verify(q)
-                self._tables = (q.tab, q.tab.view(np.float32), q.base, q.log2s, np.uint64(q.seed), bool(q.closed))
+                self._tables = (q.tab, q.tab.view(np.float32), q.base, q.slots, np.uint64(q.seed), bool(q.closed))
             else:
-                tab, base, log2s, seed, closed = _build_tables(self.model, self.name, self.uni_lp)
-                _read_only(tab, base, log2s)  # as stored ones: one compiled kernel for both
-                self._tables = (tab, tab.view(np.float32), base, log2s, np.uint64(seed), closed)
+                tab, base, slots, seed, closed = _build_tables(self.model, self.name, self.uni_lp)
+                _read_only(tab, base, slots)  # as stored ones: one compiled kernel for both
+                self._tables = (tab, tab.view(np.float32), base, slots, np.uint64(seed), closed)
         return self._tables
 
     def hashed_model(self):
         """The kernels' ``HashedModel``: the tables (built on first use) with the unigrams."""
         from lmtools.kernels.query import HashedModel
 
-        tab, ftab, base, log2s, seed, closed = self.tables()
-        return HashedModel(int(self.order), self.uni_lp, self.uni_bo, tab, ftab, base, log2s, seed, bool(closed))
+        tab, ftab, base, slots, seed, closed = self.tables()
+        return HashedModel(int(self.order), self.uni_lp, self.uni_bo, tab, ftab, base, slots, seed, bool(closed))
 
     def use_fast(self, nbytes: int) -> bool:
         self._seen_bytes += nbytes
@@ -511,7 +511,7 @@ def _cuts(ids: np.ndarray, parts: int) -> np.ndarray:
 
 
 def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
-    """(tab, base, log2s, seed, prefix_closed): the hash tables of orders 2..N (kernels/query.build_tables),
+    """(tab, base, slots, seed, prefix_closed): the hash tables of orders 2..N (kernels/query.build_tables),
     after checking that memory allows them."""
     from lmtools import memory
 
@@ -529,6 +529,8 @@ def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
 
     try:
         return build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, memory.zeros)
+    except OverflowError as e:
+        raise LmError(f"{name}: {e}", "score it as a trie (lm-train MODEL --trie -o NEW.lm), or prune it") from None
     except ValueError:
         raise LmError(f"{name}: the model has repeated n-grams", "recreate the model") from None
 
@@ -630,21 +632,21 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _probe(tab: np.ndarray, start: int, log2: int, keys: np.ndarray) -> np.ndarray:
+def _probe(tab: np.ndarray, start: int, size: int, keys: np.ndarray) -> np.ndarray:
     """kernels/query._find for many keys at once: entry index (absolute) holding each key, or -1.
     At most one pass over the table, as the kernel (a damaged table may be full)."""
-    mask = (1 << log2) - 1
-    slot = (keys >> np.uint64(64 - log2)).astype(np.int64)
+    slot = (((keys >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32)).astype(np.int64)  # kernels/query.home
     out = np.full(keys.size, -1, np.int64)
     act = np.arange(keys.size)
-    for _ in range(mask + 1):
+    for _ in range(size):
         k = tab[2 * (start + slot)]
         hit = k == keys[act]
         out[act[hit]] = start + slot[hit]
         go = ~hit & (k != 0)
         if not go.any():
             break
-        act, slot = act[go], (slot[go] + 1) & mask
+        act, slot = act[go], slot[go] + 1
+        slot[slot == size] = 0
     return out
 
 
@@ -654,7 +656,7 @@ def _score_tables_numpy(qm: QueryModel, ids: np.ndarray):
     miss; here each order is probed for every position still walking. The kernel's stop for a
     prefix-closed model (reach[t] <= reach[t-1] + 1) is a recurrence; as reach[t] - t it is a running
     minimum within each sentence, taken at once with one offset per sentence."""
-    tab, ftab, base, log2s, seed, closed = qm.tables()
+    tab, ftab, base, slots, seed, closed = qm.tables()
     N = int(qm.order)
     T = ids.size
     if T == 0:
@@ -678,7 +680,7 @@ def _score_tables_numpy(qm: QueryModel, ids: np.ndarray):
         if pos.size == 0:
             break
         h = _mix(h * _K1 + ids[pos - n + 1].astype(np.uint64) + np.uint64(1))  # extend: one word older
-        e = _probe(tab, int(base[n]), int(log2s[n]), h | np.uint64(1))
+        e = _probe(tab, int(base[n]), int(slots[n]), h | np.uint64(1))
         ok = e >= 0
         pos, h = pos[ok], h[ok]
         entry[n, pos] = e[ok]

@@ -45,16 +45,15 @@ class NGramSteps:
     ``qm``: the model's scorer (ngram.query.QueryModel: its tables, unigram arrays, vocabulary)."""
 
     def __init__(self, qm):
-        tab, _, base, log2s, seed, closed = qm.tables()
+        tab, _, base, slots, seed, closed = qm.tables()
         self.order = int(qm.order)
         self.closed = bool(closed)
         raw = memoryview(np.ascontiguousarray(tab)).cast("B")
         self._keys = raw.cast("Q")  # entry e: key at [2e]
         self._vals = raw.cast("f")  # entry e: log10 p at [4e+2], backoff at [4e+3]
-        # per order n: its table's first entry, the shift that gives a key's home slot, the slot mask
+        # per order n: its table's first entry and its number of entries
         self._starts = [int(x) for x in base.tolist()]
-        self._shifts = [64 - int(x) for x in log2s.tolist()]
-        self._masks = [(1 << int(x)) - 1 for x in log2s.tolist()]
+        self._sizes = [int(x) for x in slots.tolist()]
         self._seed = int(seed)
         self._uni_lp = memoryview(np.ascontiguousarray(qm.uni_lp, np.float32)).cast("B").cast("f")
         self._uni_bo = memoryview(np.ascontiguousarray(qm.uni_bo, np.float32)).cast("B").cast("f")
@@ -102,7 +101,7 @@ class NGramSteps:
         if self.closed and top > prev + 1:  # the kernel's stop: a longer n-gram cannot be in the model
             top = prev + 1
         if top >= 2:
-            keys, vals, starts, shifts, masks = self._keys, self._vals, self._starts, self._shifts, self._masks
+            keys, vals, starts, sizes = self._keys, self._vals, self._starts, self._sizes
             h = self._h1.get(w)
             if h is None:  # kernels/query.hash_word
                 x = (w + self._seed) & _MASK
@@ -121,13 +120,13 @@ class NGramSteps:
                 h = x ^ (x >> 31)
                 key = h | 1
                 start = starts[n]
-                i = key >> shifts[n]
+                size = sizes[n]
+                i = ((key >> 32) * size) >> 32  # kernels/query.home
                 k = keys[2 * (start + i)]
                 if k != key:
-                    mask = masks[n]
-                    probes = 0
-                    while k and k != key and probes < mask:  # at most one pass (kernels/query._find)
-                        i = (i + 1) & mask
+                    probes = 1
+                    while k and k != key and probes < size:  # at most one pass (kernels/query._find)
+                        i = i + 1 if i + 1 < size else 0
                         k = keys[2 * (start + i)]
                         probes += 1
                     if k != key:
