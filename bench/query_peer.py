@@ -17,6 +17,8 @@ each, so the page cache holds both models). Cases:
 (b) sampled: the 5-gram of a corpus sampled from the PTB 5-gram (--sampled 10M: 24M n-grams; 40M: 88M
     n-grams; made and cached by bench/scale.py's code in the same data dir), opening the model and
     scoring PTB test (82k tokens), whole process (asked: <= 0.5 s; query took 0.07 s).
+(c) with --throughput: the same models scoring --copies x PTB train (asked: lm-ppl >= 1.0x query's
+    tokens/s with the 88M-n-gram model, where cache misses dominate).
 
 Every case also checks that both tools give the same total log10 probability of the text (query's
 per-sentence totals, -v sentence, summed; <unk> is the model's unknown word for both) and prints the
@@ -55,6 +57,12 @@ def prepare_ptb(d: Path, copies: int, build_binary: str | None) -> dict:
     arpa = work / "kn5.arpa"
     if not arpa.exists():
         run([ours("lm-train"), "-q", "-n", "5", str(PTB / "train.txt"), "--arpa", "-o", str(arpa)])
+    return {"name": f"PTB train 5-gram, {copies}x PTB train", "model": model, "arpa": arpa,
+            "text": ptb_copies(d, copies), "binary": binary(arpa, build_binary)}
+
+
+def ptb_copies(d: Path, copies: int) -> Path:
+    """PTB train repeated ``copies`` times (made once)."""
     text = d / f"ptb-train-x{copies}.txt"
     if not text.exists():
         part = text.with_suffix(".part")
@@ -63,8 +71,7 @@ def prepare_ptb(d: Path, copies: int, build_binary: str | None) -> dict:
             for _ in range(copies):
                 f.write(one)
         part.rename(text)
-    return {"name": f"PTB train 5-gram, {copies}x PTB train", "model": model, "arpa": arpa, "text": text,
-            "binary": binary(arpa, build_binary)}
+    return text
 
 
 def prepare_sampled(d: Path, tokens: int, seed: int, build_binary: str | None) -> dict:
@@ -116,6 +123,9 @@ def main() -> None:
                     help="sampled corpora of case (b): 10M (24M n-grams), 40M (88M); 'none' to skip; "
                          "default 10M")
     ap.add_argument("--no-ptb", action="store_true", help="skip case (a)")
+    ap.add_argument("--throughput", action="store_true",
+                    help="also score --copies x PTB train with each sampled model (case (c): throughput where "
+                         "cache misses dominate; issue 13 asks >= 1.0x query's tokens/s with the 88M-n-gram model)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the sampled corpora (as bench/scale.py)")
     ap.add_argument("--data-dir", default=None,
                     help="cache of models and texts (default $LMTOOLS_BENCH_DATA or /tmp/lmtools-bench)")
@@ -137,7 +147,11 @@ def main() -> None:
     for a in args.sampled or ["10M"]:
         for x in a.split(","):
             if x and x.lower() != "none":
-                cases.append(prepare_sampled(d, parse_size(x), args.seed, build_binary))
+                case = prepare_sampled(d, parse_size(x), args.seed, build_binary)
+                cases.append(case)
+                if args.throughput:
+                    cases.append({**case, "name": case["name"].replace("PTB test", f"{args.copies}x PTB train"),
+                                  "text": ptb_copies(d, args.copies)})
 
     base = [measure([("python", f"{sys.executable} -c pass")], d / "tmp-base", poll=False)["procs"][0]["rss_mib"]
             for _ in range(3)]
