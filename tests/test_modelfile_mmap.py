@@ -498,3 +498,53 @@ def test_descriptor_lengths_are_64_bit():
         read_model(io.BufferedReader(_Pipe(head + b"\x00" * 5000)))
     h, _ = ngram_to_parts(_dense_bigram(10))
     assert modelfile._descriptor(desc, s["name"], lambda w: LmError(w, "x"))[2] == 1 << 33
+
+
+_SCORE_AND_REPORT = r"""
+import sys
+import numpy as np
+from lmtools.kinds import load_scorer
+path, text = sys.argv[1], sys.argv[2].encode()
+scorer = load_scorer([path], [])
+scorer.line_scores(text)
+tab = scorer.stored.tab  # the mapped hash table: read all of it, as a long scoring run would
+assert not tab.flags.owndata
+int(np.bitwise_xor.reduce(tab[::2]))
+fields, inside = {}, False
+with open("/proc/self/smaps") as f:
+    for line in f:
+        head = line.split(" ", 1)[0]
+        if "-" in head and ":" not in head:
+            inside = line.rstrip().endswith(path)
+        elif inside and line.split()[-1] == "kB":
+            k, v = line.split()[:2]
+            fields[k.rstrip(":")] = fields.get(k.rstrip(":"), 0) + int(v)
+# a page of the file mapped by two processes is Shared_(Clean|Dirty) (dirty: not yet written back
+# since the file was made); a copy would be Anonymous
+print(fields.get("Rss", 0), fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0), fields.get("Anonymous", 0),
+      flush=True)
+sys.stdin.read()  # hold the mapping until told to go
+"""
+
+
+def test_two_processes_scoring_with_one_model_share_its_pages(tmp_path):
+    """A model opened by path is the page cache's pages, mapped: a second process scoring with it
+    maps the same pages (smaps Shared_Clean/Shared_Dirty), copies nothing (Anonymous 0)."""
+    buf = io.BytesIO()
+    save_model(_dense_bigram(), buf)
+    path = _file(tmp_path, buf.getvalue())
+    rng = np.random.default_rng(1)
+    text = "\n".join(" ".join(f"w{i}" for i in rng.integers(0, 597, 30)) for _ in range(200))
+    procs = [subprocess.Popen([sys.executable, "-c", _SCORE_AND_REPORT, path, text], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) for _ in range(2)]
+    try:
+        first = [int(x) for x in procs[0].stdout.readline().split()]
+        second = [int(x) for x in procs[1].stdout.readline().split()]  # both hold the mapping now
+    finally:
+        for p in procs:
+            p.communicate(b"")
+    table_kb = load_model(path).query.tab.nbytes // 1024
+    for rss, shared, copied in (first, second):
+        assert rss >= table_kb and copied == 0, (rss, table_kb, copied)
+    # the second process's pages of the file are mapped by the first too
+    assert second[1] >= table_kb, (second, table_kb)
