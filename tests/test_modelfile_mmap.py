@@ -535,14 +535,16 @@ def test_two_processes_scoring_with_one_model_share_its_pages(tmp_path):
     path = _file(tmp_path, buf.getvalue())
     rng = np.random.default_rng(1)
     text = "\n".join(" ".join(f"w{i}" for i in rng.integers(0, 597, 30)) for _ in range(200))
-    procs = [subprocess.Popen([sys.executable, "-c", _SCORE_AND_REPORT, path, text], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE) for _ in range(2)]
+    procs, seen = [], []
     try:
-        first = [int(x) for x in procs[0].stdout.readline().split()]
-        second = [int(x) for x in procs[1].stdout.readline().split()]  # both hold the mapping now
+        for _ in range(2):  # the second starts once the first has read the whole table
+            procs.append(subprocess.Popen([sys.executable, "-c", _SCORE_AND_REPORT, path, text], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE))
+            seen.append([int(x) for x in procs[-1].stdout.readline().split()])
     finally:
         for p in procs:
             p.communicate(b"")
+    first, second = seen
     table_kb = load_model(path).query.tab.nbytes // 1024
     for rss, shared, copied in (first, second):
         assert rss >= table_kb and copied == 0, (rss, table_kb, copied)
