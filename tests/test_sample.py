@@ -269,6 +269,47 @@ def test_same_seed_same_sentences_whatever_the_split(kn3):
     assert s.sample_batch(300, 42, 0, pre, opts, threads=1).tokens.tolist() == whole.tokens.tolist()
 
 
+def test_a_mapped_model_is_sampled_from_its_file(kn3, tmp_path):
+    """A model opened by path gives the sampler its rows of every order as one view of the file
+    (whatever lies between them), a model read from a stream or built in memory copies them
+    together: the same arrays, the same sentences, one compiled kernel."""
+    import io
+    import mmap
+
+    from lmtools.io.modelfile import write_model
+    from lmtools.io.models import load_model, ngram_to_parts, save_model
+    from lmtools.kernels.sample_sentences import sample_ngram
+    from lmtools.ngram.sample import _buffer_of
+
+    path = tmp_path / "kn3.lm"
+    with open(path, "wb") as f:
+        save_model(kn3, f)
+    header, arrays = ngram_to_parts(kn3)
+    old = tmp_path / "rows-first.lm"  # the arrays in another order: every order's rows first
+    with open(old, "wb") as f:
+        write_model(f, "ngram", header, {k: arrays[k] for k in sorted(arrays, key=lambda k: not k.startswith("ngrams_"))})
+    mapped, other = NGramSampler(load_model(str(path))), NGramSampler(load_model(str(old)))
+    assert isinstance(_buffer_of(mapped.F.ids), mmap.mmap) and isinstance(_buffer_of(other.F.ids), mmap.mmap)
+    assert mapped.F.ids.size > other.F.ids.size  # the first spans the values of orders 2..N-1 too
+    streamed = NGramSampler(load_model(io.BytesIO(path.read_bytes())))
+    built = NGramSampler(kn3)
+    assert streamed.F.ids.flags.owndata and built.F.ids.flags.owndata
+    opts = check_options(max_len=30)
+    pre = np.zeros(0, np.int32)
+    want = built.sample_batch(200, 5, 0, pre, opts)
+    for s in (mapped, other, streamed):
+        for n in range(2, 4):
+            a, b = int(s.F.id_base[n]), int(built.F.id_base[n])
+            m = int(built.F.n_rows[n]) * n
+            assert np.array_equal(s.F.ids[a:a + m], built.F.ids[b:b + m])
+        for f in ("pr", "bof", "cum", "row_base", "n_rows", "uni", "uni_bo", "ucum"):
+            assert np.array_equal(getattr(s.F, f), getattr(built.F, f)), f
+        got = s.sample_batch(200, 5, 0, pre, opts)
+        assert got.tokens.tolist() == want.tokens.tolist()
+        np.testing.assert_array_equal(got.log10, want.log10)
+    assert len(sample_ngram.signatures) == 1, sample_ngram.signatures
+
+
 def test_one_compiled_sampler_for_every_option(kn3):
     """The sampling kernel takes the model, options and outputs as named tuples whose field types are
     fixed where they are built (lmtools/ngram/sample.py): every combination of options runs the same

@@ -139,6 +139,46 @@ class SamplerBase:
             first += m
 
 
+def rows_of_orders(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, id_base): the rows of orders 2..N (``rows[n-2]``, int32 (m, n)) as one read-only int32
+    array, order n's at ``ids[id_base[n]:]`` (FlatModel's ids). Rows mapped from one model file are
+    one view of the mapping from the first order's rows to the last's, nothing copied (the kernels
+    read each order's rows only, never what the file holds between them); else they are
+    concatenated."""
+    N = len(rows) + 1
+    id_base = np.zeros(N + 1, np.int64)
+    if not rows:
+        return _read_only(np.zeros(0, np.int32)), id_base
+    addr = [int(g.ctypes.data) for g in rows]
+    root = _buffer_of(rows[0])
+    if root is not None and all(_buffer_of(g) is root for g in rows):
+        start = np.frombuffer(root, np.uint8)
+        off = [x - int(start.ctypes.data) for x in addr]
+        ends = [o + g.nbytes for o, g in zip(off, rows)]
+        if all(o % 4 == 0 for o in off) and all(off[k + 1] >= ends[k] for k in range(len(rows) - 1)):
+            ids = np.frombuffer(root, np.int32, (ends[-1] - off[0]) // 4, off[0])
+            id_base[2:] = [(o - off[0]) // 4 for o in off]
+            return _read_only(ids), id_base
+    sizes = [g.size for g in rows]
+    id_base[3:] = np.cumsum(sizes[:-1])
+    return _read_only(np.concatenate([g.reshape(-1) for g in rows])), id_base
+
+
+def _buffer_of(a: np.ndarray):
+    """The object (a mapping, bytes) whose memory the array views, or None."""
+    while isinstance(a, (np.ndarray, memoryview)):
+        a = a.base if isinstance(a, np.ndarray) else a.obj
+        if a is None:
+            return None
+    return a
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    # one compiled specialization of the kernels whether the rows are mapped (read-only) or copied
+    a.flags.writeable = False
+    return a
+
+
 class NGramSampler(SamplerBase):
     """A back-off n-gram model prepared for sampling: flat sorted rows, dense unigrams.
 
@@ -170,30 +210,33 @@ class NGramSampler(SamplerBase):
         uni[BOS_ID] = 0.0
         self.uni, self.uni_bo = uni, uni_bo
         n_rows = np.zeros(N + 1, np.int64)
-        id_base = np.zeros(N + 1, np.int64)
         row_base = np.zeros(N + 1, np.int64)
-        ids_parts, pr_parts, bo_parts, cum_parts = [], [], [], []
-        pos = rows = 0
-        for n in range(2, N + 1):
-            g = np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32)
+        rows = [np.ascontiguousarray(model.ngrams[n - 1], dtype=np.int32) for n in range(2, N + 1)]
+        for n, g in enumerate(rows, start=2):
             if g.size and (g.min() < 0 or g.max() >= V):
                 raise LmError(f"{name}: order {n} ids outside the vocabulary", "recreate the model")
-            n_rows[n], id_base[n], row_base[n] = g.shape[0], pos, rows
-            lp = np.asarray(model.logprob[n - 1], np.float64)
-            pr = np.where((lp <= LOG_ZERO) | np.isnan(lp), 0.0, 10.0 ** lp)
-            ids_parts.append(g.reshape(-1))
-            pr_parts.append(pr)
-            bo_parts.append(10.0 ** np.nan_to_num(np.asarray(model.backoff[n - 1], np.float64)))
-            cum_parts.append(np.concatenate([[0.0], np.cumsum(pr)]))
-            pos += g.size
-            rows += g.shape[0]
-
-        def cat(parts, dt):
-            return np.ascontiguousarray(np.concatenate(parts), dt) if parts else np.zeros(0, dt)
-
-        self.F = FlatModel(ids=cat(ids_parts, np.int32), id_base=id_base, row_base=row_base, n_rows=n_rows,
-                           pr=cat(pr_parts, np.float64), bof=cat(bo_parts, np.float64),
-                           cum=cat(cum_parts, np.float64), uni=uni, uni_bo=uni_bo, ucum=np.cumsum(uni))
+            n_rows[n] = g.shape[0]
+        row_base[3:] = np.cumsum(n_rows[2:N])
+        total = int(n_rows.sum())
+        # 10^log10 p, 10^backoff and the running sums written in place, the rows not copied (a
+        # mapped model): lm-gen's start-up with the PTB 5-gram 0.58 -> 0.54 s, 366 -> 257 MB
+        pr = np.empty(total, np.float64)
+        bof = np.empty(total, np.float64)
+        cum = np.empty(total + max(N - 1, 0), np.float64)
+        for n in range(2, N + 1):
+            a, b = int(row_base[n]), int(row_base[n]) + int(n_rows[n])
+            lp = np.asarray(model.logprob[n - 1])
+            np.power(10.0, lp, out=pr[a:b], dtype=np.float64)
+            pr[a:b][(lp <= LOG_ZERO) | np.isnan(lp)] = 0.0
+            bo = np.asarray(model.backoff[n - 1])
+            np.power(10.0, bo, out=bof[a:b], dtype=np.float64)
+            bof[a:b][np.isnan(bo)] = 1.0
+            c = a + n - 2  # order n's running sums: 0, then one per row
+            cum[c] = 0.0
+            np.cumsum(pr[a:b], out=cum[c + 1:c + 1 + b - a])
+        ids, id_base = rows_of_orders(rows)
+        self.F = FlatModel(ids=ids, id_base=id_base, row_base=row_base, n_rows=n_rows, pr=pr, bof=bof, cum=cum,
+                           uni=uni, uni_bo=uni_bo, ucum=np.cumsum(uni))
         self._weights: dict = {}
         self.normalized = not self.scores_only and self._check_normalized()
 
