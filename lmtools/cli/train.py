@@ -91,8 +91,8 @@ OUTPUT = OptionGroup("Output (every method)")
               help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
 @NGRAM.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
 @NGRAM.option("--no-query-tables", "no_query_tables", is_flag=True,
-              help="Leave the query structure (hash tables, word table) out of the model file: nearly two thirds "
-                   "of a big model's file (PTB 5-gram: 147 MB with, 54 MB without), but every run that scores "
+              help="Leave the query structure (hash tables, word table) out of the model file: half "
+                   "of a big model's file (PTB 5-gram: 110 MB with, 54 MB without), but every run that scores "
                    "with the model builds it at start-up.")
 @NGRAM.option("--trie", is_flag=True,
               help="Write the compact form: a sorted trie with bit-packed word ids and quantized log10 "
