@@ -82,6 +82,42 @@ def test_empty_partitions_and_one_word_blocks(tmp_path):
         assert np.array_equal(backoff[n], ref.backoff[n])
 
 
+@pytest.mark.parametrize("tokens", ["kept", "unknown", "too few"])
+def test_counts_go_to_disk_as_uint32_below_2_32_tokens(counts4, tmp_path, monkeypatch, tokens):
+    """The counts of orders >= 2 are spilled as uint32 when the header's tokens and sentence ends
+    bound them (as int64 when it gives none); a count above that bound is refused, not cut."""
+    import dataclasses
+
+    import lmtools.bounded as B
+    from lmtools.errors import LmError
+
+    made = []
+
+    class Spy(B.BlockWriter):
+        def __init__(self, space, stem, dtype, width=None):
+            made.append((stem, np.dtype(dtype)))
+            super().__init__(space, stem, dtype, width)
+
+    monkeypatch.setattr(B, "BlockWriter", Spy)
+    ref = smooth(counts4, "kn-modified")
+    with SpillDir(str(tmp_path)) as space:
+        it = iter_sorted_blocks(counts4, 997)
+        head = next(it)
+        if tokens == "unknown":
+            head = dataclasses.replace(head, tokens=0, sentences=0)
+        elif tokens == "too few":
+            head = dataclasses.replace(head, tokens=5, sentences=0)
+        if tokens == "too few":
+            with pytest.raises(LmError, match="counted more often than the 5 tokens"):
+                estimate_bounded(head, it, space, 1 << 16, parts=3)
+            return
+        model = estimate_bounded(head, it, space, 1 << 16, parts=3)
+        for n in range(1, 4):
+            assert np.array_equal(model.logprob[n].load(), ref.logprob[n])
+    counts = {dt for stem, dt in made if stem.endswith("-counts")}
+    assert counts == ({np.dtype(np.uint32)} if tokens == "kept" else {np.dtype(np.int64)})
+
+
 def test_partitions_follow_the_budget():
     sizes = [10_000, 1_000_000, 2_000_000]
     assert choose_parts(sizes, 1 << 40) == 1
