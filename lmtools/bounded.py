@@ -267,9 +267,10 @@ def merge_results(results: dict, uni: Unigrams, glob, enlarged: list, P: int, sp
     for n in range(1, N + 1):
         if n >= 2:
             sources = [_block_reader(results[(p, n)][:2], block) for p in range(P) if (p, n) in results]
-            rows_w = BlockWriter(space, f"final-o{n}-rows", np.int32, n)
-            lp_w = BlockWriter(space, f"final-o{n}-lp", np.float32)
-            bo_w = BlockWriter(space, f"final-o{n}-bo", np.float32)
+            # the model's arrays: their checksums made as they are written (the model writer's)
+            rows_w = BlockWriter(space, f"final-o{n}-rows", np.int32, n, checksum=True)
+            lp_w = BlockWriter(space, f"final-o{n}-lp", np.float32, checksum=True)
+            bo_w = BlockWriter(space, f"final-o{n}-bo", np.float32, checksum=True)
             ctx = None
             if n < N and not stupid:
                 ctx = _Contexts([_block_reader(results[(p, n + 1)][2:], block)

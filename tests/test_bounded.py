@@ -94,9 +94,9 @@ def test_counts_go_to_disk_as_uint32_below_2_32_tokens(counts4, tmp_path, monkey
     made = []
 
     class Spy(B.BlockWriter):
-        def __init__(self, space, stem, dtype, width=None):
+        def __init__(self, space, stem, dtype, width=None, **kw):
             made.append((stem, np.dtype(dtype)))
-            super().__init__(space, stem, dtype, width)
+            super().__init__(space, stem, dtype, width, **kw)
 
     monkeypatch.setattr(B, "BlockWriter", Spy)
     ref = smooth(counts4, "kn-modified")

@@ -427,3 +427,42 @@ def test_programs_report_old_damaged_and_trailing_files_in_one_line(tmp_path):
         r = run_prog("lm-info", path)
         lines = r.stderr.decode().splitlines()
         assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"lm-info: error: {path}: {what}"), lines
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_an_array_on_disk_is_read_once_when_its_checksum_is_known(tmp_path, checksum):
+    """A DiskArray written with checksum=True carries the CRC of its bytes: the writer copies it in
+    one pass instead of reading it twice; the file reads back the same either way."""
+    from lmtools.io.countstream import SpillDir
+    from lmtools.io.spill import BlockWriter, DiskArray
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 1000, size=(5000, 3)).astype(np.int32)
+    reads = []
+    chunks = DiskArray.chunks
+
+    def counted(self, *args):
+        reads.append(self.path)
+        return chunks(self, *args)
+
+    with SpillDir(str(tmp_path)) as space:
+        w = BlockWriter(space, "rows", np.int32, 3, checksum=checksum)
+        for k in range(0, 5000, 777):
+            w.append(a[k:k + 777])
+        disk = w.close()
+        assert (disk.crc32 == zlib.crc32(a.tobytes())) if checksum else disk.crc32 is None
+        buf = io.BytesIO()
+        DiskArray.chunks = counted
+        try:
+            write_model(buf, "counts", {"order": 3, "vocab": ["<unk>", "<s>", "</s>"]}, {"rows": disk})
+        finally:
+            DiskArray.chunks = chunks
+        assert len(reads) == (1 if checksum else 2)
+        _, arrays = read_model(io.BytesIO(buf.getvalue()))  # the checksum in the file is checked on reading
+        assert np.array_equal(arrays["rows"], a)
+        if checksum:  # a checksum that does not fit the bytes is caught by the reader
+            disk.crc32 ^= 1
+            bad = io.BytesIO()
+            write_model(bad, "counts", {"order": 3, "vocab": ["<unk>", "<s>", "</s>"]}, {"rows": disk})
+            with pytest.raises(LmError, match="rows"):
+                read_model(io.BytesIO(bad.getvalue()))

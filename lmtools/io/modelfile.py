@@ -140,8 +140,9 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
 
 def _put_chunked(stream, packer, pos: int, name: str, arr) -> int:
     """Write an array that is read in chunks (``arr.chunks(max_bytes)``, a DiskArray) at file offset
-    ``pos``: a first pass computes the checksum the descriptor carries before the data, a second
-    copies the data; memory holds one chunk. Returns the number of bytes written."""
+    ``pos``: a first pass computes the checksum the descriptor carries before the data (unless the
+    array knows it: ``arr.crc32``), a second copies the data; memory holds one chunk. Returns the
+    number of bytes written."""
     dtype = np.dtype(arr.dtype)
     dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
 
@@ -151,10 +152,13 @@ def _put_chunked(stream, packer, pos: int, name: str, arr) -> int:
             if piece.size:
                 yield memoryview(piece.reshape(-1)).cast("B")
 
-    crc, nbytes = 0, 0
-    for data in pieces():
-        crc = _crc(data, crc)
-        nbytes += data.nbytes
+    if getattr(arr, "crc32", None) is not None and np.dtype(arr.dtype) == dtype:  # known as it was written
+        crc, nbytes = arr.crc32 & 0xFFFFFFFF, int(arr.nbytes)
+    else:
+        crc, nbytes = 0, 0
+        for data in pieces():
+            crc = _crc(data, crc)
+            nbytes += data.nbytes
     desc = packer.pack([name, dtype.str, [int(s) for s in arr.shape], nbytes, crc])
     head = len(desc).to_bytes(4, "little") + desc + _crc(desc).to_bytes(4, "little")
     head += bytes(-(pos + len(head)) % ALIGN)

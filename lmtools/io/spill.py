@@ -9,6 +9,7 @@ what it asked for: mapped pages of a file count in its resident memory until unm
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 
@@ -18,12 +19,15 @@ class BlockWriter:
     io.countstream.SpillDir: its files are removed at the end whatever happens); ``close()`` gives a
     ``DiskArray``."""
 
-    def __init__(self, space, stem: str, dtype, width: int | None = None):
+    def __init__(self, space, stem: str, dtype, width: int | None = None, checksum: bool = False):
         self.space = space
         self.path = space.new_file(stem)
         self.dtype = np.dtype(dtype)
         self.width = width  # None: a 1-d array
         self.rows = 0
+        # with ``checksum``: the CRC-32 of the bytes as they are written, which the model writer puts in
+        # the array's descriptor instead of reading the whole file once more to compute it
+        self.crc32 = 0 if checksum else None
         self._file = open(self.path, "wb")
 
     def append(self, block: np.ndarray) -> None:
@@ -31,15 +35,18 @@ class BlockWriter:
         if self.width is not None and (block.ndim != 2 or block.shape[1] != self.width):
             raise ValueError(f"block of shape {block.shape}, expected rows of width {self.width}")
         if block.size:
-            self._file.write(memoryview(block.reshape(-1)).cast("B"))
+            data = memoryview(block.reshape(-1)).cast("B")
+            self._file.write(data)
             self.space.wrote(block.nbytes)
+            if self.crc32 is not None:
+                self.crc32 = zlib.crc32(data, self.crc32)
         self.rows += block.shape[0]
 
     def close(self) -> "DiskArray":
         if not self._file.closed:
             self._file.close()
         shape = (self.rows,) if self.width is None else (self.rows, self.width)
-        return DiskArray(self.path, self.dtype, shape, self.space)
+        return DiskArray(self.path, self.dtype, shape, self.space, self.crc32)
 
 
 class DiskArray:
@@ -49,9 +56,10 @@ class DiskArray:
     streams it in chunks), so that a model larger than the memory budget is written without being
     held whole."""
 
-    def __init__(self, path: str, dtype, shape: tuple, space=None):
+    def __init__(self, path: str, dtype, shape: tuple, space=None, crc32: int | None = None):
         self.path = path
         self.space = space
+        self.crc32 = crc32  # of the file's bytes as written (BlockWriter(checksum=True)), or None
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in shape)
         self.ndim = len(self.shape)
