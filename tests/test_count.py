@@ -189,3 +189,7 @@ def test_distinct_key_order_is_argsort(m, bound):
     key = np.unique(rng.integers(0, bound, size=m, dtype=np.int64))
     rng.shuffle(key)
     assert np.array_equal(distinct_key_order(key.copy(), bound), np.argsort(key))
+    from lmtools.kernels.small import sorted_keys_and_order
+
+    skey, order = sorted_keys_and_order(key.copy(), bound)
+    assert np.array_equal(order, np.argsort(key)) and np.array_equal(skey, np.sort(key))

@@ -140,6 +140,12 @@ def test_small_index_functions_equal_the_kernels(tmp_path):
         b = small.build_sorted(prefix, word, rank, rows, V)
         for x, y in zip(a, b):
             assert x.dtype == y.dtype and np.array_equal(x, y)
+        # the rows are those of the n-grams in order; the ranks invert the order
+        assert np.array_equal(a[0][:, :-1], rows[rank[prefix]][a[2]]) and np.array_equal(a[0][:, -1], word[a[2]])
+        assert np.array_equal(a[1][a[2]], np.arange(a[2].size))
+        for f in (kc.build_sorted, small.build_sorted):  # without the ranks (the highest order): the rest alike
+            c = f(prefix, word, rank, rows, V, False)
+            assert c[1].size == 0 and np.array_equal(c[0], a[0]) and np.array_equal(c[2], a[2])
         rows, rank = a[0], a[1]
         ngrams.append(rows)
     assert len(ngrams) == 4 and ngrams[3].shape[0] > 1000

@@ -322,7 +322,7 @@ def _iter_levels_sorted(lv, block_rows: int, check: str | None) -> Iterator:
     rank = np.arange(V, dtype=np.int64)
     yield 1, rows, np.asarray(lv.unigrams, np.int64)
     for n, (prefix, word, count) in enumerate(lv.levels, start=2):
-        rows, rank, order = build_sorted(prefix, word, rank, rows, V)
+        rows, rank, order = build_sorted(prefix, word, rank, rows, V, n < len(sizes))
         if check is not None:
             from lmtools.io.models import rows_increasing
 

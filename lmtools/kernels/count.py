@@ -106,35 +106,42 @@ def rehash(table, new, shift):
 
 
 @njit(cache=True)
-def gather_rows(rows_prev, major, word, order):
-    """Rows of one order in sorted order: ``rows_prev[major[g]]`` followed by ``word[g]``, g = order[r]."""
+def rows_from_keys(rows_prev, skey, order, vocab_size, want_rank):
+    """Rows of one order from their sorted keys (key = row of the order below * V + last word): row
+    r is ``rows_prev[skey[r] // V]`` followed by ``skey[r] % V``, read in order (no gather by the
+    permutation); ``rank[order[r]] = r`` for the next order up (empty unless ``want_rank``: the
+    highest order needs none, and its scatter is the one random access left)."""
     m = order.shape[0]
     n = rows_prev.shape[1] + 1
+    V = np.int64(vocab_size)
     rows = np.empty((m, n), np.int32)
-    rank = np.empty(m, np.int64)
+    rank = np.empty(m if want_rank else 0, np.int64)
     for r in range(m):
-        g = order[r]
-        rank[g] = r
-        src = major[g]
+        k = skey[r]
+        src = k // V
         for c in range(n - 1):
             rows[r, c] = rows_prev[src, c]
-        rows[r, n - 1] = word[g]
+        rows[r, n - 1] = k - src * V
+    if want_rank:
+        for r in range(m):
+            rank[order[r]] = r
     return rows, rank
 
 
-def build_sorted(prefix, word, rank_prev, rows_prev, vocab_size):
-    """Rows (full id tuples) of one order in lexicographic order, each n-gram id's rank, and the order.
+def build_sorted(prefix, word, rank_prev, rows_prev, vocab_size, want_rank=True):
+    """Rows (full id tuples) of one order in lexicographic order, each n-gram id's rank (empty unless
+    ``want_rank``), and the order.
 
     ``rank_prev[id]`` is the row of order n-1 n-gram ``id`` in ``rows_prev`` (already sorted). The
     sort is numpy's (SIMD-accelerated for int64 keys, faster here than a counting sort in numba;
-    kernels.small.distinct_key_order).
+    kernels.small.sorted_keys_and_order).
     """
-    from lmtools.kernels.small import distinct_key_order
+    from lmtools.kernels.small import sorted_keys_and_order
 
     major = rank_prev[prefix]
     key = major * np.int64(vocab_size) + word
-    order = distinct_key_order(key, rows_prev.shape[0] * int(vocab_size))
-    rows, rank = gather_rows(rows_prev, major, word, order)
+    skey, order = sorted_keys_and_order(key, rows_prev.shape[0] * int(vocab_size))
+    rows, rank = rows_from_keys(rows_prev, skey, order, vocab_size, bool(want_rank))
     return rows, rank, order
 
 

@@ -70,8 +70,9 @@ class Levels:
         rows = np.arange(V, dtype=np.int32).reshape(V, 1)
         rank = np.arange(V, dtype=np.int64)
         ngrams, counts = [rows], [self.unigrams]
-        for prefix, word, count in self.levels:
-            rows, rank, order = build_sorted(prefix, word, rank, rows, V)
+        for k, (prefix, word, count) in enumerate(self.levels):
+            # the highest order's ranks would index nothing: not made
+            rows, rank, order = build_sorted(prefix, word, rank, rows, V, k + 1 < len(self.levels))
             ngrams.append(rows)
             counts.append(count[order])
         return Counts(vocab=self.vocab, ngrams=ngrams, counts=counts, tokens=self.tokens,

@@ -418,7 +418,7 @@ class SpillingCounter(NgramCounter):
         rank = np.arange(V, dtype=np.int64)
         for k, t in enumerate(self.tables):
             prefix, word, count = t.arrays()
-            rows, rank, order = build_sorted(prefix, word, rank, rows, V)
+            rows, rank, order = build_sorted(prefix, word, rank, rows, V, k + 1 < len(self.tables))
             cnt = count[order]
             keep_rows = rows
             if t.n and (cnt == 0).any():  # zero counts: history put back after a spill, never seen since
