@@ -595,3 +595,31 @@ def test_signal_during_the_merge_leaves_nothing(tmp_path, signum):
     assert p.returncode == 128 + signum, err
     assert os.listdir(tdir) == []
     assert not out.exists() and [x for x in os.listdir(tmp_path) if x != "t"] == []
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+def test_runs_hold_counts_as_uint32_when_narrow(tmp_path, narrow):
+    """A narrow run writes its counts as uint32 (half the bytes) and reads them back as int64; a count
+    that does not fit is refused, never cut."""
+    from lmtools.io.countstream import RunFile, SpillDir
+
+    rng = np.random.default_rng(7)
+    rows = np.sort(rng.integers(0, 50, size=(3000, 3)).astype(np.int32), axis=0)
+    counts = rng.integers(1, 1 << 31, size=3000).astype(np.int64) * 2  # up to 2**32 - 2
+    with SpillDir(str(tmp_path)) as spill:
+        run = RunFile(spill, 3, narrow)
+        run.append(rows[:1000], counts[:1000])
+        run.append(rows[1000:], counts[1000:])
+        run.finish()
+        assert os.path.getsize(run.counts_path) == 3000 * (4 if narrow else 8)
+        reader = run.reader()
+        got_rows, got = np.empty((700, 3), np.int32), np.empty(700, np.int64)
+        seen_rows, seen = [], []
+        while (k := reader.read_into(got_rows, got)):
+            seen_rows.append(got_rows[:k].copy())
+            seen.append(got[:k].copy())
+        reader.close()
+        assert np.array_equal(np.concatenate(seen_rows), rows) and np.array_equal(np.concatenate(seen), counts)
+        if narrow:
+            with pytest.raises(ValueError):
+                RunFile(spill, 3, True).append(rows[:1], np.array([1 << 32], np.int64))

@@ -125,10 +125,13 @@ class SpillDir:
 
 
 class RunFile:
-    """Sorted rows (m, n) and counts of one order on disk, written in pieces, read back in blocks."""
+    """Sorted rows (m, n) and counts of one order on disk, written in pieces, read back in blocks.
+    ``narrow``: the writer knows every count is below 2**32 (they are at most the tokens counted):
+    the counts go to disk as uint32, a third less to write and read than int64."""
 
-    def __init__(self, spill: SpillDir, n: int):
+    def __init__(self, spill: SpillDir, n: int, narrow: bool = False):
         self.spill, self.n, self.m = spill, n, 0
+        self.count_dtype = np.dtype("<u4" if narrow else "<i8")
         self.rows_path = spill.new_file(f"o{n}-rows")
         self.counts_path = spill.new_file(f"o{n}-counts")
         self._w = None
@@ -143,7 +146,9 @@ class RunFile:
         if self._w is None:
             self._open_write()
         rows = np.ascontiguousarray(rows, dtype="<i4")
-        counts = np.ascontiguousarray(counts, dtype="<i8")
+        if self.count_dtype.itemsize == 4 and counts.size and (int(counts.max()) > 0xFFFFFFFF or int(counts.min()) < 0):
+            raise ValueError("a count outside uint32 in a narrow run")  # the writer's bound was wrong: never cut
+        counts = np.ascontiguousarray(counts, dtype=self.count_dtype)
         try:
             for f, a in zip(self._w, (rows, counts)):
                 if a.size:
@@ -190,6 +195,8 @@ class RunReader:
 
     def __init__(self, run: RunFile):
         self.run, self.left = run, run.m
+        self.narrow = run.count_dtype.itemsize == 4
+        self._scratch = np.empty(0, np.uint32)  # narrow counts are read here, then widened
         try:
             self.f = (open(run.rows_path, "rb"), open(run.counts_path, "rb"))
         except OSError as e:
@@ -200,8 +207,14 @@ class RunReader:
         k = min(self.left, rows.shape[0])
         if k == 0:
             return 0
+        if self.narrow:
+            if self._scratch.shape[0] < k:
+                self._scratch = np.empty(k, np.uint32)
+            into = self._scratch[:k]
+        else:
+            into = counts[:k]
         try:
-            for f, a in zip(self.f, (rows[:k], counts[:k])):
+            for f, a in zip(self.f, (rows[:k], into)):
                 view = memoryview(a.reshape(-1)).cast("B")
                 got = 0
                 while got < len(view):
@@ -211,6 +224,8 @@ class RunReader:
                     got += r
         except OSError as e:
             raise temp_error(self.run.spill.base, e) from None
+        if self.narrow:
+            counts[:k] = into
         self.left -= k
         return k
 

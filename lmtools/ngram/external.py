@@ -143,8 +143,9 @@ class ExternalSorter:
     rows: beyond it the buffer is sorted and written as a run. ``add_run`` takes rows already sorted
     and summed (a stream of blocks) straight to a run. ``result`` merges everything."""
 
-    def __init__(self, n: int, spill: SpillDir, limit: int):
+    def __init__(self, n: int, spill: SpillDir, limit: int, narrow: bool = False):
         self.n, self.spill, self.limit = n, spill, limit
+        self.narrow = narrow  # every count (and sum of counts) below 2**32: runs hold them as uint32
         self.rows: list[np.ndarray] = []
         self.counts: list[np.ndarray] = []
         self.buffered = 0
@@ -165,13 +166,13 @@ class ExternalSorter:
             return
         rows, counts = sort_and_sum(np.concatenate(self.rows), np.concatenate(self.counts))
         self.rows, self.counts, self.buffered = [], [], 0
-        run = RunFile(self.spill, self.n)
+        run = RunFile(self.spill, self.n, self.narrow)
         run.append(rows, counts)
         self.runs.append(run.finish())
 
     def add_run(self, blocks) -> None:
         """A sorted, summed stream of (rows, counts) blocks: written as one run."""
-        run = RunFile(self.spill, self.n)
+        run = RunFile(self.spill, self.n, self.narrow)
         self.runs.append(run)
         for rows, counts in blocks:
             run.append(rows, counts)
@@ -184,14 +185,14 @@ class ExternalSorter:
             rows, counts = sort_and_sum(np.concatenate(self.rows), np.concatenate(self.counts))
             self.rows, self.counts, self.buffered = [], [], 0
             if not self.runs:  # it all fitted: one run, written straight
-                run = RunFile(self.spill, self.n)
+                run = RunFile(self.spill, self.n, self.narrow)
                 run.append(rows, counts)
                 return run.finish()
             sources.append(_MemorySource(rows, counts))
         if len(self.runs) == 1 and not sources:
             return self.runs[0]
         readers = [r.reader() for r in self.runs]
-        out = RunFile(self.spill, self.n)
+        out = RunFile(self.spill, self.n, self.narrow)
         try:
             B = merge_block_rows(len(readers) + len(sources), self.n, budget)
             for rows, counts in merge_sorted_runs(readers + sources, self.n, B):
@@ -408,6 +409,11 @@ class SpillingCounter(NgramCounter):
         self.spill_tables()
         return self._restore_history(history, carry)
 
+    def narrow(self) -> bool:
+        """Do the counts fit in uint32? An n-gram is counted at most once per token (and sentence end)
+        counted so far, and a merge or a vocabulary restriction sums counts of distinct positions."""
+        return self.tokens + self.sentences <= 0xFFFFFFFF
+
     def spill_tables(self) -> None:
         """Sort the tables (orders 2..N) into one run each and empty them."""
         from lmtools.kernels.count import build_sorted
@@ -425,7 +431,7 @@ class SpillingCounter(NgramCounter):
                 keep_rows, cnt = rows.copy(), cnt.copy()
                 m = sum_sorted(keep_rows, cnt, keep_rows, cnt)
                 keep_rows, cnt = keep_rows[:m], cnt[:m]
-            run = RunFile(self.spill, k + 2)
+            run = RunFile(self.spill, k + 2, self.narrow())
             run.append(keep_rows, cnt)
             self.runs[k].append(run.finish())
             del keep_rows, cnt, order
@@ -455,20 +461,20 @@ class SpillingCounter(NgramCounter):
             uni = np.bincount(remap, weights=uni, minlength=len(vocab)).astype(np.int64)
         for k, runs in enumerate(self.runs):
             n = k + 2
-            sorter = ExternalSorter(n, self.spill, self.budget // 2)
+            sorter = ExternalSorter(n, self.spill, self.budget // 2, self.narrow())
             sorter.runs = runs
             run = sorter.result(self.budget)
             if remap is not None:
-                run = _remapped(run, remap, self.spill, self.budget)
+                run = _remapped(run, remap, self.spill, self.budget, self.narrow())
             merged.append(run)
         self.runs = []
         return SortedCounts(vocab=list(vocab), unigrams=uni, runs=merged, tokens=self.tokens,
                             sentences=self.sentences, spills=self.spills, spill=self.spill)
 
 
-def _remapped(run: RunFile, remap: np.ndarray, spill: SpillDir, budget: int) -> RunFile:
+def _remapped(run: RunFile, remap: np.ndarray, spill: SpillDir, budget: int, narrow: bool = False) -> RunFile:
     """A sorted run with its word ids mapped through ``remap``, sorted and summed again."""
-    sorter = ExternalSorter(run.n, spill, budget // 2)
+    sorter = ExternalSorter(run.n, spill, budget // 2, narrow)
     reader = run.reader()
     B = merge_block_rows(1, run.n, budget)
     remap32 = remap.astype(np.int32)
