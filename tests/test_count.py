@@ -181,15 +181,12 @@ def test_file_bytes_identical_between_paths(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("m,bound", [(1, 1), (2, 5), (1000, 10**6), (100_000, 2**40), (50_000, 2**62)])
-def test_distinct_key_order_is_argsort(m, bound):
+def test_sorted_keys_and_order_are_sort_and_argsort(m, bound):
     """Packed into one int64 with its index where both fit in 63 bits (the first four), else argsort."""
-    from lmtools.kernels.small import distinct_key_order
+    from lmtools.kernels.small import sorted_keys_and_order
 
     rng = np.random.default_rng(m)
     key = np.unique(rng.integers(0, bound, size=m, dtype=np.int64))
     rng.shuffle(key)
-    assert np.array_equal(distinct_key_order(key.copy(), bound), np.argsort(key))
-    from lmtools.kernels.small import sorted_keys_and_order
-
     skey, order = sorted_keys_and_order(key.copy(), bound)
     assert np.array_equal(order, np.argsort(key)) and np.array_equal(skey, np.sort(key))

@@ -77,11 +77,6 @@ def sorted_keys_and_order(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.n
     return skey, key
 
 
-def distinct_key_order(key: np.ndarray, bound: int) -> np.ndarray:
-    """``np.argsort(key)`` for distinct non-negative int64 keys below ``bound`` (``key`` is consumed)."""
-    return sorted_keys_and_order(key, bound)[1]
-
-
 def build_sorted(prefix, word, rank_prev, rows_prev, vocab_size, want_rank: bool = True):
     """kernels.count.build_sorted with the functions above: the same sort key, the same sort."""
     major = rank_prev[prefix]
