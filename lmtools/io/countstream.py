@@ -32,8 +32,8 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from lmtools.errors import LmError
+from lmtools.io.models import LAYOUT_SORTED, fits_uint32, narrow_counts
 
-LAYOUT_SORTED = "sorted"
 BLOCK_ROWS = 1 << 16  # n-grams per block of the sorted count stream (a few MB at order 5)
 
 
@@ -146,7 +146,7 @@ class RunFile:
         if self._w is None:
             self._open_write()
         rows = np.ascontiguousarray(rows, dtype="<i4")
-        if self.count_dtype.itemsize == 4 and counts.size and (int(counts.max()) > 0xFFFFFFFF or int(counts.min()) < 0):
+        if self.count_dtype.itemsize == 4 and not fits_uint32(counts):
             raise ValueError("a count outside uint32 in a narrow run")  # the writer's bound was wrong: never cut
         counts = np.ascontiguousarray(counts, dtype=self.count_dtype)
         try:
@@ -253,11 +253,6 @@ class CountsHeader:
     block_rows: int = BLOCK_ROWS
 
 
-def _narrow(count: np.ndarray) -> np.ndarray:
-    small = count.size == 0 or (int(count.max()) < 2**32 and int(count.min()) >= 0)
-    return count.astype(np.uint32 if small else np.int64, copy=False)
-
-
 def write_sorted_counts(stream: BinaryIO, head: CountsHeader, blocks) -> None:
     """Write a sorted count stream: ``head`` (sizes included), then ``blocks`` yields (n, rows, counts)
     for orders 2..N ascending, rows in increasing order, every block but an order's last exactly
@@ -277,7 +272,7 @@ def write_sorted_counts(stream: BinaryIO, head: CountsHeader, blocks) -> None:
     names = sorted_array_names(head.sizes, B)
 
     def arrays():
-        yield "counts_1", _narrow(np.asarray(head.unigrams))
+        yield "counts_1", narrow_counts(np.asarray(head.unigrams))
         index = {}
         for n, rows, counts in blocks:
             if rows.shape[0] == 0:
@@ -285,7 +280,7 @@ def write_sorted_counts(stream: BinaryIO, head: CountsHeader, blocks) -> None:
             i = index.get(n, 0)
             index[n] = i + 1
             yield f"ngrams_{n}.{i}", np.ascontiguousarray(rows, dtype=np.int32)
-            yield f"counts_{n}.{i}", _narrow(counts)
+            yield f"counts_{n}.{i}", narrow_counts(counts)
 
     write_model_arrays(stream, "counts", header, names, arrays())
 

@@ -52,18 +52,22 @@ def counts_to_parts(c) -> tuple[dict, dict[str, np.ndarray]]:
     header = {"order": order, "vocab": list(c.vocab), "tokens": int(c.tokens), "sentences": int(c.sentences),
               "sizes": [len(unigrams)] + [len(lv[0]) for lv in levels],
               "provenance": _provenance(c)}
-    arrays = {"counts_1": _narrow(unigrams)}
+    arrays = {"counts_1": narrow_counts(unigrams)}
     for n, (prefix, word, count) in enumerate(levels, start=2):
         arrays[f"prefix_{n}"] = np.ascontiguousarray(prefix, dtype=np.int32)
         arrays[f"word_{n}"] = np.ascontiguousarray(word, dtype=np.int32)
-        arrays[f"counts_{n}"] = _narrow(count)
+        arrays[f"counts_{n}"] = narrow_counts(count)
     return header, arrays
 
 
-def _narrow(count: np.ndarray) -> np.ndarray:
-    # Counts are exact integers; the narrowest unsigned type that holds them keeps files small.
-    small = count.size == 0 or (int(count.max()) < 2**32 and int(count.min()) >= 0)
-    return count.astype(np.uint32 if small else np.int64, copy=False)
+def fits_uint32(count: np.ndarray) -> bool:
+    """Do all these counts (exact integers) fit in uint32?"""
+    return count.size == 0 or (int(count.max()) < 2**32 and int(count.min()) >= 0)
+
+
+def narrow_counts(count: np.ndarray) -> np.ndarray:
+    """Counts in the narrowest type that holds them (uint32 where they fit, else int64): smaller files."""
+    return count.astype(np.uint32 if fits_uint32(count) else np.int64, copy=False)
 
 
 def counts_from_parts(h: dict, a: dict[str, np.ndarray], name: str) -> Counts:
