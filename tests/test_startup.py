@@ -211,3 +211,23 @@ def test_small_ngram_training_loads_no_counting_or_smoothing_kernel(tmp_path):
     assert got["codes"][0][0] == 0, got["codes"]
     assert "lmtools.kernels.small" in got["kernels"]
     assert not {"lmtools.kernels.count", "lmtools.kernels.smooth"} & set(got["kernels"]), got["kernels"]
+
+
+def test_a_few_ngram_sentences_load_no_numba(tmp_path):
+    # lm-gen draws up to PYTHON_SENTENCES sentences of an n-gram model in plain Python
+    # (lmtools/ngram/sample_steps.py) and renders them in Python; more go to the kernels
+    counts, model = tmp_path / "c.lm", tmp_path / "m.lm"
+    text = tmp_path / "t.txt"
+    text.write_text("".join(SHAKESPEARE.read_text().splitlines(keepends=True)[:300]))
+    subprocess.run([sys.executable, "-m", "lmtools.cli.count", "-n", "3", str(text), "-o", str(counts)], check=True,
+                   timeout=300)
+    subprocess.run([sys.executable, "-m", "lmtools.cli.train", "-q", str(counts), "-o", str(model)], check=True,
+                   timeout=300)
+    few = probe("gen", [["lm-gen", "-m", str(model), "-s", "3", "--seed", "1", "--scores"]])
+    many = probe("gen", [["lm-gen", "-m", str(model), "-s", "40", "--seed", "1", "--scores"]])
+    assert few["codes"][0][0] == 0 and many["codes"][0][0] == 0, (few["codes"], many["codes"])
+    assert not few["numba"] and few["kernels"] == ["lmtools.kernels.flat_model"], few["kernels"]
+    assert many["numba"] and "lmtools.kernels.sample_sentences" in many["kernels"]
+    # the first three of forty are the three (the probe keeps the first 200 characters of stdout)
+    lines_few = few["codes"][0][1].splitlines()
+    assert lines_few and many["codes"][0][1].startswith(few["codes"][0][1].rsplit("\n", 1)[0])

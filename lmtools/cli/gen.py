@@ -125,9 +125,10 @@ def main(model_paths, lambdas, count, count_old, seed, prefix, temperature, top_
     pre_ids, oov = sampler.encode(pre_words)
     if oov:
         common.warn(f"{oov} word{'s' if oov > 1 else ''} of --prefix not in the vocabulary, taken as <unk>")
-    import numba
+    if not sampler.python_draws(n, opts):  # else numba is never loaded
+        import numba
 
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads)
 
 
@@ -246,19 +247,45 @@ def _render_vocab(vocab: list[str], chars: bool):
     return pool, offs, sep
 
 
+def _python_renderer(vocab: list[str], chars: bool, head_text: str):
+    """The render kernel's lines built in Python, for a few sentences: (bytes, line ends) of
+    ``head`` then the words (joined by a space; characters joined as they are), one per line."""
+    import numpy as np
+
+    from lmtools.io.text import CHAR_SPACE
+
+    sep = "" if chars else " "
+
+    def render(tokens, lengths):
+        lines = []
+        for row, n in zip(tokens.tolist(), lengths.tolist()):
+            words = [(" " if vocab[w] == CHAR_SPACE else vocab[w]) if chars else vocab[w] for w in row[:n]]
+            lines.append(sep.join(([head_text] if head_text else []) + words).encode("utf-8") + b"\n")
+        ends = np.cumsum([len(x) for x in lines], dtype=np.int64)
+        return np.frombuffer(b"".join(lines), np.uint8), ends
+    return render
+
+
 def _generate(sampler, n, seed, pre_words, pre_ids, opts, chars, scores, threads):
     import numpy as np
 
     from lmtools.io.text import detokenize_chars
-    from lmtools.kernels.render import render
 
-    pool, offs, sep = _render_vocab(sampler.vocab, chars)
     head_text = detokenize_chars(pre_words) if chars else " ".join(pre_words)
-    head = np.frombuffer(head_text.encode("utf-8"), np.uint8) if head_text else np.zeros(0, np.uint8)
+    if sampler.python_draws(n, opts):
+        render = _python_renderer(sampler.vocab, chars, head_text)
+    else:
+        from lmtools.kernels.render import render as render_kernel
+
+        pool, offs, sep = _render_vocab(sampler.vocab, chars)
+        head = np.frombuffer(head_text.encode("utf-8"), np.uint8) if head_text else np.zeros(0, np.uint8)
+
+        def render(tokens, lengths):
+            return render_kernel(tokens, lengths, pool, offs, sep, head)
     out = sys.stdout.buffer
     failed = cut = 0
     for batch in sampler.sample_all(n, seed, pre_ids, opts, threads=threads):
-        data, ends = render(batch.tokens, batch.lengths, pool, offs, sep, head)
+        data, ends = render(batch.tokens, batch.lengths)
         failed += batch.failed
         cut += int((~batch.ended).sum()) - batch.failed
         if scores:

@@ -25,22 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from lmtools.kernels.flat_model import FlatModel  # noqa: F401  (the kernels' argument, defined without numba)
 from lmtools.vocab import BOS_ID
-
-
-class FlatModel(NamedTuple):
-    """A back-off n-gram model laid out for sampling (see the module docstring)."""
-
-    ids: np.ndarray  # int32: the rows of orders 2..N, n ids each, order after order
-    id_base: np.ndarray  # int64 (N+1,): where order n's rows begin in ids
-    row_base: np.ndarray  # int64 (N+1,): where order n's values begin in pr and bof
-    n_rows: np.ndarray  # int64 (N+1,): rows of order n
-    pr: np.ndarray  # float64: 10^logprob of each row
-    bof: np.ndarray  # float64: 10^backoff of each row
-    cum: np.ndarray  # float64: per order, 0 then the running sums of its pr
-    uni: np.ndarray  # float64 (V,): p(w) by word id (0 for <s>)
-    uni_bo: np.ndarray  # float64 (V,): 10^backoff of each word
-    ucum: np.ndarray  # float64 (V,): running sums of uni
 
 
 class Tempered(NamedTuple):

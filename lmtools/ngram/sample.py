@@ -30,6 +30,9 @@ from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
 
 DEFAULT_MAX_LEN = 100
 CHUNK = 8192  # sentences per kernel call
+# Up to this many sentences are drawn in plain Python (lmtools/ngram/sample_steps.py) when the nested
+# way applies: ~5 ms a sentence with the PTB 5-gram, against ~0.35 s to load numba and its first kernel.
+PYTHON_SENTENCES = 32
 
 
 @dataclass
@@ -128,6 +131,11 @@ class SamplerBase:
                           "give the words only: <s> is put before them, and </s> ends a sentence")
         return out, oov
 
+    def python_draws(self, n: int, opts: "SamplingOptions") -> bool:
+        """Will ``sample_all`` draw n sentences with these options without numba (the caller may then
+        leave numba unloaded)?"""
+        return False
+
     def sample_all(self, n: int, seed: int, prefix: np.ndarray, opts: SamplingOptions,
                    chunk: int = CHUNK, threads: int = 0):
         """Yield ``Samples`` of up to ``chunk`` sentences until n sentences are drawn."""
@@ -185,10 +193,12 @@ class NGramSampler(SamplerBase):
     ``force_explicit``: draw every step the explicit way (tests compare the two ways)."""
 
     force_explicit = False
+    python_sentences = PYTHON_SENTENCES  # at most this many sentences drawn in plain Python (tests: 0)
 
     def __init__(self, model, name: str = "model"):
-        from lmtools.kernels.backoff_distribution import FlatModel
+        from lmtools.kernels.flat_model import FlatModel
         from lmtools.ngram.model import NGramModel
+        from lmtools.ngram.sample_steps import FlatSteps
 
         if not isinstance(model, NGramModel):
             raise TypeError("NGramSampler needs an NGramModel")
@@ -237,6 +247,7 @@ class NGramSampler(SamplerBase):
         ids, id_base = rows_of_orders(rows)
         self.F = FlatModel(ids=ids, id_base=id_base, row_base=row_base, n_rows=n_rows, pr=pr, bof=bof, cum=cum,
                            uni=uni, uni_bo=uni_bo, ucum=np.cumsum(uni))
+        self.steps = FlatSteps(self.F, N)
         self._weights: dict = {}
         self.normalized = not self.scores_only and self._check_normalized()
 
@@ -245,8 +256,6 @@ class NGramSampler(SamplerBase):
 
         The nested draw relies on it; a model that fails (stupid backoff, hand-edited ARPA) is
         sampled the explicit way, which normalizes every step."""
-        from lmtools.kernels.backoff_distribution import dense_distribution
-
         if abs(self.uni.sum() - 1.0) > 1e-3:
             return False
         for n in range(2, self.order + 1):
@@ -255,8 +264,8 @@ class NGramSampler(SamplerBase):
                 continue
             ids, base = self.F.ids, int(self.F.id_base[n])
             for r in np.linspace(0, m - 1, min(m, contexts)).astype(np.int64):
-                h = np.ascontiguousarray(ids[base + r * n: base + r * n + n - 1])
-                if abs(dense_distribution(self.F, self.order, h).sum() - 1.0) > 1e-3:
+                h = ids[base + r * n: base + r * n + n - 1].tolist()
+                if abs(self.steps.dense_distribution(h).sum() - 1.0) > 1e-3:
                     return False
         return True
 
@@ -292,19 +301,31 @@ class NGramSampler(SamplerBase):
 
     def distribution(self, history: np.ndarray) -> np.ndarray:
         """p(w | <s> history) for every word (float64, word-id order)."""
-        from lmtools.kernels.backoff_distribution import dense_distribution
-
-        hist = np.concatenate([[BOS_ID], np.asarray(history, np.int32)]).astype(np.int32)
-        return dense_distribution(self.F, self.order, hist)
+        return self.steps.dense_distribution([BOS_ID] + np.asarray(history, np.int64).tolist())
 
     def prefix_log10(self, prefix: np.ndarray) -> float:
-        from lmtools.kernels.backoff_distribution import word_logprobs
+        return float(self.steps.word_logprobs([BOS_ID] + np.asarray(prefix, np.int64).tolist(), 1).sum())
 
-        hist = np.concatenate([[BOS_ID], np.asarray(prefix, np.int32)]).astype(np.int32)
-        return float(word_logprobs(self.F, self.order, hist, 1).sum())
+    def _nested(self, opts: SamplingOptions) -> bool:
+        """Do the options draw from the model's own distribution, so that the nested way applies?"""
+        return (self.normalized and not opts.greedy and 1.0 / opts.temperature == 1.0 and opts.top_k == 0
+                and opts.top_p >= 1.0 and not self.force_explicit)
+
+    def python_draws(self, n: int, opts: SamplingOptions) -> bool:
+        return n <= self.python_sentences and self._nested(opts)
 
     def sample_batch(self, n: int, seed: int, first: int, prefix: np.ndarray, opts: SamplingOptions,
                      threads: int = 0) -> Samples:
+        if self.python_draws(n, opts):
+            from lmtools.ngram.sample_steps import init_states
+
+            start = [BOS_ID] + np.asarray(prefix, np.int64).tolist()
+            drawn = self.steps.sample(start, init_states(seed & 0xFFFFFFFFFFFFFFFF, first, n), opts.max_len,
+                                      opts.allow_unk)
+            if drawn is not None:  # else a step needs the explicit way: the kernels draw the batch
+                tok, lens, ended, logp = drawn
+                logp += self.prefix_log10(prefix) if len(prefix) else 0.0
+                return Samples(tok, lens, ended, logp, 0)
         from lmtools.kernels.draw import init_states
         from lmtools.kernels.sample_sentences import SentenceArrays, sample_ngram
 
@@ -321,8 +342,7 @@ class NGramSampler(SamplerBase):
         ended = np.zeros(n, np.bool_)
         logp = np.zeros(n, np.float64)
         blocks = max(1, min(n, 4 * (threads or _threads())))
-        nested = (self.normalized and not opts.greedy and inv_t == 1.0 and opts.top_k == 0 and opts.top_p >= 1.0
-                  and not self.force_explicit)
+        nested = self._nested(opts)
         failed = sample_ngram(self.F, self._tempered(inv_t), weights, opts.draw_options(), self.order, start, states,
                               nested, opts.max_len, blocks, SentenceArrays(tok, lens, ended, logp))
         logp += self.prefix_log10(prefix) if len(prefix) else 0.0

@@ -244,6 +244,9 @@ class TrieSampler:
     def sample_all(self, n, seed, prefix, opts, chunk=0, threads=0):
         self._refuse()
 
+    def python_draws(self, n, opts):
+        self._refuse()
+
 
 class TrieSteps:
     """One word at a time over the trie from plain Python (lmtools.api's State / BaseScore, through
