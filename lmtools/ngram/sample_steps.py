@@ -64,9 +64,11 @@ class FlatSteps:
     def _bound(self, n: int, q: list[int], qs: int, L: int, upper: bool) -> int:
         """First row of order n whose first L ids are >= q[qs:qs+L] (> with ``upper``)."""
         ids, base = self.ids, self.id_base[n]
-        key = q[qs:qs + L]
-        row = (lambda r: ids[base + r * n: base + r * n + L].tolist())
-        return (bisect_right if upper else bisect_left)(range(self.n_rows[n]), key, key=row)
+
+        def row(r: int) -> list[int]:
+            return ids[base + r * n: base + r * n + L].tolist()
+
+        return (bisect_right if upper else bisect_left)(range(self.n_rows[n]), q[qs:qs + L], key=row)
 
     def _row(self, q: list[int], qs: int, n: int) -> int:
         """Index in pr/bof of the order-n row q[qs:qs+n] (n >= 2), or -1."""
