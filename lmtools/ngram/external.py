@@ -414,8 +414,9 @@ class SpillingCounter(NgramCounter):
         counted so far, and a merge or a vocabulary restriction sums counts of distinct positions."""
         return self.tokens + self.sentences <= 0xFFFFFFFF
 
-    def spill_tables(self) -> None:
-        """Sort the tables (orders 2..N) into one run each and empty them."""
+    def spill_tables(self, reuse: bool = True) -> None:
+        """Sort the tables (orders 2..N) into one run each and empty them (``reuse``: for more
+        counting; the last spill leaves them as they are, their memory going to the merge)."""
         from lmtools.kernels.count import build_sorted
         from lmtools.kernels.merge_runs import sum_sorted
 
@@ -437,7 +438,8 @@ class SpillingCounter(NgramCounter):
             del keep_rows, cnt, order
         del rows, rank
         for t in self.tables:
-            t.table.fill(-1)
+            if reuse:  # a pass over the whole table (2 GB at -S 4G): only when it is counted into again
+                t.table.fill(-1)
             t.n = 0
         self.spills += 1
 
@@ -446,7 +448,7 @@ class SpillingCounter(NgramCounter):
         order, after the vocabulary restriction if any."""
         if self.spills == 0:
             return self.levels(vocab, vocab_opts)
-        self.spill_tables()
+        self.spill_tables(reuse=False)
         self.spills -= 1  # the last tables are not a spill of a full budget
         for t in self.tables:  # the tables' memory is the merge's now
             t.__init__()
