@@ -134,6 +134,30 @@ def test_python_and_numba_text_rules_agree():
         assert (got, n_dropped, n_lines) == (want, dropped, len(want)), data
 
 
+def test_tokens_hashed_in_their_scan_equal_the_rule_and_fnv1a():
+    # next_token_hashed (the scoring and counting kernels' scan) = next_token, then fnv1a of the token
+    from numba import njit
+
+    from lmtools.kernels.tokenize import fnv1a, next_token, next_token_hashed
+
+    @njit
+    def both(buf):
+        out = []
+        i = 0
+        n = buf.shape[0]
+        while i < n:
+            a, b = next_token(buf, i, n)
+            c, d, h = next_token_hashed(buf, i, n)
+            out.append((a, b, c, d, fnv1a(buf, a, b) if b > a else np.uint64(0), h if b > a else np.uint64(0)))
+            i = b + 1 if a == b else b
+        return out
+
+    for data in _random_texts():
+        if data:
+            for a, b, c, d, want, h in both(np.frombuffer(data, np.uint8)):
+                assert (a, b, want) == (c, d, h), data
+
+
 def test_one_whitespace_set():
     from lmtools.constants import ASCII_WHITESPACE
     from lmtools.kernels.tokenize import is_space

@@ -47,7 +47,7 @@ from numba.extending import intrinsic
 
 from lmtools.constants import LOG_ZERO  # log10 p at or below this is p = 0 (ARPA's convention)
 from lmtools.constants import MAX_QUERY_SLOTS, query_table_limit, query_table_slots
-from lmtools.kernels.tokenize import find_word, fnv1a, is_sentence_mark, next_token
+from lmtools.kernels.tokenize import find_word, is_sentence_mark, next_token_hashed
 
 BOS = 1  # <s>: starts a sentence, only a context
 NO_CONTEXT = -1  # starts a sentence without <s> (the API's bos=False): an empty context
@@ -474,10 +474,9 @@ def _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k):
     oov[k] = False
     k += 1
     while True:
-        start, i = next_token(buf, i, e)
+        start, i, h = next_token_hashed(buf, i, e)
         if start == i:  # the end of the line
             break
-        h = fnv1a(buf, start, i)
         _, wid = find_word(buf, start, i, h, vh, vs, vp, vo, vmask)
         if is_sentence_mark(wid):
             dropped += 1
@@ -498,6 +497,28 @@ def _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k):
 BLOCK = 1 << 14  # tokens tokenized, then scored, at a time per thread (stays in the cache)
 
 
+@njit(cache=True, inline="always")
+def _score_block(ids, oov, lp, order, zero, k, M, out, li):
+    """Score ids[:k] (whole lines) and fold it into the lines' results from line li; returns the
+    next line's index."""
+    _score_range(ids, 0, k, M, lp, order, zero)
+    return li + line_sums(ids[:k], oov[:k], lp[:k], zero[:k], out, li)
+
+
+@njit(cache=True)
+def _score_long_line(buf, i, e, vh, vs, vp, vo, vmask, remap, M, out, li):
+    """A line too long for the block arrays, scored alone in arrays of its own: (next line's
+    index, literal <s>/</s> dropped)."""
+    cap = (e - i) // 2 + 3
+    ids = np.empty(cap, np.int32)
+    oov = np.empty(cap, np.bool_)
+    k, dropped = _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, 0)
+    lp = np.empty(k, np.float64)
+    order = np.empty(k, np.int32)
+    zero = np.empty(k, np.bool_)
+    return _score_block(ids, oov, lp, order, zero, k, M, out, li), dropped
+
+
 @njit(cache=True, parallel=True)
 def score_lines(buf, seg_start, seg_line, words, remap, M, out, seg_dropped):
     """Tokenize and score whole lines of UTF-8 bytes in one pass, per-line results only.
@@ -516,17 +537,10 @@ def score_lines(buf, seg_start, seg_line, words, remap, M, out, seg_dropped):
     for s in prange(seg_start.shape[0] - 1):
         i = seg_start[s]
         end = seg_start[s + 1]
-        # room for a block plus the longest line (the arrays are never reassigned in the loop:
-        # that keeps numba's code for it fast)
-        longest = 0
-        j = i
-        while j < end:
-            e = j
-            while e < end and buf[e] != 10:
-                e += 1
-            longest = max(longest, e - j)
-            j = e + 1
-        cap = BLOCK + longest // 2 + 3
+        # lines are tokenized into these until they hold BLOCK tokens, then scored; a line that
+        # would not fit is scored alone (the arrays are never reassigned in the loop: that keeps
+        # numba's code for it fast)
+        cap = 2 * BLOCK
         ids = np.empty(cap, np.int32)
         oov = np.empty(cap, np.bool_)
         lp = np.empty(cap, np.float64)
@@ -539,13 +553,21 @@ def score_lines(buf, seg_start, seg_line, words, remap, M, out, seg_dropped):
             e = i
             while e < end and buf[e] != 10:
                 e += 1
+            need = (e - i) // 2 + 3  # <s>, </s> and at most a token per two bytes
+            if k + need > cap:
+                if k > 0:
+                    li = _score_block(ids, oov, lp, order, zero, k, M, out, li)
+                    k = 0
+                if need > cap:
+                    li, d = _score_long_line(buf, i, e, vh, vs, vp, vo, vmask, remap, M, out, li)
+                    dropped += d
+                    i = e + 1
+                    continue
             k, d = _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k)
             dropped += d
             i = e + 1
-            if k >= BLOCK or i >= end:
-                # score ids[:k] and fold it into the lines' results
-                _score_range(ids, 0, k, M, lp, order, zero)
-                li += line_sums(ids[:k], oov[:k], lp[:k], zero[:k], out, li)
+            if k >= BLOCK or (i >= end and k > 0):
+                li = _score_block(ids, oov, lp, order, zero, k, M, out, li)
                 k = 0
         seg_dropped[s] = dropped
 

@@ -43,6 +43,28 @@ def next_token(buf, i, end):
 
 
 @njit(cache=True, inline="always")
+def next_token_hashed(buf, i, end):
+    """``next_token`` that also gives the token's ``fnv1a`` hash, made in the same pass over its
+    bytes: (start, stop, hash); no token (start == stop), no meaning to the hash."""
+    while i < end:
+        b = buf[i]
+        if b == 10 or not is_space(b):
+            break
+        i += 1
+    start = i
+    if i < end and buf[i] == 10:
+        return start, start, np.uint64(0)
+    h = FNV_OFFSET
+    while i < end:
+        b = buf[i]
+        if is_space(b):
+            break
+        h = (h ^ np.uint64(b)) * FNV_PRIME
+        i += 1
+    return start, i, _fnv_spread(h)
+
+
+@njit(cache=True, inline="always")
 def is_sentence_mark(wid):
     """A literal <s> (id 1) or </s> (id 2) in the text: dropped from the sentence."""
     return wid == 1 or wid == 2
@@ -53,6 +75,11 @@ def fnv1a(buf, start, end):
     h = FNV_OFFSET
     for i in range(start, end):
         h = (h ^ np.uint64(buf[i])) * FNV_PRIME
+    return _fnv_spread(h)
+
+
+@njit(cache=True, inline="always")
+def _fnv_spread(h):
     # FNV's low bits cluster for short words; mix so that the table index (low bits) spreads.
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
@@ -126,7 +153,7 @@ def _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
     mask = np.uint64(hashes.shape[0] - 1)
     i, n_ids, n_lines, n_dropped, n_oov, line_open, n_words = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
     while i < n:
-        start, end = next_token(buf, i, n)
+        start, end, h = next_token_hashed(buf, i, n)
         if start == end:
             i = start
             if i == n:
@@ -149,7 +176,6 @@ def _scan(buf, hashes, slots, pool, offsets, grow, ids, oov, st):
             n_ids += 1
             line_open = 1
         i = end
-        h = fnv1a(buf, start, end)
         j, wid = find_word(buf, start, end, h, hashes, slots, pool, offsets, mask)
         is_oov = False
         if wid < 0:
