@@ -310,6 +310,7 @@ def merge_results(results: dict, uni: Unigrams, glob, enlarged: list, P: int, sp
                 for a in results.get((p, n), ())[2:]:
                     if a is not None:
                         a.remove()
+    space.settle()  # the model's arrays written before the model is
     info = model_info(glob, enlarged)
     prov = model_provenance(uni)
     model = NGramModel(vocab=list(uni.vocab), ngrams=ngrams, logprob=logprob, backoff=backoff, method=spec.method,

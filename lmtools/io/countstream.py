@@ -33,6 +33,7 @@ import numpy as np
 
 from lmtools.errors import LmError
 from lmtools.io.models import LAYOUT_SORTED, fits_uint32, narrow_counts
+from lmtools.io.writebehind import wait_all
 
 BLOCK_ROWS = 1 << 16  # n-grams per block of the sorted count stream (a few MB at order 5)
 
@@ -65,6 +66,7 @@ class SpillDir:
         self.bytes_written = 0
         self.peak_bytes = 0  # most bytes held on disk at once
         self.live_bytes = 0
+        self.write_error: OSError | None = None  # the first write of a file here that failed (io.writebehind)
 
     def _make(self) -> str:
         if self.path is None:
@@ -101,9 +103,19 @@ class SpillDir:
         self.files.pop(path, None)
 
     def wrote(self, n: int) -> None:
+        """Count n bytes given to a file here (one line if an earlier write here failed)."""
+        if self.write_error is not None:
+            raise temp_error(self.base, self.write_error)
         self.bytes_written += n
         self.live_bytes += n
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+
+    def settle(self) -> None:
+        """Wait for the writes given to the writer thread (io.writebehind); one line for one of this
+        directory's that failed. The end of a phase calls it, before the next writes its output."""
+        wait_all()
+        if self.write_error is not None:
+            raise temp_error(self.base, self.write_error)
 
     def remove(self) -> None:
         """Delete every file and the directory (quietly: it may be gone already)."""

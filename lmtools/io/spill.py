@@ -13,6 +13,8 @@ import zlib
 
 import numpy as np
 
+from lmtools.io.writebehind import Behind
+
 
 class BlockWriter:
     """Appends blocks of rows (all of one dtype and row width) to a new file of ``space`` (an
@@ -28,25 +30,25 @@ class BlockWriter:
         # with ``checksum``: the CRC-32 of the bytes as they are written, which the model writer puts in
         # the array's descriptor instead of reading the whole file once more to compute it
         self.crc32 = 0 if checksum else None
-        self._file = open(self.path, "wb")
+        self._file = Behind(open(self.path, "wb"), space)  # written by the writer thread (io.writebehind)
 
     def append(self, block: np.ndarray) -> None:
+        """Append rows; the caller does not change the block afterwards (it is written later)."""
         block = np.ascontiguousarray(block, dtype=self.dtype)
         if self.width is not None and (block.ndim != 2 or block.shape[1] != self.width):
             raise ValueError(f"block of shape {block.shape}, expected rows of width {self.width}")
         if block.size:
-            data = memoryview(block.reshape(-1)).cast("B")
-            self._file.write(data)
+            self._file.write(block)
             self.space.wrote(block.nbytes)
             if self.crc32 is not None:
-                self.crc32 = zlib.crc32(data, self.crc32)
+                self.crc32 = zlib.crc32(memoryview(block.reshape(-1)).cast("B"), self.crc32)
         self.rows += block.shape[0]
 
     def close(self) -> "DiskArray":
-        if not self._file.closed:
-            self._file.close()
+        """The array written: the file closes once its writes are done (its readers wait for that)."""
+        self._file.close()
         shape = (self.rows,) if self.width is None else (self.rows, self.width)
-        return DiskArray(self.path, self.dtype, shape, self.space, self.crc32)
+        return DiskArray(self.path, self.dtype, shape, self.space, self.crc32, self._file)
 
 
 class DiskArray:
@@ -56,9 +58,10 @@ class DiskArray:
     streams it in chunks), so that a model larger than the memory budget is written without being
     held whole."""
 
-    def __init__(self, path: str, dtype, shape: tuple, space=None, crc32: int | None = None):
+    def __init__(self, path: str, dtype, shape: tuple, space=None, crc32: int | None = None, writing=None):
         self.path = path
         self.space = space
+        self._writing = writing  # the io.writebehind.Behind still writing the file, or None
         self.crc32 = crc32  # of the file's bytes as written (BlockWriter(checksum=True)), or None
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in shape)
@@ -72,6 +75,9 @@ class DiskArray:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows start..stop-1 as a numpy array (a copy in memory)."""
+        if self._writing is not None:
+            self._writing.wait()  # a write that failed (a full disk) is raised here
+            self._writing = None
         start, stop = max(0, start), min(stop, self.shape[0])
         count = max(0, stop - start) * self.row_items
         with open(self.path, "rb") as f:
@@ -90,6 +96,9 @@ class DiskArray:
             yield self.read(a, a + step)
 
     def remove(self) -> None:
+        if self._writing is not None:
+            self._writing.abandon()
+            self._writing = None
         if self.space is not None:
             self.space.delete(self.path)
         else:
