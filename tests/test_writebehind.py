@@ -119,3 +119,22 @@ def test_a_failed_write_of_a_spill_directory_is_raised_by_its_next_write_and_set
     with SpillDir(str(tmp_path)) as other:
         other.wrote(32)  # another directory is not concerned
         other.settle()
+
+
+def test_a_block_larger_than_the_bound_is_waited_for(monkeypatch):
+    # the caller must not go on to make its next large block while this one is held (memory budget)
+    monkeypatch.setattr(writebehind, "MAX_PENDING", 1 << 10)
+    done = []
+
+    class Slow(io.RawIOBase):
+        def writable(self):
+            return True
+
+        def write(self, b):
+            threading.Event().wait(0.2)
+            done.append(memoryview(b).nbytes)
+            return memoryview(b).nbytes
+
+    f = Behind(Slow())
+    f.write(np.zeros(1 << 12, np.int64))
+    assert done == [1 << 15]

@@ -12,8 +12,8 @@ The rules that keep this safe:
   other memory are copied first: their owner might reuse it);
 - writes of one file happen in order; ``wait()`` returns once every write given so far is done (a
   reader calls it before reading the file);
-- memory stays bounded: a write waits while more than ``MAX_PENDING`` bytes are in flight, unless
-  nothing is (one block larger than that is accepted alone);
+- memory stays bounded: a write waits while more than ``MAX_PENDING`` bytes are in flight, and a
+  block larger than that is waited for (written as the caller's own write would be);
 - a failed write is never lost: its error is raised by the file's next ``write`` or ``wait`` (and
   noted in the file's group: io.countstream.SpillDir raises it at its next write anywhere, and when a
   phase ends, ``SpillDir.settle``); later writes of that file are skipped.
@@ -120,6 +120,10 @@ class Behind:
         if block.size:
             data = memoryview(block.reshape(-1)).cast("B")
             _WRITER.submit(self, data, data.nbytes)
+            if data.nbytes > MAX_PENDING:
+                # a large block is waited for: the caller would otherwise go on to make the next one
+                # (say a partition's results) while this one is still held, past its memory budget
+                self.wait()
 
     def close(self) -> None:
         """Close the file once its writes are done, without waiting for them (``wait`` does)."""

@@ -25,16 +25,22 @@ def is_space(b):
 
 
 @njit(cache=True, inline="always")
-def next_token(buf, i, end):
-    """The text rule: (start, stop) of the next token of buf[i:end], skipping ASCII whitespace.
-    A newline is a sentence end, not skipped: start == stop at a newline (start is its position) and
-    at ``end`` (start == end)."""
+def _skip_blanks(buf, i, end):
+    """The first position from i that is not whitespace other than a newline (or ``end``)."""
     while i < end:
         b = buf[i]
         if b == 10 or not is_space(b):
             break
         i += 1
-    start = i
+    return i
+
+
+@njit(cache=True, inline="always")
+def next_token(buf, i, end):
+    """The text rule: (start, stop) of the next token of buf[i:end], skipping ASCII whitespace.
+    A newline is a sentence end, not skipped: start == stop at a newline (start is its position) and
+    at ``end`` (start == end)."""
+    start = i = _skip_blanks(buf, i, end)
     if i < end and buf[i] == 10:
         return start, start
     while i < end and not is_space(buf[i]):
@@ -46,12 +52,7 @@ def next_token(buf, i, end):
 def next_token_hashed(buf, i, end):
     """``next_token`` that also gives the token's ``fnv1a`` hash, made in the same pass over its
     bytes: (start, stop, hash); no token (start == stop), no meaning to the hash."""
-    while i < end:
-        b = buf[i]
-        if b == 10 or not is_space(b):
-            break
-        i += 1
-    start = i
+    start = i = _skip_blanks(buf, i, end)
     if i < end and buf[i] == 10:
         return start, start, np.uint64(0)
     h = FNV_OFFSET
