@@ -27,7 +27,7 @@ from lmtools.io.countstream import (CountsHeader, SpillDir, iter_sorted_blocks, 
 from lmtools.io.models import load_model
 from lmtools.ngram.counting import VocabOptions, count_levels
 from lmtools.ngram.external import (SortedCounts, count_levels_budget, merge_external, merge_sorted_runs,
-                                    sort_and_sum)
+                                    _MemorySource, sort_and_sum)
 
 BUDGET_ENV = "LMTOOLS_TEST_BUDGET"
 
@@ -249,11 +249,16 @@ def test_text_counts_of_spilled_counts_a_block_at_a_time(slice_path, tmp_path, m
 # The merge kernel and the sorter
 
 
-def test_merge_sorted_runs_sums_equal_rows():
+@pytest.mark.parametrize("id_bound", [None, 4, 1 << 13, 1 << 21])
+def test_merge_sorted_runs_sums_equal_rows(id_bound):
+    # ids spread over the bound's bits: the merge's keys pack 2 (None: 31 bits), 5 (2 bits), 4 (13
+    # bits) or 3 (21 bits) ids of a 5-gram, and the rest are compared on a tie of the keys
     rng = np.random.default_rng(3)
+    step = (id_bound or 1 << 31) // 4
     runs, ref = [], Counter()
     for _ in range(7):
-        rows = rng.integers(0, 4, size=(rng.integers(0, 300), 3)).astype(np.int32)
+        shape = (rng.integers(0, 300), 5)
+        rows = (rng.integers(0, 4, size=shape) * step + rng.integers(0, 2, size=shape) * (step - 1)).astype(np.int32)
         counts = rng.integers(1, 5, size=rows.shape[0]).astype(np.int64)
         for r, c in zip(rows.tolist(), counts.tolist()):
             ref[tuple(r)] += c
@@ -271,12 +276,19 @@ def test_merge_sorted_runs_sums_equal_rows():
             return k
 
     for block in (1, 2, 5, 1000):  # blocks smaller than a run: refills, and the output full mid-way
-        out = list(merge_sorted_runs([Src(*r) for r in runs], 3, block))
+        out = list(merge_sorted_runs([Src(*r) for r in runs], 5, block, id_bound))
         assert all(len(r) <= block for r, _ in out)
         rows = np.concatenate([r for r, _ in out])
         counts = np.concatenate([c for _, c in out])
         assert [tuple(r) for r in rows.tolist()] == sorted(ref)
         assert dict(zip(map(tuple, rows.tolist()), counts.tolist())) == dict(ref)
+
+
+def test_merge_refuses_an_id_outside_its_bound():
+    rows = np.array([[0, 1], [2, 9]], np.int32)
+    with pytest.raises(ValueError, match="outside the bound"):
+        list(merge_sorted_runs([_MemorySource(rows, np.ones(2, np.int64)), _MemorySource(rows[:1], np.ones(1, np.int64))],
+                               2, 16, id_bound=8))
 
 
 # ----------------------------------------------------------------------------------------------

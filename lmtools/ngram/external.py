@@ -50,6 +50,7 @@ TABLE_SHARE = 0.5  # of the budget, for the hash tables; the rest sorts a spill 
 MIN_BLOCK_TOKENS = 256  # a tiny (test) budget spills between blocks of this many tokens
 MERGE_BLOCK_ROWS = 1 << 16  # rows buffered per run in a merge, at most
 MIN_MERGE_ROWS = 256
+ID_LIMIT = 1 << 31  # word ids are int32
 TEST_BUDGET_ENV = "LMTOOLS_TEST_BUDGET"  # bytes: a budget below the documented minimum, for the tests
 
 
@@ -68,11 +69,14 @@ def merge_block_rows(k: int, n: int, budget: int) -> int:
     return int(min(MERGE_BLOCK_ROWS, max(MIN_MERGE_ROWS, rows)))
 
 
-def merge_sorted_runs(sources: list, n: int, block_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def merge_sorted_runs(sources: list, n: int, block_rows: int,
+                      id_bound: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Merge sorted sources of order-n rows (each a RunReader, or anything with ``read_into(rows,
     counts) -> rows read``), summing equal rows: yields (rows, counts) blocks of at most
-    ``block_rows`` rows in increasing order (fresh arrays: the caller may keep them)."""
-    from lmtools.kernels.merge_runs import merge_step
+    ``block_rows`` rows in increasing order (fresh arrays: the caller may keep them). ``id_bound``:
+    every word id is below it (the vocabulary's size; the merge packs that many bits per id into its
+    keys); None: any int32 id."""
+    from lmtools.kernels.merge_runs import key_layout, merge_step
 
     k = len(sources)
     B = block_rows
@@ -94,9 +98,12 @@ def merge_sorted_runs(sources: list, n: int, block_rows: int) -> Iterator[tuple[
     out_counts = np.empty(B + 1, np.int64)
     heap = np.zeros(k, np.int64)
     state = np.zeros(k + 1, np.int64)
+    keys = np.zeros(k, np.int64)
+    bits, _ = key_layout(min(id_bound or ID_LIMIT, ID_LIMIT), n)
     n_out = 0
     while True:
-        n_out, need = merge_step(rows, counts, pos, hi, more, heap, state, out_rows, out_counts, n_out)
+        n_out, need = merge_step(rows, counts, pos, hi, more, heap, state, keys, bits, out_rows, out_counts,
+                                 n_out)
         if need >= 0:
             refill(need)
             continue
@@ -178,8 +185,9 @@ class ExternalSorter:
             run.append(rows, counts)
         run.finish()
 
-    def result(self, budget: int) -> RunFile:
-        """Everything as one sorted run (the runs are deleted once merged)."""
+    def result(self, budget: int, id_bound: int | None = None) -> RunFile:
+        """Everything as one sorted run (the runs are deleted once merged); ``id_bound`` as
+        ``merge_sorted_runs``."""
         sources: list = []
         if self.rows:
             rows, counts = sort_and_sum(np.concatenate(self.rows), np.concatenate(self.counts))
@@ -195,7 +203,7 @@ class ExternalSorter:
         out = RunFile(self.spill, self.n, self.narrow)
         try:
             B = merge_block_rows(len(readers) + len(sources), self.n, budget)
-            for rows, counts in merge_sorted_runs(readers + sources, self.n, B):
+            for rows, counts in merge_sorted_runs(readers + sources, self.n, B, id_bound):
                 out.append(rows, counts)
             out.finish()
         finally:
@@ -465,7 +473,7 @@ class SpillingCounter(NgramCounter):
             n = k + 2
             sorter = ExternalSorter(n, self.spill, self.budget // 2, self.narrow())
             sorter.runs = runs
-            run = sorter.result(self.budget)
+            run = sorter.result(self.budget, V)
             if remap is not None:
                 run = _remapped(run, remap, self.spill, self.budget, self.narrow())
             merged.append(run)
@@ -491,7 +499,7 @@ def _remapped(run: RunFile, remap: np.ndarray, spill: SpillDir, budget: int, nar
     finally:
         reader.close()
     run.delete()
-    return sorter.result(budget)
+    return sorter.result(budget, int(remap.max()) + 1 if remap.size else None)
 
 
 def test_budget() -> int | None:
@@ -616,6 +624,6 @@ def merge_external(sources, budget: int, spill: SpillDir, names: list[str] | Non
     provenance = {"options": {k: v for k, v in reading.items() if k not in ("chars", "lower")}}
     if text is not None:
         provenance["options"].update(text)
-    runs = [s.result(budget) for s in sorters]
+    runs = [s.result(budget, len(vocab)) for s in sorters]
     return SortedCounts(vocab=vocab, unigrams=uni, runs=runs, tokens=tokens, sentences=sentences,
                         provenance=provenance, text=text, spill=spill)
