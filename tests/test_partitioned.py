@@ -289,10 +289,12 @@ def test_missing_prefix_is_reported_by_the_merge(shakes, prune):
     assert got.value.message == want.value.message
 
 
-def _sorted_runs(rng: np.random.Generator, k: int, n: int):
+def _sorted_runs(rng: np.random.Generator, k: int, n: int, spread: int = 1, offset: int = 0):
+    """k sorted runs of n-grams; ids ``offset + spread * (0..4)``: a large spread leaves the merge's
+    packed keys room for fewer ids than a row has, so the rest are compared on a tie."""
     runs = []
     for _ in range(k):
-        rows = np.unique(rng.integers(0, 5, (int(rng.integers(0, 40)), n)).astype(np.int32), axis=0)
+        rows = np.unique(rng.integers(0, 5, (int(rng.integers(0, 40)), n)) * spread + offset, axis=0).astype(np.int32)
         runs.append((rows, rng.random(rows.shape[0]).astype(np.float32)))
     return runs
 
@@ -311,7 +313,7 @@ def test_merges_against_sorting(seed):
     payload, equal rows of different runs in run order."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 5))
-    runs = _sorted_runs(rng, int(rng.integers(1, 7)), n)
+    runs = _sorted_runs(rng, int(rng.integers(1, 7)), n, spread=[1, 1 << 18, 1 << 28][seed % 3], offset=-(seed % 2))
     want = sorted((tuple(r), i, float(v)) for i, (rows, vals) in enumerate(runs) for r, v in zip(rows.tolist(), vals))
     rows, vals = merge_sorted(runs)
     assert [tuple(r) for r in rows.tolist()] == [w[0] for w in want]
