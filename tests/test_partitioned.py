@@ -391,7 +391,8 @@ def test_ptb_5gram():
 
 
 def test_search_rows_in_threads_finds_the_same_rows(monkeypatch):
-    """Queries cut into slices searched at once (each slice starts its own galloping): find_rows' rows."""
+    """Queries taken in first-id order and cut into slices searched at once (each slice starts its own
+    galloping): find_rows' rows, for sorted queries, suffixes of sorted rows, and ids out of range."""
     from lmtools.kernels.partitioned import find_rows, first_id_starts
     from lmtools.ngram import partitioned as PT
 
@@ -399,9 +400,16 @@ def test_search_rows_in_threads_finds_the_same_rows(monkeypatch):
     table = np.unique(rng.integers(0, 40, size=(5000, 3)).astype(np.int32), axis=0)
     queries = np.concatenate([table[rng.integers(0, len(table), 3000)],
                               rng.integers(0, 45, size=(1000, 3)).astype(np.int32)])
-    queries = np.ascontiguousarray(queries[np.lexsort(queries.T[::-1])])  # sorted, as a partition's suffixes run
-    want = find_rows(queries, table, first_id_starts(table))
-    assert (want >= 0).sum() >= 3000 and (want < 0).any()
+    queries = np.ascontiguousarray(queries[np.lexsort(queries.T[::-1])])  # sorted
+    longer = np.unique(np.concatenate([rng.integers(0, 45, size=(3000, 1)), table[rng.integers(0, len(table), 3000)]],
+                                      axis=1).astype(np.int32), axis=0)
+    suffixes = np.ascontiguousarray(longer[:, 1:])  # as a partition's suffix search: runs per first word
+    odd = table[rng.integers(0, len(table), 500)]  # a third with a negative first id, a third past the table's
+    odd[::3, 0] = rng.integers(-3, 0, size=len(odd[::3]))
+    odd[1::3, 0] = rng.integers(40, 50, size=len(odd[1::3]))
     monkeypatch.setattr(PT, "SEARCH_SLICE_MIN", 100)
-    for threads in (1, 2, 3, 7):
-        assert np.array_equal(PT.search_rows(queries, table, threads), want), threads
+    for q in (queries, suffixes, odd):
+        want = find_rows(q, table, first_id_starts(table))
+        assert (want >= 0).sum() >= 100 and ((want < 0).any() or q is suffixes)
+        for threads in (1, 2, 3, 7):
+            assert np.array_equal(PT.search_rows(q, table, threads), want), threads

@@ -74,6 +74,52 @@ def find_rows_into(queries, table, starts, out):
 
 
 @njit(cache=True)
+def first_id_order(queries):
+    """The positions of ``queries`` (m, n) grouped by first id, ascending (negative ids first, as
+    one group), and in their own order within a group (a counting sort: O(m))."""
+    m = queries.shape[0]
+    top = 0
+    for i in range(m):
+        top = max(top, queries[i, 0] + 1)
+    at = np.zeros(top + 2, np.int64)
+    for i in range(m):
+        at[max(queries[i, 0] + 1, 0) + 1] += 1
+    for v in range(top + 1):
+        at[v + 1] += at[v]
+    order = np.empty(m, np.int64)
+    for i in range(m):
+        v = max(queries[i, 0] + 1, 0)
+        order[at[v]] = i
+        at[v] += 1
+    return order
+
+
+ORDERED_BLOCK = 4096  # queries gathered at a time by find_rows_ordered_into
+
+
+@njit(cache=True, nogil=True)
+def find_rows_ordered_into(queries, order, table, starts, out):
+    """``find_rows_into`` of the queries ``order`` lists, in that order (a slice of
+    ``first_id_order(queries)``), into ``out`` at the queries' own positions; without the GIL.
+
+    Why: the suffixes of sorted n-grams (the n-grams' last n-1 words) come in runs of one first word,
+    and each new run starts with a binary search of its first id's rows, which for a frequent first id
+    spans much of the table: a cache miss per step. Taken in first-id order, the searches of one first
+    id stay in the same rows, which stay in cache. The queries are gathered a block at a time (the
+    loads of a block are independent, so they overlap), searched, and their results scattered back."""
+    m = order.shape[0]
+    buf = np.empty((min(m, ORDERED_BLOCK), queries.shape[1]), queries.dtype)
+    res = np.empty(buf.shape[0], np.int64)
+    for a in range(0, m, ORDERED_BLOCK):
+        b = min(m, a + ORDERED_BLOCK)
+        for t in range(a, b):
+            buf[t - a] = queries[order[t]]
+        find_rows_into(buf[:b - a], table, starts, res[:b - a])
+        for t in range(a, b):
+            out[order[t]] = res[t - a]
+
+
+@njit(cache=True)
 def context_groups(rows):
     """For sorted rows (m, n): the number of each row's context (its first n-1 ids) among the
     distinct contexts, in order, and the first row of each context."""

@@ -250,21 +250,24 @@ SEARCH_SLICE_MIN = 1 << 20  # queries below this many per thread are searched by
 
 
 def search_rows(queries: np.ndarray, table: np.ndarray, threads: int = 1) -> np.ndarray:
-    """``kernels.partitioned.find_rows`` of ``queries`` in ``table``, the queries cut into up to
-    ``threads`` slices searched at once (the kernel releases the GIL); the same rows."""
-    from lmtools.kernels.partitioned import find_rows, find_rows_into, first_id_starts
+    """``kernels.partitioned.find_rows`` of ``queries`` in ``table``, the queries taken in order of
+    their first id (``find_rows_ordered_into``: the searches of one first id stay in cache) and cut
+    into up to ``threads`` slices searched at once (the kernel releases the GIL); the same rows."""
+    from lmtools.kernels.partitioned import find_rows_ordered_into, first_id_order, first_id_starts
 
     starts = first_id_starts(table)
     m = queries.shape[0]
+    out = np.empty(m, np.int64)
+    order = first_id_order(queries)
     threads = max(1, min(int(threads), m // SEARCH_SLICE_MIN))
     if threads == 1:
-        return find_rows(queries, table, starts)
+        find_rows_ordered_into(queries, order, table, starts, out)
+        return out
     from concurrent.futures import ThreadPoolExecutor
 
-    out = np.empty(m, np.int64)
     cuts = np.linspace(0, m, threads + 1).astype(np.int64)
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda i: find_rows_into(queries[cuts[i]:cuts[i + 1]], table, starts, out[cuts[i]:cuts[i + 1]]),
+        list(pool.map(lambda i: find_rows_ordered_into(queries, order[cuts[i]:cuts[i + 1]], table, starts, out),
                       range(threads)))
     return out
 
