@@ -246,7 +246,7 @@ def _check_unigrams(rows: np.ndarray) -> None:
                       "recreate them with lm-count")
 
 
-SEARCH_SLICE_MIN = 1 << 20  # queries below this many per thread are searched by one thread
+SEARCH_SLICE_MIN = 1 << 17  # queries below this many per thread are searched by one thread
 
 
 def search_rows(queries: np.ndarray, table: np.ndarray, threads: int = 1) -> np.ndarray:
