@@ -46,6 +46,10 @@ def find_rows_into(queries, table, starts, out):
     out[:] = -1
     top = starts.shape[0] - 2
     at = 0  # insertion point of the previous query: table[:at] < it
+    # The comparisons are written out (x, y: the first ids that differ, equal where none does), not
+    # called: kernels.rows.compare_rows inlined here left numba's reference counting of the arrays
+    # (atomic operations) in the search loops. Rows of table[lo:end] share the query's first id, so
+    # those comparisons start at the second.
     for i in range(m):
         q0 = queries[i, 0]
         if q0 < 0 or q0 > top:
@@ -54,23 +58,51 @@ def find_rows_into(queries, table, starts, out):
         lo = starts[q0]
         end = starts[q0 + 1]
         hi = end
-        if i > 0 and at > lo and at <= end and _cmp(queries, i - 1, queries, i, n) < 0:
-            # table[lo:at] < queries[i - 1] < queries[i]: gallop from at
-            lo = at
-            step = 1
-            while lo + step - 1 < end and _cmp(table, lo + step - 1, queries, i, n) < 0:
-                lo += step
-                step *= 2
-            hi = min(lo + step - 1, end)
+        if i > 0 and at > lo and at <= end:
+            x = y = 0
+            for c in range(n):
+                x = queries[i - 1, c]
+                y = queries[i, c]
+                if x != y:
+                    break
+            if x < y:  # table[lo:at] < queries[i - 1] < queries[i]: gallop from at
+                lo = at
+                step = 1
+                while lo + step - 1 < end:
+                    r = lo + step - 1
+                    x = y = 0
+                    for c in range(1, n):
+                        x = table[r, c]
+                        y = queries[i, c]
+                        if x != y:
+                            break
+                    if not x < y:
+                        break
+                    lo += step
+                    step *= 2
+                hi = min(lo + step - 1, end)
         while lo < hi:
             mid = (lo + hi) >> 1
-            if _cmp(table, mid, queries, i, n) < 0:
+            x = y = 0
+            for c in range(1, n):
+                x = table[mid, c]
+                y = queries[i, c]
+                if x != y:
+                    break
+            if x < y:
                 lo = mid + 1
             else:
                 hi = mid
         at = lo
-        if lo < end and _cmp(table, lo, queries, i, n) == 0:
-            out[i] = lo
+        if lo < end:
+            x = y = 0
+            for c in range(1, n):
+                x = table[lo, c]
+                y = queries[i, c]
+                if x != y:
+                    break
+            if x == y:
+                out[i] = lo
 
 
 @njit(cache=True)

@@ -37,15 +37,18 @@ class TrieArrays(NamedTuple):
 @njit(cache=True, inline="always")
 def get(packed, at, bits, i):
     """Value i of a field of ``bits`` bits starting at word ``at`` (least significant bit first)."""
+    # Without branches: an inlined helper that reads an array under a condition, or returns early,
+    # leaves numba's reference counting of the array (atomic operations) in the caller's loop.
     pos = i * bits
     w = at + (pos >> 6)
-    s = pos & 63
-    v = packed[w] >> np.uint64(s)
-    if s + bits > 64:
-        v |= packed[w + 1] << np.uint64(64 - s)
-    if bits == 64:
-        return v
-    return v & ((np.uint64(1) << np.uint64(bits)) - np.uint64(1))
+    s = np.uint64(pos & 63)
+    lo = packed[w] >> s
+    # the next word (the last one stands in for it at the end: the value then fits in word w), shifted
+    # up by 64 - s in two steps (s = 0 gives 0, not an undefined shift by 64); bits past ``bits`` are
+    # masked off, so it adds nothing when the value does not cross into it
+    hi = (packed[min(w + 1, packed.shape[0] - 1)] << np.uint64(1)) << (np.uint64(63) - s)
+    mask = ((np.uint64(1) << np.uint64(bits - 1)) << np.uint64(1)) - np.uint64(1)  # bits = 64: all ones
+    return (lo | hi) & mask
 
 
 @njit(cache=True, inline="always")
