@@ -6,7 +6,9 @@ takes arrays and returns early, breaks out of a loop, or reads both of two array
 can leave them in the caller's loop, once per element. That made the k-way merge 3.5x slower and
 the tokenizer a quarter slower before they were written without such helpers. These checks compile
 fresh copies of the kernels (numba's cache holds no IR to read), read numba's optimized LLVM IR, and
-fail where an NRT call sits in a block of a loop of the kernel's own function.
+fail where an NRT call sits in a block of a loop of the kernel's own function, or where such a block
+calls a function of the module that counts references (a kernel that LLVM did not inline, which
+counts its array arguments on entry and exit: the ARPA number formatter and parser did, per value).
 
 Slow (each kernel compiles from scratch): run by `make test-slow`.
 """
@@ -25,13 +27,30 @@ _DEFINE = re.compile(r"^define [^@]*@(\"[^\"]+\"|[\w.$]+)\(")
 _LABEL = re.compile(r"^(\"[^\"]+\"|[\w.$-]+):")
 _TARGET = re.compile(r"label %(\"[^\"]+\"|[\w.$-]+)")
 _NRT = re.compile(r"call [^@]*@NRT_(incref|decref)\(")
+_CALL = re.compile(r"call [^@]*@(\"[^\"]+\"|[\w.$]+)\(")
 
 
-def nrt_calls_in_loops(llvm_ir: str, name: str) -> list[str]:
+def _counting_functions(functions: dict) -> set:
+    """The defined functions that call NRT_incref / NRT_decref, themselves or through others."""
+    calls = {fn: {c.strip('"') for line in lines for c in _CALL.findall(line)} for fn, lines in functions.items()}
+    counting = {fn for fn, lines in functions.items() if not fn.startswith("NRT_") and any(_NRT.search(x) for x in lines)}
+    grown = True
+    while grown:
+        more = {fn for fn, cs in calls.items() if fn not in counting and not fn.startswith("NRT_") and cs & counting}
+        counting |= more
+        grown = bool(more)
+    return counting
+
+
+def nrt_calls_in_loops(llvm_ir: str, name: str, allow: tuple = ()) -> list[str]:
     """The NRT_incref / NRT_decref calls that lie in loops of the defined functions of ``llvm_ir``
-    whose symbol contains ``name`` (a block is in a loop when it can reach itself)."""
+    whose symbol contains ``name`` (a block is in a loop when it can reach itself), and the calls
+    in those loops of defined functions that count references (but for those whose symbol contains
+    one of ``allow``)."""
     found = []
-    for fn, lines in _functions(llvm_ir):
+    functions = dict(_functions(llvm_ir))
+    counting = {fn for fn in _counting_functions(functions) if not any(a in fn for a in allow)}
+    for fn, lines in functions.items():
         if name not in fn:
             continue
         blocks, order = {}, []
@@ -50,7 +69,8 @@ def nrt_calls_in_loops(llvm_ir: str, name: str) -> list[str]:
                     if line.lstrip().startswith(("br ", "switch ", "i", "]")) or "label %" in line]
                 for b, body in blocks.items()}
         for b in order:
-            sites = [line.strip() for line in blocks[b] if _NRT.search(line)]
+            sites = [line.strip() for line in blocks[b]
+                     if _NRT.search(line) or any(c.strip('"') in counting for c in _CALL.findall(line))]
             if sites and _reaches(succ, b, b):
                 found += [f"{b}: {s[:90]}" for s in sites]
     return found
@@ -83,22 +103,27 @@ def _reaches(succ: dict, start: str, goal: str) -> bool:
 
 
 def fresh(monkeypatch, module, *names):
-    """Uncached copies of ``module``'s kernels, put in its place (kernels calling one another get
-    the copies: numba resolves a kernel's globals when it compiles it)."""
+    """Uncached copies of ``module``'s kernels, their options kept (inline, parallel), put in its place
+    (kernels calling one another get the copies: numba resolves a kernel's globals when it compiles
+    it)."""
     out = []
     for name in names:
-        d = njit(getattr(module, name).py_func)
+        old = getattr(module, name)
+        d = njit(old.py_func, **{k: v for k, v in old.targetoptions.items() if k not in ("cache", "nopython")})
         monkeypatch.setattr(module, name, d)
         out.append(d)
     return out
 
 
-def assert_no_nrt_in_loops(*kernels):
+def assert_no_nrt_in_loops(*kernels, allow: tuple = ()):
+    bad = []
     for d in kernels:
         assert d.signatures, f"{d.py_func.__name__} was not compiled by the check's input"
         for sig in d.signatures:
-            calls = nrt_calls_in_loops(d.inspect_llvm(sig), d.py_func.__name__)
-            assert not calls, f"{d.py_func.__name__}{sig}: reference counting in a loop: {calls[:4]}"
+            calls = nrt_calls_in_loops(d.inspect_llvm(sig), d.py_func.__name__, allow)
+            if calls:
+                bad.append(f"{d.py_func.__name__}{sig}: reference counting in a loop: {calls[:4]}")
+    assert not bad, "\n".join(bad)
 
 
 def test_the_check_finds_a_helper_that_counts_references_in_a_loop(monkeypatch):
@@ -124,6 +149,33 @@ def test_the_check_finds_a_helper_that_counts_references_in_a_loop(monkeypatch):
 
     smallest(np.zeros((4, 3), np.int32), np.zeros(4, np.int64))
     assert nrt_calls_in_loops(smallest.inspect_llvm(smallest.signatures[0]), "smallest")
+
+
+def test_the_check_finds_a_called_kernel_that_counts_references():
+    """A kernel called in a loop that makes an array and writes to its argument (the ARPA number
+    formatter before it made its text in integers)."""
+
+    @njit
+    def put_digits(x, out, pos):
+        tmp = np.empty(20, np.uint8)
+        n = 0
+        while x > 0:
+            tmp[n] = 48 + x % 10
+            x //= 10
+            n += 1
+        for k in range(n):
+            out[pos + k] = tmp[n - 1 - k]
+        return pos + n
+
+    @njit
+    def put_all(xs, out):
+        pos = 0
+        for i in range(xs.shape[0]):
+            pos = put_digits(xs[i], out, pos)
+        return pos
+
+    put_all(np.arange(1, 50), np.empty(200, np.uint8))
+    assert nrt_calls_in_loops(put_all.inspect_llvm(put_all.signatures[0]), "put_all")
 
 
 def test_merge_of_runs(monkeypatch):
@@ -174,3 +226,75 @@ def test_counting(monkeypatch):
     counter = NgramCounter(3)
     counter.add(np.array([0, 4, 5, 6, 4, 5, 7, 1, 0, 4, 5, 1], np.int32))
     assert_no_nrt_in_loops(*kernels)
+
+
+def _model(tmp_path, order):
+    """A small Kneser-Ney model of a few Shakespeare lines."""
+    from lmtools.ngram.counting import count_levels
+    from lmtools.ngram.smoothing import smooth
+    from tests.conftest import SHAKESPEARE
+
+    p = tmp_path / "t.txt"
+    p.write_bytes(b"\n".join(SHAKESPEARE.read_bytes().split(b"\n")[:300]) + b"\n")
+    return smooth(count_levels([str(p)], order).to_counts({}))
+
+
+def test_arpa_writing_and_reading(monkeypatch, tmp_path):
+    import io
+
+    from lmtools.io.arpa import read_arpa, write_arpa
+    from lmtools.kernels import arpa
+
+    kernels = fresh(monkeypatch, arpa, "format_lines", "parse_section")
+    out = io.BytesIO()
+    write_arpa(_model(tmp_path, 3), out)
+    read_arpa(io.BytesIO(out.getvalue()))
+    assert_no_nrt_in_loops(*kernels)
+
+
+def test_pruning_walk(monkeypatch, tmp_path):
+    from lmtools.kernels import prune
+    from lmtools.ngram.prune import prune_entropy
+
+    kernels = fresh(monkeypatch, prune, "lower_logp")
+    prune_entropy(_model(tmp_path, 3), threshold=1e-6)
+    assert_no_nrt_in_loops(*kernels)
+
+
+def test_ngram_sampling_steps(monkeypatch, tmp_path):
+    from lmtools.kernels import backoff_distribution as D
+    from lmtools.kernels import backoff_draw as W
+    from lmtools.kernels import sample_sentences as S
+    from lmtools.ngram.sample import NGramSampler, check_options
+
+    kernels = fresh(monkeypatch, D, "bound", "context_step_t")
+    kernels += fresh(monkeypatch, W, "_in_range", "nested_draw", "choose_lazy")
+    for module, name in ((D, "context_step_t"), (W, "nested_draw"), (W, "choose_lazy")):
+        monkeypatch.setattr(S, name, getattr(module, name))  # the driver imports them by name
+    monkeypatch.setattr(W, "bound", D.bound)
+    fresh(monkeypatch, S, "sample_ngram")
+    sampler = NGramSampler(_model(tmp_path, 3))
+    sampler.python_sentences = 0
+    assert sampler.normalized
+    for opts in (check_options(), check_options(temperature=0.9), check_options(top_k=5)):
+        sampler.sample_batch(8, 1, 0, np.zeros(0, np.int32), opts, threads=1)
+    assert_no_nrt_in_loops(*kernels)
+
+
+def test_dense_draw(monkeypatch):
+    from lmtools.kernels import draw
+    from lmtools.ngram.sample import check_options
+    from lmtools.nn.model import FFNNModel
+    from lmtools.nn.sample import FFNNSampler
+
+    kernels = fresh(monkeypatch, draw, "choose_logits", "draw_weights")
+    r = np.random.default_rng(0)
+    V, ctx, d, H = 12, 2, 5, 7
+    m = FFNNModel(vocab=["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(V - 3)], context=ctx,
+                  E=r.normal(size=(V, d)), W=r.normal(size=(H, ctx * d)), b=r.normal(size=H),
+                  U=r.normal(size=(V, H)), c=r.normal(size=V))
+    for opts in (check_options(), check_options(top_k=3)):
+        FFNNSampler(m).sample_batch(8, 1, 0, np.zeros(0, np.int32), opts)
+    # draw_weights (called once per row, beside an exp of every word, and sorting for top-k and
+    # top-p) may count references on entry and exit; the rows' own loops may not
+    assert_no_nrt_in_loops(*kernels, allow=("draw_weights",))

@@ -38,8 +38,10 @@ ERR_MESSAGES = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fnv1a(buf, start, end):
+    # inlined: the error return of a call kept numba's reference counting of _lookup's arrays
+    # (atomic operations) in parse_section's loop, once per word
     h = FNV_OFFSET
     for i in range(start, end):
         h = (h ^ np.uint64(buf[i])) * FNV_PRIME
@@ -66,90 +68,105 @@ def build_table(pool, offsets):
     return hashes, slots
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _lookup(buf, start, end, hashes, slots, pool, offsets):
+    # One return, and loops that end in their condition: parse_section inlines this for every
+    # word, and a break or early return left numba's reference counting of the arrays (atomic
+    # operations) in its loop.
     h = _fnv1a(buf, start, end)
     mask = np.uint64(hashes.shape[0] - 1)
     j = h & mask
     length = end - start
-    while slots[j] >= 0:
-        if hashes[j] == h:
-            w = slots[j]
-            ps = offsets[w]
-            if offsets[w + 1] - ps == length:
-                same = True
-                for k in range(length):
-                    if buf[start + k] != pool[ps + k]:
-                        same = False
-                        break
-                if same:
-                    return w
+    found = -1
+    while found < 0 and slots[j] >= 0:
+        w = slots[j]
+        ps = offsets[w]
+        if hashes[j] == h and offsets[w + 1] - ps == length:
+            k = 0
+            while k < length and buf[start + k] == pool[ps + k]:
+                k += 1
+            if k == length:
+                found = w
         j = (j + np.uint64(1)) & mask
-    return -1
+    return found
 
 
-@njit(cache=True)
+# states of parse_number's scan
+_N_START, _N_SIGN, _N_INT, _N_FRAC, _N_EXP, _N_ESIGN, _N_EDIG, _N_I, _N_IN, _N_INF, _N_BAD = range(11)
+
+
+@njit(cache=True, inline="always")
 def parse_number(buf, start, end):
     """(ok, value) for the decimal number in buf[start:end] (sign, digits, '.', exponent, inf)."""
-    i = start
+    # One loop over the bytes, which ends in its condition, and one return: parse_section inlines
+    # this for every number, and a return or a read of ``buf`` in only some branches left numba's
+    # reference counting of ``buf`` (atomic operations) in its loop.
     neg = False
-    if i < end and (buf[i] == 45 or buf[i] == 43):  # - +
-        neg = buf[i] == 45
-        i += 1
-    if end - i == 3 and (buf[i] | 32) == 105 and (buf[i + 1] | 32) == 110 and (buf[i + 2] | 32) == 102:
-        return True, (-np.inf if neg else np.inf)
     mant = np.int64(0)
     exp10 = 0
     ndig = 0
-    while i < end and buf[i] >= 48 and buf[i] <= 57:
-        if mant < 100000000000000000:
-            mant = mant * 10 + (buf[i] - 48)
-        else:
-            exp10 += 1
-        ndig += 1
-        i += 1
-    if i < end and buf[i] == 46:  # .
-        i += 1
-        while i < end and buf[i] >= 48 and buf[i] <= 57:
+    eneg = False
+    e = 0
+    state = _N_START
+    i = start
+    while i < end and state != _N_BAD:
+        c = buf[i]
+        digit = c >= 48 and c <= 57
+        if (state == _N_START or state == _N_SIGN or state == _N_INT) and digit:
             if mant < 100000000000000000:
-                mant = mant * 10 + (buf[i] - 48)
+                mant = mant * 10 + (c - 48)
+            else:
+                exp10 += 1
+            ndig += 1
+            state = _N_INT
+        elif state == _N_FRAC and digit:
+            if mant < 100000000000000000:
+                mant = mant * 10 + (c - 48)
                 exp10 -= 1
             ndig += 1
-            i += 1
-    if ndig == 0:
-        return False, 0.0
-    if i < end and (buf[i] == 101 or buf[i] == 69):  # e E
-        i += 1
-        eneg = False
-        if i < end and (buf[i] == 45 or buf[i] == 43):
-            eneg = buf[i] == 45
-            i += 1
-        e = 0
-        nd = 0
-        while i < end and buf[i] >= 48 and buf[i] <= 57:
+        elif (state == _N_EXP or state == _N_ESIGN or state == _N_EDIG) and digit:
             if e < 100000:
-                e = e * 10 + (buf[i] - 48)
-            nd += 1
-            i += 1
-        if nd == 0:
-            return False, 0.0
+                e = e * 10 + (c - 48)
+            state = _N_EDIG
+        elif state == _N_START and (c == 45 or c == 43):  # - +
+            neg = c == 45
+            state = _N_SIGN
+        elif (state == _N_START or state == _N_SIGN or state == _N_INT) and c == 46:  # .
+            state = _N_FRAC
+        elif (state == _N_INT or state == _N_FRAC) and (c == 101 or c == 69):  # e E
+            state = _N_EXP
+        elif state == _N_EXP and (c == 45 or c == 43):
+            eneg = c == 45
+            state = _N_ESIGN
+        elif (state == _N_START or state == _N_SIGN) and (c | 32) == 105:  # inf, any case
+            state = _N_I
+        elif state == _N_I and (c | 32) == 110:
+            state = _N_IN
+        elif state == _N_IN and (c | 32) == 102:
+            state = _N_INF
+        else:
+            state = _N_BAD
+        i += 1
+    ok = state == _N_INF or (ndig > 0 and (state == _N_INT or state == _N_FRAC or state == _N_EDIG))
+    v = 0.0
+    if state == _N_INF:
+        v = np.inf
+    elif ok:
         exp10 += -e if eneg else e
-    if i != end:
-        return False, 0.0
-    v = float(mant)
-    if exp10 > 0:
-        if exp10 <= 22:
-            v = v * 10.0 ** exp10
-        else:
-            v = v * 10.0 ** exp10 if exp10 < 400 else (np.inf if mant != 0 else 0.0)
-    elif exp10 < 0:
-        if exp10 >= -22:
-            v = v / 10.0 ** (-exp10)
-        elif exp10 > -400:
-            v = v / 10.0 ** 22 / 10.0 ** (-exp10 - 22)
-        else:
-            v = 0.0
-    return True, (-v if neg else v)
+        v = float(mant)
+        if exp10 > 0:
+            if exp10 <= 22:
+                v = v * 10.0 ** exp10
+            else:
+                v = v * 10.0 ** exp10 if exp10 < 400 else (np.inf if mant != 0 else 0.0)
+        elif exp10 < 0:
+            if exp10 >= -22:
+                v = v / 10.0 ** (-exp10)
+            elif exp10 > -400:
+                v = v / 10.0 ** 22 / 10.0 ** (-exp10 - 22)
+            else:
+                v = 0.0
+    return ok, (-v if neg and ok else v)
 
 
 @njit(cache=True)
@@ -252,27 +269,44 @@ def _parse_back(m, e10):
     return float(m) / _pow10(-e10)
 
 
+@njit(cache=True, inline="always")
+def _push(t0, t1, t2, n, c):
+    """Append byte c to the text of n bytes packed in t0, t1, t2 (8 bytes each, first byte lowest)."""
+    sh = np.uint64(8 * (n & 7))
+    b = np.uint64(c) << sh
+    if n < 8:
+        t0 |= b
+    elif n < 16:
+        t1 |= b
+    else:
+        t2 |= b
+    return t0, t1, t2, n + 1
+
+
 @njit(cache=True)
-def format_float32(x, out, pos):
-    """Write the shortest decimal form of float32 ``x`` that reads back to x into out[pos:];
-    return the new position. 0 is '0', integers have no '.0', -inf is '-99' (log 0 in ARPA)."""
+def _float32_text(x):
+    """The shortest decimal form of float32 ``x`` that reads back to x, packed as _push packs it:
+    (t0, t1, t2, length). 0 is '0', integers have no '.0', -inf is '-99' (log 0 in ARPA). At most
+    17 bytes: a sign, and 16 digits or '0.000' and 9 digits or 'd.dddddddde-XX'."""
+    # Made in integers, not written to the output here: format_lines writes the bytes in one loop
+    # (_put_text). The kernel it replaces (format_float32, called per value) wrote to its array in
+    # some branches, returned early and made two arrays: numba's reference counting (atomic
+    # operations) and two allocations per value in format_lines' loop.
+    z = np.uint64(0)
+    t0, t1, t2, n = z, z, z, 0
     xf = np.float32(x)
     if xf == 0:
-        out[pos] = 48
-        return pos + 1
+        return _push(t0, t1, t2, n, 48)
     if np.isinf(xf) and xf < 0:
         for c in (45, 57, 57):  # -99
-            out[pos] = c
-            pos += 1
-        return pos
+            t0, t1, t2, n = _push(t0, t1, t2, n, c)
+        return t0, t1, t2, n
     if np.isnan(xf) or np.isinf(xf):
         for c in (110, 97, 110) if np.isnan(xf) else (105, 110, 102):
-            out[pos] = c
-            pos += 1
-        return pos
+            t0, t1, t2, n = _push(t0, t1, t2, n, c)
+        return t0, t1, t2, n
     if xf < 0:
-        out[pos] = 45
-        pos += 1
+        t0, t1, t2, n = _push(t0, t1, t2, n, 45)
         xf = -xf
     v = float(xf)
     e = int(np.floor(np.log10(v)))
@@ -283,77 +317,69 @@ def format_float32(x, out, pos):
         m = np.int64(np.round(v / _pow10(exp10))) if exp10 >= 0 else np.int64(np.round(v * _pow10(-exp10)))
         if np.float32(_parse_back(m, exp10)) == xf:
             break
-    # digits of m
-    digits = np.empty(20, np.uint8)
+    # digits of m, least significant first: digit k is 48 + (d >> 4k & 15) (m has at most 10)
+    d = z
     nd = 0
     mm = m
     while mm > 0:
-        digits[nd] = 48 + mm % 10
+        d |= np.uint64(mm % 10) << np.uint64(4 * nd)
         mm //= 10
         nd += 1
     # strip trailing zeros into the exponent
     start = 0
-    while start < nd - 1 and digits[start] == 48:
+    while start < nd - 1 and (d >> np.uint64(4 * start)) & np.uint64(15) == 0:
         start += 1
         exp10 += 1
     nd_eff = nd - start
-    # value = digits (most significant first: digits[nd-1] .. digits[start]) * 10**exp10
+    # value = digits (most significant first: digit nd-1 .. digit start) * 10**exp10
     point = nd_eff + exp10  # position of the decimal point counted from the first digit
     if -3 <= point <= 16:  # as Python and numpy: scientific below 1e-4 and from 1e16
         if point <= 0:
-            out[pos] = 48
-            out[pos + 1] = 46
-            pos += 2
+            t0, t1, t2, n = _push(t0, t1, t2, n, 48)
+            t0, t1, t2, n = _push(t0, t1, t2, n, 46)
             for _ in range(-point):
-                out[pos] = 48
-                pos += 1
+                t0, t1, t2, n = _push(t0, t1, t2, n, 48)
             for i in range(nd - 1, start - 1, -1):
-                out[pos] = digits[i]
-                pos += 1
+                t0, t1, t2, n = _push(t0, t1, t2, n, 48 + ((d >> np.uint64(4 * i)) & np.uint64(15)))
         else:
             k = 0
             for i in range(nd - 1, start - 1, -1):
                 if k == point:
-                    out[pos] = 46
-                    pos += 1
-                out[pos] = digits[i]
-                pos += 1
+                    t0, t1, t2, n = _push(t0, t1, t2, n, 46)
+                t0, t1, t2, n = _push(t0, t1, t2, n, 48 + ((d >> np.uint64(4 * i)) & np.uint64(15)))
                 k += 1
             while k < point:
-                out[pos] = 48
-                pos += 1
+                t0, t1, t2, n = _push(t0, t1, t2, n, 48)
                 k += 1
     else:  # d.ddde-XX
-        out[pos] = digits[nd - 1]
-        pos += 1
+        t0, t1, t2, n = _push(t0, t1, t2, n, 48 + ((d >> np.uint64(4 * (nd - 1))) & np.uint64(15)))
         if nd_eff > 1:
-            out[pos] = 46
-            pos += 1
+            t0, t1, t2, n = _push(t0, t1, t2, n, 46)
             for i in range(nd - 2, start - 1, -1):
-                out[pos] = digits[i]
-                pos += 1
+                t0, t1, t2, n = _push(t0, t1, t2, n, 48 + ((d >> np.uint64(4 * i)) & np.uint64(15)))
         ex = point - 1
-        out[pos] = 101
-        pos += 1
+        t0, t1, t2, n = _push(t0, t1, t2, n, 101)
         if ex < 0:
-            out[pos] = 45
+            t0, t1, t2, n = _push(t0, t1, t2, n, 45)
             ex = -ex
         else:
-            out[pos] = 43
-        pos += 1
+            t0, t1, t2, n = _push(t0, t1, t2, n, 43)
         if ex < 10:
-            out[pos] = 48
-            pos += 1
-        tmp = np.empty(6, np.uint8)
-        t = 0
-        while ex > 0:
-            tmp[t] = 48 + ex % 10
-            ex //= 10
-            t += 1
-        for i in range(t - 1, -1, -1):
-            out[pos] = tmp[i]
-            pos += 1
-    return pos
+            t0, t1, t2, n = _push(t0, t1, t2, n, 48)
+        if ex >= 10:  # ex <= 45 for a float32: two digits at most
+            t0, t1, t2, n = _push(t0, t1, t2, n, 48 + ex // 10)
+        if ex > 0:
+            t0, t1, t2, n = _push(t0, t1, t2, n, 48 + ex % 10)
+    return t0, t1, t2, n
+
+
+@njit(cache=True, inline="always")
+def _put_text(out, pos, t0, t1, t2, n):
+    """Write the n bytes packed in t0, t1, t2 (_push) into out[pos:]; return the new position."""
+    for k in range(n):
+        t = t0 if k < 8 else (t1 if k < 16 else t2)
+        out[pos + k] = np.uint8((t >> np.uint64(8 * (k & 7))) & np.uint64(255))
+    return pos + n
 
 
 @njit(cache=True)
@@ -363,7 +389,8 @@ def format_lines(ngrams, logprob, backoff, with_backoff, pool, offsets, out):
     pos = 0
     m, n = ngrams.shape
     for i in range(m):
-        pos = format_float32(logprob[i], out, pos)
+        t0, t1, t2, nb = _float32_text(logprob[i])
+        pos = _put_text(out, pos, t0, t1, t2, nb)
         out[pos] = 9
         pos += 1
         for k in range(n):
@@ -377,7 +404,8 @@ def format_lines(ngrams, logprob, backoff, with_backoff, pool, offsets, out):
         if with_backoff:
             out[pos] = 9
             pos += 1
-            pos = format_float32(backoff[i], out, pos)
+            t0, t1, t2, nb = _float32_text(backoff[i])
+            pos = _put_text(out, pos, t0, t1, t2, nb)
         out[pos] = 10
         pos += 1
     return pos

@@ -76,25 +76,23 @@ def bound(ids, base, n, m, q, qs, L, upper):
 
 
 @njit(cache=True, inline="always")
-def context_row(F, hist, qs, j):
-    """Index in F.pr/F.bof of the order-j row hist[qs:qs+j] (j >= 2), or -1 if it is not in the model."""
-    m = F.n_rows[j]
-    if m == 0:
-        return -1
-    base = F.id_base[j]
-    r = bound(F.ids, base, j, m, hist, qs, j, False)
-    if r < m and _cmp_row(F.ids, base + r * j, hist, qs, j) == 0:
-        return F.row_base[j] + r
-    return -1
-
-
-@njit(cache=True, inline="always")
-def backoff(F, hist, qs, j):
-    """Backoff factor of the context hist[qs:qs+j] (1 if it is not in the model)."""
-    if j == 1:
-        return F.uni_bo[hist[qs]]
-    r = context_row(F, hist, qs, j)
-    return F.bof[r] if r >= 0 else 1.0
+def context_row(ids, id_base, row_base, n_rows, hist, qs, j):
+    """Index in pr/bof of the order-j row hist[qs:qs+j] (j >= 2) of the flat model whose arrays these
+    are, or -1 if it is not in the model."""
+    # Arrays, not the FlatModel (each field read from it is an array counted anew), one return,
+    # and a comparison loop that ends in its condition: the walks inline this for every suffix,
+    # and early returns left numba's reference counting of the model's arrays (atomic operations,
+    # a dozen a suffix) in their loops.
+    m = n_rows[j]
+    base = id_base[j]
+    rb = row_base[j]
+    r = bound(ids, base, j, m, hist, qs, j, False)  # 0 when m == 0
+    same = r < m
+    c = 0
+    while same and c < j:
+        same = ids[base + r * j + c] == hist[qs + c]
+        c += 1
+    return rb + r if same else -1
 
 
 @njit(cache=True)
@@ -155,7 +153,7 @@ def context_step_t(F, Ft, order, hist, hs, k, S, gen):
             B *= uni_bo[hist[qs]]
             Bt *= uni_bot[hist[qs]]
         else:
-            r = context_row(F, hist, qs, j)
+            r = context_row(ids, id_base, row_base, n_rows, hist, qs, j)
             if r >= 0:
                 B *= bof[r]
                 Bt *= boft[r]

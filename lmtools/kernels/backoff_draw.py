@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from lmtools.kernels.backoff_distribution import backoff, bound
+from lmtools.kernels.backoff_distribution import bound, context_row
 from lmtools.kernels.draw import first_above, uniform
 from lmtools.vocab import BOS_ID, UNK_ID
 
@@ -83,8 +83,10 @@ def nested_draw(F, order, hist, hs, k, allow_unk, states, s, max_draws, X):
     row_base = F.row_base
     n_rows = F.n_rows
     pr = F.pr
+    bof = F.bof
     cum = F.cum
     uni = F.uni
+    uni_bo = F.uni_bo
     ucum = F.ucum
     lo = X.lo
     hi = X.hi
@@ -107,7 +109,11 @@ def nested_draw(F, order, hist, hs, k, allow_unk, states, s, max_draws, X):
             cb = row_base[n] + n - 2
             a = cum[cb + hi[j]] - cum[cb + lo[j]]
             A[j] = min(max(a, 0.0), 1.0)
-        bf[j] = backoff(F, hist, qs, j)
+        if j == 1:  # the suffix's backoff factor (1 if it is not in the model)
+            bf[j] = uni_bo[hist[qs]]
+        else:
+            r = context_row(ids, id_base, row_base, n_rows, hist, qs, j)
+            bf[j] = bof[r] if r >= 0 else 1.0
     V = uni.shape[0]
     total_uni = ucum[V - 1]
     draws = 0

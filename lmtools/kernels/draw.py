@@ -84,12 +84,13 @@ def choose_logits(Z, rows, opts, states, out_w, out_lp):
     q = np.empty(V, np.float64)
     ln10 = np.log(10.0)
     for i in range(B):
-        z = Z[i]
+        # Z[i, w], not a row taken as z = Z[i]: numba counts references to the view it makes
+        # (atomic operations) on every row
         zmax = -np.inf
         amax = -np.inf
         best = -1
         for w in range(V):
-            x = np.float64(z[w])
+            x = np.float64(Z[i, w])
             if x > zmax:
                 zmax = x
             if w == BOS_ID or (w == UNK_ID and not allow_unk):
@@ -104,7 +105,7 @@ def choose_logits(Z, rows, opts, states, out_w, out_lp):
         if inv_t == 1.0 and zmax - amax < 30.0:  # one pass: the weights give the normalizer too
             tot = 0.0
             for w in range(V):
-                q[w] = np.exp(np.float64(z[w]) - amax)
+                q[w] = np.exp(np.float64(Z[i, w]) - amax)
                 tot += q[w]
             lse = amax + np.log(tot)
             total = tot - q[BOS_ID]
@@ -115,18 +116,18 @@ def choose_logits(Z, rows, opts, states, out_w, out_lp):
         else:
             lse = 0.0
             for w in range(V):
-                lse += np.exp(np.float64(z[w]) - zmax)
+                lse += np.exp(np.float64(Z[i, w]) - zmax)
             lse = zmax + np.log(lse)
             total = 0.0
             for w in range(V):
                 if w == BOS_ID or (w == UNK_ID and not allow_unk):
                     q[w] = 0.0
                 else:
-                    q[w] = np.exp((np.float64(z[w]) - amax) * inv_t)
+                    q[w] = np.exp((np.float64(Z[i, w]) - amax) * inv_t)
                 total += q[w]
         w = best if opts.greedy else draw_weights(q, total, opts.top_k, opts.top_p, states, rows[i])
         out_w[i] = w
-        out_lp[i] = (np.float64(z[w]) - lse) / ln10 if w >= 0 else -np.inf
+        out_lp[i] = (np.float64(Z[i, w]) - lse) / ln10 if w >= 0 else -np.inf
 
 
 @njit(cache=True)

@@ -21,29 +21,36 @@ UNK = 0  # a word without a unigram is scored as <unk> (ngram/model.py)
 @njit(cache=True, inline="always")
 def _child(g, w, word, alive, child_lo, child_hi):
     """The live row extending row g by word w, or -1."""
+    # One return, and the arrays read on every path (the last candidate read in place of one past
+    # the end): lower_logp inlines this in its loops, and an early return or a read under a
+    # condition left numba's reference counting of the arrays (atomic operations) there.
     lo = child_lo[g]
-    hi = child_hi[g]
+    end = child_hi[g]
+    hi = end
     while lo < hi:
         mid = (lo + hi) >> 1
         if word[mid] < w:
             lo = mid + 1
         else:
             hi = mid
-    if lo < child_hi[g] and word[lo] == w and alive[lo]:
-        return lo
-    return -1
+    at = min(lo, word.shape[0] - 1)
+    found = (lo < end) & (word[at] == w) & alive[at]
+    return lo if found else -1
 
 
-@njit(cache=True)
-def _find(ids, start, stop, uni_row, word, alive, child_lo, child_hi):
-    """The live row of the n-gram ids[start:stop], or -1."""
-    g = uni_row[ids[start]]
-    if g < 0 or not alive[g]:
-        return -1
-    for t in range(start + 1, stop):
-        g = _child(g, ids[t], word, alive, child_lo, child_hi)
-        if g < 0:
-            return -1
+@njit(cache=True, inline="always")
+def _find(rows, i, start, stop, uni_row, word, alive, child_lo, child_hi):
+    """The live row of the n-gram rows[i, start:stop], or -1."""
+    # Inlined, the row given by its index (not a slice made per call), one return and a loop that
+    # ends in its condition: as a kernel called per n-gram and context length, it counted references
+    # to its arrays (atomic operations) on every call.
+    g = uni_row[rows[i, start]]
+    live = alive[max(g, 0)]
+    g = g if live else -1
+    t = start + 1
+    while g >= 0 and t < stop:
+        g = _child(g, rows[i, t], word, alive, child_lo, child_hi)
+        t += 1
     return g
 
 
@@ -60,7 +67,7 @@ def lower_logp(rows, uni_row, word, lp, bo, alive, child_lo, child_hi, out):
         done = False
         # contexts rows[i, j:n-1] for j = 1 (h' itself) .. n-2 (one word)
         for j in range(1, n - 1):
-            g = _find(rows[i], j, n - 1, uni_row, word, alive, child_lo, child_hi)
+            g = _find(rows, i, j, n - 1, uni_row, word, alive, child_lo, child_hi)
             if g < 0:
                 continue  # h'[j:] not in the model: no backoff, and no n-gram extends it
             c = _child(g, w, word, alive, child_lo, child_hi)

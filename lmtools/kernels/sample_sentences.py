@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from lmtools.kernels.backoff_distribution import StepBuffers, context_step, context_step_t
+from lmtools.kernels.backoff_distribution import StepBuffers, Tempered, context_step_t
 from lmtools.kernels.backoff_draw import Candidates, Suffixes, choose_lazy, nested_draw
 from lmtools.vocab import EOS_ID
 
@@ -49,6 +49,10 @@ def sample_ngram(F, Ft, U, opts, order, start, states, nested, max_len, n_blocks
     ns = start.shape[0]
     ctx = order - 1
     use_t = Ft.pr.shape[0] == F.pr.shape[0] and opts.inv_t != 1.0
+    # untempered steps: context_step_t with F's own factors into val twice (context_step's way), the
+    # tuples made here once: context_step made them per step, counting references to their arrays
+    # (atomic operations) on every call
+    Fu = Tempered(F.pr, F.bof, F.uni_bo)
     failed = np.zeros(n_blocks, np.int64)
     for blk in prange(n_blocks):
         lo = blk * n // n_blocks
@@ -58,6 +62,7 @@ def sample_ngram(F, Ft, U, opts, order, start, states, nested, max_len, n_blocks
         vt = np.empty(V, np.float64)
         E = np.empty(V, np.int32)
         S = StepBuffers(stamp, val, vt, E)
+        Su = StepBuffers(stamp, val, val, E)
         C = Candidates(np.empty(V, np.float64), np.empty(V, np.int32), np.empty(V, np.float64))
         X = Suffixes(np.empty(order, np.int64), np.empty(order, np.int64), np.empty(order, np.float64),
                      np.empty(order, np.float64))
@@ -79,7 +84,7 @@ def sample_ngram(F, Ft, U, opts, order, start, states, nested, max_len, n_blocks
                     if use_t:
                         nE, B, Bt = context_step_t(F, Ft, order, hist, t - k, k, S, gen)
                     else:
-                        nE, B = context_step(F, order, hist, t - k, k, stamp, gen, val, E)
+                        nE, B, _ = context_step_t(F, Fu, order, hist, t - k, k, Su, gen)
                         Bt = -1.0
                     w = choose_lazy(S, nE, B, Bt, gen, uni, U, opts, states, s, C)
                     if w < 0:
