@@ -19,11 +19,10 @@ from numba import njit
 from lmtools.kernels.rows import compare_rows as _cmp  # lexicographic order of rows
 
 
-def key_layout(id_bound: int, n: int) -> tuple[int, int]:
-    """(bits, columns): how many leading ids of an order-n row ``merge_step`` packs into one int64
-    key, ``bits`` each, for ids below ``id_bound`` (up to 2**31)."""
-    bits = max(1, int(id_bound - 1).bit_length())
-    return bits, max(1, min(n, 63 // bits))
+def key_bits(id_bound: int) -> int:
+    """Bits per id in the packed keys of ``merge_step`` (and partitioned.kway_order) for ids in
+    ``0 .. id_bound - 1`` (up to 2**31): a key holds the first ``63 // bits`` ids of a row."""
+    return max(1, int(id_bound - 1).bit_length())
 
 
 @njit(cache=True)
@@ -115,7 +114,7 @@ def merge_step(rows, counts, pos, hi, more, heap, state, keys, bits, out_rows, o
         binary heap of the runs with buffered rows, smallest head first), ``state`` int64[k + 1] (the
         heap's size, then per run 1 when it is in the heap), ``keys`` int64[k] (per run in the heap,
         its head's packed key); start with zeros.
-    bits : the key layout, ``key_layout(id_bound, n)[0]``: every id in the rows is below
+    bits : ``key_bits(id_bound)``: every id in the rows is below
         ``2**bits`` (an id that is not raises ValueError).
     out_rows, out_counts : the output buffer; rows before ``n_out`` are already merged (the last of
         them may still grow: an equal row coming next is added to it).

@@ -5,6 +5,7 @@ n-gram per row, compared lexicographically."""
 import numpy as np
 from numba import njit
 
+from lmtools.kernels.merge_runs import key_bits
 from lmtools.kernels.rows import compare_rows as _cmp  # lexicographic order of rows
 
 
@@ -302,7 +303,7 @@ def merge_sorted(runs) -> tuple:
     np.cumsum([r[0].shape[0] for r in runs], out=starts[1:])
     merged = np.empty_like(rows)
     low = int(rows.min()) if rows.size else 0
-    bits = max(1, (int(rows.max()) - low).bit_length()) if rows.size else 1
+    bits = key_bits(int(rows.max()) - low + 1) if rows.size else 1
     perm = kway_order(np.ascontiguousarray(rows), starts, merged, low, bits)
     out = [merged]
     for j in range(1, len(runs[0])):

@@ -76,7 +76,7 @@ def merge_sorted_runs(sources: list, n: int, block_rows: int,
     ``block_rows`` rows in increasing order (fresh arrays: the caller may keep them). ``id_bound``:
     every word id is below it (the vocabulary's size; the merge packs that many bits per id into its
     keys); None: any int32 id."""
-    from lmtools.kernels.merge_runs import key_layout, merge_step
+    from lmtools.kernels.merge_runs import key_bits, merge_step
 
     k = len(sources)
     B = block_rows
@@ -99,7 +99,7 @@ def merge_sorted_runs(sources: list, n: int, block_rows: int,
     heap = np.zeros(k, np.int64)
     state = np.zeros(k + 1, np.int64)
     keys = np.zeros(k, np.int64)
-    bits, _ = key_layout(min(id_bound or ID_LIMIT, ID_LIMIT), n)
+    bits = key_bits(min(id_bound or ID_LIMIT, ID_LIMIT))
     n_out = 0
     while True:
         n_out, need = merge_step(rows, counts, pos, hi, more, heap, state, keys, bits, out_rows, out_counts,
