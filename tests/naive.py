@@ -45,3 +45,26 @@ def count_ngrams(sents: list[list[str]], order: int) -> list[Counter]:
                 tables[n - 1][tuple(toks[i:i + n])] += 1
     tables[0][("<unk>",)] += 0
     return tables
+
+
+def pack_chunks(rows: list[tuple[int, ...]], counts: list[int], chunk_rows: int) -> list[int]:
+    """lmtools.kernels.bitpack.pack_chunks as a list of 64-bit words: per chunk of at most
+    ``chunk_rows`` records, a header word (records | id bits << 32 | count bits << 40), the count
+    of data words, then the records as one integer, each record's ids then its count, every value
+    at its chunk's width above the bits of the values before it, cut into 64-bit words."""
+    words = []
+    for a in range(0, len(rows), chunk_rows):
+        chunk = list(zip(rows[a:a + chunk_rows], counts[a:a + chunk_rows]))
+        id_bits = max(1, max(max(r) for r, _ in chunk).bit_length())
+        count_bits = max(1, max(c for _, c in chunk).bit_length())
+        big, at = 0, 0
+        for r, c in chunk:
+            for x in r:
+                big |= x << at
+                at += id_bits
+            big |= c << at
+            at += count_bits
+        k = (at + 63) // 64
+        words += [len(chunk) | id_bits << 32 | count_bits << 40, k]
+        words += [(big >> (64 * i)) & (2**64 - 1) for i in range(k)]
+    return words

@@ -609,21 +609,32 @@ def test_signal_during_the_merge_leaves_nothing(tmp_path, signum):
     assert not out.exists() and [x for x in os.listdir(tmp_path) if x != "t"] == []
 
 
-@pytest.mark.parametrize("narrow", [False, True])
-def test_runs_hold_counts_as_uint32_when_narrow(tmp_path, narrow):
-    """A narrow run writes its counts as uint32 (half the bytes) and reads them back as int64; a count
-    that does not fit is refused, never cut."""
+@pytest.mark.parametrize("top", [50, 1 << 31])
+def test_runs_are_packed_at_the_bits_they_need(tmp_path, top):
+    """A run holds its ids and counts at the bit lengths of each chunk's largest (a 3-gram of ids
+    below 64 and counts below 2**32: 3 * 6 + 32 bits, not 3 * 32 + 64) and reads back exactly what
+    was written, across chunk and block boundaries, counts of 2**32 and more included; a negative
+    count is refused, never cut."""
+    from lmtools.io import countstream
     from lmtools.io.countstream import RunFile, SpillDir
+    from lmtools.kernels.bitpack import HEADER_WORDS
 
     rng = np.random.default_rng(7)
-    rows = np.sort(rng.integers(0, 50, size=(3000, 3)).astype(np.int32), axis=0)
-    counts = rng.integers(1, 1 << 31, size=3000).astype(np.int64) * 2  # up to 2**32 - 2
+    m = countstream.CHUNK_ROWS + 3000
+    rows = rng.integers(0, min(top, 64), size=(m, 3)).astype(np.int32)
+    rows = rows[np.lexsort(rows.T[::-1])]  # (columns 2 and 3 of every chunk reach 63: 6 bits)
+    counts = rng.integers(1 << 30, 1 << 31, size=m).astype(np.int64) * 2  # 32 bits
+    if top > 64:
+        rows[-1] = top - 1
+        counts[-5:] = [1 << 32, 1 << 40, (1 << 62) + 5, 3, (1 << 63) - 1]
     with SpillDir(str(tmp_path)) as spill:
-        run = RunFile(spill, 3, narrow)
+        run = RunFile(spill, 3)
         run.append(rows[:1000], counts[:1000])
         run.append(rows[1000:], counts[1000:])
         run.finish()
-        assert os.path.getsize(run.counts_path) == 3000 * (4 if narrow else 8)
+        if top == 50:  # chunks of 1000, CHUNK_ROWS and 2000 records: 3 * 6 + 32 bits each, plus headers
+            words = sum(-(-k * 50 // 64) + HEADER_WORDS for k in (1000, countstream.CHUNK_ROWS, 2000))
+            assert os.path.getsize(run.path) == 8 * words == run.nbytes
         reader = run.reader()
         got_rows, got = np.empty((700, 3), np.int32), np.empty(700, np.int64)
         seen_rows, seen = [], []
@@ -632,6 +643,5 @@ def test_runs_hold_counts_as_uint32_when_narrow(tmp_path, narrow):
             seen.append(got[:k].copy())
         reader.close()
         assert np.array_equal(np.concatenate(seen_rows), rows) and np.array_equal(np.concatenate(seen), counts)
-        if narrow:
-            with pytest.raises(ValueError):
-                RunFile(spill, 3, True).append(rows[:1], np.array([1 << 32], np.int64))
+        with pytest.raises(ValueError):
+            RunFile(spill, 3).append(rows[:1], np.array([-1], np.int64))

@@ -228,6 +228,24 @@ def test_counting(monkeypatch):
     assert_no_nrt_in_loops(*kernels)
 
 
+def test_packing_of_runs(monkeypatch, tmp_path):
+    from lmtools.io.countstream import RunFile, SpillDir
+    from lmtools.kernels import bitpack
+
+    # pack_chunks is not checked: it hands its arrays to chunk_widths and pack_chunk (checked) once
+    # per chunk of thousands of records
+    kernels = fresh(monkeypatch, bitpack, "chunk_widths", "pack_chunk", "unpack_rows", "pack_chunks")
+    rng = np.random.default_rng(4)
+    rows, counts = rng.integers(0, 900, (500, 4)).astype(np.int32), rng.integers(0, 99, 500).astype(np.int64)
+    with SpillDir(str(tmp_path)) as spill:
+        run = RunFile(spill, 4)
+        run.append(rows, counts)
+        reader = run.finish().reader()
+        reader.read_into(np.empty((500, 4), np.int32), np.empty(500, np.int64))
+        reader.close()
+    assert_no_nrt_in_loops(*kernels[:3])
+
+
 def _model(tmp_path, order):
     """A small Kneser-Ney model of a few Shakespeare lines."""
     from lmtools.ngram.counting import count_levels

@@ -63,9 +63,19 @@ def row_bytes(n: int) -> int:
     return 4 * n + 8
 
 
+def chunk_bytes(n: int) -> int:
+    """Bytes of a run reader's buffer for one packed chunk of order n, at most (31-bit ids and
+    63-bit counts)."""
+    from lmtools.io.countstream import CHUNK_ROWS
+    from lmtools.kernels.bitpack import words_for
+
+    return 8 * words_for(CHUNK_ROWS, n, 31, 63)
+
+
 def merge_block_rows(k: int, n: int, budget: int) -> int:
-    """Rows buffered per run when k runs of order n are merged in ``budget`` bytes (and the output)."""
-    rows = budget // max(1, (k + 1) * row_bytes(n))
+    """Rows buffered per run when k runs of order n are merged in ``budget`` bytes (and the output);
+    each run's reader also holds one packed chunk (``chunk_bytes``)."""
+    rows = max(0, budget - k * chunk_bytes(n)) // max(1, (k + 1) * row_bytes(n))
     return int(min(MERGE_BLOCK_ROWS, max(MIN_MERGE_ROWS, rows)))
 
 
@@ -150,9 +160,8 @@ class ExternalSorter:
     rows: beyond it the buffer is sorted and written as a run. ``add_run`` takes rows already sorted
     and summed (a stream of blocks) straight to a run. ``result`` merges everything."""
 
-    def __init__(self, n: int, spill: SpillDir, limit: int, narrow: bool = False):
+    def __init__(self, n: int, spill: SpillDir, limit: int):
         self.n, self.spill, self.limit = n, spill, limit
-        self.narrow = narrow  # every count (and sum of counts) below 2**32: runs hold them as uint32
         self.rows: list[np.ndarray] = []
         self.counts: list[np.ndarray] = []
         self.buffered = 0
@@ -173,13 +182,13 @@ class ExternalSorter:
             return
         rows, counts = sort_and_sum(np.concatenate(self.rows), np.concatenate(self.counts))
         self.rows, self.counts, self.buffered = [], [], 0
-        run = RunFile(self.spill, self.n, self.narrow)
+        run = RunFile(self.spill, self.n)
         run.append(rows, counts)
         self.runs.append(run.finish())
 
     def add_run(self, blocks) -> None:
         """A sorted, summed stream of (rows, counts) blocks: written as one run."""
-        run = RunFile(self.spill, self.n, self.narrow)
+        run = RunFile(self.spill, self.n)
         self.runs.append(run)
         for rows, counts in blocks:
             run.append(rows, counts)
@@ -193,14 +202,14 @@ class ExternalSorter:
             rows, counts = sort_and_sum(np.concatenate(self.rows), np.concatenate(self.counts))
             self.rows, self.counts, self.buffered = [], [], 0
             if not self.runs:  # it all fitted: one run, written straight
-                run = RunFile(self.spill, self.n, self.narrow)
+                run = RunFile(self.spill, self.n)
                 run.append(rows, counts)
                 return run.finish()
             sources.append(_MemorySource(rows, counts))
         if len(self.runs) == 1 and not sources:
             return self.runs[0]
         readers = [r.reader() for r in self.runs]
-        out = RunFile(self.spill, self.n, self.narrow)
+        out = RunFile(self.spill, self.n)
         try:
             B = merge_block_rows(len(readers) + len(sources), self.n, budget)
             for rows, counts in merge_sorted_runs(readers + sources, self.n, B, id_bound):
@@ -417,11 +426,6 @@ class SpillingCounter(NgramCounter):
         self.spill_tables()
         return self._restore_history(history, carry)
 
-    def narrow(self) -> bool:
-        """Do the counts fit in uint32? An n-gram is counted at most once per token (and sentence end)
-        counted so far, and a merge or a vocabulary restriction sums counts of distinct positions."""
-        return self.tokens + self.sentences <= 0xFFFFFFFF
-
     def spill_tables(self, reuse: bool = True) -> None:
         """Sort the tables (orders 2..N) into one run each and empty them (``reuse``: for more
         counting; the last spill leaves them as they are, their memory going to the merge)."""
@@ -440,7 +444,7 @@ class SpillingCounter(NgramCounter):
                 keep_rows, cnt = rows.copy(), cnt.copy()
                 m = sum_sorted(keep_rows, cnt, keep_rows, cnt)
                 keep_rows, cnt = keep_rows[:m], cnt[:m]
-            run = RunFile(self.spill, k + 2, self.narrow())
+            run = RunFile(self.spill, k + 2)
             run.append(keep_rows, cnt)
             self.runs[k].append(run.finish())
             del keep_rows, cnt, order
@@ -471,20 +475,20 @@ class SpillingCounter(NgramCounter):
             uni = np.bincount(remap, weights=uni, minlength=len(vocab)).astype(np.int64)
         for k, runs in enumerate(self.runs):
             n = k + 2
-            sorter = ExternalSorter(n, self.spill, self.budget // 2, self.narrow())
+            sorter = ExternalSorter(n, self.spill, self.budget // 2)
             sorter.runs = runs
             run = sorter.result(self.budget, V)
             if remap is not None:
-                run = _remapped(run, remap, self.spill, self.budget, self.narrow())
+                run = _remapped(run, remap, self.spill, self.budget)
             merged.append(run)
         self.runs = []
         return SortedCounts(vocab=list(vocab), unigrams=uni, runs=merged, tokens=self.tokens,
                             sentences=self.sentences, spills=self.spills, spill=self.spill)
 
 
-def _remapped(run: RunFile, remap: np.ndarray, spill: SpillDir, budget: int, narrow: bool = False) -> RunFile:
+def _remapped(run: RunFile, remap: np.ndarray, spill: SpillDir, budget: int) -> RunFile:
     """A sorted run with its word ids mapped through ``remap``, sorted and summed again."""
-    sorter = ExternalSorter(run.n, spill, budget // 2, narrow)
+    sorter = ExternalSorter(run.n, spill, budget // 2)
     reader = run.reader()
     B = merge_block_rows(1, run.n, budget)
     remap32 = remap.astype(np.int32)
