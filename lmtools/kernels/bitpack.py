@@ -54,16 +54,13 @@ def chunk_widths(rows, counts, lo, hi):
 
 @njit(cache=True)
 def pack_chunk(rows, counts, lo, hi, id_bits, count_bits, words, at):
-    """Pack records lo..hi-1 into ``words[at:]`` (words_for(hi - lo, ...) words, zeroed here first);
-    every id must be below 2**id_bits and every count below 2**count_bits (chunk_widths)."""
+    """Pack records lo..hi-1 into ``words[at:]`` (words_for(hi - lo, ...) words); every id must be
+    below 2**id_bits and every count below 2**count_bits (chunk_widths). Returns the next free word."""
     n = rows.shape[1]
-    rec = n * id_bits + count_bits
-    end = at + ((hi - lo) * rec + 63) // 64
-    for q in range(at, end):
-        words[q] = np.uint64(0)
-    base = at * 64
+    acc = np.uint64(0)  # the bits not yet stored, the lowest first
+    held = 0
+    q = at
     for i in range(lo, hi):
-        pos = base + (i - lo) * rec
         for c in range(n + 1):
             if c < n:
                 v = np.uint64(rows[i, c])
@@ -71,37 +68,51 @@ def pack_chunk(rows, counts, lo, hi, id_bits, count_bits, words, at):
             else:
                 v = np.uint64(counts[i])
                 w = count_bits
-            q = pos >> 6
-            o = pos & 63
-            words[q] |= v << np.uint64(o)
-            if o + w > 64:
-                words[q + 1] |= v >> np.uint64(64 - o)
-            pos += w
-    return end
+            acc |= v << np.uint64(held)
+            if held + w >= 64:
+                words[q] = acc
+                q += 1
+                rest = held + w - 64  # bits of v that did not fit
+                acc = v >> np.uint64(w - rest) if rest > 0 else np.uint64(0)
+                held = rest
+            else:
+                held += w
+    if held > 0:
+        words[q] = acc
+        q += 1
+    return q
 
 
 @njit(cache=True)
 def unpack_rows(words, first, k, id_bits, count_bits, rows, counts, out):
     """Records first..first+k-1 of the chunk whose words start at ``words[0]`` into
     ``rows[out:out + k]`` (int32, n columns) and ``counts[out:out + k]``."""
+    if k <= 0:
+        return
     n = rows.shape[1]
-    rec = n * id_bits + count_bits
-    id_mask = (np.uint64(1) << np.uint64(id_bits)) - np.uint64(1)
-    count_mask = (np.uint64(1) << np.uint64(count_bits)) - np.uint64(1)
+    pos = first * (n * id_bits + count_bits)
+    q = pos >> 6
+    cur = words[q] >> np.uint64(pos & 63)  # the bits not yet read, the next lowest
+    avail = 64 - (pos & 63)
+    q += 1
     for i in range(k):
-        pos = (first + i) * rec
         for c in range(n + 1):
             w = id_bits if c < n else count_bits
-            q = pos >> 6
-            o = pos & 63
-            v = words[q] >> np.uint64(o)
-            if o + w > 64:
-                v |= words[q + 1] << np.uint64(64 - o)
+            mask = (np.uint64(1) << np.uint64(w)) - np.uint64(1)
+            if avail >= w:
+                v = cur & mask
+                cur = cur >> np.uint64(w) if avail > w else np.uint64(0)
+                avail -= w
+            else:  # the value goes on in the next word (avail < w <= 63)
+                nxt = words[q]
+                q += 1
+                v = (cur | (nxt << np.uint64(avail))) & mask
+                cur = nxt >> np.uint64(w - avail)
+                avail = 64 - (w - avail)
             if c < n:
-                rows[out + i, c] = np.int32(v & id_mask)
+                rows[out + i, c] = np.int32(v)
             else:
-                counts[out + i] = np.int64(v & count_mask)
-            pos += w
+                counts[out + i] = np.int64(v)
 
 
 HEADER_WORDS = 2  # a chunk's header: k | id_bits << 32 | count_bits << 40, then its word count
