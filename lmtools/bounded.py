@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from lmtools.errors import LmError
+from lmtools.io.countstream import PackedRows, RunFile
 from lmtools.io.spill import BlockWriter, DiskArray
 from lmtools.ngram.model import NGramModel
 from lmtools.ngram.partition import partition_of_rows
@@ -56,6 +57,37 @@ def choose_parts(sizes: list[int] | None, budget: int) -> int:
         return 64
     need = BYTES_PER_NGRAM * sum(int(s) for s in sizes[1:])
     return int(min(MAX_PARTS, max(1, math.ceil(3 * need / max(budget, 1)))))
+
+
+class _RunRows:
+    """The rows of a partition's counts run (io.countstream.RunFile), read by ``_block_reader`` as the
+    rows of its pass-2 result (nothing was pruned: they are the same rows) front to back."""
+
+    def __init__(self, run):
+        self.run = run
+        self._reader = None
+        self._at = 0
+
+    def __len__(self) -> int:
+        return self.run.m
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if start != self._at:
+            raise ValueError("the rows of a run are read in turn")
+        if self._reader is None:
+            self._reader = self.run.reader()
+        k = max(0, min(stop, self.run.m) - start)
+        rows, counts = np.empty((k, self.run.n), np.int32), np.empty(k, np.int64)
+        if self._reader.read_into(rows, counts) != k:
+            raise OSError(f"{self.run.path}: spilled data cut short")
+        self._at += k
+        return rows
+
+    def remove(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self.run.delete()
 
 
 def _block_reader(arrays: list[DiskArray], rows: int) -> Iterator[tuple]:
@@ -104,10 +136,8 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
     unigrams = None
     writers: dict = {}
     seen_orders = set()
-    # an n-gram is counted at most once per token or sentence end: below 2**32 of them, the counts go
-    # to disk as uint32 (a third less to write and read back twice: 0.34 GB at 40M tokens)
+    # an n-gram is counted at most once per token or sentence end
     positions = int(head.tokens) + int(head.sentences)
-    count_dtype = np.uint32 if 0 < positions <= np.iinfo(np.uint32).max else np.int64
     for n, rows, counts in blocks:
         if n > N:
             continue
@@ -115,7 +145,7 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
         if n == 1:
             unigrams = counts.astype(np.int64) if unigrams is None else np.concatenate([unigrams, counts])
             continue
-        if count_dtype is np.uint32 and counts.size and (int(counts.max()) > positions or int(counts.min()) < 0):
+        if counts.size and ((positions > 0 and int(counts.max()) > positions) or int(counts.min()) < 0):
             raise LmError(f"the counts are inconsistent: an n-gram of order {n} is counted more often than "
                           f"the {positions} tokens and sentence ends of the header", "recreate them with lm-count")
         pid = partition_of_rows(rows, P).astype(np.int16 if P <= 32767 else np.int32)
@@ -126,22 +156,20 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
             if lo == hi:
                 continue
             key = (p, n)
-            if key not in writers:
-                writers[key] = (BlockWriter(space, f"count-p{p}-o{n}-rows", np.int32, n),
-                                BlockWriter(space, f"count-p{p}-o{n}-counts", count_dtype))
+            if key not in writers:  # rows and counts packed at the bits they need
+                writers[key] = RunFile(space, n, f"count-p{p}-o{n}", behind=True)
             sel = perm[lo:hi]
-            writers[key][0].append(rows[sel])
-            writers[key][1].append(counts[sel])
+            writers[key].append(rows[sel], counts[sel])
     if unigrams is None or unigrams.shape[0] != V:
         raise LmError("the counts are inconsistent: unigrams must list every word id once, in order",
                       "recreate them with lm-count")
-    stored = {key: (w[0].close(), w[1].close()) for key, w in writers.items()}
+    stored = {key: w.finish() for key, w in writers.items()}
     uni = Unigrams(vocab=list(head.vocab), counts=unigrams, order=N, tokens=int(head.tokens),
                    sentences=int(head.sentences), provenance=dict(head.provenance or {}), text=head.text)
-    largest = max((sum(stored[k][0].nbytes + stored[k][1].nbytes for k in stored if k[0] == p) for p in range(P)),
+    largest = max((sum(stored[k].nbytes for k in stored if k[0] == p) for p in range(P)),
                   default=0)
     note(f"{P} partitions on disk; the largest holds {largest / 2**20:.0f} MiB of counts")
-    top = max((sum(len(stored[k][0]) for k in stored if k[0] == p) for p in range(P)), default=0)
+    top = max((sum(stored[k].m for k in stored if k[0] == p) for p in range(P)), default=0)
     if BYTES_PER_NGRAM * top > budget and warn is not None:
         # one next-to-last word's n-grams cannot be split: a partition is read whole, whatever its size
         warn(f"the largest partition ({top} n-grams) needs about {BYTES_PER_NGRAM * top / 2**20:.0f} MiB, "
@@ -151,9 +179,9 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
         g, c = [], []
         for n in range(2, N + 1):
             if (p, n) in stored:
-                rows, counts = stored[(p, n)]
-                g.append(rows.load())
-                c.append(counts.load().astype(np.int64))
+                rows, counts = stored[(p, n)].load()
+                g.append(rows)
+                c.append(counts)
             else:
                 g.append(np.zeros((0, n), np.int32))
                 c.append(np.zeros(0, np.int64))
@@ -210,18 +238,20 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
                 if what == "rows" and (p, n) in stored and arr is part.ngrams[n - 2]:
                     # nothing pruned: the rows are the partition's own, already on disk (the merge
                     # reads and removes that file: 1.4 GB less written at 40M tokens)
-                    out.append(stored[(p, n)][0])
+                    out.append(_RunRows(stored[(p, n)]))
                     reused.add((p, n))
                     continue
-                w = BlockWriter(space, f"model-p{p}-o{n}-{what}", arr.dtype, arr.shape[1] if arr.ndim == 2 else None)
+                if what in ("rows", "ctx"):  # rows of word ids: packed (io.countstream.PackedRows), half the bytes
+                    w = PackedRows(space, f"model-p{p}-o{n}-{what}", arr.shape[1])
+                else:
+                    w = BlockWriter(space, f"model-p{p}-o{n}-{what}", arr.dtype, arr.shape[1] if arr.ndim == 2 else None)
                 w.append(arr)
                 out.append(w.close())
             results[(p, n)] = out
         del part, res, index
-    for key, (rows, counts) in stored.items():
+    for key, run in stored.items():
         if key not in reused:
-            rows.remove()
-        counts.remove()
+            run.delete()
 
     # 4. merge, order by order
     return merge_results(results, uni, glob, enlarged, P, space, merge_block(budget, P, N))
@@ -268,7 +298,7 @@ def merge_results(results: dict, uni: Unigrams, glob, enlarged: list, P: int, sp
         if n >= 2:
             sources = [_block_reader(results[(p, n)][:2], block) for p in range(P) if (p, n) in results]
             # the model's arrays: their checksums made as they are written (the model writer's)
-            rows_w = BlockWriter(space, f"final-o{n}-rows", np.int32, n, checksum=True)
+            rows_w = PackedRows(space, f"final-o{n}-rows", n, checksum=True)  # packed: half the bytes
             lp_w = BlockWriter(space, f"final-o{n}-lp", np.float32, checksum=True)
             bo_w = BlockWriter(space, f"final-o{n}-bo", np.float32, checksum=True)
             ctx = None

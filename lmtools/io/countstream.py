@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
@@ -146,21 +147,30 @@ class RunFile:
     that of its largest count. A 5-gram of a 10k-word vocabulary takes about 11 bytes instead of the
     24 of int32 ids and a uint32 count: less than half the bytes to write and read back."""
 
-    def __init__(self, spill: SpillDir, n: int):
+    def __init__(self, spill: SpillDir, n: int, stem: str | None = None, behind: bool = False):
         self.spill, self.n, self.m = spill, n, 0
-        self.path = spill.new_file(f"o{n}-run")
+        self.path = spill.new_file(stem or f"o{n}-run")
         self.nbytes = 0
         self._w = None
         self._words = None  # the packing buffer, kept for the next append
+        # ``behind``: the writes go to the writer thread (io.writebehind), each piece in a buffer of
+        # its own; readers wait for them
+        self._behind = None if not behind else False
 
     def _open_write(self):
         try:
-            self._w = open(self.path, "wb")
+            f = open(self.path, "wb")
         except OSError as e:
             raise temp_error(self.spill.base, e) from None
+        if self._behind is False:
+            from lmtools.io.writebehind import Behind
+
+            self._behind = self._w = Behind(f, self.spill)
+        else:
+            self._w = f
 
     def append(self, rows: np.ndarray, counts: np.ndarray) -> None:
-        from lmtools.kernels.bitpack import pack_chunks, piece_words
+        from lmtools.kernels.bitpack import pack_chunks, packed_words, piece_words
 
         if self._w is None:
             self._open_write()
@@ -173,19 +183,25 @@ class RunFile:
             raise ValueError(f"a run of order {self.n} given rows {rows.shape} and counts {counts.shape}")
         for lo in range(0, m, PIECE_ROWS):
             hi = min(m, lo + PIECE_ROWS)
-            need = piece_words(hi - lo, self.n, CHUNK_ROWS)
-            if self._words is None or self._words.shape[0] < need:
-                self._words = np.empty(piece_words(PIECE_ROWS, self.n, CHUNK_ROWS), np.uint64)
-            used = pack_chunks(rows, counts, lo, hi, CHUNK_ROWS, self._words)
-            data = memoryview(self._words[:used]).cast("B")
+            if self._behind is not None:  # a buffer given away to the writer thread: its exact size
+                words = np.empty(packed_words(rows, counts, lo, hi, CHUNK_ROWS), np.uint64)
+            else:
+                need = piece_words(hi - lo, self.n, CHUNK_ROWS)
+                if self._words is None or self._words.shape[0] < need:
+                    self._words = np.empty(piece_words(PIECE_ROWS, self.n, CHUNK_ROWS), np.uint64)
+                words = self._words
+            used = pack_chunks(rows, counts, lo, hi, CHUNK_ROWS, words)
             try:
-                self._w.write(data)
+                if self._behind is not None:
+                    self._w.write(words)
+                else:
+                    self._w.write(memoryview(words[:used]).cast("B"))
             except OSError as e:
                 self.close()
                 raise temp_error(self.spill.base, e) from None
             self.m += hi - lo
-            self.nbytes += len(data)
-            self.spill.wrote(len(data))
+            self.nbytes += 8 * used
+            self.spill.wrote(8 * used)
 
     def finish(self) -> "RunFile":
         """Close the file for writing (flushing it: a full disk shows here)."""
@@ -202,25 +218,129 @@ class RunFile:
 
     def close(self) -> None:
         self._words = None
-        if self._w is not None:
+        if self._behind:
+            self._behind.abandon()
+        elif self._w is not None:
             try:
                 self._w.close()
             except OSError:
                 pass
-            self._w = None
+        self._w = None
+
+    def wait(self) -> None:
+        """Return once the writer thread has written everything (behind); raise a failed write."""
+        if self._behind:
+            try:
+                self._behind.wait()
+            except OSError as e:
+                raise temp_error(self.spill.base, e) from None
 
     def reader(self) -> "RunReader":
         return RunReader(self)
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole run: rows (m, n) int32 and counts int64."""
+        rows, counts = np.empty((self.m, self.n), np.int32), np.empty(self.m, np.int64)
+        reader = self.reader()
+        try:
+            reader.read_into(rows, counts)
+        finally:
+            reader.close()
+        return rows, counts
 
     def delete(self) -> None:
         self.close()
         self.spill.delete(self.path)
 
 
+class PackedRows:
+    """An int32 array of rows (m, n) on disk, packed as a run with no counts (``RunFile``: a count of
+    0 takes one bit), with the reading side of io.spill.DiskArray: ``read(start, stop)`` (fast in
+    turn), ``load()``, ``chunks(max_bytes)``, ``remove()``; ``crc32`` (with ``checksum``): of the int32
+    bytes appended, which the model writer puts in the array's descriptor. Written through the
+    writer thread (io.writebehind)."""
+
+    def __init__(self, spill: SpillDir, stem: str, n: int, checksum: bool = False):
+        self.run = RunFile(spill, n, stem, behind=True)
+        self.dtype = np.dtype(np.int32)
+        self.crc32 = 0 if checksum else None
+        self._reader: RunReader | None = None
+        self._at = 0
+        self._zeros = np.zeros(0, np.uint8)
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=np.int32)
+        if self._zeros.shape[0] < rows.shape[0]:
+            self._zeros = np.zeros(rows.shape[0], np.uint8)
+        self.run.append(rows, self._zeros[:rows.shape[0]])
+        if self.crc32 is not None and rows.size:
+            self.crc32 = zlib.crc32(memoryview(rows.reshape(-1)).cast("B"), self.crc32)
+
+    def close(self) -> "PackedRows":
+        self.run.finish()
+        self._zeros = np.zeros(0, np.uint8)
+        return self
+
+    @property
+    def shape(self) -> tuple:
+        return (self.run.m, self.run.n)
+
+    ndim = 2
+
+    @property
+    def size(self) -> int:
+        return self.run.m * self.run.n
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.size
+
+    @property
+    def row_items(self) -> int:
+        return self.run.n
+
+    def __len__(self) -> int:
+        return self.run.m
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 (a copy in memory); reading in turn reads the file once."""
+        start, stop = max(0, start), min(stop, self.run.m)
+        if self._reader is None or start < self._at:
+            if self._reader is not None:
+                self._reader.close()
+            self._reader, self._at = self.run.reader(), 0
+        rows = np.empty((max(0, stop - start), self.run.n), np.int32)
+        counts = np.empty(rows.shape[0], np.int64)
+        while self._at < start:  # skipped (a reader starting further on)
+            skip = min(start - self._at, 1 << 16)
+            self._reader.read_into(np.empty((skip, self.run.n), np.int32), np.empty(skip, np.int64))
+            self._at += skip
+        got = self._reader.read_into(rows, counts)
+        if got != rows.shape[0]:
+            raise OSError(errno.EIO, "a temporary file is shorter than written")
+        self._at += got
+        return rows
+
+    def load(self) -> np.ndarray:
+        return self.read(0, self.run.m)
+
+    def chunks(self, max_bytes: int = 64 << 20):
+        step = max(1, max_bytes // (4 * self.run.n))
+        for a in range(0, self.run.m, step):
+            yield self.read(a, a + step)
+
+    def remove(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self.run.delete()
+
+
 class RunReader:
     """Reads a run front to back, ``read_into`` a block at a time (one packed chunk in memory)."""
 
     def __init__(self, run: RunFile):
+        run.wait()
         self.run, self.left = run, run.m
         self._words = np.empty(0, np.uint64)
         self._head = np.empty(2, np.uint64)

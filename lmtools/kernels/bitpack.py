@@ -139,3 +139,15 @@ def pack_chunks(rows, counts, lo, hi, chunk_rows, words):
         words[at + 1] = np.uint64(used)
         at = pack_chunk(rows, counts, a, b, id_bits, count_bits, words, at + HEADER_WORDS)
     return at
+
+
+@njit(cache=True)
+def packed_words(rows, counts, lo, hi, chunk_rows):
+    """The words ``pack_chunks`` writes for records lo..hi-1."""
+    n = rows.shape[1]
+    total = 0
+    for a in range(lo, hi, chunk_rows):
+        b = min(hi, a + chunk_rows)
+        id_bits, count_bits = chunk_widths(rows, counts, a, b)
+        total += HEADER_WORDS + ((b - a) * (n * id_bits + count_bits) + 63) // 64
+    return total
