@@ -110,7 +110,9 @@ def estimate_bounded(head, blocks: Iterable[tuple], space, budget: int, **option
     outlive the model's writing); order 1 is in memory. A failure to write or read the temporary
     files (a full disk, a vanished directory) is one LmError."""
     from lmtools.io.countstream import temp_error
+    from lmtools.memory import keep_freed_memory
 
+    keep_freed_memory()  # one partition after another reuses the memory of the one before
     try:
         return _estimate(head, blocks, space, budget, **options)
     except OSError as e:

@@ -37,7 +37,7 @@ from lmtools.io.models import LAYOUT_SORTED, narrow_counts
 from lmtools.io.writebehind import wait_all
 
 BLOCK_ROWS = 1 << 16  # n-grams per block of the sorted count stream (a few MB at order 5)
-CHUNK_ROWS = 1 << 15  # n-grams per packed chunk of a run (each chunk has its own widths)
+CHUNK_ROWS = 1 << 13  # n-grams per packed chunk of a run (each has its own widths; a reader holds one)
 PIECE_ROWS = 1 << 18  # n-grams packed per write of a run
 
 

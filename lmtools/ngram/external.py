@@ -343,6 +343,9 @@ class SpillingCounter(NgramCounter):
     sorted runs into ``spill`` as needed."""
 
     def __init__(self, order: int, budget: int, spill: SpillDir):
+        from lmtools.memory import keep_freed_memory
+
+        keep_freed_memory()  # each spill sorts into the memory the spill before used
         super().__init__(order)
         self.budget = budget
         self.limit = int(budget * TABLE_SHARE)
@@ -568,6 +571,9 @@ def merge_external(sources, budget: int, spill: SpillDir, names: list[str] | Non
     from lmtools.ngram.merge import check_same_reading
     from lmtools.vocab import SPECIALS
 
+    from lmtools.memory import keep_freed_memory
+
+    keep_freed_memory()  # (as SpillingCounter)
     names = list(names or [])
     vocab = list(SPECIALS)
     index = {w: i for i, w in enumerate(vocab)}
