@@ -447,7 +447,7 @@ class SpillingCounter(NgramCounter):
                 keep_rows, cnt = rows.copy(), cnt.copy()
                 m = sum_sorted(keep_rows, cnt, keep_rows, cnt)
                 keep_rows, cnt = keep_rows[:m], cnt[:m]
-            run = RunFile(self.spill, k + 2)
+            run = RunFile(self.spill, k + 2, behind=True)  # written by the writer thread while counting goes on
             run.append(keep_rows, cnt)
             self.runs[k].append(run.finish())
             del keep_rows, cnt, order
