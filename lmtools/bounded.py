@@ -42,10 +42,11 @@ from lmtools.ngram.partitioned import (
 # sampled 5-gram (23.3M n-grams): in memory, 2512 MiB peak RSS (113 bytes per n-gram with the
 # interpreter); on disk, 83 bytes per n-gram of a partition that tracemalloc sees (PTB 5-gram, 4
 # partitions) and 24 more in numba's index arrays, which it does not; rounded up. The partitions are
-# sized so that the average one uses a third of the budget: the next-to-last words are hashed, so the
+# sized so that the average one uses a quarter of the budget: the next-to-last words are hashed, so the
 # largest partition was 1.2 times the average at 10M tokens, and the interpreter, the vocabulary-sized
-# arrays and the merge take the rest. Fewer, larger partitions are no faster (at 10M tokens and -S 1G,
-# 5 partitions took as long as 11, with a peak RSS 320 MiB higher).
+# arrays, the writes in flight and the merge take the rest. (With a third, 100M tokens at -S 1G peaked
+# at 1283-1376 MiB in pass 2, past the budget + 300 MB.) Fewer, larger partitions are no faster (at 10M
+# tokens and -S 1G, 5 partitions took as long as 11, with a peak RSS 320 MiB higher).
 BYTES_PER_NGRAM = 112
 MAX_PARTS = 4096
 MIN_BLOCK_ROWS = 1 << 12
@@ -56,7 +57,7 @@ def choose_parts(sizes: list[int] | None, budget: int) -> int:
     if not sizes:
         return 64
     need = BYTES_PER_NGRAM * sum(int(s) for s in sizes[1:])
-    return int(min(MAX_PARTS, max(1, math.ceil(3 * need / max(budget, 1)))))
+    return int(min(MAX_PARTS, max(1, math.ceil(4 * need / max(budget, 1)))))
 
 
 class _RunRows:
