@@ -411,7 +411,11 @@ def test_ctrl_c_leaves_no_partial_output(conn, tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode in (130, 0), err
+        # -SIGINT: the signal came after the program's work, output in place, while the interpreter ended
+        # (the handlers are put back when the program's body returns): a shell sees 130 all the same
+        assert proc.returncode in (130, 0, -signal.SIGINT), err
+        if proc.returncode == -signal.SIGINT:
+            assert out.exists() and err == b""
         statuses.append(proc.returncode)
         if proc.returncode == 130:
             assert err.decode().splitlines()[1:] == []  # quietly: the dashboard line only
