@@ -155,14 +155,15 @@ class RunFile:
         self._words = None  # the packing buffer, kept for the next append
         # ``behind``: the writes go to the writer thread (io.writebehind), each piece in a buffer of
         # its own; readers wait for them
-        self._behind = None if not behind else False
+        self.behind = behind
+        self._behind = None  # the io.writebehind.Behind file, once opened
 
     def _open_write(self):
         try:
             f = open(self.path, "wb")
         except OSError as e:
             raise temp_error(self.spill.base, e) from None
-        if self._behind is False:
+        if self.behind:
             from lmtools.io.writebehind import Behind
 
             self._behind = self._w = Behind(f, self.spill)
@@ -183,7 +184,7 @@ class RunFile:
             raise ValueError(f"a run of order {self.n} given rows {rows.shape} and counts {counts.shape}")
         for lo in range(0, m, PIECE_ROWS):
             hi = min(m, lo + PIECE_ROWS)
-            if self._behind is not None:  # a buffer given away to the writer thread: its exact size
+            if self.behind:  # a buffer given away to the writer thread: its exact size
                 words = np.empty(packed_words(rows, counts, lo, hi, CHUNK_ROWS), np.uint64)
             else:
                 need = piece_words(hi - lo, self.n, CHUNK_ROWS)
@@ -192,7 +193,7 @@ class RunFile:
                 words = self._words
             used = pack_chunks(rows, counts, lo, hi, CHUNK_ROWS, words)
             try:
-                if self._behind is not None:
+                if self.behind:
                     self._w.write(words)
                 else:
                     self._w.write(memoryview(words[:used]).cast("B"))
@@ -218,7 +219,7 @@ class RunFile:
 
     def close(self) -> None:
         self._words = None
-        if self._behind:
+        if self._behind is not None:
             self._behind.abandon()
         elif self._w is not None:
             try:
@@ -229,7 +230,7 @@ class RunFile:
 
     def wait(self) -> None:
         """Return once the writer thread has written everything (behind); raise a failed write."""
-        if self._behind:
+        if self._behind is not None:
             try:
                 self._behind.wait()
             except OSError as e:
