@@ -60,37 +60,6 @@ def choose_parts(sizes: list[int] | None, budget: int) -> int:
     return int(min(MAX_PARTS, max(1, math.ceil(4 * need / max(budget, 1)))))
 
 
-class _RunRows:
-    """The rows of a partition's counts run (io.countstream.RunFile), read by ``_block_reader`` as the
-    rows of its pass-2 result (nothing was pruned: they are the same rows) front to back."""
-
-    def __init__(self, run):
-        self.run = run
-        self._reader = None
-        self._at = 0
-
-    def __len__(self) -> int:
-        return self.run.m
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        if start != self._at:
-            raise ValueError("the rows of a run are read in turn")
-        if self._reader is None:
-            self._reader = self.run.reader()
-        k = max(0, min(stop, self.run.m) - start)
-        rows, counts = np.empty((k, self.run.n), np.int32), np.empty(k, np.int64)
-        if self._reader.read_into(rows, counts) != k:
-            raise OSError(f"{self.run.path}: spilled data cut short")
-        self._at += k
-        return rows
-
-    def remove(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        self.run.delete()
-
-
 def _block_reader(arrays: list[DiskArray], rows: int) -> Iterator[tuple]:
     """Blocks of ``rows`` rows of parallel DiskArrays, as tuples."""
     m = len(arrays[0])
@@ -241,7 +210,8 @@ def _estimate(head, blocks: Iterable[tuple], space, budget: int, *,
                 if what == "rows" and (p, n) in stored and arr is part.ngrams[n - 2]:
                     # nothing pruned: the rows are the partition's own, already on disk (the merge
                     # reads and removes that file: 1.4 GB less written at 40M tokens)
-                    out.append(_RunRows(stored[(p, n)]))
+                    run = stored[(p, n)]
+                    out.append(PackedRows(space, "", run.n, run=run))
                     reused.add((p, n))
                     continue
                 if what in ("rows", "ctx"):  # rows of word ids: packed (io.countstream.PackedRows), half the bytes

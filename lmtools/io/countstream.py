@@ -261,8 +261,8 @@ class PackedRows:
     bytes appended, which the model writer puts in the array's descriptor. Written through the
     writer thread (io.writebehind)."""
 
-    def __init__(self, spill: SpillDir, stem: str, n: int, checksum: bool = False):
-        self.run = RunFile(spill, n, stem, behind=True)
+    def __init__(self, spill: SpillDir, stem: str, n: int, checksum: bool = False, run: RunFile | None = None):
+        self.run = run if run is not None else RunFile(spill, n, stem, behind=True)  # (run: one written already)
         self.dtype = np.dtype(np.int32)
         self.crc32 = 0 if checksum else None
         self._reader: RunReader | None = None
