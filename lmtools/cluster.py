@@ -23,6 +23,8 @@ import json
 import math
 import operator
 import os
+import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -71,6 +73,7 @@ class Connection:
     cluster: object | None  # the LocalCluster started here, or None (a running scheduler)
     address: str
     opened: float = field(default_factory=time.time)
+    sigpipe: object = None  # the disposition of SIGPIPE before connecting, put back by close()
 
     def __post_init__(self) -> None:
         if os.environ.get(TASK_LOG_ENV):  # the scheduler records tasks only once the stream is asked for
@@ -89,9 +92,10 @@ class Connection:
     def close(self) -> None:
         import logging
 
-        # Stopping a cluster has its own races (a worker's heartbeat to a scheduler already gone) that
-        # distributed logs as errors: nothing a user can act on after the work is done.
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        # Stopping a cluster has its own races (a worker's heartbeat to a scheduler already gone; after
+        # Ctrl-C, the scheduler writing to a client or worker comm already closed) that distributed logs as
+        # errors, some as CRITICAL: nothing a user can act on after the work is done or abandoned.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
         try:
             log = os.environ.get(TASK_LOG_ENV)
             if log:
@@ -103,8 +107,11 @@ class Connection:
                     pass
             self.client.close()
         finally:
-            if self.cluster is not None:
-                self.cluster.close()
+            try:
+                if self.cluster is not None:
+                    self.cluster.close()
+            finally:
+                _restore_sigpipe(self.sigpipe)
 
 
 TASK_LOG_ENV = "LMTOOLS_DASK_TASKS"
@@ -152,6 +159,34 @@ def connect(address: str, wait_s: float = 60.0, timeout_s: float = 20.0) -> Conn
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     n = parse_address(address)
+    # A filter dies quietly by SIGPIPE when its reader goes (lmtools.cli.common), but a client's sockets must
+    # see a closed peer as an error: a worker process of local:N ended by the same Ctrl-C as we are, whose
+    # socket the scheduler here still writes to, would otherwise kill this process by SIGPIPE before it can
+    # clean up and exit 130. A closed standard output is then an EPIPE error, which ends the program as 141.
+    sigpipe = _ignore_sigpipe()
+    try:
+        conn = _connect(distributed, dask, address, n, wait_s, timeout_s)
+    except BaseException:
+        _restore_sigpipe(sigpipe)
+        raise
+    conn.sigpipe = sigpipe
+    return conn
+
+
+def _ignore_sigpipe():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
+def _restore_sigpipe(saved) -> None:
+    if saved is not None:
+        signal.signal(signal.SIGPIPE, saved)
+
+
+def _connect(distributed, dask, address: str, n: int | None, wait_s: float, timeout_s: float) -> Connection:
+    import logging
+
     if n is not None:
         _quiet_resource_tracker()
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):

@@ -442,6 +442,32 @@ def test_ctrl_c_leaves_no_partial_output(conn, tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_after_the_local_workers_died(tmp_path):
+    """The workers of local:N are in the terminal's process group and die of the same Ctrl-C first: the
+    scheduler in the program then writes to their closed sockets and pipes, which must be an error it
+    handles, not a SIGPIPE that kills it (returncode -13) before it can clean up and exit 130."""
+    import psutil
+
+    big = tmp_path / "big.txt"
+    big.write_bytes(TEXT * 3)
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env.pop("LMTOOLS_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "lmtools.cli.count", "-n", "5", "--dask", "local:2",
+                             "--range-size", "100K", "-o", str(out), str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr.readline().startswith(b"lm-count: dashboard at")
+    time.sleep(1.0)
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        child.kill()
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not out.exists() and [f for f in os.listdir(tmp_path) if f.endswith(".part")] == []
+
+
+@pytest.mark.slow
 def test_ptb_5gram_equals_lm_count(conn):
     paths = [str(PTB / "train.txt"), str(PTB / "valid.txt")]
     counts, ranges = run_job(conn, paths, 5, range_bytes=1 << 20, parts=4)

@@ -39,6 +39,7 @@ def _on_signal(signum, frame) -> None:
     if _SIGNALLED is None:
         _SIGNALLED = signum
     remove_temp_files()  # first of all: whatever happens next, no .part file is left
+    _quiet_logging()
     if _HANDLED > 1 or not _GUARDED:
         exit_now(128 + _SIGNALLED)  # a second signal, or one outside the body (start-up, shutdown)
     # The exception may be swallowed where Python cannot pass it on (a ctypes callback during numba's
@@ -54,6 +55,16 @@ def _on_signal(signum, frame) -> None:
     if _HOLD:
         return  # raised when the held block ends
     raise Interrupted(_SIGNALLED)
+
+
+def _quiet_logging() -> None:
+    """After an exit signal, nothing more from libraries' loggers: a Dask client's callbacks and its
+    scheduler log errors as the connections they were using close under them (distributed's sync()
+    cancelling a future it has not made yet, a comm closed while writing), none of which is the user's
+    to read; the program ends with the signal's status alone. Kept under LMTOOLS_DEBUG."""
+    logging = sys.modules.get("logging")  # not imported: nothing logs
+    if logging is not None and os.environ.get("LMTOOLS_DEBUG", "") in ("", "0"):
+        logging.disable(logging.CRITICAL)
 
 
 def _watch_signals(fd: int, signums: set[int]) -> None:
@@ -76,6 +87,7 @@ def _watch_signals(fd: int, signums: set[int]) -> None:
             if _SIGNALLED is None:
                 _SIGNALLED = hits[0]
             remove_temp_files()
+            _quiet_logging()
             time.sleep(_GRACE_S)
             exit_now(128 + _SIGNALLED)
 
