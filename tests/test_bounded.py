@@ -299,3 +299,110 @@ def test_cli_text_files_counted_and_estimated_in_a_budget(text, tmp_path):
     _train("-n", "3", text, "-T", temp, "-o", out, budget=400000)
     assert out.read_bytes() == ref.stdout
     assert os.listdir(temp) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# The merge written straight into the model file
+
+
+def _model_bytes(model, stream=None) -> bytes:
+    import io
+
+    from lmtools.io.models import save_model
+
+    out = stream if stream is not None else io.BytesIO()
+    save_model(model, out, query_tables=False)
+    if stream is None:
+        return out.getvalue()
+    stream.close()
+    with open(stream.name, "rb") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("method,kw", [("kn-modified", {}), ("stupid", {}), ("kn-modified", {"prune": [0, 1, 2]})])
+def test_the_merge_is_written_into_a_model_file_in_place(counts4, tmp_path, monkeypatch, method, kw):
+    """Into a regular file, each order's merge writes its three arrays at their places in the file (no
+    temporary copy: OrderMerge.on_disk is never called); into a stream that cannot seek, through
+    temporary files. The same bytes as the in-memory model's either way, and no file left behind."""
+    import lmtools.bounded as B
+
+    ref = _model_bytes(smooth(counts4, method, **kw))
+    spilled = []
+    plain = B.OrderMerge.on_disk
+
+    def on_disk(self):
+        if not self.done:
+            spilled.append(self.n)  # merged now, into temporary files
+        return plain(self)
+
+    monkeypatch.setattr(B.OrderMerge, "on_disk", on_disk)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    for into_file in (True, False):
+        with SpillDir(str(temp)) as space:
+            it = iter_sorted_blocks(counts4, 997)
+            head = next(it)
+            model = estimate_bounded(head, it, space, 1 << 16, parts=3, method=method, **kw)
+            assert all(type(a).__name__ == "MergedArray" for a in model.ngrams[1:])
+            out = open(tmp_path / "m.lm", "wb") if into_file else None
+            assert _model_bytes(model, out) == ref
+        assert spilled == ([] if into_file else [2, 3, 4])
+        assert os.listdir(temp) == []
+
+
+def test_a_model_file_written_in_place_reads_back(counts4, tmp_path):
+    """The descriptors written last (with the checksums of the data written at their places) make a
+    file that loads, mapped and streamed, to the in-memory model's arrays."""
+    from lmtools.io.models import load_model
+    from lmtools.io.modelfile import map_model
+
+    ref = smooth(counts4, "kn-modified")
+    path = tmp_path / "m.lm"
+    with SpillDir(str(tmp_path)) as space:
+        it = iter_sorted_blocks(counts4, 997)
+        model = estimate_bounded(next(it), it, space, 1 << 16, parts=2)
+        _model_bytes(model, open(path, "wb"))
+    assert map_model(str(path), verify=True) is not None
+    for loaded in (load_model(str(path)), load_model(open(path, "rb"))):
+        for n in range(ref.order):
+            assert np.array_equal(np.asarray(loaded.ngrams[n]), ref.ngrams[n])
+            assert np.array_equal(np.asarray(loaded.logprob[n]), ref.logprob[n])
+            assert np.array_equal(np.asarray(loaded.backoff[n]), ref.backoff[n])
+
+
+def test_only_a_regular_file_not_appended_to_is_written_at_offsets(tmp_path):
+    import io
+
+    from lmtools.io.modelfile import _positional_fd
+
+    with open(tmp_path / "f", "wb") as f:
+        assert _positional_fd(f) == f.fileno()
+    with open(tmp_path / "f", "ab") as f:
+        assert _positional_fd(f) is None  # O_APPEND: every write would go to the end
+    assert _positional_fd(io.BytesIO()) is None
+    r, w = os.pipe()
+    with os.fdopen(w, "wb") as f:
+        assert _positional_fd(f) is None
+    os.close(r)
+
+
+def test_a_full_disk_under_the_model_written_in_place(counts_file, tmp_path, monkeypatch):
+    """A write of the model's data at its place that fails (the writer thread's) is one line naming the
+    output; no output, no temporary file, no .part left."""
+    import lmtools.io.modelfile as MF
+    from tests.inprocess import invoke
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(MF._At, "write", full)
+    monkeypatch.setenv(FORCE, "20000")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    out = tmp_path / "out" / "m.lm"
+    out.parent.mkdir()
+    r = invoke("lm-train", "-q", counts_file, "-T", temp, "-o", out)
+    assert r.exit_code == 1, (r.stderr, r.exception)
+    lines = [x for x in r.stderr.strip().splitlines() if "largest partition" not in x]  # (the tiny budget's warning)
+    assert len(lines) == 1 and "m.lm: cannot write (No space left on device)" in lines[0], r.stderr
+    assert os.listdir(out.parent) == [] and os.listdir(temp) == []

@@ -165,6 +165,20 @@ class _Stream:
     def writable(self) -> bool:
         return True
 
+    # A model writer may write some arrays at their offsets (io.modelfile.write_group), into a regular file.
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def write_error(self, e: OSError) -> Exception:
+        """The error to raise for a failed write at an offset (``e``)."""
+        return e if e.errno == errno.EPIPE else _write_error(self.name, e)
+
 
 class Output:
     """An output target checked by ``output_target``; ``open()`` gives the binary stream to write."""

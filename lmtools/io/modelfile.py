@@ -12,7 +12,11 @@ Layout of format 3 (documented for users in man/lmtools-model.5):
 5. per array, no msgpack framing around its data: a descriptor, ``L`` (uint32 little-endian), ``L``
    bytes of msgpack ``[name, dtype, shape, nbytes, crc32 of the data]`` and the CRC-32 of those L
    bytes (uint32 little-endian); zero bytes up to the next multiple of ``ALIGN`` (64) counted from
-   the start of the file; then the ``nbytes`` bytes of the array in C order (little-endian dtype);
+   the start of the file; then the ``nbytes`` bytes of the array in C order (little-endian dtype).
+   Writers store the data's crc32 as a msgpack uint32 always (0xce and 4 bytes, whatever its value),
+   so that a descriptor's length does not depend on the data: a writer may reserve an array's place
+   and fill in the checksum once the data is written (``write_group``); readers take any msgpack
+   integer;
 6. the trailer, the msgpack map ``{"end": number of arrays}``: a file without it was cut short;
    nothing follows it.
 
@@ -80,6 +84,21 @@ def _meta_crc(name: str, dtype: str, shape) -> int:
     return zlib.crc32(msgpack.packb([name, dtype, list(shape)], use_bin_type=True))
 
 
+def _descriptor_bytes(packer, name: str, dtype: str, shape, nbytes: int, crc: int) -> bytes:
+    """An array's descriptor, ``[name, dtype, shape, nbytes, crc]`` in msgpack, the crc as a uint32 of
+    fixed width (see the module docstring: the same length for any checksum)."""
+    return (b"\x95" + packer.pack(name) + packer.pack(dtype) + packer.pack([int(s) for s in shape])
+            + packer.pack(int(nbytes)) + b"\xce" + (crc & 0xFFFFFFFF).to_bytes(4, "big"))  # fixarray of 5
+
+
+def _array_head(packer, pos: int, name: str, dtype: str, shape, nbytes: int, crc: int) -> bytes:
+    """What precedes an array's data at file offset ``pos``: its descriptor's length, the descriptor,
+    its checksum and the zero padding up to the aligned start of the data."""
+    desc = _descriptor_bytes(packer, name, dtype, shape, nbytes, crc)
+    head = len(desc).to_bytes(4, "little") + desc + _crc(desc).to_bytes(4, "little")
+    return head + bytes(-(pos + len(head)) % ALIGN)
+
+
 # ----------------------------------------------------------------------------------------------
 # Writing
 
@@ -112,9 +131,22 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
     put(packer.pack(packed_head))  # bytes: a msgpack bin
     put(packer.pack(_crc(packed_head)))
     written = 0
+    arrays = iter(arrays)
     for name, arr in arrays:
         if written >= len(names) or name != names[written]:
             raise ValueError(f"array {name!r} is not the next one the header lists")
+        group = getattr(arr, "write_group", None)
+        fd = _positional_fd(stream) if group is not None else None
+        if fd is not None:  # arrays made together, written straight into their places in the file
+            members = [(name, arr)]
+            for _ in group.arrays[1:]:
+                members.append(next(arrays, (None, None)))
+            if [a for _, a in members] != list(group.arrays) or \
+                    [n for n, _ in members] != names[written:written + len(members)]:
+                raise ValueError(f"the arrays written with {name!r} are not the next ones the header lists")
+            pos += _put_group(stream, fd, packer, pos, members, group)
+            written += len(members)
+            continue
         if hasattr(arr, "chunks"):  # an array on disk (io.spill.DiskArray), larger than memory may hold
             pos += _put_chunked(stream, packer, pos, name, arr)
             written += 1
@@ -124,11 +156,7 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
         arr = arr.astype(dt, copy=False)
         # written straight from the array's memory, never copied into one bytes object
         data = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
-        desc = packer.pack([name, arr.dtype.str, [int(s) for s in arr.shape], data.nbytes, _crc(data)])
-        put(len(desc).to_bytes(4, "little"))
-        put(desc)
-        put(_crc(desc).to_bytes(4, "little"))
-        put(bytes(-pos % ALIGN))
+        put(_array_head(packer, pos, name, arr.dtype.str, arr.shape, data.nbytes, _crc(data)))
         stream.write(data)
         pos += data.nbytes
         written += 1
@@ -136,6 +164,126 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
         raise ValueError(f"{len(names) - written} arrays listed in the header were not given")
     put(packer.pack({"end": len(names)}))
     stream.flush()
+
+
+def _positional_fd(stream) -> int | None:
+    """The file descriptor of ``stream`` if it can be written at offsets (a regular file, not opened
+    for appending), else None (a pipe, a terminal, a device, a compressed or in-memory stream)."""
+    import fcntl
+
+    try:
+        fd = stream.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+            return None
+        stream.flush()
+        stream.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return fd
+
+
+def _put_group(stream, fd: int, packer, pos: int, members: list, group) -> int:
+    """Write arrays that are made together (``group.write_into(sinks)`` appends blocks of each array to
+    its sink: lm-train -S's merge makes an order's rows, log10 p and backoffs side by side) straight into
+    their places in the file, from file offset ``pos``: each place is reserved from the array's size,
+    its data written at its offset as it comes (by the writer thread, io.writebehind), and its
+    descriptor, which holds the checksum of the data, written once the data is. Returns the bytes
+    the arrays take in the file, heads included."""
+    stream.flush()
+    base = stream.tell() - pos  # the file offset of the model's first byte
+    places, at = [], pos
+    for name, arr in members:
+        head = _array_head(packer, at, name, _le(arr.dtype).str, arr.shape, int(arr.nbytes), 0)
+        places.append((at, at + len(head)))  # same length with the real checksum: see _descriptor_bytes
+        at += len(head) + int(arr.nbytes)
+    error = getattr(stream, "write_error", _write_error)  # (cli.output's names the user's path)
+    sinks = [_Region(fd, base + data_at, _le(arr.dtype), int(arr.nbytes), error) for (_, data_at), (_, arr) in
+             zip(places, members)]
+    try:
+        group.write_into(sinks)
+        for sink in sinks:
+            sink.close()
+    except BaseException:
+        for sink in sinks:
+            sink.abandon()
+        raise
+    for (head_at, _), (name, arr), sink in zip(places, members, sinks):
+        if sink.written != int(arr.nbytes):
+            raise ValueError(f"array {name!r}: {sink.written} bytes made, {int(arr.nbytes)} announced")
+        head = _array_head(packer, head_at, name, _le(arr.dtype).str, arr.shape, int(arr.nbytes), sink.crc)
+        try:
+            _pwrite(fd, head, base + head_at)
+        except OSError as e:
+            raise error(e) from None
+    stream.seek(base + at)
+    return at - pos
+
+
+def _write_error(e: OSError) -> LmError:
+    return LmError(f"cannot write the model ({e.strerror or e})", "free some disk space or write elsewhere")
+
+
+def _le(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+
+
+def _pwrite(fd: int, data, offset: int) -> None:
+    data = memoryview(data).cast("B")
+    done = 0
+    while done < data.nbytes:
+        done += os.pwrite(fd, data[done:], offset + done)
+
+
+class _Region:
+    """The place of one array's data in a file being written at offsets: ``append(block)`` checksums
+    the block and hands it to the writer thread, which writes it after the blocks before it."""
+
+    def __init__(self, fd: int, offset: int, dtype: np.dtype, nbytes: int, error=_write_error):
+        from lmtools.io.writebehind import Behind
+
+        self.dtype, self.nbytes = dtype, nbytes
+        self.crc = 0
+        self.written = 0
+        self._file = Behind(_At(fd, offset))
+        self._error = error
+
+    def append(self, block) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        data = memoryview(block.reshape(-1)).cast("B") if block.size else memoryview(b"")
+        if self.written + data.nbytes > self.nbytes:
+            raise ValueError(f"more data than the {self.nbytes} bytes announced")
+        self.crc = _crc(data, self.crc)
+        self.written += data.nbytes
+        if block.size:
+            try:
+                self._file.write(block)  # raises an earlier write's error (a full disk)
+            except OSError as e:
+                raise self._error(e) from None
+
+    def close(self) -> None:
+        self._file.close()
+        try:
+            self._file.wait()  # a failed write is raised here
+        except OSError as e:
+            raise self._error(e) from None
+
+    def abandon(self) -> None:
+        self._file.abandon()
+
+
+class _At:
+    """A file written from ``offset`` on, one write after another (for io.writebehind.Behind)."""
+
+    def __init__(self, fd: int, offset: int):
+        self.fd, self.offset = fd, offset
+
+    def write(self, data) -> None:
+        _pwrite(self.fd, data, self.offset)
+        self.offset += memoryview(data).nbytes
+
+    def close(self) -> None:
+        pass
 
 
 def _put_chunked(stream, packer, pos: int, name: str, arr) -> int:
@@ -159,9 +307,7 @@ def _put_chunked(stream, packer, pos: int, name: str, arr) -> int:
         for data in pieces():
             crc = _crc(data, crc)
             nbytes += data.nbytes
-    desc = packer.pack([name, dtype.str, [int(s) for s in arr.shape], nbytes, crc])
-    head = len(desc).to_bytes(4, "little") + desc + _crc(desc).to_bytes(4, "little")
-    head += bytes(-(pos + len(head)) % ALIGN)
+    head = _array_head(packer, pos, name, dtype.str, arr.shape, nbytes, crc)
     stream.write(head)
     for data in pieces():
         stream.write(data)

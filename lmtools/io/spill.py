@@ -51,18 +51,11 @@ class BlockWriter:
         return DiskArray(self.path, self.dtype, shape, self.space, self.crc32, self._file)
 
 
-class DiskArray:
-    """A C-order array in a raw file: its shape and dtype, slices read on demand, chunks in turn.
+class ArrayShape:
+    """The dtype and shape of an array held elsewhere (on disk, or yet to be made), and the sizes
+    that follow from them, as numpy names them."""
 
-    Model writers accept it where they take a numpy array (``lmtools.io.modelfile.write_model``
-    streams it in chunks), so that a model larger than the memory budget is written without being
-    held whole."""
-
-    def __init__(self, path: str, dtype, shape: tuple, space=None, crc32: int | None = None, writing=None):
-        self.path = path
-        self.space = space
-        self._writing = writing  # the io.writebehind.Behind still writing the file, or None
-        self.crc32 = crc32  # of the file's bytes as written (BlockWriter(checksum=True)), or None
+    def __init__(self, dtype, shape: tuple):
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in shape)
         self.ndim = len(self.shape)
@@ -72,6 +65,21 @@ class DiskArray:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+
+class DiskArray(ArrayShape):
+    """A C-order array in a raw file: its shape and dtype, slices read on demand, chunks in turn.
+
+    Model writers accept it where they take a numpy array (``lmtools.io.modelfile.write_model``
+    streams it in chunks), so that a model larger than the memory budget is written without being
+    held whole."""
+
+    def __init__(self, path: str, dtype, shape: tuple, space=None, crc32: int | None = None, writing=None):
+        super().__init__(dtype, shape)
+        self.path = path
+        self.space = space
+        self._writing = writing  # the io.writebehind.Behind still writing the file, or None
+        self.crc32 = crc32  # of the file's bytes as written (BlockWriter(checksum=True)), or None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows start..stop-1 as a numpy array (a copy in memory)."""
