@@ -176,8 +176,8 @@ class _Stream:
         return self.raw.seek(offset, whence)
 
     def write_error(self, e: OSError) -> Exception:
-        """The error to raise for a failed write at an offset (``e``)."""
-        return e if e.errno == errno.EPIPE else _write_error(self.name, e)
+        """The error to raise for a failed write at an offset (``e``; a regular file: never a pipe)."""
+        return _write_error(self.name, e)
 
 
 class Output:
