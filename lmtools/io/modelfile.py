@@ -152,8 +152,7 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
             written += 1
             continue
         arr = np.ascontiguousarray(arr)
-        dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
-        arr = arr.astype(dt, copy=False)
+        arr = arr.astype(_le(arr.dtype), copy=False)
         # written straight from the array's memory, never copied into one bytes object
         data = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
         put(_array_head(packer, pos, name, arr.dtype.str, arr.shape, data.nbytes, _crc(data)))
@@ -191,14 +190,15 @@ def _put_group(stream, fd: int, packer, pos: int, members: list, group) -> int:
     the arrays take in the file, heads included."""
     stream.flush()
     base = stream.tell() - pos  # the file offset of the model's first byte
+    dtypes = [_le(arr.dtype) for _, arr in members]
     places, at = [], pos
-    for name, arr in members:
-        head = _array_head(packer, at, name, _le(arr.dtype).str, arr.shape, int(arr.nbytes), 0)
+    for (name, arr), dtype in zip(members, dtypes):
+        head = _array_head(packer, at, name, dtype.str, arr.shape, int(arr.nbytes), 0)
         places.append((at, at + len(head)))  # same length with the real checksum: see _descriptor_bytes
         at += len(head) + int(arr.nbytes)
     error = getattr(stream, "write_error", _write_error)  # (cli.output's names the user's path)
-    sinks = [_Region(fd, base + data_at, _le(arr.dtype), int(arr.nbytes), error) for (_, data_at), (_, arr) in
-             zip(places, members)]
+    sinks = [_Region(fd, base + data_at, dtype, int(arr.nbytes), error)
+             for (_, data_at), (_, arr), dtype in zip(places, members, dtypes)]
     try:
         group.write_into(sinks)
         for sink in sinks:
@@ -207,10 +207,10 @@ def _put_group(stream, fd: int, packer, pos: int, members: list, group) -> int:
         for sink in sinks:
             sink.abandon()
         raise
-    for (head_at, _), (name, arr), sink in zip(places, members, sinks):
+    for (head_at, _), (name, arr), dtype, sink in zip(places, members, dtypes, sinks):
         if sink.written != int(arr.nbytes):
             raise ValueError(f"array {name!r}: {sink.written} bytes made, {int(arr.nbytes)} announced")
-        head = _array_head(packer, head_at, name, _le(arr.dtype).str, arr.shape, int(arr.nbytes), sink.crc)
+        head = _array_head(packer, head_at, name, dtype.str, arr.shape, int(arr.nbytes), sink.crc)
         try:
             _pwrite(fd, head, base + head_at)
         except OSError as e:
@@ -291,8 +291,7 @@ def _put_chunked(stream, packer, pos: int, name: str, arr) -> int:
     ``pos``: a first pass computes the checksum the descriptor carries before the data (unless the
     array knows it: ``arr.crc32``), a second copies the data; memory holds one chunk. Returns the
     number of bytes written."""
-    dtype = np.dtype(arr.dtype)
-    dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+    dtype = _le(arr.dtype)
 
     def pieces():
         for piece in arr.chunks(CHUNK):
