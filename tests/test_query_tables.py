@@ -19,6 +19,7 @@ from lmtools.ngram.model import QUERY_LAYOUT, NGramModel
 from lmtools.ngram.query import QueryModel
 from tests import naive_query as NQ
 from tests.conftest import error_line, shakespeare_lines
+from tests.inprocess import keep_signal_handlers  # noqa: F401 (in-process lm-train below)
 
 LINES = shakespeare_lines()
 TRAIN = "\n".join(LINES[:6000]) + "\n"
@@ -438,3 +439,52 @@ def test_a_damaged_mapped_table_is_found_by_verify(counts5, tmp_path, prog):
     line = error_line(prog("lm-ppl", "-m", path, text, env={"LMTOOLS_VERIFY": "1"}), "lm-ppl", 1)
     assert "query.tab" in line
     assert "query.tab" in error_line(prog("lm-info", "--verify", path), "lm-info", 1)
+
+
+@pytest.mark.parametrize("method, order, prune", [("kn-modified", 5, None), ("kn-modified", 3, None),
+                                                   ("wb", 4, None), ("stupid", 2, None), ("kn-modified", 3, [0, 1, 1])])
+def test_tables_laid_out_beside_the_estimation_are_the_built_ones(counts5, method, order, prune):
+    """lm-train lays out the query tables while the model is estimated (PendingTables): the arrays,
+    seed and flags build_query_tables makes, byte for byte; none for a model whose n-grams are not
+    the counts' (pruned), which then gets its tables built as before."""
+    from lmtools.ngram.smoothing import smooth
+
+    pending = M.PendingTables(counts5.ngrams[:order], counts5.vocab)
+    model = smooth(counts5, method, order=order, prune=prune, warn=lambda m: None)
+    got = pending.result(model)
+    if prune is not None:
+        assert got is None
+        return
+    want = M.build_query_tables(model)
+    assert (got.layout, got.seed, got.closed) == (want.layout, want.seed, want.closed)
+    for name in want.ARRAYS:
+        x, y = getattr(got, name), getattr(want, name)
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
+    assert got.source == M.model_arrays(model)  # saving the model writes these: nothing is rebuilt
+
+
+def test_no_tables_laid_out_for_placeholders_or_another_model(counts5):
+    """A model missing suffixes needs placeholders, which only build_query_tables adds; a model of
+    other n-grams (another order here) cannot use tables laid out for these: neither gets a layout."""
+    model = _holes_model()
+    assert M.PendingTables(model.ngrams, model.vocab).result(model) is None
+    assert M.PendingTables(counts5.ngrams[:3], counts5.vocab).result(_smooth(counts5, "wb", 2)) is None
+
+
+def test_lm_train_writes_the_same_file_with_tables_laid_out_early(counts5, tmp_path, monkeypatch):
+    """The model file lm-train writes is the same whether the tables were laid out beside the
+    estimation or built after it."""
+    from lmtools.cli import train
+    from tests.inprocess import invoke, ok
+
+    counts = tmp_path / "c5.lm"
+    with open(counts, "wb") as f:
+        save_model(counts5, f)
+    early = []
+    real = train._lay_out_query_tables
+    monkeypatch.setattr(train, "_lay_out_query_tables", lambda *a: early.append(real(*a)) or early[-1])
+    ok(invoke("lm-train", "-q", "-o", tmp_path / "early.lm", counts))
+    assert early and early[0] is not None
+    monkeypatch.setattr(train, "_lay_out_query_tables", lambda *a: None)
+    ok(invoke("lm-train", "-q", "-o", tmp_path / "late.lm", counts))
+    assert (tmp_path / "early.lm").read_bytes() == (tmp_path / "late.lm").read_bytes()

@@ -209,9 +209,16 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
         if temp_dir is not None:
             budget_options.check_temp_dir(temp_dir)  # a wrong -T is refused before any work, as -o is
 
+        tables_soon = not (no_query_tables or arpa_out or trie is not None or prune_entropy is not None
+                           or prune_size is not None)
+
         def estimate(counts):
-            return _estimate(counts, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file,
-                             kenlm_compat, quiet)
+            pending = _lay_out_query_tables(counts, order) if tables_soon else None
+            model = _estimate(counts, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file,
+                              kenlm_compat, quiet)
+            if pending is not None:  # None: written with tables built as usual (save_model)
+                model.query = pending.result(model)
+            return model
 
         def write(model, tables_fit, source, name):
             """Write a model estimated from ``source`` (counts: provenance, tokens, sentences) read from ``name``."""
@@ -481,6 +488,26 @@ def _parse_prune(values) -> list[int] | None:
         return None
     flat = [x for v in _numbers(values, "--prune", int) for x in v]
     return flat
+
+
+def _lay_out_query_tables(counts, order: int | None):
+    """The query tables of the n-grams of ``counts`` (orders 1..``order``) laid out beside the
+    estimation (ngram.model.PendingTables), where they may be the model's and fit in memory beside
+    the estimation; else None."""
+    import numpy as np
+
+    from lmtools import memory
+    from lmtools.ngram.model import SMALL_BUILD, PendingTables
+
+    ngrams = counts.ngrams[:order] if order is not None else counts.ngrams
+    sizes = [int(g.shape[0]) for g in ngrams]
+    if len(ngrams) < 2 or sum(sizes) <= SMALL_BUILD or not all(isinstance(g, np.ndarray) for g in ngrams):
+        return None
+    avail, _ = memory.available()
+    if avail is not None and memory.check_enabled() and \
+            avail < memory.estimate_smoothing(sizes) + memory.estimate_query(sizes):
+        return None
+    return PendingTables(ngrams, counts.vocab, memory.zeros)
 
 
 def _estimate(counts, method, order, interpolate, discounts, thresholds, k, alpha, vocab_file, kenlm_compat, quiet):

@@ -32,9 +32,19 @@ def warm_counts_path(order: int, smooth_kwargs: dict | None = None) -> None:
         save_model(levels, buf)
         counts = load_model(io.BufferedReader(io.BytesIO(buf.getvalue())))
         if smooth_kwargs is not None:
+            from lmtools.io.modelfile import read_model
+            from lmtools.io.models import levels_from_parts
+            from lmtools.ngram.model import PendingTables
             from lmtools.ngram.smoothing import smooth
 
+            # the kernels a real input takes, which a tiny one would skip (plain numpy and Python there):
+            # the numba sort of the counts and the query tables laid out beside the estimation
+            counts = levels_from_parts(*read_model(io.BytesIO(buf.getvalue()), "warm-up"), "warm-up").to_counts(
+                numba=True)
+            pending = PendingTables(counts.ngrams, counts.vocab) if counts.order >= 2 else None
             model = smooth(counts, **dict(smooth_kwargs, warn=lambda msg: None))
+            if pending is not None:
+                pending.result(model)
             save_model(model, io.BytesIO())
     except Exception:
         if debug_enabled():

@@ -21,7 +21,7 @@ from lmtools import __version__
 from lmtools.errors import LmError
 from lmtools.io.modelfile import map_model, read_model, stream_size, write_model
 from lmtools.ngram.counts import Counts, Levels
-from lmtools.ngram.model import NGramModel
+from lmtools.ngram.model import NGramModel, model_arrays
 
 
 def _provenance(obj) -> dict:
@@ -231,7 +231,7 @@ def _query_for_saving(m: NGramModel):
     from lmtools.ngram.model import QUERY_LAYOUT, build_query_tables, query_problem
 
     q = m.query
-    if q is not None and q.layout == QUERY_LAYOUT and _same_arrays(q.source, _model_arrays(m)) \
+    if q is not None and q.layout == QUERY_LAYOUT and _same_arrays(q.source, model_arrays(m)) \
             and query_problem(q, m) is None:
         return q
     from lmtools import memory
@@ -248,11 +248,6 @@ def _query_for_saving(m: NGramModel):
                       "leave them out (lm-train --no-query-tables) and write a trie (--trie)") from None
     except ValueError as e:
         raise LmError(f"cannot build the model's query tables: {e}", "recreate the model") from None
-
-
-def _model_arrays(m: NGramModel) -> tuple:
-    # list.__iter__: a mapped model's orders are not read for this (io.models.CheckedOrders)
-    return tuple(list.__iter__(m.ngrams)) + tuple(list.__iter__(m.logprob)) + tuple(list.__iter__(m.backoff))
 
 
 def _same_arrays(a: tuple, b: tuple) -> bool:
@@ -309,7 +304,7 @@ def ngram_from_parts(h: dict, a: dict[str, np.ndarray], name: str, lazy=None) ->
                        provenance=dict(h.get("provenance", {})), scores_only=bool(h.get("scores_only", False)),
                        text=_text_kind(h, name), query=query_from_parts(h, a, name))
     if model.query is not None:
-        model.query.source = _model_arrays(model)
+        model.query.source = model_arrays(model)
     return model
 
 

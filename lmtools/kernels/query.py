@@ -235,6 +235,72 @@ def count_missing(tab, start, size, keys):
     return missing
 
 
+@njit(cache=True, inline="always")
+def _words_key(rows, r, lo, hi, seed):
+    """The key of the n-gram ``rows[r, lo:hi]`` (as ngram_keys makes it)."""
+    h = hash_word(rows[r, hi - 1], seed)
+    for j in range(hi - 2, lo - 1, -1):
+        h = extend(h, rows[r, j])
+    return h | _ONE
+
+
+@njit(cache=True, nogil=True)
+def place_keys(tab, start, size, rows, seed):
+    """Insert the keys of one order's n-grams ``rows`` (int32 (m, n), n >= 2) into its table (``size``
+    entries from ``start``) in row order, as insert_orders does, each entry's value word holding its
+    row number until fill_values puts the row's log10 p and backoff there. Returns how many keys were
+    already present (a clash: see insert_orders). Releases the GIL: it runs beside the estimation."""
+    m, n = rows.shape
+    ring = np.empty(RING, np.uint64)
+    for r in range(min(AHEAD, m)):
+        ring[r] = _words_key(rows, r, 0, n, seed)
+    clashes = 0
+    for r in range(m):
+        if r + AHEAD < m:
+            k = _words_key(rows, r + AHEAD, 0, n, seed)
+            ring[(r + AHEAD) & (RING - 1)] = k
+            _prefetch(tab, 2 * (start + home(k, size)))
+        key = ring[r & (RING - 1)]
+        i, found = _find_or_free(tab, start, size, key)
+        if found:
+            clashes += 1
+            continue
+        tab[2 * (start + i)] = key
+        tab[2 * (start + i) + 1] = np.uint64(r)
+    return clashes
+
+
+@njit(cache=True, nogil=True)
+def count_absent(tab, start, size, rows, lo, hi, seed):
+    """How many of the n-grams ``rows[:, lo:hi]`` are not in the table of their order (``size``
+    entries from ``start``): count_missing with the keys made on the way (no key arrays)."""
+    m = rows.shape[0]
+    ring = np.empty(RING, np.uint64)
+    for r in range(min(AHEAD, m)):
+        ring[r] = _words_key(rows, r, lo, hi, seed)
+    missing = 0
+    for r in range(m):
+        if r + AHEAD < m:
+            k = _words_key(rows, r + AHEAD, lo, hi, seed)
+            ring[(r + AHEAD) & (RING - 1)] = k
+            _prefetch(tab, 2 * (start + home(k, size)))
+        if _find(tab, start, size, ring[r & (RING - 1)]) < 0:
+            missing += 1
+    return missing
+
+
+@njit(cache=True, parallel=True)
+def fill_values(tab, ftab, start, size, lp, bo):
+    """Replace the row number place_keys left in each used entry of one order's table with that row's
+    log10 p and backoff (float32): the entries insert_orders would have made."""
+    for e in prange(start, start + size):
+        if tab[2 * e] != 0:
+            r = tab[2 * e + 1]
+            x, y = lp[r], bo[r]
+            ftab[4 * e + 2] = x
+            ftab[4 * e + 3] = y
+
+
 @njit(cache=True)
 def close_suffixes(tab, ftab, base, slots, counts, rows, seed, limit):
     """Make sure every suffix of the n-grams ``rows`` (order n = rows.shape[1] >= 3) is in the
@@ -639,6 +705,36 @@ def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
         closed = all(count_missing(tab, base[n - 1], slots[n - 1], prefix_keys[offs[n]:offs[n + 1]]) == 0
                      for n in range(3, N + 1))
     return tab, base, slots, int(seed), bool(closed)
+
+
+def lay_out_tables(rows, zeros=np.zeros):
+    """The hash tables of n-gram rows (``rows[n-2]``: order n's, int32 (m, n) sorted, n = 2..N), laid
+    out before the model's probabilities exist: (tab, base, slots, seed, prefixes_closed), each used
+    entry's value word holding its row number for fill_values. The same entries in the same places as
+    build_tables, which can be told from its result only once filled. None when build_tables would
+    have to do more than place the keys (a clash under every seed, or an n-gram whose suffix is not
+    in the model: placeholders)."""
+    N = len(rows) + 1
+    sizes = [0, 0] + [int(r.shape[0]) for r in rows]
+    slots = np.zeros(N + 1, np.int64)
+    for n in range(2, N + 1):
+        slots[n] = query_table_slots(sizes[n])
+    if N < 2 or slots.max() > MAX_QUERY_SLOTS:
+        return None
+    base = np.zeros(N + 2, np.int64)
+    base[3:] = np.cumsum(slots[2:])
+    for attempt in range(MAX_SEEDS):
+        seed = np.uint64(0x5EED0000 + attempt * 0x9E3779B9)
+        tab = zeros(2 * int(base[N + 1]), np.uint64)
+        if sum(place_keys(tab, base[n], slots[n], rows[n - 2], seed) for n in range(2, N + 1)) == 0:
+            break
+    else:
+        return None
+    if any(count_absent(tab, base[n - 1], slots[n - 1], rows[n - 2], 1, n, seed) for n in range(3, N + 1)):
+        return None
+    closed = all(count_absent(tab, base[n - 1], slots[n - 1], rows[n - 2], 0, n - 1, seed) == 0
+                 for n in range(3, N + 1))
+    return tab, base, slots, int(seed), closed
 
 
 def _grow(tab, base, slots, k, zeros):

@@ -59,10 +59,14 @@ class Levels:
     provenance: dict = field(default_factory=dict)
     text: dict | None = None  # how the text was read: {"chars": bool, "lower": bool}; None: unknown
 
-    def to_counts(self, provenance: dict | None = None) -> Counts:
+    def to_counts(self, provenance: dict | None = None, numba: bool | None = None) -> Counts:
+        """The sorted counts; ``numba``: sort with the numba kernels (True), in plain numpy (False),
+        or by size (None: numpy for small counts, where loading the kernels would dominate)."""
         from lmtools.kernels.small import SMALL_ROWS
 
-        if sum(int(p.shape[0]) for p, _, _ in self.levels) < SMALL_ROWS:  # numba's start-up would dominate
+        if numba is None:
+            numba = sum(int(p.shape[0]) for p, _, _ in self.levels) >= SMALL_ROWS
+        if not numba:
             from lmtools.kernels.small import build_sorted
         else:
             from lmtools.kernels.count import build_sorted

@@ -126,6 +126,77 @@ def build_query_tables(model: NGramModel, zeros=np.zeros) -> QueryTables:
     return QueryTables(QUERY_LAYOUT, seed, closed, tab, base, slots, uni_lp, uni_bo, *words)
 
 
+class PendingTables:
+    """The query tables of n-gram rows, laid out in a background thread while the model's
+    probabilities are still being estimated (lm-train: placing the keys is most of building the
+    tables, and the estimation leaves the second core idle); ``result`` fills in the probabilities.
+
+    ``ngrams``: the rows of every order (the counts' arrays: the model's must be the same objects).
+    The result is the tables build_query_tables makes, byte for byte; where it cannot be had this way
+    (another model's rows, placeholders needed, an error) ``result`` gives None and the caller
+    builds them as usual, which also reports any error."""
+
+    def __init__(self, ngrams: list[np.ndarray], vocab: list[str], zeros=np.zeros):
+        import threading
+
+        self.ngrams, self._zeros = list(ngrams), zeros
+        self._vocab = list(vocab)
+        self._layout = self._words = None
+        self._thread = threading.Thread(target=self._run, name="lmtools-query-layout", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from lmtools.kernels.query import build_word_table, lay_out_tables
+
+        try:
+            rows = [np.ascontiguousarray(g, dtype=np.int32) for g in self.ngrams[1:]]
+            self._layout = lay_out_tables(rows, self._zeros)
+            self._words = build_word_table(self._vocab)
+        except Exception:  # (ValueError, OverflowError, MemoryError): build_query_tables says it
+            self._layout = None
+
+    def result(self, model: NGramModel) -> QueryTables | None:
+        """The query tables of ``model``, None when they were not laid out for its rows."""
+        self._thread.join()
+        layout, words = self._layout, self._words
+        self._layout = self._words = None  # the tables belong to the model from here on
+        if layout is None or words is None or len(model.ngrams) != len(self.ngrams) \
+                or not all(_same_memory(a, b) for a, b in zip(list.__iter__(model.ngrams), self.ngrams)) \
+                or len(model.vocab) != len(self._vocab):
+            return None
+        from lmtools.kernels.query import fill_values
+
+        tab, base, slots, seed, closed = layout
+        try:
+            uni_lp, uni_bo = unigram_arrays(model)
+        except ValueError:
+            return None
+        rows2 = model.ngrams[1]
+        if np.isnan(uni_lp[rows2[:, 1]]).any():  # a bigram's suffix without a unigram: placeholders
+            return None
+        closed = closed and not np.isnan(uni_lp[rows2[:, 0]]).any()
+        ftab = tab.view(np.float32)
+        for n in range(2, model.order + 1):
+            fill_values(tab, ftab, base[n], slots[n], np.ascontiguousarray(model.logprob[n - 1], np.float32),
+                        np.ascontiguousarray(model.backoff[n - 1], np.float32))
+        return QueryTables(QUERY_LAYOUT, seed, bool(closed), tab, base, slots, uni_lp, uni_bo, *words,
+                           source=model_arrays(model))
+
+
+def model_arrays(m: NGramModel) -> tuple:
+    """The n-gram arrays of ``m`` (QueryTables.source: the arrays a query structure was made for)."""
+    # list.__iter__: a mapped model's orders are not read for this (io.models.CheckedOrders)
+    return tuple(list.__iter__(m.ngrams)) + tuple(list.__iter__(m.logprob)) + tuple(list.__iter__(m.backoff))
+
+
+def _same_memory(a, b) -> bool:
+    """Are ``a`` and ``b`` the same array data (one may be a view of the other as a whole: the
+    smoother's np.ascontiguousarray of a counts array)?"""
+    return a is b or (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                      and a.shape == b.shape and a.strides == b.strides
+                      and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
 def word_table_capacity(n_words: int) -> int:
     """Slots of a stored word table: a power of two at least twice the words (the token table's own
     growth rule, kernels/tokenize.grow_table, never fires on it)."""
