@@ -1470,7 +1470,8 @@ def semantic_mutations(fx: "Fixtures") -> list:
 
     import numpy as np
 
-    from lmtools.io.modelfile import read_model, write_model
+    from lmtools.io.modelfile import read_model
+    from lmtools.io.modelwrite import write_model
 
     out = []
     for kind, fname in (("counts", "counts.lm"), ("ngram", "kn.lm"), ("ffnn", "ffnn.lm")):

@@ -265,7 +265,7 @@ def merge_results(results: dict, uni: Unigrams, glob, enlarged: list, P: int, sp
     Orders >= 2 are merged when first needed (``OrderMerge``): per order, a k-way merge of the
     partitions' sorted rows (``block`` rows per partition in memory) with the backoffs joined on the
     way from the merged stream of contexts, straight into the model file when it is written to a
-    regular file (io.modelfile's ``write_group``), else into DiskArrays of ``space``; the results'
+    regular file (io.modelwrite's ``_put_group``), else into DiskArrays of ``space``; the results'
     files are removed as they are merged. ``space`` must outlive the model's writing."""
     spec = glob.spec
     N, V = spec.order, uni.size
@@ -306,7 +306,7 @@ def merge_results(results: dict, uni: Unigrams, glob, enlarged: list, P: int, sp
 class OrderMerge:
     """The merge of one order n >= 2 of the partitions' pass-2 results into three model arrays (rows,
     log10 p, log10 backoffs), run once, when first needed: by the model writer through ``write_into``
-    (io.modelfile: the arrays written straight into their places in the model file, no temporary
+    (io.modelwrite: the arrays written straight into their places in the model file, no temporary
     copy: 1.9 GB less written at 40M tokens), or by anything that reads an array (``MergedArray``),
     into DiskArrays of ``space``. ``sources``: per partition, its DiskArrays of rows and log10 p of
     order n; ``contexts``: per partition, its contexts of order n (rows of order n) and their backoffs
@@ -382,7 +382,7 @@ class MergedArray(ArrayShape):
 
     @property
     def write_group(self) -> OrderMerge | None:
-        """The merge, for a writer that can write its arrays at their places (io.modelfile); None once
+        """The merge, for a writer that can write its arrays at their places (io.modelwrite); None once
         it has run."""
         return None if self.merge.done else self.merge
 

@@ -373,7 +373,7 @@ def test_a_model_file_written_in_place_reads_back(counts4, tmp_path):
 def test_only_a_regular_file_not_appended_to_is_written_at_offsets(tmp_path):
     import io
 
-    from lmtools.io.modelfile import _positional_fd
+    from lmtools.io.modelwrite import _positional_fd
 
     with open(tmp_path / "f", "wb") as f:
         assert _positional_fd(f) == f.fileno()
@@ -389,7 +389,7 @@ def test_only_a_regular_file_not_appended_to_is_written_at_offsets(tmp_path):
 def test_a_full_disk_under_the_model_written_in_place(counts_file, tmp_path, monkeypatch):
     """A write of the model's data at its place that fails (the writer thread's) is one line naming the
     output; no output, no temporary file, no .part left."""
-    import lmtools.io.modelfile as MF
+    import lmtools.io.modelwrite as MF
     from tests.inprocess import invoke
 
     def full(self, data):

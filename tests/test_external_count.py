@@ -470,7 +470,7 @@ def test_sorted_stream_round_trip_by_path_and_pipe(tmp_path):
 
 def test_sorted_stream_damage_is_refused(tmp_path):
     from lmtools.errors import LmError
-    from lmtools.io.modelfile import write_model
+    from lmtools.io.modelwrite import write_model
 
     counts = small_counts(tmp_path, 3)
     data = stream_bytes(counts, 50)

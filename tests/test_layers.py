@@ -32,8 +32,8 @@ import lmtools
 LEAVES = {"lmtools.constants", "lmtools.errors", "lmtools.messages", "lmtools.vocab"}
 # The model data types: what lmtools.io builds when it reads a model file.
 MODEL_TYPES = {"lmtools.ngram.counts", "lmtools.ngram.model", "lmtools.nn.model", "lmtools.ngram.trie"}
-# The readers of model files, which only lmtools.io (and above it kinds, api, cli) may call.
-MODEL_READERS = {"lmtools.io.models", "lmtools.io.modelfile", "lmtools.io.arpa"}
+# The readers (and writers) of model files, which only lmtools.io (and above it kinds, api, cli) may call.
+MODEL_READERS = {"lmtools.io.models", "lmtools.io.modelfile", "lmtools.io.modelwrite", "lmtools.io.arpa"}
 # Known exceptions to "nothing below cli imports cli", each with its reason; an entry whose module is
 # gone must be removed from here.
 CLI_IMPORT_EXCEPTIONS: dict[str, str] = {}

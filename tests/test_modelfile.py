@@ -111,7 +111,8 @@ import gzip  # noqa: E402
 import tracemalloc  # noqa: E402
 import zlib  # noqa: E402
 
-from lmtools.io.modelfile import MAGIC_BYTES, rewrite, write_model  # noqa: E402
+from lmtools.io.modelfile import MAGIC_BYTES  # noqa: E402
+from lmtools.io.modelwrite import rewrite, write_model  # noqa: E402
 from lmtools.io.models import counts_to_parts, ngram_to_parts  # noqa: E402
 
 

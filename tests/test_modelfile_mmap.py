@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 
 import lmtools.io.modelfile as modelfile
+import lmtools.io.modelwrite as modelwrite
 from lmtools.errors import LmError
-from lmtools.io.modelfile import ALIGN, FORMAT_VERSION, MAGIC, MAGIC_BYTES, map_model, read_model, rewrite
+from lmtools.io.modelfile import ALIGN, FORMAT_VERSION, MAGIC, MAGIC_BYTES, map_model, read_model
+from lmtools.io.modelwrite import rewrite
 from lmtools.io.models import CheckedOrders, load_model, ngram_to_parts, save_model
 from lmtools.ngram.model import NGramModel
 
@@ -108,7 +110,7 @@ def plain_bytes(m: NGramModel) -> bytes:
         arrays.update({f"ngrams_{n}": m.ngrams[n - 1], f"logprob_{n}": m.logprob[n - 1],
                        f"backoff_{n}": m.backoff[n - 1]})
     buf = io.BytesIO()
-    modelfile.write_model(buf, "ngram", header, arrays)
+    modelwrite.write_model(buf, "ngram", header, arrays)
     return buf.getvalue()
 
 
@@ -480,7 +482,9 @@ def test_rewrite_command_makes_format_3(tmp_path):
     h, arrays = read_model(io.BytesIO(_models()["ffnn"]))
     old = _file(tmp_path, v2_bytes("ffnn", {k: v for k, v in h.items() if k not in ("kind", "arrays")}, arrays))
     new = tmp_path / "new.lm"
-    r = subprocess.run([sys.executable, "-m", "lmtools.io.modelfile", old, str(new)], capture_output=True)
+    command = modelfile.rewrite_command("ffnn", str(old)).split()  # what a reader of an old file says to run
+    assert command[:2] == ["python3", "-m"] and command[3] == str(old)
+    r = subprocess.run([sys.executable, "-m", command[2], old, str(new)], capture_output=True)
     assert r.returncode == 0 and r.stderr == b""
     assert new.read_bytes() == _models()["ffnn"]
 

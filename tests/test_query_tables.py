@@ -12,7 +12,8 @@ import pytest
 
 from lmtools.constants import query_table_slots
 from lmtools.errors import LmError
-from lmtools.io.modelfile import read_model, write_model
+from lmtools.io.modelfile import read_model
+from lmtools.io.modelwrite import write_model
 from lmtools.io.models import QUERY_ARRAYS, load_model, ngram_to_parts, save_model
 from lmtools.ngram import model as M
 from lmtools.ngram.model import QUERY_LAYOUT, NGramModel

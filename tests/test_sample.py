@@ -276,7 +276,7 @@ def test_a_mapped_model_is_sampled_from_its_file(kn3, tmp_path):
     import io
     import mmap
 
-    from lmtools.io.modelfile import write_model
+    from lmtools.io.modelwrite import write_model
     from lmtools.io.models import load_model, ngram_to_parts, save_model
     from lmtools.kernels.sample_sentences import sample_ngram
     from lmtools.ngram.sample import _buffer_of

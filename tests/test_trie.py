@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from lmtools.errors import LmError
-from lmtools.io.modelfile import read_model, write_model
+from lmtools.io.modelfile import read_model
+from lmtools.io.modelwrite import write_model
 from lmtools.io.models import load_model, save_model
 from lmtools.kinds import scorer_for
 from lmtools.ngram.model import NGramModel

@@ -165,7 +165,7 @@ class _Stream:
     def writable(self) -> bool:
         return True
 
-    # A model writer may write some arrays at their offsets (io.modelfile.write_group), into a regular file.
+    # A model writer may write some arrays at their offsets (io.modelwrite._put_group), into a regular file.
     def fileno(self) -> int:
         return self.raw.fileno()
 

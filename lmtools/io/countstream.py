@@ -423,7 +423,7 @@ def write_sorted_counts(stream: BinaryIO, head: CountsHeader, blocks) -> None:
     for orders 2..N ascending, rows in increasing order, every block but an order's last exactly
     ``head.block_rows`` rows (as ``RunReader`` and ``iter_sorted_blocks`` give them)."""
     from lmtools import __version__
-    from lmtools.io.modelfile import write_model_arrays
+    from lmtools.io.modelwrite import write_model_arrays
     from lmtools.io.models import sorted_array_names
 
     B = head.block_rows

@@ -76,241 +76,13 @@ _RECREATE = "recreate the model"
 _ASCII_SPACE = frozenset(ASCII_WHITESPACE)
 
 
-def _crc(data, start: int = 0) -> int:
+def crc32(data, start: int = 0) -> int:
+    """zlib's CRC-32 of ``data`` (continuing ``start``), as an unsigned 32-bit integer: every checksum of the format."""
     return zlib.crc32(data, start) & 0xFFFFFFFF
 
 
 def _meta_crc(name: str, dtype: str, shape) -> int:
     return zlib.crc32(msgpack.packb([name, dtype, list(shape)], use_bin_type=True))
-
-
-def _descriptor_bytes(packer, name: str, dtype: str, shape, nbytes: int, crc: int) -> bytes:
-    """An array's descriptor, ``[name, dtype, shape, nbytes, crc]`` in msgpack, the crc as a uint32 of
-    fixed width (see the module docstring: the same length for any checksum)."""
-    return (b"\x95" + packer.pack(name) + packer.pack(dtype) + packer.pack([int(s) for s in shape])
-            + packer.pack(int(nbytes)) + b"\xce" + (crc & 0xFFFFFFFF).to_bytes(4, "big"))  # fixarray of 5
-
-
-def _array_head(packer, pos: int, name: str, dtype: str, shape, nbytes: int, crc: int) -> bytes:
-    """What precedes an array's data at file offset ``pos``: its descriptor's length, the descriptor,
-    its checksum and the zero padding up to the aligned start of the data."""
-    desc = _descriptor_bytes(packer, name, dtype, shape, nbytes, crc)
-    head = len(desc).to_bytes(4, "little") + desc + _crc(desc).to_bytes(4, "little")
-    return head + bytes(-(pos + len(head)) % ALIGN)
-
-
-# ----------------------------------------------------------------------------------------------
-# Writing
-
-
-def write_model(stream: BinaryIO, kind: str, header: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write a model of ``kind`` with ``header`` (plain msgpack-able values) and named arrays (format 3)."""
-    write_model_arrays(stream, kind, header, list(arrays), iter(arrays.items()))
-
-
-def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[str], arrays) -> None:
-    """Write a model whose arrays come one at a time: ``arrays`` yields (name, array) in the order of
-    ``names`` (listed in the header before any data). Only the array being written is in memory, so a
-    producer can write arrays larger in all than memory (io.countstream's sorted count stream)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}")
-    head = dict(header)
-    head["kind"] = kind
-    head["arrays"] = list(names)
-    packer = msgpack.Packer(use_bin_type=True)
-    packed_head = packer.pack(head)
-    pos = 0  # file offset of the next byte: the padding aligns each array's data in the file
-
-    def put(data) -> None:
-        nonlocal pos
-        stream.write(data)
-        pos += len(data)
-
-    put(packer.pack(MAGIC))
-    put(packer.pack(FORMAT_VERSION))
-    put(packer.pack(packed_head))  # bytes: a msgpack bin
-    put(packer.pack(_crc(packed_head)))
-    written = 0
-    arrays = iter(arrays)
-    for name, arr in arrays:
-        if written >= len(names) or name != names[written]:
-            raise ValueError(f"array {name!r} is not the next one the header lists")
-        group = getattr(arr, "write_group", None)
-        fd = _positional_fd(stream) if group is not None else None
-        if fd is not None:  # arrays made together, written straight into their places in the file
-            members = [(name, arr)]
-            for _ in group.arrays[1:]:
-                members.append(next(arrays, (None, None)))
-            if [a for _, a in members] != list(group.arrays) or \
-                    [n for n, _ in members] != names[written:written + len(members)]:
-                raise ValueError(f"the arrays written with {name!r} are not the next ones the header lists")
-            pos += _put_group(stream, fd, packer, pos, members, group)
-            written += len(members)
-            continue
-        if hasattr(arr, "chunks"):  # an array on disk (io.spill.DiskArray), larger than memory may hold
-            pos += _put_chunked(stream, packer, pos, name, arr)
-            written += 1
-            continue
-        arr = np.ascontiguousarray(arr)
-        arr = arr.astype(_le(arr.dtype), copy=False)
-        # written straight from the array's memory, never copied into one bytes object
-        data = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
-        put(_array_head(packer, pos, name, arr.dtype.str, arr.shape, data.nbytes, _crc(data)))
-        stream.write(data)
-        pos += data.nbytes
-        written += 1
-    if written != len(names):
-        raise ValueError(f"{len(names) - written} arrays listed in the header were not given")
-    put(packer.pack({"end": len(names)}))
-    stream.flush()
-
-
-def _positional_fd(stream) -> int | None:
-    """The file descriptor of ``stream`` if it can be written at offsets (a regular file, not opened
-    for appending), else None (a pipe, a terminal, a device, a compressed or in-memory stream)."""
-    import fcntl
-
-    try:
-        fd = stream.fileno()
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
-            return None
-        stream.flush()
-        stream.tell()
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-    return fd
-
-
-def _put_group(stream, fd: int, packer, pos: int, members: list, group) -> int:
-    """Write arrays that are made together (``group.write_into(sinks)`` appends blocks of each array to
-    its sink: lm-train -S's merge makes an order's rows, log10 p and backoffs side by side) straight into
-    their places in the file, from file offset ``pos``: each place is reserved from the array's size,
-    its data written at its offset as it comes (by the writer thread, io.writebehind), and its
-    descriptor, which holds the checksum of the data, written once the data is. Returns the bytes
-    the arrays take in the file, heads included."""
-    stream.flush()
-    base = stream.tell() - pos  # the file offset of the model's first byte
-    dtypes = [_le(arr.dtype) for _, arr in members]
-    places, at = [], pos
-    for (name, arr), dtype in zip(members, dtypes):
-        head = _array_head(packer, at, name, dtype.str, arr.shape, int(arr.nbytes), 0)
-        places.append((at, at + len(head)))  # same length with the real checksum: see _descriptor_bytes
-        at += len(head) + int(arr.nbytes)
-    error = getattr(stream, "write_error", _write_error)  # (cli.output's names the user's path)
-    sinks = [_Region(fd, base + data_at, dtype, int(arr.nbytes), error)
-             for (_, data_at), (_, arr), dtype in zip(places, members, dtypes)]
-    try:
-        group.write_into(sinks)
-        for sink in sinks:
-            sink.close()
-    except BaseException:
-        for sink in sinks:
-            sink.abandon()
-        raise
-    for (head_at, _), (name, arr), dtype, sink in zip(places, members, dtypes, sinks):
-        if sink.written != int(arr.nbytes):
-            raise ValueError(f"array {name!r}: {sink.written} bytes made, {int(arr.nbytes)} announced")
-        head = _array_head(packer, head_at, name, dtype.str, arr.shape, int(arr.nbytes), sink.crc)
-        try:
-            _pwrite(fd, head, base + head_at)
-        except OSError as e:
-            raise error(e) from None
-    stream.seek(base + at)
-    return at - pos
-
-
-def _write_error(e: OSError) -> LmError:
-    return LmError(f"cannot write the model ({e.strerror or e})", "free some disk space or write elsewhere")
-
-
-def _le(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
-
-
-def _pwrite(fd: int, data, offset: int) -> None:
-    data = memoryview(data).cast("B")
-    done = 0
-    while done < data.nbytes:
-        done += os.pwrite(fd, data[done:], offset + done)
-
-
-class _Region:
-    """The place of one array's data in a file being written at offsets: ``append(block)`` checksums
-    the block and hands it to the writer thread, which writes it after the blocks before it."""
-
-    def __init__(self, fd: int, offset: int, dtype: np.dtype, nbytes: int, error=_write_error):
-        from lmtools.io.writebehind import Behind
-
-        self.dtype, self.nbytes = dtype, nbytes
-        self.crc = 0
-        self.written = 0
-        self._file = Behind(_At(fd, offset))
-        self._error = error
-
-    def append(self, block) -> None:
-        block = np.ascontiguousarray(block, dtype=self.dtype)
-        data = memoryview(block.reshape(-1)).cast("B") if block.size else memoryview(b"")
-        if self.written + data.nbytes > self.nbytes:
-            raise ValueError(f"more data than the {self.nbytes} bytes announced")
-        self.crc = _crc(data, self.crc)
-        self.written += data.nbytes
-        if block.size:
-            try:
-                self._file.write(block)  # raises an earlier write's error (a full disk)
-            except OSError as e:
-                raise self._error(e) from None
-
-    def close(self) -> None:
-        self._file.close()
-        try:
-            self._file.wait()  # a failed write is raised here
-        except OSError as e:
-            raise self._error(e) from None
-
-    def abandon(self) -> None:
-        self._file.abandon()
-
-
-class _At:
-    """A file written from ``offset`` on, one write after another (for io.writebehind.Behind)."""
-
-    def __init__(self, fd: int, offset: int):
-        self.fd, self.offset = fd, offset
-
-    def write(self, data) -> None:
-        _pwrite(self.fd, data, self.offset)
-        self.offset += memoryview(data).nbytes
-
-    def close(self) -> None:
-        pass
-
-
-def _put_chunked(stream, packer, pos: int, name: str, arr) -> int:
-    """Write an array that is read in chunks (``arr.chunks(max_bytes)``, a DiskArray) at file offset
-    ``pos``: a first pass computes the checksum the descriptor carries before the data (unless the
-    array knows it: ``arr.crc32``), a second copies the data; memory holds one chunk. Returns the
-    number of bytes written."""
-    dtype = _le(arr.dtype)
-
-    def pieces():
-        for piece in arr.chunks(CHUNK):
-            piece = np.ascontiguousarray(piece, dtype=dtype)
-            if piece.size:
-                yield memoryview(piece.reshape(-1)).cast("B")
-
-    if getattr(arr, "crc32", None) is not None and np.dtype(arr.dtype) == dtype:  # known as it was written
-        crc, nbytes = arr.crc32 & 0xFFFFFFFF, int(arr.nbytes)
-    else:
-        crc, nbytes = 0, 0
-        for data in pieces():
-            crc = _crc(data, crc)
-            nbytes += data.nbytes
-    head = _array_head(packer, pos, name, dtype.str, arr.shape, nbytes, crc)
-    stream.write(head)
-    for data in pieces():
-        stream.write(data)
-    return len(head) + nbytes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -455,7 +227,7 @@ class _Reader:
         k = min(n, avail)
         head = self.buf[self.pos:self.pos + k]
         self.pos += k
-        crc = _crc(head)
+        crc = crc32(head)
         if k == n:
             return np.frombuffer(head, np.uint8), crc
         self.buf, self.pos = b"", 0
@@ -476,7 +248,7 @@ class _Reader:
             if not piece:
                 raise self.truncated()
             got = len(piece)
-            crc = _crc(piece, crc)
+            crc = crc32(piece, crc)
             if self.left is not None:
                 self.left -= got
             self.got += got
@@ -556,7 +328,7 @@ def iter_model(stream: BinaryIO, name: str = "input", size: int | None = None, w
     else:
         packed = r.bin("header")
         crc = r.unpack("header checksum")
-        if type(crc) is not int or crc != _crc(packed):
+        if type(crc) is not int or crc != crc32(packed):
             raise LmError(f"{name}: corrupt model header (checksum does not match)", _RECREATE)
         n = max(1, len(packed))
         try:
@@ -607,7 +379,7 @@ class MappedModel:
             if where is None:
                 continue
             at, n, crc = where
-            if _crc(self._buffer[at:at + n]) != crc:
+            if crc32(self._buffer[at:at + n]) != crc:
                 raise _array_crc_error(self.name, array)
             del self.unchecked[array]
 
@@ -724,7 +496,7 @@ def _parse_mapped(buf: memoryview, name: str, verify: bool) -> MappedModel:
     need(at + 1 + width + n)
     packed = bytes(buf[at + 1 + width:at + 1 + width + n])
     crc, at = unpack(at + 1 + width + n, "header checksum")
-    if type(crc) is not int or crc != _crc(packed):
+    if type(crc) is not int or crc != crc32(packed):
         raise LmError(f"{name}: corrupt model header (checksum does not match)", _RECREATE)
     m = max(1, len(packed))
     try:
@@ -742,7 +514,7 @@ def _parse_mapped(buf: memoryview, name: str, verify: bool) -> MappedModel:
             raise corrupt(f"array {expected!r} missing")
         need(at + 8 + n)
         desc = bytes(buf[at + 4:at + 4 + n])
-        if int.from_bytes(buf[at + 4 + n:at + 8 + n], "little") != _crc(desc):
+        if int.from_bytes(buf[at + 4 + n:at + 8 + n], "little") != crc32(desc):
             raise corrupt(f"descriptor of array {expected!r}: checksum does not match")
         dtype, shape, nbytes, crc = _descriptor(desc, expected, corrupt)
         at += 8 + n
@@ -755,7 +527,7 @@ def _parse_mapped(buf: memoryview, name: str, verify: bool) -> MappedModel:
         dt = np.dtype(dtype)
         arr = np.frombuffer(buf, dt, nbytes // dt.itemsize, at).reshape(shape)  # a view: no copy
         if nbytes <= EAGER_BYTES or verify:
-            if _crc(buf[at:at + nbytes]) != crc:
+            if crc32(buf[at:at + nbytes]) != crc:
                 raise _array_crc_error(name, expected)
         else:
             unchecked[expected] = (at, nbytes, crc)
@@ -778,7 +550,7 @@ def rewrite_command(kind: str, name: str) -> str:
         return f"lm-merge {old} -o NEW.lm"
     if kind == "ngram":
         return f"lm-train {old} -o NEW.lm"
-    return f"python3 -m lmtools.io.modelfile {old} NEW.lm"
+    return f"python3 -m lmtools.io.modelwrite {old} NEW.lm"
 
 
 def _descriptor(desc: bytes, expected: str, err) -> tuple[str, tuple, int, int]:
@@ -813,7 +585,7 @@ def _read_array3(r: _Reader, expected: str) -> np.ndarray:
     if not 0 < n <= _DESC_MAX:
         raise r.corrupt(f"array {expected!r} missing")
     desc = bytes(r.take(n))
-    if int.from_bytes(bytes(r.take(4)), "little") != _crc(desc):
+    if int.from_bytes(bytes(r.take(4)), "little") != crc32(desc):
         raise r.corrupt(f"descriptor of array {expected!r}: checksum does not match")
     dtype, shape, nbytes, crc = _descriptor(desc, expected, r.corrupt)
     if any(bytes(r.take(-r.tell() % ALIGN))):
@@ -865,7 +637,7 @@ def _read_array(r: _Reader, expected: str, version: int) -> np.ndarray:
         raise r.corrupt(f"array {expected!r} has the wrong size")
     data = r.take(nbytes)
     start = _meta_crc(expected, dtype, shape) if version >= 2 else 0
-    if _crc(data, start) != crc:
+    if crc32(data, start) != crc:
         raise _array_crc_error(r.name, expected)
     arr = np.frombuffer(data, np.uint8).view(np.dtype(dtype)).reshape(shape)
     arr.flags.writeable = False
@@ -954,31 +726,3 @@ def _guess_foreign(first: bytes) -> str:
 def peek_is_model(first_bytes: bytes) -> bool:
     """True when the first bytes of a stream are an lmtools model's magic."""
     return first_bytes[: len(MAGIC_BYTES)] == MAGIC_BYTES
-
-
-def rewrite(source: str, target: str) -> None:
-    """Rewrite a model file (any kind, any readable format) in the current format, unchanged otherwise."""
-    from lmtools.io.text import open_binary
-
-    stream = open_binary(source)
-    try:
-        header, arrays = read_model(stream, source, warn_old=False)
-    finally:
-        stream.close()
-    kind = header.pop("kind")
-    header.pop("arrays")
-    tmp = target + ".part"
-    with open(tmp, "wb") as f:
-        write_model(f, kind, header, arrays)
-    os.replace(tmp, target)
-
-
-if __name__ == "__main__":  # python3 -m lmtools.io.modelfile OLD NEW: rewrite in the current format
-    import sys
-
-    if len(sys.argv) != 3:
-        sys.exit("usage: python3 -m lmtools.io.modelfile OLD.lm NEW.lm  (rewrites a model in the current format)")
-    try:
-        rewrite(sys.argv[1], sys.argv[2])
-    except LmError as e:
-        sys.exit(f"lmtools: error: {e}")

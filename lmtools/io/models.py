@@ -19,7 +19,8 @@ import numpy as np
 
 from lmtools import __version__
 from lmtools.errors import LmError
-from lmtools.io.modelfile import map_model, read_model, stream_size, write_model
+from lmtools.io.modelfile import map_model, read_model, stream_size
+from lmtools.io.modelwrite import write_model
 from lmtools.ngram.counts import Counts, Levels
 from lmtools.ngram.model import NGramModel, model_arrays
 

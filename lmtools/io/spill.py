@@ -70,7 +70,7 @@ class ArrayShape:
 class DiskArray(ArrayShape):
     """A C-order array in a raw file: its shape and dtype, slices read on demand, chunks in turn.
 
-    Model writers accept it where they take a numpy array (``lmtools.io.modelfile.write_model``
+    Model writers accept it where they take a numpy array (``lmtools.io.modelwrite.write_model``
     streams it in chunks), so that a model larger than the memory budget is written without being
     held whole."""
 

@@ -88,7 +88,7 @@ class FFNNModel:
     # Model file (kind "ffnn")
 
     def to_file_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """Header (plain msgpack values) and named arrays for ``lmtools.io.modelfile.write_model``."""
+        """Header (plain msgpack values) and named arrays for ``lmtools.io.modelwrite.write_model``."""
         from lmtools import __version__
 
         prov = dict(self.provenance or {})
