@@ -489,3 +489,19 @@ def test_lm_train_writes_the_same_file_with_tables_laid_out_early(counts5, tmp_p
     monkeypatch.setattr(train, "_lay_out_query_tables", lambda *a: None)
     ok(invoke("lm-train", "-q", "-o", tmp_path / "late.lm", counts))
     assert (tmp_path / "early.lm").read_bytes() == (tmp_path / "late.lm").read_bytes()
+
+
+def test_tables_are_laid_out_early_only_within_the_memory_budget(counts5):
+    """With -S, the tables are laid out beside the estimation only where the budget holds the
+    estimation and the tables at once; else they are built after it (as before)."""
+    from lmtools.bounded import BYTES_PER_NGRAM
+    from lmtools.cli.train import _lay_out_query_tables
+
+    sizes = counts5.sizes()
+    need = BYTES_PER_NGRAM * sum(sizes) + sum(16 * query_table_slots(n) for n in sizes[1:])
+    for budget, laid_out in ((None, True), (need, True), (need - 1, False)):
+        pending = _lay_out_query_tables(counts5, None, budget)
+        assert (pending is not None) == laid_out, budget
+        if pending is not None:
+            pending.result(_smooth(counts5, "kn-modified", None))  # (joins its thread)
+    assert _lay_out_query_tables(counts5, 1, None) is None  # unigrams only: no tables

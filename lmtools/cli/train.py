@@ -213,7 +213,7 @@ def main(files, output, method, method_m, order, arpa_out, from_arpa, interpolat
                            or prune_size is not None)
 
         def estimate(counts):
-            pending = _lay_out_query_tables(counts, order) if tables_soon else None
+            pending = _lay_out_query_tables(counts, order, budget[0] if budget else None) if tables_soon else None
             model = _estimate(counts, m, order, interpolate, discounts, thresholds, k, alpha, vocab_file,
                               kenlm_compat, quiet)
             if pending is not None:  # None: written with tables built as usual (save_model)
@@ -490,19 +490,25 @@ def _parse_prune(values) -> list[int] | None:
     return flat
 
 
-def _lay_out_query_tables(counts, order: int | None):
+def _lay_out_query_tables(counts, order: int | None, budget: int | None):
     """The query tables of the n-grams of ``counts`` (orders 1..``order``) laid out beside the
-    estimation (ngram.model.PendingTables), where they may be the model's and fit in memory beside
-    the estimation; else None."""
+    estimation (ngram.model.PendingTables), where they may be the model's and fit in memory (and in
+    the -S ``budget``) beside the estimation; else None."""
     import numpy as np
 
     from lmtools import memory
+    from lmtools.constants import query_table_slots
     from lmtools.ngram.model import SMALL_BUILD, PendingTables
 
     ngrams = counts.ngrams[:order] if order is not None else counts.ngrams
     sizes = [int(g.shape[0]) for g in ngrams]
     if len(ngrams) < 2 or sum(sizes) <= SMALL_BUILD or not all(isinstance(g, np.ndarray) for g in ngrams):
         return None
+    if budget is not None:  # the tables exist during the estimation now, not only after it
+        from lmtools.bounded import BYTES_PER_NGRAM
+
+        if BYTES_PER_NGRAM * sum(sizes) + sum(16 * query_table_slots(n) for n in sizes[1:]) > budget:
+            return None
     avail, _ = memory.available()
     if avail is not None and memory.check_enabled() and \
             avail < memory.estimate_smoothing(sizes) + memory.estimate_query(sizes):
