@@ -268,12 +268,13 @@ def _read_input(paths, order, m, interpolate, k, alpha, kenlm_compat, lower, cha
                 budget, space):
     """The n-gram input (counts, a model, or text counted here: in ``budget`` with ``space`` for spills)."""
     from lmtools.cli.train_input import read_ngram_input
-    from lmtools.cli.warmup import input_is_pipe, warm_counts_path
+    from lmtools.cli.warmup import input_is_pipe, stdin_waiting, warm_counts_path
 
     common.compile_note("smooth")
     if input_is_pipe(paths[0]):  # load the kernels while upstream is still counting
         warm_counts_path(order or 3, {"method": m, "interpolate": interpolate, "k": k, "alpha": alpha,
-                                      "kenlm_compat": kenlm_compat})
+                                      "kenlm_compat": kenlm_compat},
+                         waiting=stdin_waiting if paths[0] == "-" else (lambda: True))
     return read_ngram_input(paths, order, lower=lower, chars=chars, encoding_errors=encoding_errors,
                             min_count=ffnn["min_count"], vocab_size=ffnn["vocab_size"], kinds=kinds,
                             memory=budget, spill=space)

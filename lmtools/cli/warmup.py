@@ -19,9 +19,14 @@ from lmtools.messages import debug_enabled
 _TEXT = "\n".join(" ".join(f"w{(i * 7 + j * 3) % 11}" for j in range(i % 6 + 2)) for i in range(60)) + "\n"
 
 
-def warm_counts_path(order: int, smooth_kwargs: dict | None = None) -> None:
+def warm_counts_path(order: int, smooth_kwargs: dict | None = None, waiting=lambda: True) -> None:
     """Count, store, load and (with ``smooth_kwargs``) smooth and store a tiny model. Best effort:
-    a failure here only costs time, so it is ignored (shown with --debug)."""
+    a failure here only costs time, so it is ignored (shown with --debug).
+
+    With ``smooth_kwargs`` it also loads the numba kernels that a real input takes and a tiny one
+    skips (the sort of the counts, the query tables), one step after another while ``waiting()``
+    (the input has not begun to arrive: see stdin_waiting). Loading them costs about 0.3 s, which a
+    large input would pay after it arrives and a small one, estimated without numba, never pays."""
     try:
         from lmtools.io.models import load_model, save_model
         from lmtools.ngram.counting import count_small
@@ -37,15 +42,17 @@ def warm_counts_path(order: int, smooth_kwargs: dict | None = None) -> None:
             from lmtools.ngram.model import PendingTables
             from lmtools.ngram.smoothing import smooth
 
+            model = smooth(counts, **dict(smooth_kwargs, warn=lambda msg: None))
+            save_model(model, io.BytesIO())
             # the kernels a real input takes, which a tiny one would skip (plain numpy and Python there):
             # the numba sort of the counts and the query tables laid out beside the estimation
+            if not waiting():
+                return
             counts = levels_from_parts(*read_model(io.BytesIO(buf.getvalue()), "warm-up"), "warm-up").to_counts(
                 numba=True)
-            pending = PendingTables(counts.ngrams, counts.vocab) if counts.order >= 2 else None
-            model = smooth(counts, **dict(smooth_kwargs, warn=lambda msg: None))
-            if pending is not None:
-                pending.result(model)
-            save_model(model, io.BytesIO())
+            if counts.order >= 2 and waiting():
+                pending = PendingTables(counts.ngrams, counts.vocab)
+                pending.result(smooth(counts, **dict(smooth_kwargs, warn=lambda msg: None)))
     except Exception:
         if debug_enabled():
             raise
@@ -68,6 +75,29 @@ def warm_scoring_path() -> None:
     except Exception:
         if debug_enabled():
             raise
+
+
+# How long the first look at stdin waits for the input: an upstream program on a small input (lm-count
+# on a few sentences: 0.15-0.25 s, started with this one) has written it by then; one still at work
+# after it is counting more than a few sentences.
+FIRST_LOOK_S = 0.3
+
+
+def stdin_waiting(_looked: list = []) -> bool:  # noqa: B006 (the list remembers the first look)
+    """True while nothing can be read from stdin yet (no data, no end of input): upstream is still
+    at work. Upstream programs write their output at the end, so a small input has arrived (and a
+    warm-up for a large one would only delay it) by the time this is False. The first call waits up
+    to FIRST_LOOK_S for the input; later ones do not wait."""
+    import select
+    import sys
+
+    timeout = 0.0 if _looked else FIRST_LOOK_S
+    _looked.append(True)
+    try:
+        ready, _, _ = select.select([sys.stdin.fileno()], [], [], timeout)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not ready
 
 
 def input_is_pipe(path: str) -> bool:
