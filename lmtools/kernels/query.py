@@ -652,13 +652,9 @@ def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
     ValueError when the model has repeated n-grams (their keys clash under every seed tried)."""
     N = len(ngrams)
     sizes = [0, 0] + [int(ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
-    slots = np.zeros(N + 1, np.int64)
-    for n in range(2, N + 1):
-        slots[n] = query_table_slots(sizes[n])
+    slots, base = _table_sizes(sizes)
     if slots.max() > MAX_QUERY_SLOTS:
         raise OverflowError(f"order {int(slots.argmax())} has more n-grams than a query table holds")
-    base = np.zeros(N + 2, np.int64)
-    base[3:] = np.cumsum(slots[2:])
     rows = [np.ascontiguousarray(ngrams[n - 1], dtype=np.int32) for n in range(1, N + 1)]
     offs = np.zeros(N + 2, np.int64)
     offs[3:] = np.cumsum(sizes[2:])
@@ -707,6 +703,18 @@ def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
     return tab, base, slots, int(seed), bool(closed)
 
 
+def _table_sizes(sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, base) of the tables of orders 2..N with ``sizes[n]`` n-grams of order n (``sizes[0]``
+    and ``sizes[1]`` unused): each order's entries, and where its table starts."""
+    N = len(sizes) - 1
+    slots = np.zeros(N + 1, np.int64)
+    for n in range(2, N + 1):
+        slots[n] = query_table_slots(sizes[n])
+    base = np.zeros(N + 2, np.int64)
+    base[3:] = np.cumsum(slots[2:])
+    return slots, base
+
+
 def lay_out_tables(rows, zeros=np.zeros):
     """The hash tables of n-gram rows (``rows[n-2]``: order n's, int32 (m, n) sorted, n = 2..N), laid
     out before the model's probabilities exist: (tab, base, slots, seed, prefixes_closed), each used
@@ -715,14 +723,9 @@ def lay_out_tables(rows, zeros=np.zeros):
     have to do more than place the keys (a clash under every seed, or an n-gram whose suffix is not
     in the model: placeholders)."""
     N = len(rows) + 1
-    sizes = [0, 0] + [int(r.shape[0]) for r in rows]
-    slots = np.zeros(N + 1, np.int64)
-    for n in range(2, N + 1):
-        slots[n] = query_table_slots(sizes[n])
+    slots, base = _table_sizes([0, 0] + [int(r.shape[0]) for r in rows])
     if N < 2 or slots.max() > MAX_QUERY_SLOTS:
         return None
-    base = np.zeros(N + 2, np.int64)
-    base[3:] = np.cumsum(slots[2:])
     for attempt in range(MAX_SEEDS):
         seed = np.uint64(0x5EED0000 + attempt * 0x9E3779B9)
         tab = zeros(2 * int(base[N + 1]), np.uint64)
