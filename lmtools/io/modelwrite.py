@@ -82,10 +82,7 @@ def _write_mapped(stream, fd: int, kind: str, header: dict, arrays: dict[str, np
     pieces, pos = [(0, memoryview(model_head))], len(model_head)  # (offset in the model, bytes)
     copies = []  # (offset in the model, array data): made by the threads
     for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
-        arr = arr.astype(_le(arr.dtype), copy=False)
-        data = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
-        head = _array_head(packer, pos, name, arr.dtype.str, arr.shape, data.nbytes, crc32(data))
+        head, data = _array_in_memory(packer, pos, name, arr)
         pieces.append((pos, memoryview(head)))
         pos += len(head)
         if data.nbytes:
@@ -95,14 +92,12 @@ def _write_mapped(stream, fd: int, kind: str, header: dict, arrays: dict[str, np
     size = pos + len(pieces[-1][1])
     stream.flush()
     start = stream.tell()  # the file offset of the model's first byte
-    try:  # a descriptor of the file open for reading too (mmap needs it: stdout may be write-only)
+    try:  # the same regular file (_positional_fd checked it), open for reading too: mmap needs that
         rw = os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False
     error = getattr(stream, "write_error", _write_error)  # (cli.output's names the user's path)
     try:
-        if not stat.S_ISREG(os.fstat(rw).st_mode):
-            return False
         try:
             os.posix_fallocate(rw, start, size)
         except OSError as e:
@@ -204,11 +199,8 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
             pos += _put_chunked(stream, packer, pos, name, arr)
             written += 1
             continue
-        arr = np.ascontiguousarray(arr)
-        arr = arr.astype(_le(arr.dtype), copy=False)
-        # written straight from the array's memory, never copied into one bytes object
-        data = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
-        put(_array_head(packer, pos, name, arr.dtype.str, arr.shape, data.nbytes, crc32(data)))
+        head, data = _array_in_memory(packer, pos, name, arr)
+        put(head)
         stream.write(data)
         pos += data.nbytes
         written += 1
@@ -216,6 +208,16 @@ def write_model_arrays(stream: BinaryIO, kind: str, header: dict, names: list[st
         raise ValueError(f"{len(names) - written} arrays listed in the header were not given")
     put(packer.pack({"end": len(names)}))
     stream.flush()
+
+
+def _array_in_memory(packer, pos: int, name: str, arr) -> tuple[bytes, memoryview]:
+    """(head, data) of an array in memory whose head starts at file offset ``pos``: the data is a view
+    of the array's memory (little-endian, C order), written from there, never copied into one bytes
+    object."""
+    arr = np.ascontiguousarray(arr)
+    arr = arr.astype(_le(arr.dtype), copy=False)
+    data = memoryview(arr.reshape(-1)).cast("B") if arr.size else memoryview(b"")
+    return _array_head(packer, pos, name, arr.dtype.str, arr.shape, data.nbytes, crc32(data)), data
 
 
 def _positional_fd(stream) -> int | None:
