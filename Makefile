@@ -1,5 +1,6 @@
 # lmtools: make install | test | test-slow | fuzz | demo | bench | man | lint
-# Every target creates the virtual environment (.venv) from pyproject.toml first.
+# Every target creates the virtual environment (.venv) from pyproject.toml first, and compiles the scoring
+# kernel ahead of time where its sources changed (lmtools/kernels/aot.py; needs a C compiler).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,6 +10,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: install test test-slow fuzz demo bench bench-scale bench-query man lint clean
 
 install: $(STAMP)
+	-$(BIN)/python -m lmtools.kernels.aot --if-stale
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -43,7 +43,8 @@ def _modules() -> dict[str, Path]:
     mods = {"lmtools": Path(lmtools.__file__)}
     for info in pkgutil.walk_packages(lmtools.__path__, "lmtools."):
         spec = importlib.util.find_spec(info.name)
-        mods[info.name] = Path(spec.origin)
+        if spec.origin.endswith(".py"):  # not a compiled module (kernels/aot.py's build)
+            mods[info.name] = Path(spec.origin)
     return mods
 
 

@@ -10,6 +10,11 @@ from lmtools.cli import common
 from lmtools.errors import LmError
 
 
+# Text scored per step. 1 MB costs no time against 8 (lm-ppl on 10x PTB train, 1.56 s either way)
+# and keeps ~40 MB less in memory: the block read, its whole lines and their UTF-8 check.
+SCORE_CHUNK_BYTES = 1 << 20
+
+
 def model_options(func):
     """-m/--model (repeatable), --lambda (repeatable) and --threads: shared by lm-ppl and lm-score."""
     func = click.option("--threads", type=click.IntRange(1), default=1, show_default=True, metavar="T",
@@ -209,7 +214,7 @@ def main(files, models, lambdas, threads, as_json, srilm, per_sentence, lower, c
         for path in paths:
             stats = PplStats()
             rows = []
-            for chunk in iter_text_chunks([path], text_opts):
+            for chunk in iter_text_chunks([path], text_opts, SCORE_CHUNK_BYTES):
                 ls = scorer.line_scores(chunk.data, threads)
                 stats.add(ls)
                 stats.replaced_lines += chunk.replaced_lines

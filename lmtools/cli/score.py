@@ -7,11 +7,11 @@ import sys
 import click
 
 from lmtools.cli import common
-from lmtools.cli.ppl import (check_threads, check_weights, load_for_scoring, model_options, parse_lambdas,
+from lmtools.cli.ppl import (SCORE_CHUNK_BYTES, check_threads, check_weights, load_for_scoring, model_options, parse_lambdas,
                              resolve_sources, text_flags)
 from lmtools.errors import LmError
 
-CHUNK_BYTES = 1 << 20  # text read (and output flushed) per step, at most; less from a slow producer
+CHUNK_BYTES = SCORE_CHUNK_BYTES  # text read (and output flushed) per step, at most; less from a slow producer
 
 
 @common.command("lm-score", short_help="score every line of text, streaming")

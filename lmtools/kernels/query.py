@@ -37,8 +37,6 @@ loops even for one thread: numba's code for the same loop body in a plain @njit 
 ~150 instead of ~90 ns per token here.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -47,45 +45,10 @@ from numba.extending import intrinsic
 
 from lmtools.constants import LOG_ZERO  # log10 p at or below this is p = 0 (ARPA's convention)
 from lmtools.constants import MAX_QUERY_SLOTS, query_table_limit, query_table_slots
+from lmtools.kernels.records import AHEAD, BLOCK, BOS, RING, BlockArrays
+from lmtools.kernels.records import HashedModel, LineSums, NO_CONTEXT, WordTable  # noqa: F401 (the records' old home)
+from lmtools.kernels import records
 from lmtools.kernels.tokenize import find_word, is_sentence_mark, next_token_hashed
-
-BOS = 1  # <s>: starts a sentence, only a context
-NO_CONTEXT = -1  # starts a sentence without <s> (the API's bos=False): an empty context
-
-
-
-class HashedModel(NamedTuple):
-    """An n-gram model's query tables (the layout above; lmtools/ngram/query.py builds them)."""
-
-    order: int  # N
-    uni_lp: np.ndarray  # float32 (V,): unigram log10 p by word id
-    uni_bo: np.ndarray  # float32 (V,): unigram log10 backoff
-    tab: np.ndarray  # uint64: the hash tables of orders 2..N
-    ftab: np.ndarray  # float32 view of tab (the values)
-    base: np.ndarray  # int64 (N+2,): first entry of order n's table
-    slots: np.ndarray  # int64 (N+1,): order n's table has slots[n] entries
-    seed: np.uint64  # the hash seed
-    closed: bool  # the prefix of every n-gram is in the model
-
-
-class WordTable(NamedTuple):
-    """The token table of kernels/tokenize.py (``find_word``), read only."""
-
-    hashes: np.ndarray  # uint64: FNV-1a hash per slot
-    slots: np.ndarray  # int32: word id per slot (-1 = empty)
-    pool: np.ndarray  # uint8: the words' bytes
-    offsets: np.ndarray  # int64: word w is pool[offsets[w]:offsets[w+1]]
-
-
-class LineSums(NamedTuple):
-    """Per-line results (as ``line_sums``): one entry per line."""
-
-    lp: np.ndarray  # float64: log10 p of all its tokens
-    lp_nz: np.ndarray  # float64: the same without zero-probability tokens (OOVs kept)
-    lp_iv: np.ndarray  # float64: without OOVs and zero-probability tokens
-    tokens: np.ndarray  # int64: words and </s>
-    oovs: np.ndarray  # int64
-    zeros: np.ndarray  # int64: zero-probability in-vocabulary tokens
 
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -173,10 +136,6 @@ def _prefetch(typingctx, arr, idx):
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-AHEAD = 24  # positions scored ahead of the walk: their table entries are prefetched
-RING = 32  # > AHEAD, a power of two
 
 
 @njit(cache=True, parallel=True)
@@ -370,9 +329,10 @@ def _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu):
 
 
 @njit(cache=True, inline="always")
-def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero):
+def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero, bo, keys, tops):
     """Score ids[lo:hi] with the ``HashedModel`` M; ids[lo] must start a sentence (``<s>`` or
-    NO_CONTEXT).
+    NO_CONTEXT). bo, keys, tops: the walk's state (``BlockArrays``' last three; no values read
+    before they are written here).
 
     ``M.closed``: the prefix of every n-gram is in the model (true of models made by lmtools and
     KenLM), so an n-gram ending here can be longer by at most one than the longest entry found
@@ -388,10 +348,7 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero):
     closed = M.closed
     # bo[p] holds the backoffs of the n-grams ending at the previous position, bo[1 - p] those of
     # the current one (flipping p instead of swapping arrays keeps numba from refcounting per token)
-    bo = np.zeros((2, N + 1), np.float64)
     p = 0
-    keys = np.zeros((RING, N + 1), np.uint64)
-    tops = np.zeros(RING, np.int64)
     ctxu = 0
     u = lo
     while u < hi and u < lo + AHEAD:
@@ -448,6 +405,12 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero):
         prev_reach = reach
 
 
+@njit(cache=True, inline="always")
+def _walk_state(N):
+    """The state arrays of ``_score_range`` (records.block_arrays makes them in Python)."""
+    return np.zeros((2, N + 1), np.float64), np.zeros((RING, N + 1), np.uint64), np.zeros(RING, np.int64)
+
+
 @njit(cache=True, parallel=True)
 def score_ids(ids, cuts, M, out_lp, out_ord, out_zero):
     """Score a stream of sentences ``<s> w1 .. wk </s> <s> ...`` (int32 ids, ``<s>`` = 1) with the
@@ -461,7 +424,8 @@ def score_ids(ids, cuts, M, out_lp, out_ord, out_zero):
     numba generates faster code for the loop body there, ~80 instead of ~140 ns per token here.)
     """
     for s in prange(cuts.shape[0] - 1):
-        _score_range(ids, cuts[s], cuts[s + 1], M, out_lp, out_ord, out_zero)
+        bo, keys, tops = _walk_state(M.order)
+        _score_range(ids, cuts[s], cuts[s + 1], M, out_lp, out_ord, out_zero, bo, keys, tops)
 
 
 @njit(cache=True)
@@ -560,29 +524,89 @@ def _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k):
     return k + 1, dropped
 
 
-BLOCK = 1 << 14  # tokens tokenized, then scored, at a time per thread (stays in the cache)
+line_capacity = njit(inline="always")(records.line_capacity)
 
 
 @njit(cache=True, inline="always")
-def _score_block(ids, oov, lp, order, zero, k, M, out, li):
-    """Score ids[:k] (whole lines) and fold it into the lines' results from line li; returns the
-    next line's index."""
-    _score_range(ids, 0, k, M, lp, order, zero)
-    return li + line_sums(ids[:k], oov[:k], lp[:k], zero[:k], out, li)
+def _score_block(A, k, M, out, li):
+    """Score A's first k tokens (whole lines) and fold them into the lines' results from line li;
+    returns the next line's index."""
+    _score_range(A.ids, 0, k, M, A.lp, A.order, A.zero, A.bo, A.keys, A.tops)
+    return li + line_sums(A.ids[:k], A.oov[:k], A.lp[:k], A.zero[:k], out, li)
+
+
+@njit(cache=True, inline="always")
+def score_lines_from(buf, i, end, words, remap, M, out, li, A):
+    """Tokenize and score the whole lines of buf[i:end] (the last may lack its newline) in blocks of
+    the ``BlockArrays`` A, their results into the ``LineSums`` out from line li; stops at the end or
+    before a line that needs more than A's entries (``line_capacity``), with every line before it
+    scored. Returns (where it stopped, next line's index, literal <s>/</s> dropped).
+
+    ``words``: the vocabulary's ``WordTable``; ``remap[id]``: the model's id of a word of the table;
+    M: the ``HashedModel``. The one body of the run-time kernel (``score_lines``) and of the
+    ahead-of-time one (kernels/aot.py)."""
+    vh = words.hashes
+    vs = words.slots
+    vp = words.pool
+    vo = words.offsets
+    vmask = np.uint64(vh.shape[0] - 1)
+    cap = A.ids.shape[0]
+    k = 0
+    dropped = 0
+    limit = end  # drops to i before a line too long
+    while i < limit:
+        e = i
+        while e < end and buf[e] != 10:
+            e += 1
+        need = line_capacity(e - i)
+        if k + need > cap and k > 0:
+            li = _score_block(A, k, M, out, li)
+            k = 0
+        if need > cap:
+            limit = i
+        else:
+            k, d = _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, A.ids, A.oov, k)
+            dropped += d
+            i = e + 1
+            if k >= BLOCK or (i >= end and k > 0):
+                li = _score_block(A, k, M, out, li)
+                k = 0
+    return min(i, end), li, dropped
 
 
 @njit(cache=True)
-def _score_long_line(buf, i, e, vh, vs, vp, vo, vmask, remap, M, out, li):
-    """A line too long for the block arrays, scored alone in arrays of its own: (next line's
-    index, literal <s>/</s> dropped)."""
-    cap = (e - i) // 2 + 3
-    ids = np.empty(cap, np.int32)
-    oov = np.empty(cap, np.bool_)
-    k, dropped = _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, 0)
-    lp = np.empty(k, np.float64)
-    order = np.empty(k, np.int32)
-    zero = np.empty(k, np.bool_)
-    return _score_block(ids, oov, lp, order, zero, k, M, out, li), dropped
+def _new_block_arrays(cap, N):
+    bo, keys, tops = _walk_state(N)
+    return BlockArrays(np.empty(cap, np.int32), np.empty(cap, np.bool_), np.empty(cap, np.float64),
+                       np.empty(cap, np.int32), np.empty(cap, np.bool_), bo, keys, tops)
+
+
+@njit(cache=True)
+def _score_long_line(buf, i, end, words, remap, M, out, li):
+    """The line at buf[i:] too long for the block arrays, scored alone in arrays of its own:
+    (where the next line starts, its index, literal <s>/</s> dropped)."""
+    e = i
+    while e < end and buf[e] != 10:
+        e += 1
+    A = _new_block_arrays(line_capacity(e - i), M.order)
+    return score_lines_from(buf, i, min(e + 1, end), words, remap, M, out, li, A)
+
+
+@njit(cache=True)
+def _score_segment(buf, i, end, words, remap, M, out, li):
+    """Score the whole lines of buf[i:end] into out from line li; returns the literal <s>/</s> dropped.
+    Lines are tokenized into block arrays until they hold BLOCK tokens, then scored; a line that would
+    not fit is scored alone. (A function of its own, called from the parallel loop: inlined into it,
+    numba's parallel lowering indexed out of bounds.)"""
+    A = _new_block_arrays(2 * BLOCK, M.order)
+    i, li, dropped = score_lines_from(buf, i, end, words, remap, M, out, li, A)
+    while i < end:
+        i, li, d = _score_long_line(buf, i, end, words, remap, M, out, li)
+        dropped += d
+        if i < end:
+            i, li, d = score_lines_from(buf, i, end, words, remap, M, out, li, A)
+            dropped += d
+    return dropped
 
 
 @njit(cache=True, parallel=True)
@@ -595,47 +619,8 @@ def score_lines(buf, seg_start, seg_line, words, remap, M, out, seg_dropped):
     word of the table; ``M``: the ``HashedModel``. Per line: as ``line_sums``, into the ``LineSums``
     out. ``seg_dropped[s]``: literal <s>/</s> dropped in segment s.
     """
-    vh = words.hashes
-    vs = words.slots
-    vp = words.pool
-    vo = words.offsets
-    vmask = np.uint64(vh.shape[0] - 1)
     for s in prange(seg_start.shape[0] - 1):
-        i = seg_start[s]
-        end = seg_start[s + 1]
-        # lines are tokenized into these until they hold BLOCK tokens, then scored; a line that
-        # would not fit is scored alone (the arrays are never reassigned in the loop: that keeps
-        # numba's code for it fast)
-        cap = 2 * BLOCK
-        ids = np.empty(cap, np.int32)
-        oov = np.empty(cap, np.bool_)
-        lp = np.empty(cap, np.float64)
-        order = np.empty(cap, np.int32)
-        zero = np.empty(cap, np.bool_)
-        li = seg_line[s]
-        k = 0
-        dropped = 0
-        while i < end:
-            e = i
-            while e < end and buf[e] != 10:
-                e += 1
-            need = (e - i) // 2 + 3  # <s>, </s> and at most a token per two bytes
-            if k + need > cap:
-                if k > 0:
-                    li = _score_block(ids, oov, lp, order, zero, k, M, out, li)
-                    k = 0
-                if need > cap:
-                    li, d = _score_long_line(buf, i, e, vh, vs, vp, vo, vmask, remap, M, out, li)
-                    dropped += d
-                    i = e + 1
-                    continue
-            k, d = _tokenize_line(buf, i, e, vh, vs, vp, vo, vmask, remap, ids, oov, k)
-            dropped += d
-            i = e + 1
-            if k >= BLOCK or (i >= end and k > 0):
-                li = _score_block(ids, oov, lp, order, zero, k, M, out, li)
-                k = 0
-        seg_dropped[s] = dropped
+        seg_dropped[s] = _score_segment(buf, seg_start[s], seg_start[s + 1], words, remap, M, out, seg_line[s])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ class LineScores:
 
     def kernel_view(self):
         """The arrays as the kernels' ``LineSums`` (the same memory: the kernels fill them)."""
-        from lmtools.kernels.query import LineSums
+        from lmtools.kernels.records import LineSums
 
         return LineSums(self.lp, self.lp_nz, self.lp_iv, self.tokens, self.oovs, self.zeros)
 
@@ -210,7 +210,7 @@ class Vocabulary:
     def word_table(self):
         """The kernels' ``WordTable`` (read-only arrays): the stored one, or that of ``table()``."""
         if self._words is None:
-            from lmtools.kernels.query import WordTable
+            from lmtools.kernels.records import WordTable
 
             q = self.stored
             if q is not None:
@@ -337,6 +337,7 @@ class QueryModel:
         self._identity = None
         self._seen_bytes = 0
         self._steps = None
+        self._blocks = None  # the ahead-of-time kernel's block arrays (records.BlockArrays)
         # numba's kernels are loaded (a fast path ran, or warm()): small inputs then take it too. Tables
         # alone say nothing: stored ones are mapped, small ones built in Python.
         self._kernels = False
@@ -361,7 +362,7 @@ class QueryModel:
 
     def hashed_model(self):
         """The kernels' ``HashedModel``: the tables (built on first use) with the unigrams."""
-        from lmtools.kernels.query import HashedModel
+        from lmtools.kernels.records import HashedModel
 
         tab, ftab, base, slots, seed, closed = self.tables()
         return HashedModel(int(self.order), self.uni_lp, self.uni_bo, tab, ftab, base, slots, seed, bool(closed))
@@ -415,10 +416,18 @@ class QueryModel:
     def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None) -> LineScores:
         """Per-line results of whole lines of text: tokenized and scored in one numba pass
         (in parallel with threads > 1), or on the numpy path for small inputs. Same numbers."""
+        from lmtools.kernels import aot
+
+        compiled = aot.load()
         if fast is None:
-            fast = self.use_fast(len(data))
+            # the ahead-of-time kernel over stored tables costs nothing to start: every input takes it
+            fast = (compiled is not None and self.stored is not None) or self.use_fast(len(data))
         if not fast:
             return self.score_text(data, fast=False).line_scores()
+        n = len(data)
+        L = data.count(b"\n") + (1 if n and not data.endswith(b"\n") else 0)
+        if compiled is not None and (threads == 1 or n <= PARALLEL_MIN_BYTES):
+            return self._line_scores_compiled(compiled, data, L)
         import numba
 
         from lmtools.kernels.query import score_lines
@@ -426,14 +435,7 @@ class QueryModel:
         M = self.hashed_model()
         self._kernels = True
         words = self.vocabulary.word_table()
-        remap = self.vocabulary.remap
-        if remap is None:
-            if self._identity is None:
-                self._identity = np.arange(len(self.vocab), dtype=np.int32)
-                _read_only(self._identity)
-            remap = self._identity
-        n = len(data)
-        L = data.count(b"\n") + (1 if n and not data.endswith(b"\n") else 0)
+        remap = self._remap()
         parts = threads if threads > 1 and n > PARALLEL_MIN_BYTES else 1
         starts = [0]
         for k in range(1, parts):
@@ -449,6 +451,45 @@ class QueryModel:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS, len(lines))))
         score_lines(np.frombuffer(data, np.uint8), seg_start, seg_line, words, remap, M, out.kernel_view(), dropped)
         out.n_dropped = int(dropped.sum())
+        return out
+
+    def _remap(self) -> np.ndarray:
+        remap = self.vocabulary.remap
+        if remap is None:
+            if self._identity is None:
+                self._identity = np.arange(len(self.vocab), dtype=np.int32)
+                _read_only(self._identity)
+            remap = self._identity
+        return remap
+
+    def _line_scores_compiled(self, compiled, data: bytes, L: int) -> LineScores:
+        """``line_scores`` in one thread by the ahead-of-time kernel (kernels/aot.py): numba is not
+        imported. Its block arrays are kept between chunks; a line too long for them gets its own."""
+        from lmtools.kernels import aot
+        from lmtools.kernels.records import BLOCK, block_arrays, line_capacity
+
+        M = self.hashed_model()
+        words = self.vocabulary.word_table()
+        remap = self._remap()
+        if self._blocks is None:
+            self._blocks = block_arrays(2 * BLOCK, self.order)
+        out = LineScores.empty(L)
+        sums = out.kernel_view()
+        buf = np.frombuffer(data, np.uint8)
+        state = np.zeros(2, np.int64)
+        n = len(data)
+        i = li = 0
+        long_line = False  # the kernel stopped before a line too long for the block arrays
+        while i < n:
+            A, end = self._blocks, n
+            if long_line:
+                e = data.find(b"\n", i)
+                e = n if e < 0 else e
+                A, end = block_arrays(line_capacity(e - i), self.order), min(e + 1, n)
+            i = aot.score_lines(compiled, buf, i, end, li, words, remap, M, sums, A, state)
+            li = int(state[0])
+            out.n_dropped += int(state[1])
+            long_line = not long_line and i < n
         return out
 
     def steps(self):

@@ -1,0 +1,187 @@
+"""The scoring kernel compiled ahead of time: lm-ppl and lm-score without numba at run time.
+
+Importing numba and loading its cached kernels costs a scoring process ~0.3 s and ~90 MB (numba's
+own modules and LLVM's library), more than scoring a few MB of text. ``build()`` compiles
+kernels.query.score_lines_from (the body of the run-time kernel ``score_lines``: the same source, so
+the same numbers) with numba's ahead-of-time compiler (numba.pycc) into an extension module beside
+this file; ``load()`` imports it with no numba in sight. ``make install`` builds it (``python -m
+lmtools.kernels.aot``); where it is absent or stale the run-time kernels serve as before.
+
+Built without numba's runtime (NRT): the kernel allocates nothing (the caller passes its
+``records.BlockArrays``), so no reference counts are kept per token, which the run-time kernel
+pays for. Freshness: the module carries a hash of the kernels' sources and of numba's version; a
+module built from other sources is not used.
+"""
+
+import hashlib
+import importlib
+import os
+import sys
+from pathlib import Path
+
+MODULE = "_scoring_aot"
+HERE = Path(__file__).resolve().parent
+# the sources the compiled kernel is made from: a change to any makes the module stale
+SOURCES = ("aot.py", "query.py", "records.py", "tokenize.py")
+
+
+def source_key(numba_version: str | None = None) -> int:
+    """A 63-bit hash of the kernels' sources (and numba's version, read from its metadata)."""
+    h = hashlib.sha256()
+    for name in SOURCES:
+        h.update((HERE / name).read_bytes())
+    if numba_version is None:
+        numba_version = _numba_version()
+    h.update(numba_version.encode())
+    return int.from_bytes(h.digest()[:8], "little") >> 1
+
+
+def _numba_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("numba")
+    except PackageNotFoundError:
+        return "?"
+
+
+_loaded = None
+
+
+def load():
+    """The compiled module, or None: not built, built from other sources, or disabled
+    (LMTOOLS_AOT=0). Never imports numba."""
+    global _loaded
+    if _loaded is None:
+        _loaded = False
+        if os.environ.get("LMTOOLS_AOT", "1") != "0":
+            try:
+                mod = importlib.import_module(f"lmtools.kernels.{MODULE}")
+                if mod.source_key() == source_key():
+                    _loaded = mod
+            except (ImportError, OSError):
+                pass
+    return _loaded or None
+
+
+# The compiled kernel's arguments, in order: (name, dtype, ndim (0: a scalar), read-only or written).
+# The compiled module's wrapper does not check what it is given (a wrong dtype reads the wrong memory):
+# ``score_lines`` below checks every argument against this list first.
+ARGS = (
+    ("buf", "uint8", 1, "ro"), ("i", "int64", 0, ""), ("end", "int64", 0, ""), ("li", "int64", 0, ""),
+    # the WordTable, and remap
+    ("hashes", "uint64", 1, "ro"), ("slots", "int32", 1, "ro"), ("pool", "uint8", 1, "ro"),
+    ("offsets", "int64", 1, "ro"), ("remap", "int32", 1, "ro"),
+    # the HashedModel
+    ("order", "int64", 0, ""), ("uni_lp", "float32", 1, "ro"), ("uni_bo", "float32", 1, "ro"),
+    ("tab", "uint64", 1, "ro"), ("ftab", "float32", 1, "ro"), ("base", "int64", 1, "ro"),
+    ("table_slots", "int64", 1, "ro"), ("seed", "uint64", 0, ""), ("closed", "bool", 0, ""),
+    # the LineSums
+    ("lp", "float64", 1, "rw"), ("lp_nz", "float64", 1, "rw"), ("lp_iv", "float64", 1, "rw"),
+    ("tokens", "int64", 1, "rw"), ("oovs", "int64", 1, "rw"), ("zeros", "int64", 1, "rw"),
+    # the BlockArrays
+    ("ids", "int32", 1, "rw"), ("oov", "bool", 1, "rw"), ("block_lp", "float64", 1, "rw"),
+    ("block_order", "int32", 1, "rw"), ("zero", "bool", 1, "rw"), ("bo", "float64", 2, "rw"),
+    ("keys", "uint64", 2, "rw"), ("tops", "int64", 1, "rw"),
+    ("state", "int64", 1, "rw"),  # out: (next line's index, literal <s>/</s> dropped)
+)
+
+
+def score_lines(mod, buf, i, end, li, words, remap, M, out, A, state) -> int:
+    """``mod.score_lines`` (as kernels.query.score_lines_from, with state[:2] = (next line's index,
+    literal <s>/</s> dropped)) after checking every argument against ``ARGS``; returns where it
+    stopped. The records are those of kernels/records.py."""
+    import numpy as np
+
+    values = (buf, i, end, li, *words, remap, *M, *out, *A, state)
+    for (name, dtype, ndim, access), v in zip(ARGS, values, strict=True):
+        if ndim == 0:
+            continue
+        if (not isinstance(v, np.ndarray) or v.dtype != np.dtype(dtype) or v.ndim != ndim
+                or not v.flags.c_contiguous or (access == "rw" and not v.flags.writeable)):
+            raise TypeError(f"score_lines: {name} must be a C-contiguous {ndim}-d {dtype} array")
+    from lmtools.kernels.records import RING
+
+    cap = A.ids.size
+    if (not 0 <= i <= end <= buf.size or state.size < 2 or not 0 <= li <= out.lp.size
+            or any(a.size != cap for a in A[:5]) or any(a.size != out.lp.size for a in out)
+            or A.bo.shape != (2, M.order + 1) or A.keys.shape != (RING, M.order + 1) or A.tops.size != RING):
+        raise ValueError("score_lines: arguments out of range")
+    return mod.score_lines(buf, int(i), int(end), int(li), *words, remap, int(M.order), *M[1:7],
+                           np.uint64(M.seed), bool(M.closed), *out, *A, state)
+
+
+def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
+    """Compile the module into output_dir; returns its path. Needs numba and a C compiler."""
+    import numba
+    import numpy as np
+    from numba import types
+    from numba.pycc import CC
+    import numba.pycc.compiler as pycc_compiler
+
+    from lmtools.kernels.query import score_lines_from
+    from lmtools.kernels.records import BlockArrays, HashedModel, LineSums, WordTable
+
+    key = source_key()
+    cc = CC(MODULE)
+    cc.output_dir = str(output_dir)
+    cc.use_nrt = False
+    cc.verbose = verbose
+
+    scalar = {"int64": types.int64, "uint64": types.uint64, "bool": types.boolean}
+    args = [scalar[dtype] if ndim == 0 else
+            types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C", readonly=(access == "ro"))
+            for _, dtype, ndim, access in ARGS]
+
+    @cc.export("score_lines", types.int64(*args))
+    def score_lines(buf, i, end, li, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed,
+                    o_lp, o_nz, o_iv, o_tok, o_oov, o_zero, ids, oov, lp, order, zero, bo, keys, tops, state):
+        M = HashedModel(N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed)
+        out = LineSums(o_lp, o_nz, o_iv, o_tok, o_oov, o_zero)
+        A = BlockArrays(ids, oov, lp, order, zero, bo, keys, tops)
+        stop, li, dropped = score_lines_from(buf, i, end, WordTable(vh, vs, vp, vo), remap, M, out, li, A)
+        state[0] = li
+        state[1] = dropped
+        return stop
+
+    @cc.export("source_key", types.int64())
+    def _source_key():
+        return key
+
+    # The array arguments are distinct arrays: marked so (noalias), as numba marks those of its parallel
+    # loops, LLVM keeps values in registers across the kernel's stores
+    class _Flags(pycc_compiler.Flags):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.noalias = True
+
+    saved = pycc_compiler.Flags
+    pycc_compiler.Flags = _Flags
+    try:
+        cc.compile()
+    finally:
+        pycc_compiler.Flags = saved
+    return next(Path(output_dir).glob(f"{MODULE}.*"))
+
+
+def main(argv=None) -> int:
+    """``python -m lmtools.kernels.aot [--if-stale] [-v]``: build the module (--if-stale: only where
+    the one present was built from other sources, or none is)."""
+    import time
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "--if-stale" in argv and load() is not None:
+        return 0
+    t = time.perf_counter()
+    try:
+        path = build(verbose="-v" in argv)
+    except Exception as e:  # no compiler, no numba.pycc: the run-time kernels serve
+        print(f"lmtools: the ahead-of-time scoring kernel was not built ({type(e).__name__}: {e}); "
+              "lm-ppl and lm-score use numba's run-time kernels", file=sys.stderr)
+        return 1
+    print(f"lmtools: built {path} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
