@@ -40,7 +40,8 @@ def copies(monkeypatch):
     made = []
     real = MW._copy_mapped
     monkeypatch.setattr(MW, "MAPPED_MIN_BYTES", 1)
-    monkeypatch.setattr(MW, "_copy_mapped", lambda fd, at, data: (made.append((at, data.nbytes)), real(fd, at, data)))
+    monkeypatch.setattr(MW, "_copy_mapped", lambda fd, at, data, huge=False: (made.append((at, data.nbytes)),
+                                                                               real(fd, at, data, huge)))
     return made
 
 
@@ -58,6 +59,26 @@ def test_the_mapped_writer_writes_the_streamed_bytes(tmp_path, copies, monkeypat
     data = sum(int(np.asarray(a).nbytes) for a in arrays.values())
     assert sum(n for _, n in copies) == data  # every array byte went through a mapping
     assert len(copies) >= min(2, data // window)  # in windows, split between threads
+
+
+def test_large_query_tables_are_written_in_huge_pages(tmp_path, monkeypatch):
+    """The arrays probed at random (HUGE_PAGE_ARRAYS) from HUGE_PAGE_MIN_BYTES on are copied with the
+    huge-page advice, the others without; the bytes are those of the stream writer either way."""
+    monkeypatch.setattr(MW, "MAPPED_MIN_BYTES", 1)
+    monkeypatch.setattr(MW, "HUGE_PAGE_MIN_BYTES", 1 << 16)
+    advised = []
+    real = MW._advise_huge
+    monkeypatch.setattr(MW, "_advise_huge", lambda mm: (advised.append(len(mm)), real(mm)))
+    rng = np.random.default_rng(5)
+    arrays = {"query.tab": rng.integers(0, 2**63, 1 << 14, dtype=np.uint64),  # 128 kB: advised
+              "trie.packed": np.arange(100, dtype=np.uint64),  # too small
+              "ngrams.3": rng.integers(0, 9, (1 << 14, 3), dtype=np.int32)}  # not probed at random
+    path = tmp_path / "m.lm"
+    with open(path, "wb") as f:
+        MW.write_model(f, "counts", HEADER, arrays)
+    assert path.read_bytes() == _streamed(arrays)
+    assert advised and sum(advised) >= arrays["query.tab"].nbytes
+    assert sum(advised) < arrays["query.tab"].nbytes + arrays["ngrams.3"].nbytes
 
 
 def test_not_mapped_where_it_cannot_be(tmp_path, copies):
@@ -112,7 +133,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(counts_file, tmp_path, copie
 
 
 def test_a_failed_copy_is_one_line_and_leaves_nothing(counts_file, tmp_path, copies, monkeypatch):
-    def cannot_map(fd, at, data):
+    def cannot_map(fd, at, data, huge=False):
         raise OSError(errno.ENOMEM, "Cannot allocate memory")
 
     monkeypatch.setattr(MW, "_copy_mapped", cannot_map)
