@@ -122,7 +122,7 @@ def test_a_stale_or_disabled_module_is_not_used(monkeypatch):
 
 
 def test_the_source_key_follows_the_sources_and_numba():
-    assert aot.source_key("0.1") != aot.source_key("0.2")
+    assert aot.source_key(b"0.1") != aot.source_key(b"0.2")
     assert aot.source_key() == aot.load().source_key()
 
 
