@@ -8,9 +8,10 @@ this file; ``load()`` imports it with no numba in sight. ``make install`` builds
 lmtools.kernels.aot``); where it is absent or stale the run-time kernels serve as before.
 
 Built without numba's runtime (NRT): the kernel allocates nothing (the caller passes its
-``records.BlockArrays``), so no reference counts are kept per token, which the run-time kernel
-pays for. Freshness: the module carries a hash of the kernels' sources and of numba's version; a
-module built from other sources is not used.
+``records.BlockArrays``), so no reference counts are kept per token. Freshness: the module carries a
+hash of the kernels' sources and of numba's and numpy's versions; a module built from other sources
+or for other versions is not used. The compiled wrapper checks nothing it is given: ``score_lines``
+below checks every argument first.
 """
 
 import hashlib
@@ -26,23 +27,24 @@ HERE = Path(__file__).resolve().parent
 SOURCES = ("aot.py", "query.py", "records.py", "tokenize.py")
 
 
-def source_key(numba_version: bytes | None = None) -> int:
-    """A 63-bit hash of the kernels' sources and of numba's version file (numba_version: its bytes)."""
+def source_key(versions: bytes | None = None) -> int:
+    """A 63-bit hash of the kernels' sources and of the version files of numba (the compiler) and
+    numpy (whose C interface the module's argument handling uses); versions: those files' bytes."""
     h = hashlib.sha256()
     for name in SOURCES:
         h.update((HERE / name).read_bytes())
-    h.update(_numba_version() if numba_version is None else numba_version)
+    h.update(_version_file("numba", "_version.py") + _version_file("numpy", "version.py") if versions is None else versions)
     return int.from_bytes(h.digest()[:8], "little") >> 1
 
 
-def _numba_version() -> bytes:
-    """numba/_version.py as it is on disk, found without importing numba (importlib.metadata took
-    14 ms, most of a one-line lm-ppl's added time)."""
-    spec = importlib.util.find_spec("numba")
+def _version_file(package: str, name: str) -> bytes:
+    """A package's version file as it is on disk, found without importing the package
+    (importlib.metadata took 14 ms, most of a one-line lm-ppl's added time)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         return b"?"
     try:
-        return (Path(spec.origin).parent / "_version.py").read_bytes()
+        return (Path(spec.origin).parent / name).read_bytes()
     except OSError:
         return b"?"
 
