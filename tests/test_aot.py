@@ -99,6 +99,30 @@ def test_compiled_runtime_and_plain_paths_agree_bit_for_bit(counts5, monkeypatch
     assert line_capacity(len(long_line)) > 2 * BLOCK and compiled.tokens[700] > BLOCK
 
 
+def test_per_token_scores_compiled_runtime_and_plain_agree(counts5, monkeypatch):
+    calls = []
+    for name, fn in (("score_tokens", aot.score_tokens), ("line_sums", aot.line_sums)):
+        monkeypatch.setattr(aot, name, lambda *a, _fn=fn, _name=name: calls.append(_name) or _fn(*a))
+    fields = ("ids", "oov", "logp", "order", "zero", "n_lines", "n_dropped")
+    for name, model in _models(counts5).items():
+        calls.clear()
+        compiled = QueryModel(model, name).score_text(TEXT, 1, fast=True)
+        compiled_lines = compiled.line_scores()
+        assert calls == ["score_tokens", "line_sums"], (name, calls)
+        with monkeypatch.context() as m:
+            m.setattr(aot, "load", lambda: None)
+            runtime = QueryModel(model, name).score_text(TEXT, 1, fast=True)
+        plain = QueryModel(model, name).score_text(TEXT, fast=False)
+        for f in fields:
+            assert np.array_equal(getattr(compiled, f), getattr(runtime, f)), (name, f)
+            assert np.array_equal(getattr(compiled, f), getattr(plain, f)), (name, f)
+        lines = QueryModel(model, name).line_scores(TEXT, 1, fast=True)
+        for f in FIELDS:
+            assert np.array_equal(getattr(compiled_lines, f), getattr(lines, f)), (name, f)
+    empty = QueryModel(_models(counts5)["kn5 stored"]).score_text(b"", 1, fast=True)
+    assert empty.ids.size == 0 and empty.n_lines == 0
+
+
 def test_small_inputs_and_chunks_reuse_the_block_arrays(counts5):
     qm = QueryModel(_models(counts5)["kn5 stored"])
     one = qm.line_scores(b"the king\n", 1)  # a stored model takes the compiled kernel at any size
@@ -135,7 +159,7 @@ def test_arguments_are_checked_before_the_module_sees_them(counts5):
     from lmtools.ngram.query import LineScores
 
     out = LineScores.empty(1).kernel_view()
-    A, state = block_arrays(64, qm.order), np.zeros(2, np.int64)
+    A, state = block_arrays(64, qm.order), np.zeros(3, np.int64)
     assert aot.score_lines(mod, buf, 0, len(data), 0, words, remap, M, out, A, state) == len(data)
     bad = [
         ((buf.astype(np.int64), 0, len(data), 0, words, remap, M, out, A, state), TypeError),
@@ -148,10 +172,27 @@ def test_arguments_are_checked_before_the_module_sees_them(counts5):
     for args, err in bad:
         with pytest.raises(err):
             aot.score_lines(mod, *args)
-    ro = np.zeros(2, np.int64)
+    ro = np.zeros(3, np.int64)
     ro.flags.writeable = False
     with pytest.raises(TypeError):
         aot.score_lines(mod, buf, 0, len(data), 0, words, remap, M, out, A, ro)
+    with pytest.raises(ValueError):
+        aot.score_lines(mod, buf, 0, len(data), 0, words, remap, M, out, A, state[:2].copy())
+    # the per-token kernel and the line sums: the same checks
+    assert aot.score_tokens(mod, buf, 0, len(data), words, remap, M, A, state) == 4  # <s> the king </s>
+    with pytest.raises(TypeError):
+        aot.score_tokens(mod, buf, 0, len(data), words, remap.astype(np.int64), M, A, state)
+    with pytest.raises(ValueError):
+        aot.score_tokens(mod, buf, 0, len(data) + 1, words, remap, M, A, state)
+    ids, oov, lp, zero = A.ids[:4].copy(), A.oov[:4].copy(), A.lp[:4].copy(), A.zero[:4].copy()
+    assert aot.line_sums(mod, ids, oov, lp, zero, out, 0) == 1
+    with pytest.raises(ValueError):  # two lines into one entry
+        aot.line_sums(mod, np.concatenate([ids, ids]), np.concatenate([oov, oov]), np.concatenate([lp, lp]),
+                      np.concatenate([zero, zero]), out, 0)
+    with pytest.raises(ValueError):  # not the start of a line
+        aot.line_sums(mod, ids[1:].copy(), oov[1:].copy(), lp[1:].copy(), zero[1:].copy(), out, 0)
+    with pytest.raises(TypeError):
+        aot.line_sums(mod, ids, oov, lp.astype(np.float32), zero, out, 0)
 
 
 def test_lm_ppl_scores_without_numba(counts5, tmp_path):

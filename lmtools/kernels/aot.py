@@ -1,10 +1,11 @@
-"""The scoring kernel compiled ahead of time: lm-ppl and lm-score without numba at run time.
+"""The scoring kernels compiled ahead of time: lm-ppl and lm-score without numba at run time.
 
 Importing numba and loading its cached kernels costs a scoring process ~0.3 s and ~90 MB (numba's
 own modules and LLVM's library), more than scoring a few MB of text. ``build()`` compiles
-kernels.query.score_lines_from (the body of the run-time kernel ``score_lines``: the same source, so
-the same numbers) with numba's ahead-of-time compiler (numba.pycc) into an extension module beside
-this file; ``load()`` imports it with no numba in sight. ``make install`` builds it (``python -m
+kernels.query.score_lines_from (per-line sums: the body of the run-time kernel ``score_lines``),
+score_tokens_from (per-token results, as ``score_ids`` after tokenizing) and line_sums, from the same
+source as the run-time kernels (so the same numbers), with numba's ahead-of-time compiler
+(numba.pycc) into an extension module beside this file; ``load()`` imports it with no numba in sight. ``make install`` builds it (``python -m
 lmtools.kernels.aot``); where it is absent or stale the run-time kernels serve as before.
 
 Built without numba's runtime (NRT): the kernel allocates nothing (the caller passes its
@@ -68,51 +69,88 @@ def load():
     return _loaded or None
 
 
-# The compiled kernel's arguments, in order: (name, dtype, ndim (0: a scalar), read-only or written).
+# The compiled kernels' arguments, in groups: (name, dtype, ndim (0: a scalar), read-only or written).
 # The compiled module's wrapper does not check what it is given (a wrong dtype reads the wrong memory):
-# ``score_lines`` below checks every argument against this list first.
-ARGS = (
-    ("buf", "uint8", 1, "ro"), ("i", "int64", 0, ""), ("end", "int64", 0, ""), ("li", "int64", 0, ""),
-    # the WordTable, and remap
-    ("hashes", "uint64", 1, "ro"), ("slots", "int32", 1, "ro"), ("pool", "uint8", 1, "ro"),
-    ("offsets", "int64", 1, "ro"), ("remap", "int32", 1, "ro"),
-    # the HashedModel
-    ("order", "int64", 0, ""), ("uni_lp", "float32", 1, "ro"), ("uni_bo", "float32", 1, "ro"),
-    ("tab", "uint64", 1, "ro"), ("ftab", "float32", 1, "ro"), ("base", "int64", 1, "ro"),
-    ("table_slots", "int64", 1, "ro"), ("seed", "uint64", 0, ""), ("closed", "bool", 0, ""),
-    # the LineSums
-    ("lp", "float64", 1, "rw"), ("lp_nz", "float64", 1, "rw"), ("lp_iv", "float64", 1, "rw"),
-    ("tokens", "int64", 1, "rw"), ("oovs", "int64", 1, "rw"), ("zeros", "int64", 1, "rw"),
-    # the BlockArrays
-    ("ids", "int32", 1, "rw"), ("oov", "bool", 1, "rw"), ("block_lp", "float64", 1, "rw"),
-    ("block_order", "int32", 1, "rw"), ("zero", "bool", 1, "rw"), ("bo", "float64", 2, "rw"),
-    ("keys", "uint64", 2, "rw"), ("tops", "int64", 1, "rw"),
-    ("state", "int64", 1, "rw"),  # out: (next line's index, literal <s>/</s> dropped)
-)
+# ``_call`` checks every argument against these first.
+TEXT = (("buf", "uint8", 1, "ro"), ("i", "int64", 0, ""), ("end", "int64", 0, ""))
+WORDS = (("hashes", "uint64", 1, "ro"), ("slots", "int32", 1, "ro"), ("pool", "uint8", 1, "ro"),
+         ("offsets", "int64", 1, "ro"), ("remap", "int32", 1, "ro"))  # the WordTable, and remap
+MODEL = (("order", "int64", 0, ""), ("uni_lp", "float32", 1, "ro"), ("uni_bo", "float32", 1, "ro"),
+         ("tab", "uint64", 1, "ro"), ("ftab", "float32", 1, "ro"), ("base", "int64", 1, "ro"),
+         ("table_slots", "int64", 1, "ro"), ("seed", "uint64", 0, ""), ("closed", "bool", 0, ""))  # HashedModel
+LINE_SUMS = (("lp", "float64", 1, "rw"), ("lp_nz", "float64", 1, "rw"), ("lp_iv", "float64", 1, "rw"),
+             ("tokens", "int64", 1, "rw"), ("oovs", "int64", 1, "rw"), ("zeros", "int64", 1, "rw"))
+BLOCK = (("ids", "int32", 1, "rw"), ("oov", "bool", 1, "rw"), ("block_lp", "float64", 1, "rw"),
+         ("block_order", "int32", 1, "rw"), ("zero", "bool", 1, "rw"), ("bo", "float64", 2, "rw"),
+         ("keys", "uint64", 2, "rw"), ("tops", "int64", 1, "rw"))  # BlockArrays
+STATE = (("state", "int64", 1, "rw"),)  # out: three numbers, as each kernel says
+# score_lines: li (the first line's index in the LineSums) after the text
+SCORE_LINES = TEXT + (("li", "int64", 0, ""),) + WORDS + MODEL + LINE_SUMS + BLOCK + STATE
+SCORE_TOKENS = TEXT + WORDS + MODEL + BLOCK + STATE
+# line_sums: a scored stream (ids, oov, log10 p, zero) into the LineSums from entry ``first``
+LINE_SUMS_OF = ((("ids", "int32", 1, "ro"), ("oov", "bool", 1, "ro"), ("logp", "float64", 1, "ro"),
+                 ("zero", "bool", 1, "ro")) + LINE_SUMS + (("first", "int64", 0, ""),))
 
 
-def score_lines(mod, buf, i, end, li, words, remap, M, out, A, state) -> int:
-    """``mod.score_lines`` (as kernels.query.score_lines_from, with state[:2] = (next line's index,
-    literal <s>/</s> dropped)) after checking every argument against ``ARGS``; returns where it
-    stopped. The records are those of kernels/records.py."""
+def _call(kernel, spec, values):
+    """``kernel(*values)`` (scalars as the module takes them) once every array has been checked
+    against ``spec``."""
     import numpy as np
 
-    values = (buf, i, end, li, *words, remap, *M, *out, *A, state)
-    for (name, dtype, ndim, access), v in zip(ARGS, values, strict=True):
+    for (arg, dtype, ndim, access), v in zip(spec, values, strict=True):
         if ndim == 0:
             continue
         if (not isinstance(v, np.ndarray) or v.dtype != np.dtype(dtype) or v.ndim != ndim
                 or not v.flags.c_contiguous or (access == "rw" and not v.flags.writeable)):
-            raise TypeError(f"score_lines: {name} must be a C-contiguous {ndim}-d {dtype} array")
+            raise TypeError(f"{kernel.__name__}: {arg} must be a C-contiguous {ndim}-d {dtype} array")
+    scalars = {"int64": int, "uint64": np.uint64, "bool": bool}
+    return kernel(*(scalars[dtype](v) if ndim == 0 else v for (_, dtype, ndim, _), v in zip(spec, values)))
+
+
+def _check_text(name, buf, i, end, M, A, state) -> None:
+    """The text's bounds, and the BlockArrays A against the model M (their sizes are not checked
+    inside the kernels)."""
     from lmtools.kernels.records import RING
 
-    cap = A.ids.size
-    if (not 0 <= i <= end <= buf.size or state.size < 2 or not 0 <= li <= out.lp.size
-            or any(a.size != cap for a in A[:5]) or any(a.size != out.lp.size for a in out)
+    if (not 0 <= i <= end <= buf.size or state.size < 3 or any(a.size != A.ids.size for a in A[:5])
             or A.bo.shape != (2, M.order + 1) or A.keys.shape != (RING, M.order + 1) or A.tops.size != RING):
+        raise ValueError(f"{name}: arguments out of range")
+
+
+def score_lines(mod, buf, i, end, li, words, remap, M, out, A, state) -> int:
+    """``mod.score_lines``: kernels.query.score_lines_from over buf[i:end] (whole lines, into the
+    ``LineSums`` out from line li, in blocks of the ``BlockArrays`` A), with state[:2] = (next line's
+    index, literal <s>/</s> dropped); returns where it stopped (before a line too long for A). Every
+    argument is checked first. The records are those of kernels/records.py."""
+    _check_text("score_lines", buf, i, end, M, A, state)
+    if not 0 <= li <= out.lp.size or any(a.size != out.lp.size for a in out):
         raise ValueError("score_lines: arguments out of range")
-    return mod.score_lines(buf, int(i), int(end), int(li), *words, remap, int(M.order), *M[1:7],
-                           np.uint64(M.seed), bool(M.closed), *out, *A, state)
+    return _call(mod.score_lines, SCORE_LINES, (buf, i, end, li, *words, remap, *M, *out, *A, state))
+
+
+def score_tokens(mod, buf, i, end, words, remap, M, A, state) -> int:
+    """``mod.score_tokens``: kernels.query.score_tokens_from over buf[i:end] (whole lines): every
+    token's id, OOV flag, log10 p, matched order and zero flag into A's first arrays, with state[:3] =
+    (lines, literal <s>/</s> dropped, where it stopped: before a line that would not fit in A);
+    returns the number of tokens (<s> and </s> included). Every argument is checked first."""
+    _check_text("score_tokens", buf, i, end, M, A, state)
+    return _call(mod.score_tokens, SCORE_TOKENS, (buf, i, end, *words, remap, *M, *A, state))
+
+
+def line_sums(mod, ids, oov, logp, zero, out, first) -> int:
+    """``mod.line_sums``: kernels.query.line_sums of a scored stream into the ``LineSums`` out from
+    entry ``first``; returns the number of lines. Every argument is checked first: the stream must
+    start a line, and out hold its lines."""
+    import numpy as np
+
+    n = ids.size
+    if (any(a.size != n for a in (oov, logp, zero)) or any(a.size != out.lp.size for a in out)
+            or (n and ids[0] != 1 and ids[0] != -1)):
+        raise ValueError("line_sums: arguments out of range")
+    lines = int(np.count_nonzero((ids == 1) | (ids == -1)))
+    if not 0 <= first <= out.lp.size - lines:
+        raise ValueError("line_sums: arguments out of range")
+    return _call(mod.line_sums, LINE_SUMS_OF, (ids, oov, logp, zero, *out, first))
 
 
 def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
@@ -123,7 +161,7 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
     from numba.pycc import CC
     import numba.pycc.compiler as pycc_compiler
 
-    from lmtools.kernels.query import score_lines_from
+    from lmtools.kernels.query import line_sums, score_lines_from, score_tokens_from
     from lmtools.kernels.records import BlockArrays, HashedModel, LineSums, WordTable
 
     key = source_key()
@@ -133,11 +171,13 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
     cc.verbose = verbose
 
     scalar = {"int64": types.int64, "uint64": types.uint64, "bool": types.boolean}
-    args = [scalar[dtype] if ndim == 0 else
-            types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C", readonly=(access == "ro"))
-            for _, dtype, ndim, access in ARGS]
 
-    @cc.export("score_lines", types.int64(*args))
+    def signature(spec):
+        return types.int64(*(scalar[dtype] if ndim == 0 else
+                             types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C", readonly=(access == "ro"))
+                             for _, dtype, ndim, access in spec))
+
+    @cc.export("score_lines", signature(SCORE_LINES))
     def score_lines(buf, i, end, li, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed,
                     o_lp, o_nz, o_iv, o_tok, o_oov, o_zero, ids, oov, lp, order, zero, bo, keys, tops, state):
         M = HashedModel(N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed)
@@ -147,6 +187,21 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
         state[0] = li
         state[1] = dropped
         return stop
+
+    @cc.export("score_tokens", signature(SCORE_TOKENS))
+    def score_tokens(buf, i, end, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed,
+                     ids, oov, lp, order, zero, bo, keys, tops, state):
+        M = HashedModel(N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed)
+        A = BlockArrays(ids, oov, lp, order, zero, bo, keys, tops)
+        k, stop, lines, dropped = score_tokens_from(buf, i, end, WordTable(vh, vs, vp, vo), remap, M, A)
+        state[0] = lines
+        state[1] = dropped
+        state[2] = stop
+        return k
+
+    @cc.export("line_sums", signature(LINE_SUMS_OF))
+    def _line_sums(ids, oov, logp, zero, o_lp, o_nz, o_iv, o_tok, o_oov, o_zero, first):
+        return line_sums(ids, oov, logp, zero, LineSums(o_lp, o_nz, o_iv, o_tok, o_oov, o_zero), first)
 
     @cc.export("source_key", types.int64())
     def _source_key():

@@ -574,6 +574,34 @@ def score_lines_from(buf, i, end, words, remap, M, out, li, A):
     return min(i, end), li, dropped
 
 
+@njit(cache=True, inline="always")
+def score_tokens_from(buf, i, end, words, remap, M, A):
+    """Tokenize the whole lines of buf[i:end] (the last may lack its newline) into A.ids / A.oov as
+    ``<s> w.. </s>`` per line and score every token into A.lp, A.order, A.zero (as ``score_ids``);
+    stops before a line that would not fit in A. Returns (tokens, where it stopped, lines, literal
+    <s>/</s> dropped). The per-token kernel compiled ahead of time (kernels/aot.py)."""
+    vmask = np.uint64(words.hashes.shape[0] - 1)
+    cap = A.ids.shape[0]
+    k = 0
+    lines = 0
+    dropped = 0
+    limit = end  # drops to i before a line that would not fit
+    while i < limit:
+        e = i
+        while e < end and buf[e] != 10:
+            e += 1
+        if k + line_capacity(e - i) > cap:
+            limit = i
+        else:
+            k, d = _tokenize_line(buf, i, e, words.hashes, words.slots, words.pool, words.offsets, vmask, remap,
+                                  A.ids, A.oov, k)
+            dropped += d
+            lines += 1
+            i = e + 1
+    _score_range(A.ids, 0, k, M, A.lp, A.order, A.zero, A.bo, A.keys, A.tops)
+    return k, min(i, end), lines, dropped
+
+
 @njit(cache=True)
 def _new_block_arrays(cap, N):
     bo, keys, tops = _walk_state(N)

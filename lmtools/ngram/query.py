@@ -75,13 +75,20 @@ class Scored:
         """Per-sentence sums (in token order: the same numbers on every path)."""
         L = int(self.starts().size)
         out = LineScores.empty(L, self.n_dropped)
-        # the kernel once numba is loaded; before, Python's float sums in token order (the same bits;
-        # a text scored with mapped tables is scored without numba, lm-ppl -m BIG.lm test.txt)
-        if self.ids.size > 4096 and "lmtools.kernels.query" in sys.modules:
-            from lmtools.kernels.query import line_sums
+        # a kernel (compiled ahead of time, or numba's once it is loaded); else Python's float sums in
+        # token order (the same bits; a text scored with mapped tables is scored without numba)
+        if self.ids.size > 4096:
+            from lmtools.kernels import aot
 
-            line_sums(self.ids, self.oov, self.logp, self.zero, out.kernel_view(), 0)
-            return out
+            compiled = aot.load()
+            if compiled is not None:
+                aot.line_sums(compiled, self.ids, self.oov, self.logp, self.zero, out.kernel_view(), 0)
+                return out
+            if "lmtools.kernels.query" in sys.modules:
+                from lmtools.kernels.query import line_sums
+
+                line_sums(self.ids, self.oov, self.logp, self.zero, out.kernel_view(), 0)
+                return out
         start = (self.ids == BOS_ID) | (self.ids == NO_CONTEXT)
         line = np.cumsum(start) - 1
         tok = ~start
@@ -406,9 +413,23 @@ class QueryModel:
         score_ids(ids, cuts, M, lp, order, zero)
         return lp, order, zero
 
-    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
+    def _compiled(self, data: bytes, threads: int, fast: bool | None):
+        """(fast, the ahead-of-time module where it scores this text, else None): every input of a
+        model with stored tables takes it (it costs nothing to start); threads > 1 on a large text
+        take numba's parallel kernels."""
+        from lmtools.kernels import aot
+
+        compiled = aot.load()
         if fast is None:
-            fast = self.use_fast(len(data))
+            fast = (compiled is not None and self.stored is not None) or self.use_fast(len(data))
+        if not fast or (threads > 1 and len(data) > PARALLEL_MIN_BYTES):
+            compiled = None
+        return fast, compiled
+
+    def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None) -> Scored:
+        fast, compiled = self._compiled(data, threads, fast)
+        if compiled is not None:
+            return self._score_text_compiled(compiled, data)
         enc = self.vocabulary.encode(data, fast)
         lp, order, zero = self.score_ids(enc.ids, fast, threads)
         return Scored(enc.ids, enc.oov, lp, order, zero, enc.n_lines, enc.n_dropped)
@@ -416,17 +437,12 @@ class QueryModel:
     def line_scores(self, data: bytes, threads: int = 1, fast: bool | None = None) -> LineScores:
         """Per-line results of whole lines of text: tokenized and scored in one numba pass
         (in parallel with threads > 1), or on the numpy path for small inputs. Same numbers."""
-        from lmtools.kernels import aot
-
-        compiled = aot.load()
-        if fast is None:
-            # the ahead-of-time kernel over stored tables costs nothing to start: every input takes it
-            fast = (compiled is not None and self.stored is not None) or self.use_fast(len(data))
+        fast, compiled = self._compiled(data, threads, fast)
         if not fast:
             return self.score_text(data, fast=False).line_scores()
         n = len(data)
         L = data.count(b"\n") + (1 if n and not data.endswith(b"\n") else 0)
-        if compiled is not None and (threads == 1 or n <= PARALLEL_MIN_BYTES):
+        if compiled is not None:
             return self._line_scores_compiled(compiled, data, L)
         import numba
 
@@ -476,7 +492,7 @@ class QueryModel:
         out = LineScores.empty(L)
         sums = out.kernel_view()
         buf = np.frombuffer(data, np.uint8)
-        state = np.zeros(2, np.int64)
+        state = np.zeros(3, np.int64)
         n = len(data)
         i = li = 0
         long_line = False  # the kernel stopped before a line too long for the block arrays
@@ -491,6 +507,21 @@ class QueryModel:
             out.n_dropped += int(state[1])
             long_line = not long_line and i < n
         return out
+
+    def _score_text_compiled(self, compiled, data: bytes) -> Scored:
+        """``score_text`` in one thread by the ahead-of-time kernel (kernels/aot.py): numba is not
+        imported. Arrays for every token of the text (at most one per two bytes, and <s>, </s>)."""
+        from lmtools.kernels import aot
+        from lmtools.kernels.records import block_arrays
+
+        n = len(data)
+        A = block_arrays(n // 2 + 3 * (data.count(b"\n") + 1), self.order)
+        state = np.zeros(3, np.int64)
+        k = aot.score_tokens(compiled, np.frombuffer(data, np.uint8), 0, n, self.vocabulary.word_table(),
+                             self._remap(), self.hashed_model(), A, state)
+        if state[2] != n:  # the arrays hold every line's tokens: it cannot stop early
+            raise LmError("internal: the scoring kernel stopped early", "rerun with --debug and report it")
+        return Scored(A.ids[:k], A.oov[:k], A.lp[:k], A.order[:k], A.zero[:k], int(state[0]), int(state[1]))
 
     def steps(self):
         """The tables walked one word at a time from Python (lmtools.ngram.steps.NGramSteps; made
