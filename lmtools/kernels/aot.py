@@ -3,9 +3,9 @@
 Importing numba and loading its cached kernels costs a scoring process ~0.3 s and ~90 MB (numba's
 own modules and LLVM's library), more than scoring a few MB of text. ``build()`` compiles
 kernels.query.score_lines_from (per-line sums: the body of the run-time kernel ``score_lines``),
-score_tokens_from (per-token results, as ``score_ids`` after tokenizing) and line_sums, from the same
-source as the run-time kernels (so the same numbers), with numba's ahead-of-time compiler
-(numba.pycc) into an extension module beside this file; ``load()`` imports it with no numba in sight. ``make install`` builds it (``python -m
+score_tokens_from (per-token results, as ``score_ids`` after tokenizing) and line_sums, from the
+same source as the run-time kernels (so the same numbers), with numba's ahead-of-time compiler
+(numba.pycc) into an extension module beside this file; ``load()`` imports it, numba unimported. ``make install`` builds it (``python -m
 lmtools.kernels.aot``); where it is absent or stale the run-time kernels serve as before.
 
 Built without numba's runtime (NRT): the kernel allocates nothing (the caller passes its
