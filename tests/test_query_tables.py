@@ -162,7 +162,7 @@ def test_a_pruned_model_read_from_arpa(counts5, tmp_path, prog):
 
 def test_opening_builds_nothing(counts5, monkeypatch):
     loaded = _roundtrip(_smooth(counts5, "kn-modified", 3))
-    from lmtools.kernels import query as KQ
+    from lmtools.kernels import query_tables as KQ
 
     def refuse(*a, **k):
         raise AssertionError("rebuilt")
@@ -180,7 +180,7 @@ def test_opening_builds_nothing(counts5, monkeypatch):
 
 
 def test_python_hashes_are_the_kernels(counts5):
-    from lmtools.kernels.query import ngram_keys
+    from lmtools.kernels.query_tables import ngram_keys
     from lmtools.kernels.tokenize import fnv1a
 
     kn = _smooth(counts5, "kn-modified", 4)
@@ -283,7 +283,7 @@ def test_tables_hold_one_and_a_half_entries_per_ngram(counts5):
 
 
 def test_an_order_too_big_for_a_table_is_one_line(counts5, tmp_path, prog, monkeypatch):
-    import lmtools.kernels.query as KQ
+    import lmtools.kernels.query_tables as KQ
 
     kn = _smooth(counts5, "kn-modified", 3)
     monkeypatch.setattr(KQ, "MAX_QUERY_SLOTS", 1000)
@@ -295,7 +295,7 @@ def test_an_order_too_big_for_a_table_is_one_line(counts5, tmp_path, prog, monke
 
 def test_rewriting_a_model_keeps_its_tables(counts5, monkeypatch):
     loaded = _roundtrip(_smooth(counts5, "kn-modified", 3))
-    from lmtools.kernels import query as KQ
+    from lmtools.kernels import query_tables as KQ
 
     monkeypatch.setattr(KQ, "build_tables", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
     again = _roundtrip(loaded)  # the arrays it was read with: reused, not built
@@ -393,7 +393,7 @@ def _growing_model() -> NGramModel:
 def test_the_python_builder_builds_the_kernels_arrays(counts5, which, monkeypatch):
     """Small models are given their structure in plain Python (no numba to write a tiny model): the
     same arrays, byte for byte, as the kernels build (placeholders and growth included)."""
-    from lmtools.kernels.query import build_tables, build_word_table
+    from lmtools.kernels.query_tables import build_tables, build_word_table
 
     model = {"kn3": lambda: _smooth(counts5, "kn-modified", 3), "stupid2": lambda: _smooth(counts5, "stupid", 2),
              "holes": _holes_model, "growing": _growing_model, "unigram": lambda: _smooth(counts5, "wb", 1)}[which]()

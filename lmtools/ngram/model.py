@@ -119,7 +119,7 @@ def build_query_tables(model: NGramModel, zeros=np.zeros) -> QueryTables:
         tab, base, slots, seed, closed = build_tables_python(model.ngrams, model.logprob, model.backoff, uni_lp)
         words = build_word_table_python(list(model.vocab))
     else:
-        from lmtools.kernels.query import build_tables, build_word_table
+        from lmtools.kernels.query_tables import build_tables, build_word_table
 
         tab, base, slots, seed, closed = build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, zeros)
         words = build_word_table(list(model.vocab))
@@ -146,7 +146,7 @@ class PendingTables:
         self._thread.start()
 
     def _run(self) -> None:
-        from lmtools.kernels.query import build_word_table, lay_out_tables
+        from lmtools.kernels.query_tables import build_word_table, lay_out_tables
 
         try:
             rows = [np.ascontiguousarray(g, dtype=np.int32) for g in self.ngrams[1:]]
@@ -164,7 +164,7 @@ class PendingTables:
                 or not all(_same_memory(a, b) for a, b in zip(list.__iter__(model.ngrams), self.ngrams)) \
                 or len(model.vocab) != len(self._vocab):
             return None
-        from lmtools.kernels.query import fill_values
+        from lmtools.kernels.query_tables import fill_values
 
         tab, base, slots, seed, closed = layout
         try:
@@ -204,7 +204,7 @@ def word_table_capacity(n_words: int) -> int:
 
 
 def build_word_table_python(vocab: list[str]):
-    """kernels/query.build_word_table in plain Python (the same arrays), for small vocabularies."""
+    """kernels/query_tables.build_word_table in plain Python (the same arrays), for small vocabularies."""
     cap = word_table_capacity(len(vocab))
     hashes, slots = [0] * cap, [-1] * cap
     seen = set()
@@ -225,13 +225,13 @@ def build_word_table_python(vocab: list[str]):
 
 
 def build_tables_python(ngrams, logprob, backoff, uni_lp):
-    """kernels/query.build_tables in plain Python (the same arrays: same seeds, same insertion order,
+    """kernels/query_tables.build_tables in plain Python (the same arrays: same seeds, same insertion order,
     same placeholders and growth), for small models."""
     N = len(ngrams)
     sizes = [0, 0] + [int(ngrams[n - 1].shape[0]) for n in range(2, N + 1)]
     slots = [0, 0] + [query_table_slots(sizes[n]) for n in range(2, N + 1)]
     rows = [None] + [ngrams[n - 1].tolist() for n in range(1, N + 1)]
-    for attempt in range(4):  # kernels/query.MAX_SEEDS
+    for attempt in range(4):  # kernels/query_tables.MAX_SEEDS
         seed = (0x5EED0000 + attempt * 0x9E3779B9) & _MASK
         keys = [[0] * slots[n] for n in range(N + 1)]
         vals = [[(0.0, 0.0)] * slots[n] for n in range(N + 1)]
@@ -306,7 +306,7 @@ def home(key: int, slots: int) -> int:
 
 
 def _find_or_free(keys: list, key: int):
-    """kernels/query._find_or_free on one order's key list."""
+    """kernels/query_tables._find_or_free on one order's key list."""
     size = len(keys)
     i = home(key, size)
     while True:
@@ -336,7 +336,7 @@ def _mix(x: int) -> int:  # kernels/query.mix, in Python integers
 
 
 def ngram_key(row, seed: int) -> int:
-    """The table key of the n-gram ``row`` (ids oldest first): kernels/query.ngram_keys in Python."""
+    """The table key of the n-gram ``row`` (ids oldest first): kernels/query_tables.ngram_keys in Python."""
     h = _mix((int(row[-1]) + seed) & _MASK)
     for w in reversed(row[:-1]):
         h = _mix((h * 0x9E3779B97F4A7C15 + int(w) + 1) & _MASK)
@@ -354,7 +354,7 @@ def word_hash(word: bytes) -> int:
 
 
 def _probe(tab: np.ndarray, start: int, size: int, key: int) -> int:
-    """Entry index of ``key`` in one order's table (``size`` entries from ``start``; kernels/query._find),
+    """Entry index of ``key`` in one order's table (``size`` entries from ``start``; kernels/query.find_entry),
     or -1."""
     i = home(key, size)
     for _ in range(size):

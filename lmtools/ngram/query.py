@@ -583,7 +583,7 @@ def _cuts(ids: np.ndarray, parts: int) -> np.ndarray:
 
 
 def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
-    """(tab, base, slots, seed, prefix_closed): the hash tables of orders 2..N (kernels/query.build_tables),
+    """(tab, base, slots, seed, prefix_closed): the hash tables of orders 2..N (kernels/query_tables.build_tables),
     after checking that memory allows them."""
     from lmtools import memory
 
@@ -597,7 +597,7 @@ def _build_tables(model: NGramModel, name: str, uni_lp: np.ndarray):
     memory.check(memory.estimate_query(sizes[1:]), f"{name}: loading the {N}-gram model for queries "
                  f"({sum(sizes):,} n-grams of orders 2..{N})",
                  "use a smaller or pruned model (lm-train -n, --prune)")
-    from lmtools.kernels.query import build_tables
+    from lmtools.kernels.query_tables import build_tables
 
     try:
         return build_tables(model.ngrams, model.logprob, model.backoff, uni_lp, memory.zeros)
@@ -705,7 +705,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _probe(tab: np.ndarray, start: int, size: int, keys: np.ndarray) -> np.ndarray:
-    """kernels/query._find for many keys at once: entry index (absolute) holding each key, or -1.
+    """kernels/query.find_entry for many keys at once: entry index (absolute) holding each key, or -1.
     At most one pass over the table, as the kernel (a damaged table may be full)."""
     slot = (((keys >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32)).astype(np.int64)  # kernels/query.home
     out = np.full(keys.size, -1, np.int64)

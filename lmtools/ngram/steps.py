@@ -125,7 +125,7 @@ class NGramSteps:
                 k = keys[2 * (start + i)]
                 if k != key:
                     probes = 1
-                    while k and k != key and probes < size:  # at most one pass (kernels/query._find)
+                    while k and k != key and probes < size:  # at most one pass (kernels/query.find_entry)
                         i = i + 1 if i + 1 < size else 0
                         k = keys[2 * (start + i)]
                         probes += 1
