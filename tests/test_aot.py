@@ -172,6 +172,10 @@ def test_arguments_are_checked_before_the_module_sees_them(counts5):
     for args, err in bad:
         with pytest.raises(err):
             aot.score_lines(mod, *args)
+    with pytest.raises(ValueError):  # an output that aliases another argument
+        aot.score_lines(mod, buf, 0, len(data), 0, words, remap, M, out, A._replace(order=A.ids), state)
+    with pytest.raises(ValueError):
+        aot.score_lines(mod, buf, 0, len(data), 0, words, remap, M, out._replace(lp_iv=out.lp), A, state)
     ro = np.zeros(3, np.int64)
     ro.flags.writeable = False
     with pytest.raises(TypeError):

@@ -19,7 +19,9 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 MODULE = "_scoring_aot"
@@ -103,6 +105,13 @@ def _call(kernel, spec, values):
         if (not isinstance(v, np.ndarray) or v.dtype != np.dtype(dtype) or v.ndim != ndim
                 or not v.flags.c_contiguous or (access == "rw" and not v.flags.writeable)):
             raise TypeError(f"{kernel.__name__}: {arg} must be a C-contiguous {ndim}-d {dtype} array")
+    # the module's arrays are compiled as not aliasing (build): an array it writes shares no memory
+    # with any other argument (read-only ones may: tab and ftab are one array)
+    spans = [(arg, access, v.ctypes.data, v.ctypes.data + v.nbytes)
+             for (arg, _, ndim, access), v in zip(spec, values) if ndim and v.nbytes]
+    for k, (arg, access, lo, hi) in enumerate(spans):
+        if access == "rw" and any(lo < b and a < hi for j, (_, _, a, b) in enumerate(spans) if j != k):
+            raise ValueError(f"{kernel.__name__}: {arg} shares memory with another argument")
     scalars = {"int64": int, "uint64": np.uint64, "bool": bool}
     return kernel(*(scalars[dtype](v) if ndim == 0 else v for (_, dtype, ndim, _), v in zip(spec, values)))
 
@@ -166,7 +175,10 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
 
     key = source_key()
     cc = CC(MODULE)
-    cc.output_dir = str(output_dir)
+    # built beside its place and renamed there: a process importing the module meanwhile sees the old
+    # file or the new one, never a part of one
+    staging = Path(tempfile.mkdtemp(prefix=".aot-", dir=output_dir))
+    cc.output_dir = str(staging)
     cc.use_nrt = False
     cc.verbose = verbose
 
@@ -207,8 +219,9 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
     def _source_key():
         return key
 
-    # The array arguments are distinct arrays: marked so (noalias), as numba marks those of its parallel
-    # loops, LLVM keeps values in registers across the kernel's stores
+    # The array arguments are distinct arrays (_call checks that no written one shares memory): marked
+    # so (noalias), as numba marks those of its parallel loops, LLVM keeps values in registers across
+    # the kernel's stores
     class _Flags(pycc_compiler.Flags):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
@@ -218,9 +231,13 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
     pycc_compiler.Flags = _Flags
     try:
         cc.compile()
+        built = next(staging.glob(f"{MODULE}.*"))
+        target = Path(output_dir) / built.name
+        os.replace(built, target)
     finally:
         pycc_compiler.Flags = saved
-    return next(Path(output_dir).glob(f"{MODULE}.*"))
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def main(argv=None) -> int:
