@@ -1,4 +1,4 @@
-"""The stored query tables probed with numpy (ngram/query.py _score_tables_numpy): what lm-ppl and
+"""The stored query tables probed with numpy (ngram/query_numpy.py score_tables_numpy): what lm-ppl and
 lm-score use for texts up to SMALL_STORED_BYTES with a model file that has its tables, so that
 opening a big model and scoring a test set never loads numba. The numbers must be the kernel's
 (kernels/query.score_ids) bit for bit: per token, per line and in total."""
@@ -14,6 +14,7 @@ import pytest
 
 from lmtools.io.models import load_model, save_model
 from lmtools.ngram import query as Q
+from lmtools.ngram import query_numpy as QN
 from lmtools.ngram.query import QueryModel
 from tests.test_query_tables import TEST, _holes_model, _smooth, counts5  # noqa: F401 (fixture)
 
@@ -47,7 +48,7 @@ def test_numpy_probes_give_the_kernels_numbers(counts5, method, order):  # noqa:
     assert qm.stored is not None
     ids = qm.vocabulary.encode(TEST, False).ids
     for v in _variants(ids):
-        _same(Q._score_tables_numpy(qm, v), qm.score_ids(v, fast=True))
+        _same(QN.score_tables_numpy(qm, v), qm.score_ids(v, fast=True))
 
 
 def test_without_the_prefix_closed_stop(counts5):  # noqa: F811
@@ -57,14 +58,14 @@ def test_without_the_prefix_closed_stop(counts5):  # noqa: F811
     qm._tables = t[:5] + (False,)
     ids = qm.vocabulary.encode(TEST, False).ids
     for v in _variants(ids):
-        _same(Q._score_tables_numpy(qm, v), qm.score_ids(v, fast=True))
+        _same(QN.score_tables_numpy(qm, v), qm.score_ids(v, fast=True))
 
 
 def test_placeholders_of_missing_suffixes():
     qm = QueryModel(_roundtrip(_holes_model()))
     text = b"x a b c\na b c\nb c x a b c </s>\nc c c\n\nzz a b c\n" * 500
     ids = qm.vocabulary.encode(text, False).ids
-    got = Q._score_tables_numpy(qm, ids)
+    got = QN.score_tables_numpy(qm, ids)
     _same(got, qm.score_ids(ids, fast=True))
     assert 4 in got[1].tolist()  # matched through the missing "b c"
 
