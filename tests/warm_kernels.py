@@ -2,11 +2,10 @@
 
 On a fresh clone numba's cache is empty and the first test to reach each kernel pays for its
 compilation (most of the suite's time). conftest.py runs this once per session when the cache holds
-no kernel yet: the n-gram programs in one lane and the FFNN ones in the other (then numba's run-time
-scoring kernels, which the programs leave to kernels/aot.py's in one thread), on tiny inputs, so
+no kernel yet: the n-gram programs in one lane and the FFNN ones in the other, on tiny inputs, so
 the compilation uses both cores and the tests (and the xdist workers, which would otherwise each
 compile the same kernel at the same time) load the kernels from the cache.
-Run by hand: python -m tests.warm_kernels ngram|ffnn DIR (ffnn: DIR's sibling ngram/ holds the n-gram lane's model)
+Run by hand: python -m tests.warm_kernels ngram|ffnn DIR
 """
 
 from __future__ import annotations
@@ -20,10 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHAKESPEARE = ROOT / "lmtools" / "data" / "tinyshakespeare.txt"
 
 
-def _run(module: str, *args, input: bytes | None = None, env: dict | None = None) -> None:
+def _run(module: str, *args, input: bytes | None = None) -> None:
     subprocess.run([sys.executable, "-m", f"lmtools.cli.{module}", *map(str, args)], input=input, cwd=ROOT,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
-                   env=None if env is None else {**os.environ, **env})
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
 
 
 def ngram(d: Path) -> None:
@@ -55,26 +53,6 @@ def ffnn(d: Path, layers=("softmax",)) -> None:
         _run("gen", "-m", model, "-s", "3", "--seed", "1")
 
 
-def runtime_scoring(ngram_dir: Path, wait_s: float = 300) -> None:
-    """numba's run-time scoring kernels (one-pass and per-token), which the programs leave to the
-    kernels compiled ahead of time in one thread (LMTOOLS_AOT=0 here), on the other lane's model
-    once it is written (lm-train writes it whole or not at all)."""
-    import time
-
-    model, text = ngram_dir / "kn3.lm", ngram_dir / "text.txt"
-    deadline = time.monotonic() + wait_s
-    while not model.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if model.exists():
-        _run("ppl", "-m", model, text, env={"LMTOOLS_AOT": "0"})
-        _run("score", "--words", "-m", model, text, env={"LMTOOLS_AOT": "0"})
-
-
-def ffnn_lane(d: Path) -> None:
-    ffnn(d)
-    runtime_scoring(d.parent / "ngram")
-
-
 def cache_is_cold() -> bool:
     """No compiled lmtools kernel in numba's cache (NUMBA_CACHE_DIR or the kernels' __pycache__)."""
     where = os.environ.get("NUMBA_CACHE_DIR")
@@ -93,4 +71,4 @@ def warm_in_parallel(d: Path) -> None:
 
 
 if __name__ == "__main__":
-    {"ngram": ngram, "ffnn": ffnn_lane}[sys.argv[1]](Path(sys.argv[2]))
+    {"ngram": ngram, "ffnn": ffnn}[sys.argv[1]](Path(sys.argv[2]))
