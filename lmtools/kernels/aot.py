@@ -152,11 +152,13 @@ def line_sums(mod, ids, oov, logp, zero, out, first) -> int:
     start a line, and out hold its lines."""
     import numpy as np
 
+    from lmtools.kernels.records import BOS, NO_CONTEXT
+
     n = ids.size
     if (any(a.size != n for a in (oov, logp, zero)) or any(a.size != out.lp.size for a in out)
-            or (n and ids[0] != 1 and ids[0] != -1)):
+            or (n and ids[0] != BOS and ids[0] != NO_CONTEXT)):
         raise ValueError("line_sums: arguments out of range")
-    lines = int(np.count_nonzero((ids == 1) | (ids == -1)))
+    lines = int(np.count_nonzero((ids == BOS) | (ids == NO_CONTEXT)))
     if not 0 <= first <= out.lp.size - lines:
         raise ValueError("line_sums: arguments out of range")
     return _call(mod.line_sums, LINE_SUMS_OF, (ids, oov, logp, zero, *out, first))

@@ -49,7 +49,6 @@ from numba.extending import intrinsic
 
 from lmtools.constants import LOG_ZERO  # log10 p at or below this is p = 0 (ARPA's convention)
 from lmtools.kernels.records import AHEAD, BLOCK, BOS, RING, BlockArrays
-from lmtools.kernels.records import HashedModel, LineSums, NO_CONTEXT, WordTable  # noqa: F401 (the records' old home)
 from lmtools.kernels import records
 from lmtools.kernels.tokenize import find_word, is_sentence_mark, next_token_hashed
 

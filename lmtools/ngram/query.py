@@ -30,7 +30,10 @@ from lmtools.ngram.model import (QUERY_LAYOUT, SMALL_BUILD, NGramModel, QueryTab
                                   query_problem, unigram_arrays)
 from lmtools.vocab import BOS_ID, EOS_ID, SPECIALS, UNK_ID
 
-NO_CONTEXT = -1  # a sentence start without <s> (bos=False): kernels/query.NO_CONTEXT
+# a sentence start without <s> (bos=False): kernels/records.NO_CONTEXT, not imported here so that
+# programs drawing a few sentences import no kernel module but the one they use (tests/test_startup.py)
+NO_CONTEXT = -1
+
 # Inputs up to this size (per chunk, and in total before the switch) are scored on the numpy path:
 # importing numba and loading its first cached kernel costs ~0.4 s, more than scoring them.
 SMALL_BYTES = 1 << 16
