@@ -9,16 +9,17 @@ LOG_ZERO = -99.0  # log10 p at or below this is p = 0; ARPA files write log10 0 
 ASCII_WHITESPACE = " \t\n\v\f\r"
 
 # The query hash tables (kernels/query.py): an order with m n-grams gets query_table_slots(m) entries
-# (1.5 per n-gram: load 2/3, where a probe for an absent key reads about 5 entries, most of them in
-# the cache line of the first); placeholders for missing suffixes may fill it to QUERY_TABLE_LOAD
-# before it grows. A key's home entry is its top 32 bits scaled to the table, so a table has fewer
-# than 2**32 entries (2.8 billion n-grams of one order).
-QUERY_TABLE_LOAD = (4, 5)
+# (QUERY_TABLE_SLOTS per n-gram; Robin Hood order keeps probes short that full: a lookup, present or
+# absent, reads about 5 entries, most of them in the cache line of the first); placeholders for
+# missing suffixes may fill it to QUERY_TABLE_LOAD before it grows. A key's home entry is its top 32
+# bits scaled to the table, so a table has fewer than 2**32 entries (3.7 billion n-grams of one order).
+QUERY_TABLE_SLOTS = (23, 20)
+QUERY_TABLE_LOAD = (19, 20)
 MAX_QUERY_SLOTS = (1 << 32) - 1
 
 
 def query_table_slots(entries: int) -> int:
-    return entries + entries // 2 + 2
+    return entries * QUERY_TABLE_SLOTS[0] // QUERY_TABLE_SLOTS[1] + 2
 
 
 def query_table_limit(slots: int) -> int:

@@ -217,8 +217,8 @@ def estimate_smoothing(sizes: list[int]) -> int:
 
 def estimate_query(sizes: list[int]) -> int:
     """Bytes of the query tables of an n-gram model of these sizes, beyond the model's arrays (exact
-    but for small buffers: 16 bytes an entry, 1.5 entries per n-gram of order >= 2, and while they are
-    built three 8-byte keys plus two 4-byte values per n-gram)."""
+    but for small buffers: 16 bytes an entry, query_table_slots entries per n-gram of order >= 2, and
+    while they are built three 8-byte keys plus two 4-byte values per n-gram)."""
     higher = [int(n) for n in sizes[1:]]
     return sum(16 * query_table_slots(n) for n in higher) + 32 * sum(higher)
 

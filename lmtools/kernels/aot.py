@@ -15,13 +15,11 @@ or for other versions is not used. The compiled wrapper checks nothing it is giv
 below checks every argument first.
 """
 
-import hashlib
 import importlib
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
+import zlib
 from pathlib import Path
 
 MODULE = "_scoring_aot"
@@ -31,13 +29,14 @@ SOURCES = ("aot.py", "query.py", "records.py", "tokenize.py")
 
 
 def source_key(versions: bytes | None = None) -> int:
-    """A 63-bit hash of the kernels' sources and of the version files of numba (the compiler) and
-    numpy (whose C interface the module's argument handling uses); versions: those files' bytes."""
-    h = hashlib.sha256()
-    for name in SOURCES:
-        h.update((HERE / name).read_bytes())
-    h.update(_version_file("numba", "_version.py") + _version_file("numpy", "version.py") if versions is None else versions)
-    return int.from_bytes(h.digest()[:8], "little") >> 1
+    """A 63-bit checksum (CRC-32 and Adler-32) of the kernels' sources and of the version files of
+    numba (the compiler) and numpy (whose C interface the module's argument handling uses); versions:
+    those files' bytes. A staleness check, not a defence: zlib's checksums, not hashlib (whose
+    OpenSSL library costs every scoring process 3.5 MB of memory and 4 ms)."""
+    data = b"".join((HERE / name).read_bytes() for name in SOURCES)
+    data += _version_file("numba", "_version.py") + _version_file("numpy", "version.py") if versions is None else versions
+    data += len(data).to_bytes(8, "little")
+    return ((zlib.crc32(data) << 32) | zlib.adler32(data)) >> 1
 
 
 def _version_file(package: str, name: str) -> bytes:
@@ -166,6 +165,9 @@ def line_sums(mod, ids, oov, logp, zero, out, first) -> int:
 
 def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
     """Compile the module into output_dir; returns its path. Needs numba and a C compiler."""
+    import shutil
+    import tempfile
+
     import numba
     import numpy as np
     from numba import types

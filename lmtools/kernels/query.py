@@ -2,12 +2,21 @@
 
 Layout. Unigrams are dense arrays indexed by word id (``uni_lp``, ``uni_bo``, float32). Each order
 n >= 2 has an open-addressing hash table of 16-byte entries in one uint64 array ``tab`` shared by all
-orders (order n occupies entries ``base[n] .. base[n] + slots[n]``, about 1.5 per n-gram:
-lmtools.constants.query_table_slots; a key's first probe is ``home(key, slots[n])``, then the next
-entries, wrapping at the table's end): entry e is ``tab[2e]`` = the
-n-gram's 64-bit key (0 = empty slot) and ``tab[2e+1]`` = its log10 p and log10 backoff as two float32
-(read through ``ftab``, a float32 view of the same memory: ``ftab[4e+2]``, ``ftab[4e+3]``). Key and
-values share a cache line, so a lookup costs one memory access.
+orders (order n occupies entries ``base[n] .. base[n] + slots[n]``, about 1.15 per n-gram:
+lmtools.constants.query_table_slots): entry e is ``tab[2e]`` = the n-gram's 64-bit key (0 = empty
+slot) and ``tab[2e+1]`` = its log10 p and log10 backoff as two float32 (read through ``ftab``, a
+float32 view of the same memory: ``ftab[4e+2]``, ``ftab[4e+3]``). Key and values share a cache
+line, so a lookup costs one memory access.
+
+Robin Hood order. A key's first probe is its home entry ``home(key, slots[n])``; it lies there or
+in one of the entries after it (wrapping at the table's end), with no empty entry in between
+(linear probing). Along every run of occupied entries the homes never decrease and entries with
+one home are in key order (kernels/query_tables.insert_entry keeps it so): a table's contents
+decide its layout, whatever order the keys came in. As ``home`` never decreases with the key, this
+is key order along each run (but where a run wraps past the table's end): Amble and Knuth's ordered
+hash table (The Computer Journal 17(2), 1974), where a probe for an absent key stops at the first
+larger key, so that a lookup, hit or miss, reads about as many entries as a hit. Any reader that
+ignores the order (probing to the first empty entry) finds the same entries, only slower.
 
 Keys. The key of n-gram ``w1 .. wn`` is a 64-bit hash built from its newest word backwards:
 ``h1 = hash_word(wn)``, ``h_k = extend(h_{k-1}, w_{n-k+1})``, so while scoring position t the keys
@@ -28,7 +37,7 @@ backoffs of the suffixes h_k of h (k words) with m < k <= min(N-1, |h|) that are
 h_m w is the longest n-gram of the model ending in w (h_m: m words). The backoffs of the contexts are
 those of the n-grams found ending at the previous position, so each position costs one walk.
 
-Speed. The walk is a chain of dependent cache misses (the tables of a 5-gram PTB model are ~90 MB),
+Speed. The walk is a chain of dependent cache misses (the tables of a 5-gram PTB model are ~43 MB),
 so the keys of the positions AHEAD tokens on are computed early and their table entries prefetched.
 When the model is prefix-closed (every n-gram's n-1 oldest words are an entry too: true of models
 made by lmtools and KenLM) the walk at a position also stops one order above the longest entry
@@ -84,20 +93,37 @@ def extend(h, w):
 def home(key, slots):
     """The home entry of ``key`` in a table of ``slots`` entries (``slots`` < 2**32): the key's top
     32 bits scaled to the table (multiply-shift), so a table may have any size, not only a power of
-    two: sized at 1.5 entries per n-gram, as the model needs, not up to 3."""
+    two: sized by its n-grams (lmtools.constants.query_table_slots), not up to twice that."""
     return np.int64(((key >> np.uint64(32)) * np.uint64(slots)) >> np.uint64(32))
 
 
 @njit(cache=True, inline="always")
+def displacement(i, h, slots):
+    """How far entry i lies past the home entry h in a table of ``slots`` entries (it wraps)."""
+    d = i - h
+    return d + slots if d < 0 else d
+
+
+@njit(cache=True, inline="always")
+def after(k, dk, key, d):
+    """Whether the entry holding key k, ``dk`` entries past its home, comes after ``key`` (``d`` past
+    its home, at the same entry) in Robin Hood order: its home is later, or the same and its key larger."""
+    return dk < d or (dk == d and k > key)
+
+
+@njit(cache=True, inline="always")
 def find_entry(tab, start, slots, key):
-    """Entry index (relative to ``start``) holding ``key``, or -1. At most one pass over the table: a
-    table is never full (load <= 4/5), but one mapped from a damaged file may be, and a probe must end."""
+    """Entry index (relative to ``start``) holding ``key``, or -1. The table is in Robin Hood order
+    (see the module's docstring), so the probe stops at an empty entry or at an entry that comes after
+    ``key``: a larger key not wrapped past the table's end (its home at or before the entry; its
+    home is computed only then). At most one pass over the table: a table is never full (load <=
+    19/20), but one mapped from a damaged file may be, and a probe must end."""
     i = home(key, slots)
     for _ in range(slots):
         k = tab[2 * (start + i)]
         if k == key:
             return i
-        if k == 0:
+        if k == 0 or (k > key and home(k, slots) <= i):
             return -1
         i += 1
         if i == slots:
@@ -144,7 +170,9 @@ def _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu):
             h = extend(h, ids[u - n + 1])
             key = h | _ONE
             keys[r, n] = key
-            prefetch(tab, 2 * (base[n] + home(key, slots[n])))
+            e = 2 * (base[n] + home(key, slots[n]))
+            prefetch(tab, e)
+            prefetch(tab, e + 8)  # the next cache line: a probe reads ~4 entries of 16 bytes
     return ctxu + 1
 
 

@@ -8,22 +8,42 @@ import numpy as np
 from numba import njit, prange
 
 from lmtools.constants import MAX_QUERY_SLOTS, query_table_limit, query_table_slots
-from lmtools.kernels.query import extend, find_entry, hash_word, home, prefetch
+from lmtools.kernels.query import after, displacement, extend, find_entry, hash_word, home, prefetch
 from lmtools.kernels.records import AHEAD, RING
 
 _ONE = np.uint64(1)
 
 
 @njit(cache=True, inline="always")
-def _find_or_free(tab, start, slots, key):
-    """(entry index, found): the entry holding ``key``, or the free entry where it would go."""
+def insert_entry(tab, start, slots, key):
+    """(entry index, found): the entry holding ``key`` (found), or the entry where it now is, inserted
+    in Robin Hood order (kernels/query.py) with a zero value word for the caller to fill: the entries
+    that come after it in its run move one entry on, to the run's first free entry."""
     i = home(key, slots)
+    d = 0
     while True:
         k = tab[2 * (start + i)]
         if k == key:
             return i, True
+        if k == 0 or after(k, displacement(i, home(k, slots), slots), key, d):
+            break
+        i += 1
+        d += 1
+        if i == slots:
+            i = 0
+    at = i
+    carry_key = key
+    carry_value = np.uint64(0)
+    while True:
+        e = 2 * (start + i)
+        k = tab[e]
+        v = tab[e + 1]
+        tab[e] = carry_key
+        tab[e + 1] = carry_value
         if k == 0:
-            return i, False
+            return at, False
+        carry_key = k
+        carry_value = v
         i += 1
         if i == slots:
             i = 0
@@ -60,13 +80,11 @@ def insert_orders(tab, ftab, base, slots, keys, lp, bo, offs, clashes):
         for r in range(lo, hi):
             if r + AHEAD < hi:
                 prefetch(tab, 2 * (start + home(keys[r + AHEAD], size)))
-            key = keys[r]
-            i, found = _find_or_free(tab, start, size, key)
+            i, found = insert_entry(tab, start, size, keys[r])
             if found:
                 c += 1
                 continue
             e = start + i
-            tab[2 * e] = key
             ftab[4 * e + 2] = lp[r]
             ftab[4 * e + 3] = bo[r]
         clashes[n] = c
@@ -110,12 +128,10 @@ def place_keys(tab, start, size, rows, seed):
             k = _words_key(rows, r + AHEAD, 0, n, seed)
             ring[(r + AHEAD) & (RING - 1)] = k
             prefetch(tab, 2 * (start + home(k, size)))
-        key = ring[r & (RING - 1)]
-        i, found = _find_or_free(tab, start, size, key)
+        i, found = insert_entry(tab, start, size, ring[r & (RING - 1)])
         if found:
             clashes += 1
             continue
-        tab[2 * (start + i)] = key
         tab[2 * (start + i) + 1] = np.uint64(r)
     return clashes
 
@@ -171,13 +187,12 @@ def close_suffixes(tab, ftab, base, slots, counts, rows, seed, limit):
         # the immediate suffix first: if it is present, its own suffixes were checked with its order
         for k in range(n - 1, 1, -1):
             key = hs[k] | _ONE
-            i, found = _find_or_free(tab, base[k], slots[k], key)
-            if found:
+            if find_entry(tab, base[k], slots[k], key) >= 0:
                 break
             if counts[k] + 1 > limit[k]:
                 return k
+            i, _ = insert_entry(tab, base[k], slots[k], key)
             e = base[k] + i
-            tab[2 * e] = key
             ftab[4 * e + 2] = np.nan
             ftab[4 * e + 3] = 0.0
             counts[k] += 1
@@ -191,8 +206,7 @@ def rehash_order(old, start, size, new, size_new):
     for i in range(size):
         key = old[2 * (start + i)]
         if key != 0:
-            j, _ = _find_or_free(new, 0, size_new, key)
-            new[2 * j] = key
+            j, _ = insert_entry(new, 0, size_new, key)
             new[2 * j + 1] = old[2 * (start + i) + 1]
 
 

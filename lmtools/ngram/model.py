@@ -52,9 +52,10 @@ class NGramModel:
 # Version of the query structure's layout: the entry format of the hash tables and the hash functions
 # of kernels/query.py (mix, hash_word, extend) and of the word table (kernels/tokenize.fnv1a,
 # find_word). Change it with any of them: stored tables of another layout are rebuilt at load.
-# Layout 2: tables of any size (1.5 entries per n-gram), a key's home entry by multiply-shift;
-# layout 1 had power-of-two tables (up to 3 entries per n-gram) indexed by the key's top bits.
-QUERY_LAYOUT = 2
+# Layout 3: the tables in Robin Hood order (1.15 entries per n-gram; a probe stops at the first entry
+# that comes after the key); layout 2 had them in insertion order (1.5 entries per n-gram), a key's
+# home entry by multiply-shift as now; layout 1 power-of-two tables indexed by the key's top bits.
+QUERY_LAYOUT = 3
 
 
 @dataclass
@@ -239,11 +240,9 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
         for n in range(2, N + 1):
             lp, bo = logprob[n - 1].tolist(), backoff[n - 1].tolist()
             for r, row in enumerate(rows[n]):
-                i, found = _find_or_free(keys[n], ngram_key(row, seed))
-                if found:
+                if _insert(keys[n], vals[n], ngram_key(row, seed), (lp[r], bo[r])):
                     clash = True
                     break
-                keys[n][i], vals[n][i] = ngram_key(row, seed), (lp[r], bo[r])
             if clash:
                 break
         if not clash:
@@ -252,7 +251,7 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
         raise ValueError("repeated n-grams")
 
     def present(n, key):
-        return _find_or_free(keys[n], key)[1]
+        return _present(keys[n], key)
 
     missing = sum(not present(n - 1, ngram_key(row[1:], seed)) for n in range(3, N + 1) for row in rows[n])
     if N >= 2 and any(np.isnan(uni_lp[[row[1] for row in rows[2]]])):
@@ -266,13 +265,12 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
                 for row in rows[n]:
                     for k in range(n - 1, 1, -1):
                         key = ngram_key(row[n - k:], seed)
-                        i, found = _find_or_free(keys[k], key)
-                        if found:
+                        if present(k, key):
                             break
                         if counts[k] + 1 > query_table_limit(slots[k]):
                             full = k
                             break
-                        keys[k][i], vals[k][i] = key, (nan, 0.0)
+                        _insert(keys[k], vals[k], key, (nan, 0.0))
                         counts[k] += 1
                     if full >= 0:
                         break
@@ -283,8 +281,7 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
                 keys[full], vals[full] = [0] * slots[full], [(0.0, 0.0)] * slots[full]
                 for key, v in zip(old_k, old_v):
                     if key:
-                        i, _ = _find_or_free(keys[full], key)
-                        keys[full][i], vals[full][i] = key, v
+                        _insert(keys[full], vals[full], key, v)
     closed = N < 2 or not any(np.isnan(uni_lp[[row[0] for row in rows[2]]]))
     if closed:
         closed = all(present(n - 1, ngram_key(row[:-1], seed)) for n in range(3, N + 1) for row in rows[n])
@@ -305,17 +302,46 @@ def home(key: int, slots: int) -> int:
     return ((key >> 32) * slots) >> 32
 
 
-def _find_or_free(keys: list, key: int):
-    """kernels/query_tables._find_or_free on one order's key list."""
+def _insert(keys: list, vals: list, key: int, val) -> bool:
+    """kernels/query_tables.insert_entry on one order's key and value lists: ``key`` with ``val``
+    inserted in Robin Hood order, or True when it is there already (nothing changed)."""
     size = len(keys)
     i = home(key, size)
+    d = 0
     while True:
         k = keys[i]
         if k == key:
-            return i, True
-        if k == 0:
-            return i, False
+            return True
+        if k == 0 or _after(k, (i - home(k, size)) % size, key, d):
+            break
         i = i + 1 if i + 1 < size else 0
+        d += 1
+    while True:  # the run from i on moves one entry on
+        k, v = keys[i], vals[i]
+        keys[i], vals[i] = key, val
+        if k == 0:
+            return False
+        key, val = k, v
+        i = i + 1 if i + 1 < size else 0
+
+
+def _after(k: int, dk: int, key: int, d: int) -> bool:
+    """kernels/query.after."""
+    return dk < d or (dk == d and k > key)
+
+
+def _present(keys: list, key: int) -> bool:
+    """kernels/query.find_entry on one order's key list: whether ``key`` is there."""
+    size = len(keys)
+    i = home(key, size)
+    for d in range(size):
+        k = keys[i]
+        if k == key:
+            return True
+        if k == 0 or _after(k, (i - home(k, size)) % size, key, d):
+            return False
+        i = i + 1 if i + 1 < size else 0
+    return False
 
 
 # -- checking a stored structure (plain Python: opening a model loads no kernel) -----------------
@@ -357,11 +383,11 @@ def _probe(tab: np.ndarray, start: int, size: int, key: int) -> int:
     """Entry index of ``key`` in one order's table (``size`` entries from ``start``; kernels/query.find_entry),
     or -1."""
     i = home(key, size)
-    for _ in range(size):
+    for d in range(size):
         k = int(tab[2 * (start + i)])
         if k == key:
             return start + i
-        if k == 0:
+        if k == 0 or _after(k, (i - home(k, size)) % size, key, d):
             return -1
         i = i + 1 if i + 1 < size else 0
     return -1

@@ -108,17 +108,26 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+def _home(keys: np.ndarray, size: int) -> np.ndarray:
+    """kernels/query.home of many keys."""
+    return (((keys >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32)).astype(np.int64)
+
+
 def _probe(tab: np.ndarray, start: int, size: int, keys: np.ndarray) -> np.ndarray:
     """kernels/query.find_entry for many keys at once: entry index (absolute) holding each key, or -1.
-    At most one pass over the table, as the kernel (a damaged table may be full)."""
-    slot = (((keys >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32)).astype(np.int64)  # kernels/query.home
+    Each probe stops at an empty entry or at one that comes after its key in Robin Hood order; at most
+    one pass over the table, as the kernel (a damaged table may be full)."""
+    slot = _home(keys, size)
     out = np.full(keys.size, -1, np.int64)
     act = np.arange(keys.size)
-    for _ in range(size):
+    for d in range(size):
         k = tab[2 * (start + slot)]
-        hit = k == keys[act]
+        want = keys[act]
+        hit = k == want
         out[act[hit]] = start + slot[hit]
-        go = ~hit & (k != 0)
+        dk = slot - _home(k, size)
+        dk[dk < 0] += size
+        go = ~hit & (k != 0) & ((dk > d) | ((dk == d) & (k < want)))  # not kernels/query.after
         if not go.any():
             break
         act, slot = act[go], slot[go] + 1

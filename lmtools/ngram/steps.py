@@ -29,6 +29,23 @@ _M2 = 0x94D049BB133111EB
 _K1 = 0x9E3779B97F4A7C15
 
 
+def _find(keys, start: int, size: int, key: int, i: int) -> int:
+    """kernels/query.find_entry over the table's memoryview ``keys``, probing from the key's home
+    entry i: the entry index holding ``key``, or -1."""
+    for d in range(size):
+        k = keys[2 * (start + i)]
+        if k == 0:
+            return -1
+        if k == key:
+            return i
+        hk = ((k >> 32) * size) >> 32
+        dk = i - hk if i >= hk else i + size - hk
+        if dk < d or (dk == d and k > key):
+            return -1
+        i = i + 1 if i + 1 < size else 0
+    return -1
+
+
 def word_ids(vocab: list[str], remap=None) -> dict[str, int]:
     """word -> id it is scored as, for the words the model scores as themselves: a word of the
     vocabulary without a unigram (``remap`` to <unk>) is an OOV, as in lm-score."""
@@ -124,12 +141,8 @@ class NGramSteps:
                 i = ((key >> 32) * size) >> 32  # kernels/query.home
                 k = keys[2 * (start + i)]
                 if k != key:
-                    probes = 1
-                    while k and k != key and probes < size:  # at most one pass (kernels/query.find_entry)
-                        i = i + 1 if i + 1 < size else 0
-                        k = keys[2 * (start + i)]
-                        probes += 1
-                    if k != key:
+                    i = _find(keys, start, size, key, i)
+                    if i < 0:
                         break
                 e = 4 * (start + i)
                 found.append(vals[e + 3])
