@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from lmtools.constants import query_table_slots
+from lmtools.constants import query_table_bytes
 
 HUGE_MIN_BYTES = 1 << 22
 
@@ -217,10 +217,9 @@ def estimate_smoothing(sizes: list[int]) -> int:
 
 def estimate_query(sizes: list[int]) -> int:
     """Bytes of the query tables of an n-gram model of these sizes, beyond the model's arrays (exact
-    but for small buffers: 16 bytes an entry, query_table_slots entries per n-gram of order >= 2, and
-    while they are built three 8-byte keys plus two 4-byte values per n-gram)."""
-    higher = [int(n) for n in sizes[1:]]
-    return sum(16 * query_table_slots(n) for n in higher) + 32 * sum(higher)
+    but for small buffers: the tables (lmtools.constants.query_table_bytes), and while they are built
+    three 8-byte keys plus two 4-byte values per n-gram of order >= 2)."""
+    return query_table_bytes(sizes) + 32 * sum(int(n) for n in sizes[1:])
 
 
 def estimate_counting_tables(sizes: list[int]) -> int:

@@ -10,7 +10,7 @@ import io
 import numpy as np
 import pytest
 
-from lmtools.constants import query_table_slots
+from lmtools.constants import query_table_bases, query_table_bytes, query_table_slots
 from lmtools.errors import LmError
 from lmtools.io.modelfile import read_model
 from lmtools.io.modelwrite import write_model
@@ -271,15 +271,100 @@ def test_another_layout_is_rebuilt_with_a_note(counts5, tmp_path, prog, other):
     assert r_new.stdout == r_good.stdout and r_new.stderr == b""
 
 
-def test_tables_hold_one_and_a_half_entries_per_ngram(counts5):
+def _order_keys(q, n: int, N: int) -> np.ndarray:
+    """The keys of order n's table, entry by entry (0: empty)."""
+    b, m = int(q.base[n]), int(q.slots[n])
+    if n < N:
+        return np.asarray(q.tab[2 * b: 2 * (b + m): 2])
+    u = np.asarray(q.tab).view(np.uint32)[4 * b: 4 * b + 3 * m].reshape(m, 3).astype(np.uint64)
+    return u[:, 0] | (u[:, 1] << np.uint64(32))
+
+
+def _homes(keys: np.ndarray, m: int) -> np.ndarray:
+    return (((keys >> np.uint64(32)) * np.uint64(m)) >> np.uint64(32)).astype(np.int64)
+
+
+def test_table_sizes_follow_the_ngrams(counts5):
     kn = _smooth(counts5, "kn-modified", 5)
     q = _roundtrip(kn).query
     sizes = kn.sizes()
+    N = len(sizes)
     assert q.slots.tolist() == [0, 0] + [query_table_slots(m) for m in sizes[1:]]
-    assert np.diff(q.base).tolist()[2:] == q.slots.tolist()[2:]
-    assert q.tab.nbytes == 16 * sum(query_table_slots(m) for m in sizes[1:])
+    assert q.base.tolist() == query_table_bases(q.slots.tolist())
+    assert [int(q.base[n + 1] - q.base[n]) for n in range(2, N)] == q.slots.tolist()[2:N]  # 16-byte entries
+    assert int(q.base[N + 1] - q.base[N]) * 4 == -(-int(q.slots[N]) * 3 // 4) * 4  # 12-byte entries
+    assert q.tab.nbytes == query_table_bytes(sizes) < 16 * 1.2 * sum(sizes[1:])
     # every n-gram is one entry, the rest are empty
-    assert int(np.count_nonzero(q.tab[::2])) == sum(sizes[1:])
+    assert [int(np.count_nonzero(_order_keys(q, n, N))) for n in range(2, N + 1)] == sizes[1:]
+
+
+def test_tables_are_in_key_order_along_each_run(counts5):
+    """Robin Hood order (kernels/query.py): every key lies at or after its home entry with no empty
+    entry between, and keys increase along each run but where it wraps past the table's end."""
+    kn = _smooth(counts5, "kn-modified", 5)
+    q = _roundtrip(kn).query
+    N = kn.order
+    for n in range(2, N + 1):
+        keys, m = _order_keys(q, n, N), int(q.slots[n])
+        used = np.flatnonzero(keys)
+        homes = _homes(keys[used], m)
+        wrapped = homes > used
+        assert keys[0] == 0 or keys[-1] != 0  # a run can only wrap from the end
+        # no gap between a key's home and its entry
+        empty = np.flatnonzero(keys == 0)
+        gap_after_home = np.searchsorted(empty, homes, side="left")
+        first_empty_after = np.where(gap_after_home < empty.size, empty[np.minimum(gap_after_home, empty.size - 1)], m)
+        assert np.all(wrapped | (first_empty_after > used))
+        # ordered: neighbours in a run rise, unless the first has wrapped and the second has not
+        pairs = used[:-1][np.diff(used) == 1]
+        rise = keys[pairs] < keys[pairs + 1]
+        wrap_edge = _homes(keys[pairs], m) > pairs
+        assert np.all(rise | wrap_edge)
+
+
+def test_probes_of_a_full_table_wrap_and_stop(tmp_path):
+    """The kernels' insert and lookups, the Python and numpy ones, on a table 19/20 full whose keys
+    crowd its end (runs wrap): the same table whatever order the keys come in; every key found where
+    it is, absent keys not found."""
+    from lmtools.kernels.query import find_entry, find_top
+    from lmtools.kernels.query_tables import insert_entry, insert_top
+    from lmtools.ngram import query_numpy, steps
+
+    rng = np.random.default_rng(7)
+    m = 200
+    keys = np.unique(np.concatenate([rng.integers(1, 2**63, 120, dtype=np.uint64) * np.uint64(2) | np.uint64(1),
+                                     np.uint64(2**64 - 2**56) + rng.integers(0, 2**55, 70, dtype=np.uint64) | np.uint64(1)]))
+    absent = rng.integers(1, 2**63, 300, dtype=np.uint64) * np.uint64(2) | np.uint64(1)
+    absent = np.setdiff1d(np.concatenate([absent, keys + np.uint64(2), keys - np.uint64(2)]), keys)
+    for top in (False, True):
+        tables = []
+        for order in (keys, keys[::-1], rng.permutation(keys)):
+            tab = np.zeros(2 * m, np.uint64)
+            for k in order:
+                i, found = (insert_top(tab.view(np.uint32), 0, m, k) if top else insert_entry(tab, 0, m, k))
+                assert not found
+            tables.append(tab)
+        assert all(np.array_equal(tables[0], t) for t in tables[1:])
+        tab = tables[0]
+        u = tab.view(np.uint32)
+        stored = (u[0:3 * m].reshape(m, 3)[:, 0].astype(np.uint64) | u[0:3 * m].reshape(m, 3)[:, 1].astype(np.uint64) << np.uint64(32)
+                  if top else tab[::2])
+        assert stored[0] != 0 and stored[-1] != 0  # a run wraps
+        find = find_top if top else find_entry
+        for k in keys:
+            i = find(u if top else tab, 0, m, k)
+            assert stored[i] == k
+            j = M._probe(tab, 0, m, int(k), top)
+            assert j == (3 * i if top else 4 * i) + 2
+            home = ((int(k) >> 32) * m) >> 32
+            assert steps._find(memoryview(u), 0, m, int(k), home, top) == j
+        assert (query_numpy._probe(u, 0, m, keys, top) == [(3 if top else 4) * find(u if top else tab, 0, m, k) + 2
+                                                             for k in keys]).all()
+        for k in absent:
+            assert find(u if top else tab, 0, m, k) == -1
+            assert M._probe(tab, 0, m, int(k), top) == -1
+            assert steps._find(memoryview(u), 0, m, int(k), ((int(k) >> 32) * m) >> 32, top) == -1
+        assert (query_numpy._probe(u, 0, m, absent, top) == -1).all()
 
 
 def test_an_order_too_big_for_a_table_is_one_line(counts5, tmp_path, prog, monkeypatch):
@@ -498,7 +583,7 @@ def test_tables_are_laid_out_early_only_within_the_memory_budget(counts5):
     from lmtools.cli.train import _lay_out_query_tables
 
     sizes = counts5.sizes()
-    need = BYTES_PER_NGRAM * sum(sizes) + sum(16 * query_table_slots(n) for n in sizes[1:])
+    need = BYTES_PER_NGRAM * sum(sizes) + query_table_bytes(sizes)
     for budget, laid_out in ((None, True), (need, True), (need - 1, False)):
         pending = _lay_out_query_tables(counts5, None, budget)
         assert (pending is not None) == laid_out, budget

@@ -55,7 +55,7 @@ def test_without_the_prefix_closed_stop(counts5):  # noqa: F811
     # a model whose tables do not say prefix-closed: every order is walked up to the context
     qm = QueryModel(_roundtrip(_smooth(counts5, "kn-modified", 4)))
     t = qm.tables()
-    qm._tables = t[:5] + (False,)
+    qm._tables = t[:6] + (False,)
     ids = qm.vocabulary.encode(TEST, False).ids
     for v in _variants(ids):
         _same(QN.score_tables_numpy(qm, v), qm.score_ids(v, fast=True))

@@ -151,13 +151,13 @@ def test_check_says_need_available_and_what_to_do(monkeypatch):
 def test_estimates_follow_the_sizes():
     from lmtools import memory
 
-    # PTB 3-gram and 5-gram (sizes per order), as measured (query layout 3): build_query_tables raised a
-    # process's peak RSS by 37 MB and 105 MB (the model's arrays already read, the kernels warm): at
+    # PTB 3-gram and 5-gram (sizes per order), as measured (query layout 4): build_query_tables raised a
+    # process's peak RSS by 34 MB and 102 MB (the model's arrays already read, the kernels warm): at
     # most a third more
     ptb3 = [10001, 264990, 586558]
     ptb5 = ptb3 + [717733, 737952]
-    assert 37e6 < memory.estimate_query(ptb3) < 1.33 * 37e6
-    assert 105e6 < memory.estimate_query(ptb5) < 1.33 * 105e6
+    assert 34e6 < memory.estimate_query(ptb3) < 1.33 * 34e6
+    assert 102e6 < memory.estimate_query(ptb5) < 1.33 * 102e6
     # lm-train's peak RSS rose by 73 and 199 MB (the counts, 10 and 28 MB, included)
     assert 62e6 < memory.estimate_smoothing(ptb3) < 90e6
     assert 171e6 < memory.estimate_smoothing(ptb5) < 220e6

@@ -91,8 +91,8 @@ OUTPUT = OptionGroup("Output (every method)")
               help="kn-modified: count the discount statistics exactly as KenLM's lmplz does (its ARPA digit for digit).")
 @NGRAM.option("--arpa", "arpa_out", is_flag=True, help="Write ARPA text instead of an lmtools model file.")
 @NGRAM.option("--no-query-tables", "no_query_tables", is_flag=True,
-              help="Leave the query structure (hash tables, word table) out of the model file: half "
-                   "of a big model's file (PTB 5-gram: 110 MB with, 54 MB without), but every run that scores "
+              help="Leave the query structure (hash tables, word table) out of the model file: 40% "
+                   "of a big model's file (PTB 5-gram: 94 MB with, 54 MB without), but every run that scores "
                    "with the model builds it at start-up.")
 @NGRAM.option("--trie", is_flag=True,
               help="Write the compact form: a sorted trie with bit-packed word ids and quantized log10 "
@@ -498,7 +498,7 @@ def _lay_out_query_tables(counts, order: int | None, budget: int | None):
     import numpy as np
 
     from lmtools import memory
-    from lmtools.constants import query_table_slots
+    from lmtools.constants import query_table_bytes
     from lmtools.ngram.model import SMALL_BUILD, PendingTables
 
     ngrams = counts.ngrams[:order] if order is not None else counts.ngrams
@@ -508,7 +508,7 @@ def _lay_out_query_tables(counts, order: int | None, budget: int | None):
     if budget is not None:  # the tables exist during the estimation now, not only after it
         from lmtools.bounded import BYTES_PER_NGRAM
 
-        if BYTES_PER_NGRAM * sum(sizes) + sum(16 * query_table_slots(n) for n in sizes[1:]) > budget:
+        if BYTES_PER_NGRAM * sum(sizes) + query_table_bytes(sizes) > budget:
             return None
     avail, _ = memory.available()
     if avail is not None and memory.check_enabled() and \

@@ -77,7 +77,8 @@ TEXT = (("buf", "uint8", 1, "ro"), ("i", "int64", 0, ""), ("end", "int64", 0, ""
 WORDS = (("hashes", "uint64", 1, "ro"), ("slots", "int32", 1, "ro"), ("pool", "uint8", 1, "ro"),
          ("offsets", "int64", 1, "ro"), ("remap", "int32", 1, "ro"))  # the WordTable, and remap
 MODEL = (("order", "int64", 0, ""), ("uni_lp", "float32", 1, "ro"), ("uni_bo", "float32", 1, "ro"),
-         ("tab", "uint64", 1, "ro"), ("ftab", "float32", 1, "ro"), ("base", "int64", 1, "ro"),
+         ("tab", "uint64", 1, "ro"), ("ftab", "float32", 1, "ro"), ("utab", "uint32", 1, "ro"),
+         ("base", "int64", 1, "ro"),
          ("table_slots", "int64", 1, "ro"), ("seed", "uint64", 0, ""), ("closed", "bool", 0, ""))  # HashedModel
 LINE_SUMS = (("lp", "float64", 1, "rw"), ("lp_nz", "float64", 1, "rw"), ("lp_iv", "float64", 1, "rw"),
              ("tokens", "int64", 1, "rw"), ("oovs", "int64", 1, "rw"), ("zeros", "int64", 1, "rw"))
@@ -105,7 +106,7 @@ def _call(kernel, spec, values):
                 or not v.flags.c_contiguous or (access == "rw" and not v.flags.writeable)):
             raise TypeError(f"{kernel.__name__}: {arg} must be a C-contiguous {ndim}-d {dtype} array")
     # the module's arrays are compiled as not aliasing (build): an array it writes shares no memory
-    # with any other argument (read-only ones may: tab and ftab are one array)
+    # with any other argument (read-only ones may: tab, ftab and utab are one array)
     spans = [(arg, access, v.ctypes.data, v.ctypes.data + v.nbytes)
              for (arg, _, ndim, access), v in zip(spec, values) if ndim and v.nbytes]
     for k, (arg, access, lo, hi) in enumerate(spans):
@@ -194,9 +195,9 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
                              for _, dtype, ndim, access in spec))
 
     @cc.export("score_lines", signature(SCORE_LINES))
-    def score_lines(buf, i, end, li, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed,
-                    o_lp, o_nz, o_iv, o_tok, o_oov, o_zero, ids, oov, lp, order, zero, bo, keys, tops, state):
-        M = HashedModel(N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed)
+    def score_lines(buf, i, end, li, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, utab, base, slots, seed,
+                    closed, o_lp, o_nz, o_iv, o_tok, o_oov, o_zero, ids, oov, lp, order, zero, bo, keys, tops, state):
+        M = HashedModel(N, uni_lp, uni_bo, tab, ftab, utab, base, slots, seed, closed)
         out = LineSums(o_lp, o_nz, o_iv, o_tok, o_oov, o_zero)
         A = BlockArrays(ids, oov, lp, order, zero, bo, keys, tops)
         stop, li, dropped = score_lines_from(buf, i, end, WordTable(vh, vs, vp, vo), remap, M, out, li, A)
@@ -205,9 +206,9 @@ def build(output_dir: Path = HERE, verbose: bool = False) -> Path:
         return stop
 
     @cc.export("score_tokens", signature(SCORE_TOKENS))
-    def score_tokens(buf, i, end, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed,
-                     ids, oov, lp, order, zero, bo, keys, tops, state):
-        M = HashedModel(N, uni_lp, uni_bo, tab, ftab, base, slots, seed, closed)
+    def score_tokens(buf, i, end, vh, vs, vp, vo, remap, N, uni_lp, uni_bo, tab, ftab, utab, base, slots, seed,
+                     closed, ids, oov, lp, order, zero, bo, keys, tops, state):
+        M = HashedModel(N, uni_lp, uni_bo, tab, ftab, utab, base, slots, seed, closed)
         A = BlockArrays(ids, oov, lp, order, zero, bo, keys, tops)
         k, stop, lines, dropped = score_tokens_from(buf, i, end, WordTable(vh, vs, vp, vo), remap, M, A)
         state[0] = lines

@@ -1,12 +1,15 @@
 """The n-gram query kernels (numba, no I/O): longest-match back-off lookup over hashed n-grams.
 
 Layout. Unigrams are dense arrays indexed by word id (``uni_lp``, ``uni_bo``, float32). Each order
-n >= 2 has an open-addressing hash table of 16-byte entries in one uint64 array ``tab`` shared by all
-orders (order n occupies entries ``base[n] .. base[n] + slots[n]``, about 1.15 per n-gram:
-lmtools.constants.query_table_slots): entry e is ``tab[2e]`` = the n-gram's 64-bit key (0 = empty
-slot) and ``tab[2e+1]`` = its log10 p and log10 backoff as two float32 (read through ``ftab``, a
-float32 view of the same memory: ``ftab[4e+2]``, ``ftab[4e+3]``). Key and values share a cache
-line, so a lookup costs one memory access.
+n >= 2 has an open-addressing hash table in one uint64 array ``tab`` shared by all orders, of
+``slots[n]`` entries (about 1.15 per n-gram: lmtools.constants.query_table_slots) from ``base[n]``
+(in 16-byte units: lmtools.constants.query_table_bases). An entry of an order n < N is 16 bytes:
+entry e is ``tab[2e]`` = the n-gram's 64-bit key (0 = empty slot) and ``tab[2e+1]`` = its log10 p
+and log10 backoff as two float32 (read through ``ftab``, a float32 view of the same memory:
+``ftab[4e+2]``, ``ftab[4e+3]``). The highest order's entries are 12 bytes, as it has no backoff:
+its entry e is the uint32 words ``j = 4 base[N] + 3e`` on of ``utab`` (a uint32 view): the key's
+low and high halves ``utab[j]``, ``utab[j+1]`` and log10 p ``ftab[j+2]``. Key and values share a
+cache line (or two neighbours), so a lookup costs one memory access.
 
 Robin Hood order. A key's first probe is its home entry ``home(key, slots[n])``; it lies there or
 in one of the entries after it (wrapping at the table's end), with no empty entry in between
@@ -37,7 +40,7 @@ backoffs of the suffixes h_k of h (k words) with m < k <= min(N-1, |h|) that are
 h_m w is the longest n-gram of the model ending in w (h_m: m words). The backoffs of the contexts are
 those of the n-grams found ending at the previous position, so each position costs one walk.
 
-Speed. The walk is a chain of dependent cache misses (the tables of a 5-gram PTB model are ~43 MB),
+Speed. The walk is a chain of dependent cache misses (the tables of a 5-gram PTB model are ~40 MB),
 so the keys of the positions AHEAD tokens on are computed early and their table entries prefetched.
 When the model is prefix-closed (every n-gram's n-1 oldest words are an entry too: true of models
 made by lmtools and KenLM) the walk at a position also stops one order above the longest entry
@@ -66,6 +69,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _ONE = np.uint64(1)
+PREFETCH_LINES = 3  # cache lines prefetched per probe
 
 
 @njit(cache=True, inline="always")
@@ -131,6 +135,30 @@ def find_entry(tab, start, slots, key):
     return -1
 
 
+@njit(cache=True, inline="always")
+def top_key(utab, j):
+    """The key of the highest order's entry at uint32 word j."""
+    return np.uint64(utab[j]) | (np.uint64(utab[j + 1]) << np.uint64(32))
+
+
+@njit(cache=True, inline="always")
+def find_top(utab, start, slots, key):
+    """find_entry in the highest order's table of 12-byte entries (``slots`` entries from the
+    16-byte unit ``start``)."""
+    i = home(key, slots)
+    w0 = 4 * start
+    for _ in range(slots):
+        k = top_key(utab, w0 + 3 * i)
+        if k == key:
+            return i
+        if k == 0 or (k > key and home(k, slots) <= i):
+            return -1
+        i += 1
+        if i == slots:
+            i = 0
+    return -1
+
+
 @intrinsic
 def prefetch(typingctx, arr, idx):
     """Hint the CPU to load arr[idx] into the cache (llvm.prefetch; no effect on results)."""
@@ -152,7 +180,7 @@ def prefetch(typingctx, arr, idx):
 
 
 @njit(cache=True, inline="always")
-def _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu):
+def _ahead(ids, u, N, seed, tab, utab, base, slots, keys, tops, ctxu):
     """Compute (and prefetch) the keys of the n-grams ending at position u; return the new context."""
     w = ids[u]
     r = u & (RING - 1)
@@ -170,9 +198,16 @@ def _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu):
             h = extend(h, ids[u - n + 1])
             key = h | _ONE
             keys[r, n] = key
-            e = 2 * (base[n] + home(key, slots[n]))
-            prefetch(tab, e)
-            prefetch(tab, e + 8)  # the next cache line: a probe reads ~4 entries of 16 bytes
+            # the home entry's cache line and the next ones: a probe reads ~4 entries, but 10% of
+            # them more than 8 (tables 87% full)
+            if n < N:
+                e = 2 * (base[n] + home(key, slots[n]))
+                for q in range(PREFETCH_LINES):
+                    prefetch(tab, e + 8 * q)
+            else:
+                j = 4 * base[n] + 3 * home(key, slots[n])
+                for q in range(PREFETCH_LINES):
+                    prefetch(utab, j + 16 * q)
     return ctxu + 1
 
 
@@ -190,6 +225,7 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero, bo, keys, tops):
     uni_bo = M.uni_bo
     tab = M.tab
     ftab = M.ftab
+    utab = M.utab
     base = M.base
     slots = M.slots
     seed = M.seed
@@ -200,12 +236,12 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero, bo, keys, tops):
     ctxu = 0
     u = lo
     while u < hi and u < lo + AHEAD:
-        ctxu = _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu)
+        ctxu = _ahead(ids, u, N, seed, tab, utab, base, slots, keys, tops, ctxu)
         u += 1
     prev_reach = 0
     for t in range(lo, hi):
         if u < hi:
-            ctxu = _ahead(ids, u, N, seed, tab, base, slots, keys, tops, ctxu)
+            ctxu = _ahead(ids, u, N, seed, tab, utab, base, slots, keys, tops, ctxu)
             u += 1
         w = ids[t]
         if w == BOS:
@@ -230,13 +266,20 @@ def _score_range(ids, lo, hi, M, out_lp, out_ord, out_zero, bo, keys, tops):
         if closed and top > prev_reach + 1:
             top = prev_reach + 1
         for n in range(2, top + 1):
-            i = find_entry(tab, base[n], slots[n], keys[r, n])
-            if i < 0:
-                break
-            e = base[n] + i
+            if n < N:
+                i = find_entry(tab, base[n], slots[n], keys[r, n])
+                if i < 0:
+                    break
+                e = base[n] + i
+                v = ftab[4 * e + 2]
+                bo[1 - p, n] = ftab[4 * e + 3]
+            else:  # the highest order: no backoff (none read: kmax < N)
+                i = find_top(utab, base[n], slots[n], keys[r, n])
+                if i < 0:
+                    break
+                v = ftab[4 * base[n] + 3 * i + 2]
+                bo[1 - p, n] = 0.0
             reach = n
-            v = ftab[4 * e + 2]
-            bo[1 - p, n] = ftab[4 * e + 3]
             if v == v:  # not a placeholder
                 lp = v
                 m = n

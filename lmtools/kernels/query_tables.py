@@ -7,8 +7,8 @@ PendingTables)."""
 import numpy as np
 from numba import njit, prange
 
-from lmtools.constants import MAX_QUERY_SLOTS, query_table_limit, query_table_slots
-from lmtools.kernels.query import after, displacement, extend, find_entry, hash_word, home, prefetch
+from lmtools.constants import MAX_QUERY_SLOTS, query_table_bases, query_table_limit, query_table_slots
+from lmtools.kernels.query import after, displacement, extend, find_entry, hash_word, home, prefetch, top_key
 from lmtools.kernels.records import AHEAD, RING
 
 _ONE = np.uint64(1)
@@ -49,6 +49,51 @@ def insert_entry(tab, start, slots, key):
             i = 0
 
 
+@njit(cache=True, inline="always")
+def insert_top(utab, start, slots, key):
+    """insert_entry in the highest order's table of 12-byte entries (kernels/query.py), over the
+    tables' uint32 view: the value word (uint32) zero for the caller to fill."""
+    i = home(key, slots)
+    w0 = 4 * start
+    d = 0
+    while True:
+        k = top_key(utab, w0 + 3 * i)
+        if k == key:
+            return i, True
+        if k == 0 or after(k, displacement(i, home(k, slots), slots), key, d):
+            break
+        i += 1
+        d += 1
+        if i == slots:
+            i = 0
+    at = i
+    carry_key = key
+    carry_value = np.uint32(0)
+    while True:
+        j = w0 + 3 * i
+        k = top_key(utab, j)
+        v = utab[j + 2]
+        utab[j] = np.uint32(carry_key & np.uint64(0xFFFFFFFF))
+        utab[j + 1] = np.uint32(carry_key >> np.uint64(32))
+        utab[j + 2] = carry_value
+        if k == 0:
+            return at, False
+        carry_key = k
+        carry_value = v
+        i += 1
+        if i == slots:
+            i = 0
+
+
+@njit(cache=True, inline="always")
+def prefetch_home(tab, utab, start, slots, key, top):
+    """Prefetch the home entry of ``key`` in an order's table (``top``: the highest order's)."""
+    if top:
+        prefetch(utab, 4 * start + 3 * home(key, slots))
+    else:
+        prefetch(tab, 2 * (start + home(key, slots)))
+
+
 @njit(cache=True, parallel=True)
 def ngram_keys(rows, seed, keys, suffix_keys, prefix_keys):
     """The key of every n-gram of ``rows`` (int32 (m, n), n >= 2), of its suffix (its n-1 newest
@@ -67,26 +112,33 @@ def ngram_keys(rows, seed, keys, suffix_keys, prefix_keys):
 
 
 @njit(cache=True, parallel=True)
-def insert_orders(tab, ftab, base, slots, keys, lp, bo, offs, clashes):
+def insert_orders(tab, ftab, utab, base, slots, keys, lp, bo, offs, clashes):
     """Insert the n-grams of orders 2..N (``keys[offs[n]:offs[n+1]]`` with their log10 p and backoff)
     into their tables, the orders in parallel. ``clashes[n]``: keys of order n already present
     (a hash collision or a duplicate n-gram): the caller retries with another seed, or reports."""
-    for n in prange(2, offs.shape[0] - 1):
+    N = offs.shape[0] - 2
+    for n in prange(2, N + 1):
         start = base[n]
         size = slots[n]
         lo = offs[n]
         hi = offs[n + 1]
+        top = n == N
         c = 0
         for r in range(lo, hi):
             if r + AHEAD < hi:
-                prefetch(tab, 2 * (start + home(keys[r + AHEAD], size)))
-            i, found = insert_entry(tab, start, size, keys[r])
+                prefetch_home(tab, utab, start, size, keys[r + AHEAD], top)
+            if top:
+                i, found = insert_top(utab, start, size, keys[r])
+            else:
+                i, found = insert_entry(tab, start, size, keys[r])
             if found:
                 c += 1
-                continue
-            e = start + i
-            ftab[4 * e + 2] = lp[r]
-            ftab[4 * e + 3] = bo[r]
+            elif top:
+                ftab[4 * start + 3 * i + 2] = lp[r]
+            else:
+                e = start + i
+                ftab[4 * e + 2] = lp[r]
+                ftab[4 * e + 3] = bo[r]
         clashes[n] = c
 
 
@@ -113,11 +165,12 @@ def _words_key(rows, r, lo, hi, seed):
 
 
 @njit(cache=True, nogil=True)
-def place_keys(tab, start, size, rows, seed):
+def place_keys(tab, utab, start, size, rows, seed, top):
     """Insert the keys of one order's n-grams ``rows`` (int32 (m, n), n >= 2) into its table (``size``
-    entries from ``start``) in row order, as insert_orders does, each entry's value word holding its
-    row number until fill_values puts the row's log10 p and backoff there. Returns how many keys were
-    already present (a clash: see insert_orders). Releases the GIL: it runs beside the estimation."""
+    entries from ``start``; ``top``: the highest order's) in row order, as insert_orders does, each
+    entry's value word holding its row number until fill_values puts the row's log10 p and backoff
+    there. Returns how many keys were already present (a clash: see insert_orders). Releases the GIL:
+    it runs beside the estimation."""
     m, n = rows.shape
     ring = np.empty(RING, np.uint64)
     for r in range(min(AHEAD, m)):
@@ -127,12 +180,18 @@ def place_keys(tab, start, size, rows, seed):
         if r + AHEAD < m:
             k = _words_key(rows, r + AHEAD, 0, n, seed)
             ring[(r + AHEAD) & (RING - 1)] = k
-            prefetch(tab, 2 * (start + home(k, size)))
-        i, found = insert_entry(tab, start, size, ring[r & (RING - 1)])
+            prefetch_home(tab, utab, start, size, k, top)
+        key = ring[r & (RING - 1)]
+        if top:
+            i, found = insert_top(utab, start, size, key)
+        else:
+            i, found = insert_entry(tab, start, size, key)
         if found:
             clashes += 1
-            continue
-        tab[2 * (start + i) + 1] = np.uint64(r)
+        elif top:
+            utab[4 * start + 3 * i + 2] = np.uint32(r)
+        else:
+            tab[2 * (start + i) + 1] = np.uint64(r)
     return clashes
 
 
@@ -156,15 +215,22 @@ def count_absent(tab, start, size, rows, lo, hi, seed):
 
 
 @njit(cache=True, parallel=True)
-def fill_values(tab, ftab, start, size, lp, bo):
+def fill_values(tab, ftab, utab, start, size, lp, bo, top):
     """Replace the row number place_keys left in each used entry of one order's table with that row's
-    log10 p and backoff (float32): the entries insert_orders would have made."""
-    for e in prange(start, start + size):
-        if tab[2 * e] != 0:
-            r = tab[2 * e + 1]
-            x, y = lp[r], bo[r]
-            ftab[4 * e + 2] = x
-            ftab[4 * e + 3] = y
+    log10 p and backoff (float32; ``top``: the highest order's table, log10 p only): the entries
+    insert_orders would have made."""
+    for e in prange(size):
+        if top:
+            j = 4 * start + 3 * e
+            if utab[j] != 0 or utab[j + 1] != 0:
+                ftab[j + 2] = lp[utab[j + 2]]
+        else:
+            i = start + e
+            if tab[2 * i] != 0:
+                r = tab[2 * i + 1]
+                x, y = lp[r], bo[r]
+                ftab[4 * i + 2] = x
+                ftab[4 * i + 3] = y
 
 
 @njit(cache=True)
@@ -247,7 +313,7 @@ def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
         tab = zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
         ftab = tab.view(np.float32)
         clashes = np.zeros(N + 1, np.int64)
-        insert_orders(tab, ftab, base, slots, keys, lp, bo, offs, clashes)
+        insert_orders(tab, ftab, tab.view(np.uint32), base, slots, keys, lp, bo, offs, clashes)
         if clashes.sum() == 0:
             break
     else:
@@ -277,14 +343,12 @@ def build_tables(ngrams, logprob, backoff, uni_lp, zeros=np.zeros):
 
 def _table_sizes(sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """(slots, base) of the tables of orders 2..N with ``sizes[n]`` n-grams of order n (``sizes[0]``
-    and ``sizes[1]`` unused): each order's entries, and where its table starts."""
+    and ``sizes[1]`` unused): each order's entries, and where its table starts (16-byte units)."""
     N = len(sizes) - 1
     slots = np.zeros(N + 1, np.int64)
     for n in range(2, N + 1):
         slots[n] = query_table_slots(sizes[n])
-    base = np.zeros(N + 2, np.int64)
-    base[3:] = np.cumsum(slots[2:])
-    return slots, base
+    return slots, np.array(query_table_bases(slots.tolist()), np.int64)
 
 
 def lay_out_tables(rows, zeros=np.zeros):
@@ -301,7 +365,8 @@ def lay_out_tables(rows, zeros=np.zeros):
     for attempt in range(MAX_SEEDS):
         seed = np.uint64(0x5EED0000 + attempt * 0x9E3779B9)
         tab = zeros(2 * int(base[N + 1]), np.uint64)
-        if sum(place_keys(tab, base[n], slots[n], rows[n - 2], seed) for n in range(2, N + 1)) == 0:
+        utab = tab.view(np.uint32)
+        if sum(place_keys(tab, utab, base[n], slots[n], rows[n - 2], seed, n == N) for n in range(2, N + 1)) == 0:
             break
     else:
         return None
@@ -313,14 +378,15 @@ def lay_out_tables(rows, zeros=np.zeros):
 
 
 def _grow(tab, base, slots, k, zeros):
-    """The tables with order k's twice the size, its entries rehashed."""
+    """The tables with order k's twice the size, its entries rehashed (k < N: placeholders are never
+    of the highest order)."""
     N = slots.shape[0] - 1
+    assert 2 <= k < N
     new_slots = slots.copy()
     new_slots[k] *= 2
     if new_slots[k] > MAX_QUERY_SLOTS:
         raise OverflowError(f"order {k} has more n-grams than a query table holds")
-    new_base = np.zeros(N + 2, np.int64)
-    new_base[3:] = np.cumsum(new_slots[2:])
+    new_base = np.array(query_table_bases(new_slots.tolist()), np.int64)
     new_tab = zeros(2 * int(new_base[N + 1]), np.uint64)
     for n in range(2, N + 1):
         if n == k:

@@ -25,7 +25,8 @@ class HashedModel(NamedTuple):
     uni_bo: np.ndarray  # float32 (V,): unigram log10 backoff
     tab: np.ndarray  # uint64: the hash tables of orders 2..N
     ftab: np.ndarray  # float32 view of tab (the values)
-    base: np.ndarray  # int64 (N+2,): first entry of order n's table
+    utab: np.ndarray  # uint32 view of tab (the highest order's 12-byte entries)
+    base: np.ndarray  # int64 (N+2,): where order n's table starts, in 16-byte units
     slots: np.ndarray  # int64 (N+1,): order n's table has slots[n] entries
     seed: np.uint64  # the hash seed
     closed: bool  # the prefix of every n-gram is in the model

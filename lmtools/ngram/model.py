@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmtools.constants import MAX_QUERY_SLOTS, query_table_limit, query_table_slots
+from lmtools.constants import (MAX_QUERY_SLOTS, query_table_bases, query_table_limit, query_table_slots,
+                               query_table_units)
 
 
 @dataclass
@@ -52,10 +53,12 @@ class NGramModel:
 # Version of the query structure's layout: the entry format of the hash tables and the hash functions
 # of kernels/query.py (mix, hash_word, extend) and of the word table (kernels/tokenize.fnv1a,
 # find_word). Change it with any of them: stored tables of another layout are rebuilt at load.
-# Layout 3: the tables in Robin Hood order (1.15 entries per n-gram; a probe stops at the first entry
-# that comes after the key); layout 2 had them in insertion order (1.5 entries per n-gram), a key's
-# home entry by multiply-shift as now; layout 1 power-of-two tables indexed by the key's top bits.
-QUERY_LAYOUT = 3
+# Layout 4: the tables in Robin Hood order (1.15 entries per n-gram; a probe stops at the first entry
+# that comes after the key), the highest order's entries of 12 bytes (no backoff); layout 3 (one
+# development commit) had 16-byte entries there; layout 2 had the tables in insertion order (1.5
+# entries per n-gram), a key's home entry by multiply-shift as now; layout 1 power-of-two tables
+# indexed by the key's top bits.
+QUERY_LAYOUT = 4
 
 
 @dataclass
@@ -176,10 +179,11 @@ class PendingTables:
         if np.isnan(uni_lp[rows2[:, 1]]).any():  # a bigram's suffix without a unigram: placeholders
             return None
         closed = closed and not np.isnan(uni_lp[rows2[:, 0]]).any()
-        ftab = tab.view(np.float32)
-        for n in range(2, model.order + 1):
-            fill_values(tab, ftab, base[n], slots[n], np.ascontiguousarray(model.logprob[n - 1], np.float32),
-                        np.ascontiguousarray(model.backoff[n - 1], np.float32))
+        ftab, utab = tab.view(np.float32), tab.view(np.uint32)
+        N = model.order
+        for n in range(2, N + 1):
+            fill_values(tab, ftab, utab, base[n], slots[n], np.ascontiguousarray(model.logprob[n - 1], np.float32),
+                        np.ascontiguousarray(model.backoff[n - 1], np.float32), n == N)
         return QueryTables(QUERY_LAYOUT, seed, bool(closed), tab, base, slots, uni_lp, uni_bo, *words,
                            source=model_arrays(model))
 
@@ -286,14 +290,21 @@ def build_tables_python(ngrams, logprob, backoff, uni_lp):
     if closed:
         closed = all(present(n - 1, ngram_key(row[:-1], seed)) for n in range(3, N + 1) for row in rows[n])
     base = np.zeros(N + 2, np.int64)
-    base[3:] = np.cumsum(slots[2:], dtype=np.int64)
+    base[:] = query_table_bases(slots)
     tab = np.zeros(2 * int(base[N + 1]) if N >= 2 else 2, np.uint64)
-    ftab = tab.view(np.float32)
+    ftab, utab = tab.view(np.float32), tab.view(np.uint32)
     for n in range(2, N + 1):
-        b = int(base[n])
-        tab[2 * b: 2 * int(base[n + 1]): 2] = np.array(keys[n], np.uint64)
-        ftab[4 * b + 2: 4 * int(base[n + 1]): 4] = np.array([v[0] for v in vals[n]], np.float32)
-        ftab[4 * b + 3: 4 * int(base[n + 1]): 4] = np.array([v[1] for v in vals[n]], np.float32)
+        b, m = int(base[n]), slots[n]
+        k = np.array(keys[n], np.uint64)
+        lp = np.array([v[0] for v in vals[n]], np.float32)
+        if n < N:
+            tab[2 * b: 2 * (b + m): 2] = k
+            ftab[4 * b + 2: 4 * (b + m): 4] = lp
+            ftab[4 * b + 3: 4 * (b + m): 4] = np.array([v[1] for v in vals[n]], np.float32)
+        else:  # 12-byte entries: the key's low and high halves, log10 p
+            utab[4 * b: 4 * b + 3 * m: 3] = (k & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            utab[4 * b + 1: 4 * b + 3 * m: 3] = (k >> np.uint64(32)).astype(np.uint32)
+            ftab[4 * b + 2: 4 * b + 3 * m: 3] = lp
     return tab, base, np.array(slots, np.int64), seed, bool(closed)
 
 
@@ -379,15 +390,17 @@ def word_hash(word: bytes) -> int:
     return h ^ (h >> 33)
 
 
-def _probe(tab: np.ndarray, start: int, size: int, key: int) -> int:
-    """Entry index of ``key`` in one order's table (``size`` entries from ``start``; kernels/query.find_entry),
-    or -1."""
+def _probe(tab: np.ndarray, start: int, size: int, key: int, top: bool) -> int:
+    """Where ``key`` is in one order's table (``size`` entries from ``start``; ``top``: the highest
+    order's, kernels/query.find_top), or -1: the index of its log10 p in the tables' float32 view."""
     i = home(key, size)
-    for d in range(size):
-        k = int(tab[2 * (start + i)])
+    words = tab.view(np.uint32)
+    for _ in range(size):
+        j = 4 * start + 3 * i if top else 4 * (start + i)
+        k = int(words[j]) | int(words[j + 1]) << 32
         if k == key:
-            return start + i
-        if k == 0 or _after(k, (i - home(k, size)) % size, key, d):
+            return j + 2
+        if k == 0 or (k > key and home(k, size) <= i):
             return -1
         i = i + 1 if i + 1 < size else 0
     return -1
@@ -416,7 +429,7 @@ def query_problem(q: QueryTables, model: NGramModel) -> str | None:
         return "its table offsets do not fit the model's order"
     base, slots = q.base.tolist(), q.slots.tolist()
     if base[:3] != [0, 0, 0] or any(
-            not (2 <= slots[n] <= MAX_QUERY_SLOTS) or base[n + 1] - base[n] != slots[n]
+            not (2 <= slots[n] <= MAX_QUERY_SLOTS) or base[n + 1] - base[n] != query_table_units(slots[n], n == N)
             or sizes[n - 1] > query_table_limit(slots[n]) for n in range(2, N + 1)):
         return "its table sizes do not fit the model's n-grams"
     if q.tab.dtype != u64 or q.tab.shape != (2 * base[N + 1] if N >= 2 else 2,):
@@ -430,11 +443,11 @@ def query_problem(q: QueryTables, model: NGramModel) -> str | None:
     for n in range(2, N + 1):
         rows, lp, bo = _rows(model.ngrams, n - 1), _rows(model.logprob, n - 1), _rows(model.backoff, n - 1)
         for r in _spread(sizes[n - 1]):
-            e = _probe(q.tab, base[n], slots[n], ngram_key(rows[r].tolist(), q.seed))
-            if e < 0:
+            j = _probe(q.tab, base[n], slots[n], ngram_key(rows[r].tolist(), q.seed), n == N)
+            if j < 0:
                 return f"an n-gram of order {n} is not in its tables"
-            vals = q.tab[2 * e + 1: 2 * e + 2].view(np.float32)
-            if vals[0] != lp[r] or vals[1] != bo[r]:
+            vals = q.tab.view(np.float32)[j: j + 2]
+            if vals[0] != lp[r] or (n < N and vals[1] != bo[r]):
                 return f"its tables disagree with the model's order {n} values"
     h, s, pool, offs = q.word_hashes, q.word_slots, q.word_pool, q.word_offsets
     cap = h.shape[0] if h.ndim == 1 else 0

@@ -357,24 +357,24 @@ class QueryModel:
 
     # -- the fast path's tables ------------------------------------------------------------
     def tables(self):
-        """(tab, ftab, base, slots, seed, prefix_closed): the stored ones, or built on first use (numba)."""
+        """(tab, ftab, utab, base, slots, seed, prefix_closed): the stored ones, or built on first use
+        (numba); ftab and utab are float32 and uint32 views of tab."""
         if self._tables is None:
             q = self.stored
             if q is not None:
                 _verify(q)
-                self._tables = (q.tab, q.tab.view(np.float32), q.base, q.slots, np.uint64(q.seed), bool(q.closed))
+                tab, base, slots, seed, closed = q.tab, q.base, q.slots, q.seed, bool(q.closed)
             else:
                 tab, base, slots, seed, closed = _build_tables(self.model, self.name, self.uni_lp)
                 _read_only(tab, base, slots)  # as stored ones: one compiled kernel for both
-                self._tables = (tab, tab.view(np.float32), base, slots, np.uint64(seed), closed)
+            self._tables = (tab, tab.view(np.float32), tab.view(np.uint32), base, slots, np.uint64(seed), closed)
         return self._tables
 
     def hashed_model(self):
         """The kernels' ``HashedModel``: the tables (built on first use) with the unigrams."""
         from lmtools.kernels.records import HashedModel
 
-        tab, ftab, base, slots, seed, closed = self.tables()
-        return HashedModel(int(self.order), self.uni_lp, self.uni_bo, tab, ftab, base, slots, seed, bool(closed))
+        return HashedModel(int(self.order), self.uni_lp, self.uni_bo, *self.tables())
 
     def use_fast(self, nbytes: int) -> bool:
         self._seen_bytes += nbytes

@@ -113,21 +113,21 @@ def _home(keys: np.ndarray, size: int) -> np.ndarray:
     return (((keys >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32)).astype(np.int64)
 
 
-def _probe(tab: np.ndarray, start: int, size: int, keys: np.ndarray) -> np.ndarray:
-    """kernels/query.find_entry for many keys at once: entry index (absolute) holding each key, or -1.
-    Each probe stops at an empty entry or at one that comes after its key in Robin Hood order; at most
-    one pass over the table, as the kernel (a damaged table may be full)."""
+def _probe(utab: np.ndarray, start: int, size: int, keys: np.ndarray, top: bool) -> np.ndarray:
+    """kernels/query.find_entry (``top``: find_top) for many keys at once, over the tables' uint32
+    view: where each key's log10 p is in their float32 view, or -1. Each probe stops at an empty entry
+    or at a larger key not wrapped past the table's end; at most one pass over the table, as the
+    kernel (a damaged table may be full)."""
     slot = _home(keys, size)
     out = np.full(keys.size, -1, np.int64)
     act = np.arange(keys.size)
-    for d in range(size):
-        k = tab[2 * (start + slot)]
+    for _ in range(size):
+        j = 4 * start + 3 * slot if top else 4 * (start + slot)
+        k = utab[j].astype(np.uint64) | (utab[j + 1].astype(np.uint64) << np.uint64(32))
         want = keys[act]
         hit = k == want
-        out[act[hit]] = start + slot[hit]
-        dk = slot - _home(k, size)
-        dk[dk < 0] += size
-        go = ~hit & (k != 0) & ((dk > d) | ((dk == d) & (k < want)))  # not kernels/query.after
+        out[act[hit]] = j[hit] + 2
+        go = ~hit & (k != 0) & ~((k > want) & (_home(k, size) <= slot))
         if not go.any():
             break
         act, slot = act[go], slot[go] + 1
@@ -141,7 +141,7 @@ def score_tables_numpy(qm, ids: np.ndarray):
     miss; here each order is probed for every position still walking. The kernel's stop for a
     prefix-closed model (reach[t] <= reach[t-1] + 1) is a recurrence; as reach[t] - t it is a running
     minimum within each sentence, taken at once with one offset per sentence."""
-    tab, ftab, base, slots, seed, closed = qm.tables()
+    _, ftab, utab, base, slots, seed, closed = qm.tables()
     N = int(qm.order)
     T = ids.size
     if T == 0:
@@ -165,7 +165,7 @@ def score_tables_numpy(qm, ids: np.ndarray):
         if pos.size == 0:
             break
         h = _mix(h * _K1 + ids[pos - n + 1].astype(np.uint64) + np.uint64(1))  # extend: one word older
-        e = _probe(tab, int(base[n]), int(slots[n]), h | np.uint64(1))
+        e = _probe(utab, int(base[n]), int(slots[n]), h | np.uint64(1), n == N)
         ok = e >= 0
         pos, h = pos[ok], h[ok]
         entry[n, pos] = e[ok]
@@ -184,9 +184,10 @@ def score_tables_numpy(qm, ids: np.ndarray):
     bo[1] = np.where(word | (ids == BOS_ID), qm.uni_bo[w], 0.0)
     for n in range(2, N + 1):
         at = np.flatnonzero(reach >= n)
-        e = entry[n, at]
-        bo[n, at] = ftab[4 * e + 3]
-        v = ftab[4 * e + 2]
+        j = entry[n, at]
+        if n < N:  # the highest order has no backoff (none read: kmax < N)
+            bo[n, at] = ftab[j + 1]
+        v = ftab[j]
         real = v == v  # not a placeholder
         lp[at[real]] = v[real]
         m[at[real]] = n

@@ -29,18 +29,17 @@ _M2 = 0x94D049BB133111EB
 _K1 = 0x9E3779B97F4A7C15
 
 
-def _find(keys, start: int, size: int, key: int, i: int) -> int:
-    """kernels/query.find_entry over the table's memoryview ``keys``, probing from the key's home
-    entry i: the entry index holding ``key``, or -1."""
-    for d in range(size):
-        k = keys[2 * (start + i)]
+def _find(words, start: int, size: int, key: int, i: int, top: bool) -> int:
+    """kernels/query.find_entry (``top``: find_top) over the tables' uint32 memoryview ``words``,
+    probing from the key's home entry i: where its log10 p is in their float32 view, or -1."""
+    for _ in range(size):
+        j = 4 * start + 3 * i if top else 4 * (start + i)
+        k = words[j] | words[j + 1] << 32
         if k == 0:
             return -1
         if k == key:
-            return i
-        hk = ((k >> 32) * size) >> 32
-        dk = i - hk if i >= hk else i + size - hk
-        if dk < d or (dk == d and k > key):
+            return j + 2
+        if k > key and ((k >> 32) * size) >> 32 <= i:
             return -1
         i = i + 1 if i + 1 < size else 0
     return -1
@@ -62,12 +61,13 @@ class NGramSteps:
     ``qm``: the model's scorer (ngram.query.QueryModel: its tables, unigram arrays, vocabulary)."""
 
     def __init__(self, qm):
-        tab, _, base, slots, seed, closed = qm.tables()
+        tab, _, _, base, slots, seed, closed = qm.tables()
         self.order = int(qm.order)
         self.closed = bool(closed)
         raw = memoryview(np.ascontiguousarray(tab)).cast("B")
-        self._keys = raw.cast("Q")  # entry e: key at [2e]
-        self._vals = raw.cast("f")  # entry e: log10 p at [4e+2], backoff at [4e+3]
+        self._keys = raw.cast("Q")  # entry e of an order < N: key at [2e]
+        self._words = raw.cast("I")  # order N's entry e: the key's halves at [4 base[N] + 3e] and [.. + 1]
+        self._vals = raw.cast("f")  # entry e: log10 p at [4e+2], backoff at [4e+3]; order N's: log10 p after its key
         # per order n: its table's first entry and its number of entries
         self._starts = [int(x) for x in base.tolist()]
         self._sizes = [int(x) for x in slots.tolist()]
@@ -139,14 +139,19 @@ class NGramSteps:
                 start = starts[n]
                 size = sizes[n]
                 i = ((key >> 32) * size) >> 32  # kernels/query.home
-                k = keys[2 * (start + i)]
-                if k != key:
-                    i = _find(keys, start, size, key, i)
-                    if i < 0:
+                if n < N:
+                    j = 4 * (start + i) + 2
+                    if keys[2 * (start + i)] != key:
+                        j = _find(self._words, start, size, key, i, False)
+                        if j < 0:
+                            break
+                    found.append(vals[j + 1])
+                else:  # the highest order's 12-byte entries, without backoff
+                    j = _find(self._words, start, size, key, i, True)
+                    if j < 0:
                         break
-                e = 4 * (start + i)
-                found.append(vals[e + 3])
-                v = vals[e + 2]
+                    found.append(0.0)
+                v = vals[j]
                 if v == v:  # not a placeholder (NaN: a missing suffix the walk passes through)
                     lp = v
                     m = n
