@@ -46,8 +46,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PTB, ROOT, machine, ours, peer, table  # noqa: E402
-from scale import (corpus, corpus_meta, data_dir, lmppl_totals, lmtools_version, load_average,  # noqa: E402
-                   measure, parse_size, ptb_model, query_totals, run, size_label)
+from scale import (corpus, corpus_meta, current_tables, data_dir, lmppl_totals, lmtools_version,  # noqa: E402
+                   load_average, measure, parse_size, ptb_model, query_totals, run, size_label)
 
 
 def prepare_ptb(d: Path, copies: int, build_binary: str | None) -> dict:
@@ -85,6 +85,7 @@ def prepare_sampled(d: Path, tokens: int, seed: int, build_binary: str | None) -
     if not model.exists():
         print(f"# lm-train {counts} -o {model}", file=sys.stderr)
         run([ours("lm-train"), "-q", str(counts), "-o", str(model)])
+    current_tables(model)
     if not arpa.exists():
         print(f"# lm-train {counts} --arpa -o {arpa}", file=sys.stderr)
         run([ours("lm-train"), "-q", str(counts), "--arpa", "-o", str(arpa)])
