@@ -8,7 +8,8 @@ Both tools score the same model: lmtools' model file, and KenLM's probing binary
 from the ARPA that `lm-train --arpa` writes of the same estimate. Each run is one whole process, one
 thread (`lm-ppl --threads 1 --json -m MODEL TEXT`, `query -v summary BINARY < TEXT`), under
 /usr/bin/time for its peak RSS; the two alternate (--repeat runs each, after one untimed warm-up run of
-each, so the page cache holds both models). Cases:
+each, so the page cache holds both models). lm-ppl and the bare interpreter run with bytecode writing
+allowed (PYTHONDONTWRITEBYTECODE unset), as bench/bench_startup.py runs them. Cases:
 
 (a) PTB: the 5-gram of PTB train (../shared/data/ptb/train.txt) scoring PTB train repeated --copies
     times (10: 9.3M tokens). Reported: tokens/s of each and their ratio (issue 13 asks lm-ppl >= 1.25x
@@ -103,12 +104,18 @@ def binary(arpa: Path, build_binary: str | None) -> Path | None:
     return out if out.exists() else None
 
 
+# Python may write bytecode (PYTHONDONTWRITEBYTECODE empty: unset), as bench/bench_startup.py runs it: an
+# installed package has its .pyc files (the untimed warm-up run writes them), and compiling every module
+# from source at each start (~37 ms, ~2 MB of memory) is not what users see.
+BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
 def one_run(job: str, case: dict, query: str | None, work: Path) -> dict:
     out = work / f"out-{uuid.uuid4().hex[:8]}"
     tmp = work / f"tmp-{uuid.uuid4().hex[:8]}"
     if job == "lm-ppl":
         cmd = f"{ours('lm-ppl')} --threads 1 --json -m {case['model']} {case['text']}"
-        r = measure([("lm-ppl", cmd)], tmp, stdout=out, poll=False)
+        r = measure([("lm-ppl", cmd)], tmp, stdout=out, env=BYTECODE, poll=False)
     else:
         cmd = f"{query} -v summary {case['binary']}"
         r = measure([("query", cmd)], tmp, stdin=case["text"], stdout=out, poll=False)
@@ -154,7 +161,8 @@ def main() -> None:
                     cases.append({**case, "name": case["name"].replace("PTB test", f"{args.copies}x PTB train"),
                                   "text": ptb_copies(d, args.copies)})
 
-    base = [measure([("python", f"{sys.executable} -c pass")], d / "tmp-base", poll=False)["procs"][0]["rss_mib"]
+    base = [measure([("python", f"{sys.executable} -c pass")], d / "tmp-base", env=BYTECODE,
+                    poll=False)["procs"][0]["rss_mib"]
             for _ in range(3)]
     baseline = statistics.median(base)
     rows, checks = [], []
