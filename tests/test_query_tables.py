@@ -327,7 +327,7 @@ def test_probes_of_a_full_table_wrap_and_stop(tmp_path):
     crowd its end (runs wrap): the same table whatever order the keys come in; every key found where
     it is, absent keys not found."""
     from lmtools.kernels.query import find_entry, find_top
-    from lmtools.kernels.query_tables import insert_entry, insert_top
+    from lmtools.kernels.query_tables import STRIDE, STRIDE_TOP, insert_entry
     from lmtools.ngram import query_numpy, steps
 
     rng = np.random.default_rng(7)
@@ -341,7 +341,7 @@ def test_probes_of_a_full_table_wrap_and_stop(tmp_path):
         for order in (keys, keys[::-1], rng.permutation(keys)):
             tab = np.zeros(2 * m, np.uint64)
             for k in order:
-                i, found = (insert_top(tab.view(np.uint32), 0, m, k) if top else insert_entry(tab, 0, m, k))
+                i, found = insert_entry(tab.view(np.uint32), 0, STRIDE_TOP if top else STRIDE, m, k)
                 assert not found
             tables.append(tab)
         assert all(np.array_equal(tables[0], t) for t in tables[1:])

@@ -136,8 +136,8 @@ def find_entry(tab, start, slots, key):
 
 
 @njit(cache=True, inline="always")
-def top_key(utab, j):
-    """The key of the highest order's entry at uint32 word j."""
+def entry_key(utab, j):
+    """The key of the entry at uint32 word j of the tables (the highest order's: 4 base[N] + 3e)."""
     return np.uint64(utab[j]) | (np.uint64(utab[j + 1]) << np.uint64(32))
 
 
@@ -148,7 +148,7 @@ def find_top(utab, start, slots, key):
     i = home(key, slots)
     w0 = 4 * start
     for _ in range(slots):
-        k = top_key(utab, w0 + 3 * i)
+        k = entry_key(utab, w0 + 3 * i)
         if k == key:
             return i
         if k == 0 or (k > key and home(k, slots) <= i):

@@ -8,56 +8,30 @@ import numpy as np
 from numba import njit, prange
 
 from lmtools.constants import MAX_QUERY_SLOTS, query_table_bases, query_table_limit, query_table_slots
-from lmtools.kernels.query import after, displacement, extend, find_entry, hash_word, home, prefetch, top_key
+from lmtools.kernels.query import after, displacement, entry_key, extend, find_entry, hash_word, home, prefetch
 from lmtools.kernels.records import AHEAD, RING
 
 _ONE = np.uint64(1)
 
 
+# Entries as the builders see them: through the tables' uint32 view, entry i of a table at 16-byte
+# unit ``start`` is the words from 4 start + stride i on: the key's low and high halves, then the value
+# words (STRIDE: 2 of them, log10 p and backoff; STRIDE_TOP, the highest order's: 1, log10 p)
+STRIDE = 4
+STRIDE_TOP = 3
+
+
 @njit(cache=True, inline="always")
-def insert_entry(tab, start, slots, key):
+def insert_entry(words, start, stride, slots, key):
     """(entry index, found): the entry holding ``key`` (found), or the entry where it now is, inserted
-    in Robin Hood order (kernels/query.py) with a zero value word for the caller to fill: the entries
-    that come after it in its run move one entry on, to the run's first free entry."""
-    i = home(key, slots)
-    d = 0
-    while True:
-        k = tab[2 * (start + i)]
-        if k == key:
-            return i, True
-        if k == 0 or after(k, displacement(i, home(k, slots), slots), key, d):
-            break
-        i += 1
-        d += 1
-        if i == slots:
-            i = 0
-    at = i
-    carry_key = key
-    carry_value = np.uint64(0)
-    while True:
-        e = 2 * (start + i)
-        k = tab[e]
-        v = tab[e + 1]
-        tab[e] = carry_key
-        tab[e + 1] = carry_value
-        if k == 0:
-            return at, False
-        carry_key = k
-        carry_value = v
-        i += 1
-        if i == slots:
-            i = 0
-
-
-@njit(cache=True, inline="always")
-def insert_top(utab, start, slots, key):
-    """insert_entry in the highest order's table of 12-byte entries (kernels/query.py), over the
-    tables' uint32 view: the value word (uint32) zero for the caller to fill."""
-    i = home(key, slots)
+    in Robin Hood order (kernels/query.py) with zero value words for the caller to fill: the entries
+    that come after it in its run move one entry on, to the run's first free entry. ``words``: the
+    tables' uint32 view; ``stride``: STRIDE or STRIDE_TOP."""
     w0 = 4 * start
+    i = home(key, slots)
     d = 0
     while True:
-        k = top_key(utab, w0 + 3 * i)
+        k = entry_key(words, w0 + stride * i)
         if k == key:
             return i, True
         if k == 0 or after(k, displacement(i, home(k, slots), slots), key, d):
@@ -68,18 +42,23 @@ def insert_top(utab, start, slots, key):
             i = 0
     at = i
     carry_key = key
-    carry_value = np.uint32(0)
+    carry_lp = np.uint32(0)
+    carry_bo = np.uint32(0)
     while True:
-        j = w0 + 3 * i
-        k = top_key(utab, j)
-        v = utab[j + 2]
-        utab[j] = np.uint32(carry_key & np.uint64(0xFFFFFFFF))
-        utab[j + 1] = np.uint32(carry_key >> np.uint64(32))
-        utab[j + 2] = carry_value
+        j = w0 + stride * i
+        k = entry_key(words, j)
+        lp = words[j + 2]
+        bo = words[j + 3] if stride == STRIDE else np.uint32(0)
+        words[j] = np.uint32(carry_key & np.uint64(0xFFFFFFFF))
+        words[j + 1] = np.uint32(carry_key >> np.uint64(32))
+        words[j + 2] = carry_lp
+        if stride == STRIDE:
+            words[j + 3] = carry_bo
         if k == 0:
             return at, False
         carry_key = k
-        carry_value = v
+        carry_lp = lp
+        carry_bo = bo
         i += 1
         if i == slots:
             i = 0
@@ -127,18 +106,15 @@ def insert_orders(tab, ftab, utab, base, slots, keys, lp, bo, offs, clashes):
         for r in range(lo, hi):
             if r + AHEAD < hi:
                 prefetch_home(tab, utab, start, size, keys[r + AHEAD], top)
-            if top:
-                i, found = insert_top(utab, start, size, keys[r])
-            else:
-                i, found = insert_entry(tab, start, size, keys[r])
+            stride = STRIDE_TOP if top else STRIDE
+            i, found = insert_entry(utab, start, stride, size, keys[r])
             if found:
                 c += 1
-            elif top:
-                ftab[4 * start + 3 * i + 2] = lp[r]
-            else:
-                e = start + i
-                ftab[4 * e + 2] = lp[r]
-                ftab[4 * e + 3] = bo[r]
+                continue
+            j = 4 * start + stride * i
+            ftab[j + 2] = lp[r]
+            if not top:
+                ftab[j + 3] = bo[r]
         clashes[n] = c
 
 
@@ -181,17 +157,12 @@ def place_keys(tab, utab, start, size, rows, seed, top):
             k = _words_key(rows, r + AHEAD, 0, n, seed)
             ring[(r + AHEAD) & (RING - 1)] = k
             prefetch_home(tab, utab, start, size, k, top)
-        key = ring[r & (RING - 1)]
-        if top:
-            i, found = insert_top(utab, start, size, key)
-        else:
-            i, found = insert_entry(tab, start, size, key)
+        stride = STRIDE_TOP if top else STRIDE
+        i, found = insert_entry(utab, start, stride, size, ring[r & (RING - 1)])
         if found:
             clashes += 1
-        elif top:
-            utab[4 * start + 3 * i + 2] = np.uint32(r)
         else:
-            tab[2 * (start + i) + 1] = np.uint64(r)
+            utab[4 * start + stride * i + 2] = np.uint32(r)
     return clashes
 
 
@@ -215,22 +186,19 @@ def count_absent(tab, start, size, rows, lo, hi, seed):
 
 
 @njit(cache=True, parallel=True)
-def fill_values(tab, ftab, utab, start, size, lp, bo, top):
+def fill_values(ftab, utab, start, size, lp, bo, top):
     """Replace the row number place_keys left in each used entry of one order's table with that row's
     log10 p and backoff (float32; ``top``: the highest order's table, log10 p only): the entries
     insert_orders would have made."""
+    stride = STRIDE_TOP if top else STRIDE
     for e in prange(size):
-        if top:
-            j = 4 * start + 3 * e
-            if utab[j] != 0 or utab[j + 1] != 0:
-                ftab[j + 2] = lp[utab[j + 2]]
-        else:
-            i = start + e
-            if tab[2 * i] != 0:
-                r = tab[2 * i + 1]
-                x, y = lp[r], bo[r]
-                ftab[4 * i + 2] = x
-                ftab[4 * i + 3] = y
+        j = 4 * start + stride * e
+        if utab[j] != 0 or utab[j + 1] != 0:
+            r = utab[j + 2]
+            x = lp[r]
+            if not top:
+                ftab[j + 3] = bo[r]
+            ftab[j + 2] = x
 
 
 @njit(cache=True)
@@ -257,7 +225,7 @@ def close_suffixes(tab, ftab, base, slots, counts, rows, seed, limit):
                 break
             if counts[k] + 1 > limit[k]:
                 return k
-            i, _ = insert_entry(tab, base[k], slots[k], key)
+            i, _ = insert_entry(tab.view(np.uint32), base[k], STRIDE, slots[k], key)
             e = base[k] + i
             ftab[4 * e + 2] = np.nan
             ftab[4 * e + 3] = 0.0
@@ -267,12 +235,13 @@ def close_suffixes(tab, ftab, base, slots, counts, rows, seed, limit):
 
 @njit(cache=True)
 def rehash_order(old, start, size, new, size_new):
-    """Copy the entries of one order's table (at ``old[start..]``, ``size`` entries) into ``new``
-    (``size_new`` entries)."""
+    """Copy the entries of one order's table of 16-byte entries (at ``old[start..]``, ``size`` entries)
+    into ``new`` (``size_new`` entries)."""
+    words = new.view(np.uint32)
     for i in range(size):
         key = old[2 * (start + i)]
         if key != 0:
-            j, _ = insert_entry(new, 0, size_new, key)
+            j, _ = insert_entry(words, 0, STRIDE, size_new, key)
             new[2 * j + 1] = old[2 * (start + i) + 1]
 
 

@@ -182,7 +182,7 @@ class PendingTables:
         ftab, utab = tab.view(np.float32), tab.view(np.uint32)
         N = model.order
         for n in range(2, N + 1):
-            fill_values(tab, ftab, utab, base[n], slots[n], np.ascontiguousarray(model.logprob[n - 1], np.float32),
+            fill_values(ftab, utab, base[n], slots[n], np.ascontiguousarray(model.logprob[n - 1], np.float32),
                         np.ascontiguousarray(model.backoff[n - 1], np.float32), n == N)
         return QueryTables(QUERY_LAYOUT, seed, bool(closed), tab, base, slots, uni_lp, uni_bo, *words,
                            source=model_arrays(model))
