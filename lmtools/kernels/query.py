@@ -127,12 +127,19 @@ def find_entry(tab, start, slots, key):
         k = tab[2 * (start + i)]
         if k == key:
             return i
-        if k == 0 or (k > key and home(k, slots) <= i):
+        if ends_probe(k, key, i, slots):
             return -1
         i += 1
         if i == slots:
             i = 0
     return -1
+
+
+@njit(cache=True, inline="always")
+def ends_probe(k, key, i, slots):
+    """Whether entry i, holding key k (not ``key``), ends a probe for ``key``: it is empty, or it comes
+    after ``key`` in Robin Hood order (a larger key that has not wrapped: its home at or before i)."""
+    return k == 0 or (k > key and home(k, slots) <= i)
 
 
 @njit(cache=True, inline="always")
@@ -144,14 +151,15 @@ def entry_key(utab, j):
 @njit(cache=True, inline="always")
 def find_top(utab, start, slots, key):
     """find_entry in the highest order's table of 12-byte entries (``slots`` entries from the
-    16-byte unit ``start``)."""
+    16-byte unit ``start``), whose keys are read as two halves (find_entry's one 64-bit load is the
+    walk's most frequent read: kept apart)."""
     i = home(key, slots)
     w0 = 4 * start
     for _ in range(slots):
         k = entry_key(utab, w0 + 3 * i)
         if k == key:
             return i
-        if k == 0 or (k > key and home(k, slots) <= i):
+        if ends_probe(k, key, i, slots):
             return -1
         i += 1
         if i == slots:
