@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -11,7 +12,7 @@ from lmtools.errors import LmError
 from lmtools.ngram import query as Q
 from lmtools.ngram.model import NGramModel
 from lmtools.mixture import Mixture, check_lambdas
-from lmtools.ngram.query import PplStats, QueryModel
+from lmtools.ngram.query import LineScores, PplStats, QueryModel, exact_add
 from tests import naive_query as NQ
 from tests.conftest import DATA, SHAKESPEARE
 
@@ -368,6 +369,30 @@ def test_ppl_stats_are_the_same_on_every_path(q3, test_text):
     a.add(q3.line_scores(data, fast=True))
     b.add(q3.score_text(data, fast=False).line_scores())
     assert a.figures() == b.figures()
+
+
+def test_ppl_totals_do_not_depend_on_how_the_lines_came(q3, test_text):
+    """lm-ppl's totals are exact sums: chunks of any size (threads, --threads, files merged) agree."""
+    ls = q3.line_scores(test_text.encode(), fast=True)
+    whole = PplStats()
+    whole.add(ls)
+    assert whole.logprob == math.fsum(ls.lp_nz.tolist()) and whole.logprob_iv == math.fsum(ls.lp_iv.tolist())
+    rng = np.random.default_rng(3)
+    for k in (1, 7, 40):
+        cuts = [0, *sorted(rng.choice(np.arange(1, len(ls)), size=k, replace=False).tolist()), len(ls)]
+        chunked, merged = PplStats(), PplStats()
+        for a, b in zip(cuts, cuts[1:]):
+            part = LineScores(*(x[a:b] for x in (ls.lp, ls.lp_nz, ls.lp_iv, ls.tokens, ls.oovs, ls.zeros)))
+            chunked.add(part)
+            one = PplStats()
+            one.add(part)
+            merged.merge(one)
+        assert chunked.figures() == whole.figures() == merged.figures()
+    # where a running float sum would lose the 1.0
+    parts: list[float] = []
+    for v in ([1e16], [1.0], [-1e16], [0.5, 2.0**-60]):
+        parts = exact_add(parts, v)
+    assert parts[0] == 1.5 and math.fsum(parts) == 1.5 and exact_add(parts, [-1.5]) == [2.0**-60]
 
 
 def _tiny_ffnn(vocab, seed=0):

@@ -7,11 +7,9 @@ import sys
 import click
 
 from lmtools.cli import common
-from lmtools.cli.ppl import (SCORE_CHUNK_BYTES, check_threads, check_weights, load_for_scoring, model_options, parse_lambdas,
-                             resolve_sources, text_flags)
+from lmtools.cli.ppl import (check_threads, check_weights, load_for_scoring, model_options, parse_lambdas,
+                             resolve_sources, score_chunk_bytes, text_flags)
 from lmtools.errors import LmError
-
-CHUNK_BYTES = SCORE_CHUNK_BYTES  # text read (and output flushed) per step, at most; less from a slow producer
 
 
 @common.command("lm-score", short_help="score every line of text, streaming")
@@ -62,7 +60,8 @@ def main(files, models, lambdas, threads, fmt, as_json, with_text, words, lower,
     read_opts = TextOptions(encoding_errors=encoding_errors, max_line=common.max_line())
     out = sys.stdout.buffer
     dropped = replaced = 0
-    for chunk in iter_text_chunks(paths, read_opts, CHUNK_BYTES, streaming=True):
+    # text read (and output flushed) per step, at most; less from a slow producer
+    for chunk in iter_text_chunks(paths, read_opts, score_chunk_bytes(threads), streaming=True):
         data = chunk.data
         if lower or chars:
             text = data.decode("utf-8")

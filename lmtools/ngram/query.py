@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -141,6 +141,21 @@ class LineScores:
         return LineSums(self.lp, self.lp_nz, self.lp_iv, self.tokens, self.oovs, self.zeros)
 
 
+def exact_add(parts: list[float], values: list[float]) -> list[float]:
+    """Floats whose exact sum is that of ``parts`` and ``values``: the first is that sum correctly
+    rounded (math.fsum), each next one the rounded rest. A running total kept so does not depend on
+    how its values came in (chunks of another size, another number of threads, files merged)."""
+    every = parts + values
+    out: list[float] = []
+    t = math.fsum(every)
+    while t != 0.0:
+        out.append(t)
+        if not math.isfinite(t):
+            break
+        t = math.fsum(every + [-x for x in out])  # the rest, shrinking by 2**-52 or more each time
+    return out
+
+
 @dataclass
 class PplStats:
     """Running totals for the perplexity report (formulas in man/lm-ppl.1)."""
@@ -148,25 +163,37 @@ class PplStats:
     words: int = 0
     oovs: int = 0
     zeroprobs: int = 0
-    logprob: float = 0.0  # sum of log10 p over all scored tokens but zero-probability ones (OOVs as <unk>)
-    logprob_iv: float = 0.0  # the same without OOVs
     dropped: int = 0
     replaced_lines: int = 0
+    # sums of log10 p, exact (exact_add): over all scored tokens but zero-probability ones (OOVs as
+    # <unk>), and the same without OOVs
+    lp_parts: list = field(default_factory=list)
+    lp_iv_parts: list = field(default_factory=list)
+
+    @property
+    def logprob(self) -> float:
+        return self.lp_parts[0] if self.lp_parts else 0.0
+
+    @property
+    def logprob_iv(self) -> float:
+        return self.lp_iv_parts[0] if self.lp_iv_parts else 0.0
 
     def add(self, ls: "LineScores") -> None:
-        """Add a chunk's per-sentence results (fsum per chunk: exact, so every path agrees)."""
+        """Add a chunk's per-sentence results (summed exactly: every path, chunking and merge agree)."""
         self.sentences += len(ls)
         tokens = int(ls.tokens.sum())
         self.words += tokens - len(ls)
         self.oovs += int(ls.oovs.sum())
         self.zeroprobs += int(ls.zeros.sum())
-        self.logprob += math.fsum(ls.lp_nz.tolist())
-        self.logprob_iv += math.fsum(ls.lp_iv.tolist())
+        self.lp_parts = exact_add(self.lp_parts, ls.lp_nz.tolist())
+        self.lp_iv_parts = exact_add(self.lp_iv_parts, ls.lp_iv.tolist())
         self.dropped += ls.n_dropped
 
     def merge(self, other: "PplStats") -> None:
-        for k in ("sentences", "words", "oovs", "zeroprobs", "logprob", "logprob_iv", "dropped", "replaced_lines"):
+        for k in ("sentences", "words", "oovs", "zeroprobs", "dropped", "replaced_lines"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.lp_parts = exact_add(self.lp_parts, other.lp_parts)
+        self.lp_iv_parts = exact_add(self.lp_iv_parts, other.lp_iv_parts)
 
     @property
     def tokens(self) -> int:
