@@ -106,7 +106,7 @@ def main():
 import json, time, sys
 t0 = time.perf_counter()
 from lmtools.kinds import load_scorer
-from lmtools.ngram.query import PplStats
+from lmtools.ngram.scores import PplStats
 from lmtools.io.text import iter_text_chunks
 s = load_scorer([{str(model_path)!r}], skip_blas=True)
 t1 = time.perf_counter()

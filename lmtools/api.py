@@ -45,7 +45,7 @@ import numpy as np
 
 from lmtools.constants import LOG_ZERO
 from lmtools.kinds import load_scorer, scorer_for
-from lmtools.ngram.query import NO_CONTEXT, PplStats, Scored
+from lmtools.ngram.scores import NO_CONTEXT, PplStats, Scored
 from lmtools.vocab import BOS, BOS_ID, EOS_ID
 
 LOG2_10 = math.log2(10.0)

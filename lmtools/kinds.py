@@ -23,7 +23,7 @@ from lmtools.errors import LmError
 from lmtools.ngram.sample import DEFAULT_MAX_LEN, check_options
 
 if TYPE_CHECKING:
-    from lmtools.ngram.query import LineScores, Scored
+    from lmtools.ngram.scores import LineScores, Scored
     from lmtools.ngram.sample import Samples, SamplingOptions
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
 from lmtools.lambdas import check_lambdas  # noqa: F401  (its home before lmtools.lambdas)
-from lmtools.ngram.query import NO_CONTEXT, LineScores, Scored
+from lmtools.ngram.scores import NO_CONTEXT, LineScores, Scored
 from lmtools.ngram.sample import Samples, SamplerBase, SamplingOptions
 from lmtools.vocab import BOS_ID, EOS_ID, UNK_ID
 

@@ -156,7 +156,7 @@ def test_arguments_are_checked_before_the_module_sees_them(counts5):
     M, words, remap = qm.hashed_model(), qm.vocabulary.word_table(), qm._remap()
     data = b"the king\n"
     buf = np.frombuffer(data, np.uint8)
-    from lmtools.ngram.query import LineScores
+    from lmtools.ngram.scores import LineScores
 
     out = LineScores.empty(1).kernel_view()
     A, state = block_arrays(64, qm.order), np.zeros(3, np.int64)

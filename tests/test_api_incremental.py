@@ -316,7 +316,8 @@ def test_few_lines_walk_the_stored_tables(files, sentences, monkeypatch):
     included."""
     import lmtools.kernels.query as kq
     from lmtools.io.models import load_model
-    from lmtools.ngram.query import NO_CONTEXT, QueryModel
+    from lmtools.ngram.query import QueryModel
+    from lmtools.ngram.scores import NO_CONTEXT
 
     qm = QueryModel(load_model(str(files / "kn4.lm")))
     assert qm.stored is not None

@@ -12,7 +12,8 @@ from lmtools.errors import LmError
 from lmtools.ngram import query as Q
 from lmtools.ngram.model import NGramModel
 from lmtools.mixture import Mixture, check_lambdas
-from lmtools.ngram.query import LineScores, PplStats, QueryModel, exact_add
+from lmtools.ngram.query import QueryModel
+from lmtools.ngram.scores import LineScores, PplStats, exact_add
 from tests import naive_query as NQ
 from tests.conftest import DATA, SHAKESPEARE
 

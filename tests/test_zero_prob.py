@@ -11,7 +11,8 @@ import pytest
 
 from lmtools.ngram.model import NGramModel
 from lmtools.constants import LOG_ZERO
-from lmtools.ngram.query import PplStats, QueryModel
+from lmtools.ngram.query import QueryModel
+from lmtools.ngram.scores import PplStats
 from lmtools.ngram.smoothing import smooth
 from tests import naive_query as NQ
 from tests.conftest import SHAKESPEARE

@@ -170,7 +170,7 @@ def _fit(objs, names, text, files, start, max_iter, tol, skip_oovs, verbose, thr
     from lmtools.io.text import iter_text_chunks
     from lmtools.kinds import scorer_for
     from lmtools.mixture import Mixture, fit_lambdas, fit_tokens, round_lambdas
-    from lmtools.ngram.query import NO_CONTEXT, PplStats
+    from lmtools.ngram.scores import NO_CONTEXT, PplStats
     from lmtools.vocab import BOS_ID
 
     scorers = [scorer_for(o, n) for o, n in zip(objs, names)]
@@ -228,7 +228,8 @@ def _fit(objs, names, text, files, start, max_iter, tol, skip_oovs, verbose, thr
 
 def _static_figures(model, chunks, threads) -> dict:
     """lm-ppl's figures of the static mixture on the same text (the chunks as read)."""
-    from lmtools.ngram.query import PplStats, QueryModel
+    from lmtools.ngram.query import QueryModel
+    from lmtools.ngram.scores import PplStats
 
     qm = QueryModel(model, "static mixture")
     stats = PplStats()

@@ -211,7 +211,7 @@ def main(files, models, lambdas, threads, as_json, srilm, per_sentence, lower, c
     scorer = load_for_scoring(model_srcs, weights, need_probabilities=True, text_paths=paths)
 
     from lmtools.io.text import display_name, iter_text_chunks
-    from lmtools.ngram.query import PplStats
+    from lmtools.ngram.scores import PplStats
 
     lower, chars = text_flags(scorer, lower, chars, model_srcs)
     text_opts = common.make_text_options(lower, chars, encoding_errors)

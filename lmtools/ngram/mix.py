@@ -31,7 +31,8 @@ import numpy as np
 from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
 from lmtools.ngram.model import NGramModel
-from lmtools.ngram.query import NO_CONTEXT, QueryModel
+from lmtools.ngram.query import QueryModel
+from lmtools.ngram.scores import NO_CONTEXT
 from lmtools.vocab import BOS_ID, SPECIALS, UNK_ID
 
 ROWS_PER_CALL = 1 << 20  # n-grams scored per call (bounds the streams' memory)

@@ -63,7 +63,8 @@ class TrieScorer:
 
     def score_ids(self, ids: np.ndarray, fast: bool = True, threads: int = 1):
         """(log10 p float64, matched order int32, zero-probability bool) per position of ``ids``."""
-        from lmtools.ngram.query import NO_CONTEXT, PARALLEL_MIN_TOKENS
+        from lmtools.ngram.query import PARALLEL_MIN_TOKENS
+        from lmtools.ngram.scores import NO_CONTEXT
         from lmtools.vocab import BOS_ID
 
         ids = np.ascontiguousarray(ids, dtype=np.int32)
@@ -189,7 +190,7 @@ class TrieScorer:
         return total, m.astype(np.int32), zero
 
     def score_text(self, data: bytes, threads: int = 1, fast: bool | None = None):
-        from lmtools.ngram.query import Scored
+        from lmtools.ngram.scores import Scored
 
         if fast is None:
             fast = self.use_fast(len(data))

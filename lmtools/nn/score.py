@@ -11,7 +11,8 @@ import numpy as np
 
 from lmtools.constants import LOG_ZERO
 from lmtools.errors import LmError
-from lmtools.ngram.query import NO_CONTEXT, LineScores, Scored, Vocabulary
+from lmtools.ngram.query import Vocabulary
+from lmtools.ngram.scores import NO_CONTEXT, LineScores, Scored
 from lmtools.vocab import BOS_ID
 
 
