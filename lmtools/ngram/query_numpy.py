@@ -156,9 +156,10 @@ def score_tables_numpy(qm, ids: np.ndarray):
     ctx = t_idx - s_of - (ids[s_of] < 0)  # context tokens available at t (the kernel's ctxu)
     word = ~is_start
     w = np.where(ids >= 0, ids, 0)
-    # reach0[t]: where the walk stops without the prefix-closed bound; entries of each found order
+    # reach0[t]: where the walk stops without the prefix-closed bound; value[n, t]: where the log10 p
+    # of the order-n n-gram found ending at t is in the tables' float32 view
     reach0 = np.where(word, 1, np.where(ids == BOS_ID, 1, 0)).astype(np.int64)
-    entry = np.full((N + 1, T), -1, np.int64)
+    value = np.full((N + 1, T), -1, np.int64)
     pos = np.flatnonzero(word & (ctx >= 1))
     h = _mix(w[pos].astype(np.uint64) + np.uint64(seed))  # kernels/query.hash_word
     for n in range(2, N + 1):
@@ -168,7 +169,7 @@ def score_tables_numpy(qm, ids: np.ndarray):
         e = _probe(utab, int(base[n]), int(slots[n]), h | np.uint64(1), n == N)
         ok = e >= 0
         pos, h = pos[ok], h[ok]
-        entry[n, pos] = e[ok]
+        value[n, pos] = e[ok]
         reach0[pos] = n
         more = ctx[pos] >= n  # the next order needs one more word of context
         pos, h = pos[more], h[more]
@@ -184,7 +185,7 @@ def score_tables_numpy(qm, ids: np.ndarray):
     bo[1] = np.where(word | (ids == BOS_ID), qm.uni_bo[w], 0.0)
     for n in range(2, N + 1):
         at = np.flatnonzero(reach >= n)
-        j = entry[n, at]
+        j = value[n, at]
         if n < N:  # the highest order has no backoff (none read: kmax < N)
             bo[n, at] = ftab[j + 1]
         v = ftab[j]
