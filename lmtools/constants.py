@@ -9,9 +9,9 @@ LOG_ZERO = -99.0  # log10 p at or below this is p = 0; ARPA files write log10 0 
 ASCII_WHITESPACE = " \t\n\v\f\r"
 
 # The query hash tables (kernels/query.py): an order with m n-grams gets query_table_slots(m) entries
-# (QUERY_TABLE_SLOTS per n-gram; Robin Hood order keeps probes short that full: a lookup, present or
-# absent, reads about 5 entries, most of them in the cache line of the first); placeholders for
-# missing suffixes may fill it to QUERY_TABLE_LOAD before it grows. A key's home entry is its top 32
+# (QUERY_TABLE_SLOTS per n-gram, 87% full: in Robin Hood order a lookup, present or absent, still reads
+# about 4 entries, 1 in 10 more than 8); placeholders for missing suffixes may fill it to
+# QUERY_TABLE_LOAD before it grows. A key's home entry is its top 32
 # bits scaled to the table, so a table has fewer than 2**32 entries (3.7 billion n-grams of one order).
 QUERY_TABLE_SLOTS = (23, 20)
 QUERY_TABLE_LOAD = (19, 20)

@@ -25,7 +25,7 @@ from pathlib import Path
 MODULE = "_scoring_aot"
 HERE = Path(__file__).resolve().parent
 # the sources the compiled kernel is made from: a change to any makes the module stale
-SOURCES = ("aot.py", "query.py", "records.py", "tokenize.py")
+SOURCES = ("aot.py", "query.py", "records.py", "tokenize.py", "../constants.py")  # constants: LOG_ZERO
 
 
 def source_key(versions: bytes | None = None) -> int:

@@ -102,20 +102,6 @@ def home(key, slots):
 
 
 @njit(cache=True, inline="always")
-def displacement(i, h, slots):
-    """How far entry i lies past the home entry h in a table of ``slots`` entries (it wraps)."""
-    d = i - h
-    return d + slots if d < 0 else d
-
-
-@njit(cache=True, inline="always")
-def after(k, dk, key, d):
-    """Whether the entry holding key k, ``dk`` entries past its home, comes after ``key`` (``d`` past
-    its home, at the same entry) in Robin Hood order: its home is later, or the same and its key larger."""
-    return dk < d or (dk == d and k > key)
-
-
-@njit(cache=True, inline="always")
 def find_entry(tab, start, slots, key):
     """Entry index (relative to ``start``) holding ``key``, or -1. The table is in Robin Hood order
     (see the module's docstring), so the probe stops at an empty entry or at an entry that comes after

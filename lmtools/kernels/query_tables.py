@@ -8,10 +8,24 @@ import numpy as np
 from numba import njit, prange
 
 from lmtools.constants import MAX_QUERY_SLOTS, query_table_bases, query_table_limit, query_table_slots
-from lmtools.kernels.query import after, displacement, entry_key, extend, find_entry, hash_word, home, prefetch
+from lmtools.kernels.query import entry_key, extend, find_entry, hash_word, home, prefetch
 from lmtools.kernels.records import AHEAD, RING
 
 _ONE = np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def displacement(i, h, slots):
+    """How far entry i lies past the home entry h in a table of ``slots`` entries (it wraps)."""
+    d = i - h
+    return d + slots if d < 0 else d
+
+
+@njit(cache=True, inline="always")
+def after(k, dk, key, d):
+    """Whether the entry holding key k, ``dk`` entries past its home, comes after ``key`` (``d`` past
+    its home, at the same entry) in Robin Hood order: its home is later, or the same and its key larger."""
+    return dk < d or (dk == d and k > key)
 
 
 # Entries as the builders see them: through the tables' uint32 view, entry i of a table at 16-byte
@@ -194,11 +208,10 @@ def fill_values(ftab, utab, start, size, lp, bo, top):
     for e in prange(size):
         j = 4 * start + stride * e
         if utab[j] != 0 or utab[j + 1] != 0:
-            r = utab[j + 2]
-            x = lp[r]
+            r = utab[j + 2]  # read before its word takes log10 p
+            ftab[j + 2] = lp[r]
             if not top:
                 ftab[j + 3] = bo[r]
-            ftab[j + 2] = x
 
 
 @njit(cache=True)

@@ -337,7 +337,7 @@ def _insert(keys: list, vals: list, key: int, val) -> bool:
 
 
 def _after(k: int, dk: int, key: int, d: int) -> bool:
-    """kernels/query.after."""
+    """kernels/query_tables.after."""
     return dk < d or (dk == d and k > key)
 
 
@@ -345,11 +345,11 @@ def _present(keys: list, key: int) -> bool:
     """kernels/query.find_entry on one order's key list: whether ``key`` is there."""
     size = len(keys)
     i = home(key, size)
-    for d in range(size):
+    for _ in range(size):
         k = keys[i]
         if k == key:
             return True
-        if k == 0 or _after(k, (i - home(k, size)) % size, key, d):
+        if k == 0 or (k > key and home(k, size) <= i):  # kernels/query.ends_probe
             return False
         i = i + 1 if i + 1 < size else 0
     return False
