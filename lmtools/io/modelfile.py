@@ -63,6 +63,10 @@ MAGIC = "lmtools-model"
 MAGIC_BYTES = b"\xad" + MAGIC.encode()
 FORMAT_VERSION = 3
 ALIGN = 64  # array data starts at a multiple of this file offset (a cache line; numpy and numba need <= 8)
+# Arrays probed at random (a model's query.tab, trie.packed) of this size or more are mapped and written in
+# huge pages (advise_random; io.modelwrite): the PTB 5-gram's 55 MB table gained 3-5% from them, within
+# noise; a 2 GB table 40%
+HUGE_PAGE_MIN_BYTES = 64 << 20
 CHUNK = 64 << 20  # array data from a stream is read and checksummed in pieces of at most this (tests set it small)
 EAGER_BYTES = 1 << 20  # a mapped load checksums arrays up to this size at once, larger ones when first read whole
 _DESC_MAX = 1 << 16  # a descriptor (name, dtype, shape, length, checksum) is far smaller
@@ -386,16 +390,18 @@ class MappedModel:
     def advise_random(self, names) -> None:
         """Tell the kernel that the arrays ``names`` are read at random (a hash table that queries
         probe here and there): a page fault then reads that page, not the ~2 MB of read-ahead around
-        it, which made every probe of a cold table add megabytes to the process's RSS; and that they
-        are best mapped in huge pages (MADV_HUGEPAGE): a fault on a page not in the page cache reads
-        its aligned 2 MB at once, into a huge page that later probes reach through one TLB entry
-        (lm-ppl with an 88M-n-gram model on 10x PTB train: 2.1 s against 3.5-3.7 s in 4 kB pages;
-        pages already cached stay as they were: modelwrite writes the large tables in huge pages).
-        Where the platform has no madvise, nothing happens (Linux, macOS and the BSDs have it)."""
+        it, which made every probe of a cold table add megabytes to the process's RSS; and that those
+        of HUGE_PAGE_MIN_BYTES or more are best mapped in huge pages (MADV_HUGEPAGE): a fault on a page
+        not in the page cache reads its aligned 2 MB at once, into a huge page that later probes reach
+        through one TLB entry (lm-ppl with an 88M-n-gram model on 10x PTB train: 2.1 s against
+        3.5-3.7 s in 4 kB pages; pages already cached stay as they were: modelwrite writes the same
+        arrays in huge pages). A smaller table gains little from them and would cost a cold start
+        2 MB a fault (the PTB 5-gram's 40 MB table, 100 sentences scored word by word from a cold
+        cache: 38 MB of it read in huge pages, 16 MB without). Where the platform has no madvise,
+        nothing happens (Linux, macOS and the BSDs have it)."""
         mapping = self._buffer.obj
         advise = getattr(mapping, "madvise", None)
-        flags = [f for f in (getattr(mmap, "MADV_RANDOM", None), getattr(mmap, "MADV_HUGEPAGE", None)) if f is not None]
-        if advise is None or not flags or not len(self._buffer):
+        if advise is None or not len(self._buffer):
             return
         base = np.frombuffer(self._buffer, np.uint8, 1).ctypes.data
         for array in names:
@@ -404,7 +410,10 @@ class MappedModel:
                 continue
             at = a.ctypes.data - base
             start = at - at % mmap.PAGESIZE  # madvise takes whole pages
-            for flag in flags:
+            huge = a.nbytes >= HUGE_PAGE_MIN_BYTES
+            for flag in (getattr(mmap, "MADV_RANDOM", None), getattr(mmap, "MADV_HUGEPAGE", None) if huge else None):
+                if flag is None:
+                    continue
                 try:
                     advise(flag, start, at + a.nbytes - start)
                 except (OSError, ValueError):  # advice only: a kernel that refuses it changes no result

@@ -20,7 +20,7 @@ import msgpack
 import numpy as np
 
 from lmtools.errors import LmError
-from lmtools.io.modelfile import ALIGN, CHUNK, FORMAT_VERSION, KINDS, MAGIC, crc32, read_model
+from lmtools.io.modelfile import ALIGN, CHUNK, FORMAT_VERSION, HUGE_PAGE_MIN_BYTES, KINDS, MAGIC, crc32, read_model
 
 def _descriptor_bytes(packer, name: str, dtype: str, shape, nbytes: int, crc: int) -> bytes:
     """An array's descriptor, ``[name, dtype, shape, nbytes, crc]`` in msgpack, the crc as a uint32 of
@@ -54,10 +54,9 @@ def _model_head(packer, kind: str, header: dict, names: list[str]) -> bytes:
 # file, by several threads at once (_write_mapped). Below it, one write after another.
 MAPPED_MIN_BYTES = 16 << 20
 _WINDOW = 8 << 20  # each thread maps this much of the file at a time (what the mappings add to RSS)
-# Arrays written in huge pages (_advise_huge): those that queries probe at random, from this size on (the
-# PTB 5-gram's 55 MB table gained 3-5% from them, within noise; a 2 GB table 40%)
+# Arrays written in huge pages (_advise_huge): those that queries probe at random, from
+# HUGE_PAGE_MIN_BYTES on (io.modelfile: the reader's rule too)
 HUGE_PAGE_ARRAYS = frozenset({"query.tab", "trie.packed"})
-HUGE_PAGE_MIN_BYTES = 64 << 20
 
 
 def write_model(stream: BinaryIO, kind: str, header: dict, arrays: dict[str, np.ndarray]) -> None:
