@@ -328,7 +328,7 @@ def test_probes_of_a_full_table_wrap_and_stop(tmp_path):
     it is, absent keys not found."""
     from lmtools.kernels.query import find_entry, find_top
     from lmtools.kernels.query_tables import STRIDE, STRIDE_TOP, insert_entry
-    from lmtools.ngram import query_numpy, steps
+    from lmtools.ngram import query_numpy
 
     rng = np.random.default_rng(7)
     m = 200
@@ -354,16 +354,12 @@ def test_probes_of_a_full_table_wrap_and_stop(tmp_path):
         for k in keys:
             i = find(u if top else tab, 0, m, k)
             assert stored[i] == k
-            j = M._probe(tab, 0, m, int(k), top)
-            assert j == (3 * i if top else 4 * i) + 2
-            home = ((int(k) >> 32) * m) >> 32
-            assert steps._find(memoryview(u), 0, m, int(k), home, top) == j
+            assert M.probe_words(memoryview(u), 0, m, int(k), top) == (3 * i if top else 4 * i) + 2
         assert (query_numpy._probe(u, 0, m, keys, top) == [(3 if top else 4) * find(u if top else tab, 0, m, k) + 2
                                                              for k in keys]).all()
         for k in absent:
             assert find(u if top else tab, 0, m, k) == -1
-            assert M._probe(tab, 0, m, int(k), top) == -1
-            assert steps._find(memoryview(u), 0, m, int(k), ((int(k) >> 32) * m) >> 32, top) == -1
+            assert M.probe_words(memoryview(u), 0, m, int(k), top) == -1
         assert (query_numpy._probe(u, 0, m, absent, top) == -1).all()
 
 

@@ -390,17 +390,18 @@ def word_hash(word: bytes) -> int:
     return h ^ (h >> 33)
 
 
-def _probe(tab: np.ndarray, start: int, size: int, key: int, top: bool) -> int:
-    """Where ``key`` is in one order's table (``size`` entries from ``start``; ``top``: the highest
-    order's, kernels/query.find_top), or -1: the index of its log10 p in the tables' float32 view."""
+def probe_words(words, start: int, size: int, key: int, top: bool) -> int:
+    """Where ``key`` is in one order's table (``size`` entries from the 16-byte unit ``start``;
+    ``top``: the highest order's), or -1: the index of its log10 p in the tables' float32 view;
+    kernels/query.find_entry and find_top in Python, over the tables as uint32 words of Python ints
+    (a memoryview cast to "I": the stored-table checks here, ngram/steps.py's walk)."""
     i = home(key, size)
-    words = tab.view(np.uint32)
     for _ in range(size):
         j = 4 * start + 3 * i if top else 4 * (start + i)
-        k = int(words[j]) | int(words[j + 1]) << 32
+        k = words[j] | words[j + 1] << 32
         if k == key:
             return j + 2
-        if k == 0 or (k > key and home(k, size) <= i):
+        if k == 0 or (k > key and home(k, size) <= i):  # kernels/query.ends_probe
             return -1
         i = i + 1 if i + 1 < size else 0
     return -1
@@ -440,10 +441,11 @@ def query_problem(q: QueryTables, model: NGramModel) -> str | None:
     uni, ulp, ubo = model.ngrams[0][:, 0], model.logprob[0], model.backoff[0]
     if not (np.array_equal(q.uni_lp[uni], ulp) and np.array_equal(q.uni_bo[uni], ubo)):
         return "its unigram arrays disagree with the model's unigrams"
+    words = memoryview(q.tab).cast("B").cast("I")
     for n in range(2, N + 1):
         rows, lp, bo = _rows(model.ngrams, n - 1), _rows(model.logprob, n - 1), _rows(model.backoff, n - 1)
         for r in _spread(sizes[n - 1]):
-            j = _probe(q.tab, base[n], slots[n], ngram_key(rows[r].tolist(), q.seed), n == N)
+            j = probe_words(words, base[n], slots[n], ngram_key(rows[r].tolist(), q.seed), n == N)
             if j < 0:
                 return f"an n-gram of order {n} is not in its tables"
             vals = q.tab.view(np.float32)[j: j + 2]

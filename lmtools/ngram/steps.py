@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from lmtools.constants import LOG_ZERO
+from lmtools.ngram.model import probe_words
 from lmtools.vocab import BOS_ID, UNK_ID
 
 _MASK = (1 << 64) - 1
@@ -27,22 +28,6 @@ _MASK = (1 << 64) - 1
 _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
 _K1 = 0x9E3779B97F4A7C15
-
-
-def _find(words, start: int, size: int, key: int, i: int, top: bool) -> int:
-    """kernels/query.find_entry (``top``: find_top) over the tables' uint32 memoryview ``words``,
-    probing from the key's home entry i: where its log10 p is in their float32 view, or -1."""
-    for _ in range(size):
-        j = 4 * start + 3 * i if top else 4 * (start + i)
-        k = words[j] | words[j + 1] << 32
-        if k == 0:
-            return -1
-        if k == key:
-            return j + 2
-        if k > key and ((k >> 32) * size) >> 32 <= i:
-            return -1
-        i = i + 1 if i + 1 < size else 0
-    return -1
 
 
 def word_ids(vocab: list[str], remap=None) -> dict[str, int]:
@@ -138,16 +123,16 @@ class NGramSteps:
                 key = h | 1
                 start = starts[n]
                 size = sizes[n]
-                i = ((key >> 32) * size) >> 32  # kernels/query.home
-                if n < N:
+                if n < N:  # the home entry first, read as one word: most probes end there
+                    i = ((key >> 32) * size) >> 32  # kernels/query.home
                     j = 4 * (start + i) + 2
                     if keys[2 * (start + i)] != key:
-                        j = _find(self._words, start, size, key, i, False)
+                        j = probe_words(self._words, start, size, key, False)
                         if j < 0:
                             break
                     found.append(vals[j + 1])
                 else:  # the highest order's 12-byte entries, without backoff
-                    j = _find(self._words, start, size, key, i, True)
+                    j = probe_words(self._words, start, size, key, True)
                     if j < 0:
                         break
                     found.append(0.0)
